@@ -1,0 +1,19 @@
+// Compiled only when the engine is built without CUDA: every CUDA entry point says so.
+#include "engine/error.h"
+#include "engine/memory.h"
+
+namespace engine::cuda {
+
+bool available() { return false; }
+
+void* alloc(size_t, int) {
+  fail("this build of the engine has no CUDA backend (configure with -DENGINE_CUDA=ON)");
+}
+
+void free(void*, size_t, int) {}
+
+void copy(void*, Device, const void*, Device, size_t) {
+  fail("this build of the engine has no CUDA backend (configure with -DENGINE_CUDA=ON)");
+}
+
+}  // namespace engine::cuda

@@ -1,0 +1,31 @@
+// engine/device.h — where a tensor's bytes live: host memory or one CUDA GPU.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+
+namespace engine {
+
+enum class DeviceType : uint8_t { CPU, CUDA };
+
+struct Device {
+  DeviceType type = DeviceType::CPU;
+  int index = 0;  // GPU ordinal; always 0 for the CPU
+
+  static Device cpu() { return {}; }
+  static Device cuda(int i = 0) { return {DeviceType::CUDA, i}; }
+  bool is_cpu() const { return type == DeviceType::CPU; }
+  bool is_cuda() const { return type == DeviceType::CUDA; }
+  bool operator==(const Device&) const = default;
+  std::string str() const { return is_cpu() ? "cpu" : "cuda:" + std::to_string(index); }
+  // Parses "cpu", "cuda", "cuda:1"; throws engine::Error on anything else.
+  static Device parse(const std::string& s);
+};
+
+inline std::ostream& operator<<(std::ostream& os, const Device& d) { return os << d.str(); }
+
+// True when the engine was built with CUDA and a GPU is visible (never throws).
+bool cuda_available();
+
+}  // namespace engine

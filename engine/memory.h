@@ -1,0 +1,26 @@
+// engine/memory.h — raw byte allocation and copies, per device.
+//
+// The CPU side is aligned host memory. The CUDA side (engine/cuda/) is the caching device
+// allocator; in a build without CUDA those functions throw a clear engine::Error.
+#pragma once
+
+#include <cstddef>
+
+#include "engine/device.h"
+
+namespace engine {
+
+void* alloc_bytes(size_t nbytes, Device device);
+void free_bytes(void* ptr, size_t nbytes, Device device);
+// Copies nbytes between any two devices (host<->device copies go through pinned staging).
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes);
+
+namespace cuda {
+// Implemented in engine/cuda/*.cu, or by engine/cuda_stub.cpp in a CPU-only build.
+bool available();
+void* alloc(size_t nbytes, int device_index);
+void free(void* ptr, size_t nbytes, int device_index);
+void copy(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes);
+}  // namespace cuda
+
+}  // namespace engine
