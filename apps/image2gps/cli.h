@@ -1,0 +1,14 @@
+// apps/image2gps/cli.h — the subcommands of `image2gps`, each registered by its own file.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace i2g {
+
+void add_dataset_commands(CLI::App& app);  // cli_dataset.cpp: dataset build | plot
+void add_train_commands(CLI::App& app);    // cli_train.cpp:   train, grid
+void add_eval_commands(CLI::App& app);     // cli_eval.cpp:    eval, export, predict
+void add_forward_command(CLI::App& app);   // cli_forward.cpp: forward
+void add_demo_command(CLI::App& app);      // cli_demo.cpp:    demo
+
+}  // namespace i2g
