@@ -16,13 +16,39 @@ bool grad_enabled() { return g_grad_enabled; }
 NoGradGuard::NoGradGuard() : prev_(g_grad_enabled) { g_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { g_grad_enabled = prev_; }
 
+namespace {
+
+// Frees a node without recursion. The default ~Node would destroy its Edges, whose
+// shared_ptr<Node> may be the last owner of the previous node, and so on: one stack frame set
+// per node, which overflows on long graphs (20000 chained ops under AddressSanitizer).
+// Instead, move the inputs' nodes out before deleting, and keep unlinking those that we own
+// alone; each node then dies with empty inputs.
+struct NodeDeleter {
+  void operator()(Node* node) const {
+    std::vector<std::shared_ptr<Node>> pending;
+    auto unlink = [&pending](Node& n) {
+      for (Edge& e : n.inputs)
+        if (e.node) pending.push_back(std::move(e.node));
+    };
+    unlink(*node);
+    delete node;
+    while (!pending.empty()) {
+      std::shared_ptr<Node> n = std::move(pending.back());
+      pending.pop_back();
+      if (n.use_count() == 1) unlink(*n);  // last owner: it is freed at the end of this scope
+    }
+  }
+};
+
+}  // namespace
+
 Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, BackwardFn fn) {
   if (!g_grad_enabled) return out;
   bool any = false;
   for (const Tensor& t : inputs) any = any || (t.defined() && t.requires_grad());
   if (!any) return out;
 
-  auto node = std::make_shared<Node>();
+  std::shared_ptr<Node> node(new Node(), NodeDeleter{});
   node->name = name;
   node->backward = std::move(fn);
   for (const Tensor& t : inputs) {

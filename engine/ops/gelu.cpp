@@ -1,0 +1,65 @@
+// engine/ops/gelu.cpp — gelu and the fused bias_gelu (kernels/cpu/gelu.h).
+//
+// bias_gelu is ConvNeXt's "Linear -> GELU" with the Linear's bias folded into the activation
+// pass: one read and one write of the activation instead of two of each. Activations are NHWC
+// (or [tokens, channels]), so the bias runs along the last, contiguous dim.
+#include "engine/ops/gelu.h"
+
+#include "engine/autograd.h"
+#include "engine/ops/reduce.h"
+#include "kernels/cpu/gelu.h"
+
+namespace engine {
+
+Tensor gelu(const Tensor& x) {
+  check(x.defined(), "gelu: undefined tensor argument");
+  check(x.device().is_cpu(), "gelu: not implemented on ", x.device(), " yet");
+  Tensor xc = x.detach().contiguous();
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  dispatch_float(x.dtype(), "gelu", [&](auto zero) {
+    using T = decltype(zero);
+    kernels::cpu::gelu_forward<T>(x.numel(), xc.data<T>(), y.data<T>());
+  });
+  return record("gelu", y, {x}, [xc](const Tensor& g) {
+    Tensor gc = g.contiguous();
+    Tensor dx = Tensor::empty(xc.shape(), xc.dtype(), xc.device());
+    dispatch_float(xc.dtype(), "gelu_backward", [&](auto zero) {
+      using T = decltype(zero);
+      kernels::cpu::gelu_backward<T>(xc.numel(), xc.data<T>(), gc.data<T>(), dx.data<T>());
+    });
+    return std::vector<Tensor>{dx};
+  });
+}
+
+Tensor bias_gelu(const Tensor& x, const Tensor& bias) {
+  check(x.defined() && bias.defined(), "bias_gelu: undefined tensor argument");
+  check(x.device().is_cpu(), "bias_gelu: not implemented on ", x.device(), " yet");
+  check(x.dim() >= 1, "bias_gelu: input must have a channel dim, got a 0-d tensor");
+  check(bias.dim() == 1 && bias.size(0) == x.size(-1), "bias_gelu: bias ", bias.shape(),
+        " does not match the last (channel) dim of input ", x.shape());
+  check(x.dtype() == bias.dtype(), "bias_gelu: dtype mismatch (input ", x.dtype(), ", bias ",
+        bias.dtype(), ")");
+  check(x.device() == bias.device(), "bias_gelu: input is on ", x.device(), " but bias is on ",
+        bias.device());
+  const int64_t c = x.size(-1), rows = c == 0 ? 0 : x.numel() / c;
+  Tensor xc = x.detach().contiguous(), bc = bias.detach().contiguous();
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  dispatch_float(x.dtype(), "bias_gelu", [&](auto zero) {
+    using T = decltype(zero);
+    kernels::cpu::bias_gelu_forward<T>(rows, c, xc.data<T>(), bc.data<T>(), y.data<T>());
+  });
+  const bool need_bias = bias.requires_grad();
+  return record("bias_gelu", y, {x, bias}, [=](const Tensor& g) {
+    Tensor gc = g.contiguous();
+    Tensor dx = Tensor::empty(xc.shape(), xc.dtype(), xc.device());
+    dispatch_float(xc.dtype(), "bias_gelu_backward", [&](auto zero) {
+      using T = decltype(zero);
+      kernels::cpu::bias_gelu_backward<T>(rows, c, xc.data<T>(), bc.data<T>(), gc.data<T>(),
+                                          dx.data<T>());
+    });
+    // d(x + b)/db sums over every row the bias was broadcast to.
+    return std::vector<Tensor>{dx, need_bias ? sum_to(dx, bc.shape()) : Tensor()};
+  });
+}
+
+}  // namespace engine

@@ -1,0 +1,63 @@
+// engine/ops/softmax.cpp — softmax / log_softmax along any dim (kernels/cpu/softmax.h).
+//
+// The input is made contiguous and seen as [outer, n, inner] around `dim`, so softmax over
+// the channel dim of an NHWC tensor is a run over contiguous rows and softmax over H walks
+// whole W*C rows at a time; nothing is permuted. Backward uses the saved output only.
+#include "engine/ops/softmax.h"
+
+#include "engine/autograd.h"
+#include "kernels/cpu/softmax.h"
+
+namespace engine {
+
+namespace {
+
+struct Around {
+  int64_t outer = 1, n = 1, inner = 1;
+};
+
+Around around_dim(const Shape& s, int64_t d) {
+  Around a;
+  for (int64_t i = 0; i < static_cast<int64_t>(s.size()); ++i) {
+    if (i < d) a.outer *= s[i];
+    else if (i == d) a.n = s[i];
+    else a.inner *= s[i];
+  }
+  return a;
+}
+
+Tensor softmax_backward(const Tensor& y, const Tensor& g, const Around& a, bool log) {
+  Tensor gc = g.contiguous();
+  Tensor dx = Tensor::empty(y.shape(), y.dtype(), y.device());
+  dispatch_float(y.dtype(), log ? "log_softmax_backward" : "softmax_backward", [&](auto zero) {
+    using T = decltype(zero);
+    kernels::cpu::softmax_backward<T>(a.outer, a.n, a.inner, y.data<T>(), gc.data<T>(),
+                                      dx.data<T>(), log);
+  });
+  return dx;
+}
+
+Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
+  const char* name = log ? "log_softmax" : "softmax";
+  check(x.defined(), name, ": undefined tensor argument");
+  check(x.device().is_cpu(), name, ": not implemented on ", x.device(), " yet");
+  // A 0-d tensor is a softmax over one element, as in PyTorch.
+  const int64_t d = x.dim() == 0 ? 0 : wrap_dim(dim, x.dim(), name);
+  const Around a = x.dim() == 0 ? Around{} : around_dim(x.shape(), d);
+  Tensor xc = x.detach().contiguous();
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  dispatch_float(x.dtype(), name, [&](auto zero) {
+    using T = decltype(zero);
+    kernels::cpu::softmax_forward<T>(a.outer, a.n, a.inner, xc.data<T>(), y.data<T>(), log);
+  });
+  return record(name, y, {x}, [a, log, y_ = y.detach()](const Tensor& g) {
+    return std::vector<Tensor>{softmax_backward(y_, g, a, log)};
+  });
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, false); }
+Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, true); }
+
+}  // namespace engine
