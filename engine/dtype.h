@@ -9,30 +9,15 @@
 #include <ostream>
 
 #include "engine/error.h"
+#include "kernels/dtype.h"
 
 namespace engine {
 
-enum class DType : uint8_t { Float32, Float64, Int64 };
-
-inline size_t dtype_size(DType t) {
-  switch (t) {
-    case DType::Float32: return 4;
-    case DType::Float64: return 8;
-    case DType::Int64: return 8;
-  }
-  return 0;
-}
-
-inline const char* dtype_name(DType t) {
-  switch (t) {
-    case DType::Float32: return "float32";
-    case DType::Float64: return "float64";
-    case DType::Int64: return "int64";
-  }
-  return "?";
-}
-
-inline std::ostream& operator<<(std::ostream& os, DType t) { return os << dtype_name(t); }
+// The enum, dtype_size, dtype_name and operator<< are defined in kernels/dtype.h (the CUDA
+// kernels take the same tag); these declarations make them engine:: names as before.
+using kernels::DType;
+using kernels::dtype_name;
+using kernels::dtype_size;
 
 template <class T> constexpr DType dtype_of();
 template <> constexpr DType dtype_of<float>() { return DType::Float32; }

@@ -98,21 +98,34 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 Tensor max(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   Plan p = make_plan(x, dims, keepdim, "max");
   check(p.r > 0, "max: reducing over an empty dimension of shape ", x.shape());
-  check(x.device().is_cpu(), "max: not implemented on ", x.device(), " yet");
   Tensor xc = arranged(x, p);
   Tensor out = Tensor::empty(p.out_shape, x.dtype(), x.device());
   Tensor idx = Tensor::empty({p.outer * p.inner}, DType::Int64, x.device());
-  dispatch_float(x.dtype(), "max", [&](auto zero) {
-    using T = decltype(zero);
-    kernels::cpu::reduce_max<T>(p.outer, p.r, p.inner, xc.data<T>(), out.data<T>(),
-                                idx.data<int64_t>());
-  });
+  if (x.device().is_cuda()) {  // (a CPU-only build cannot make CUDA tensors)
+#ifdef ENGINE_WITH_CUDA
+    kernels::cuda::reduce_max(p.outer, p.r, p.inner, xc.raw_data(), out.raw_data(),
+                              idx.data<int64_t>(), x.dtype());
+#endif
+  } else {
+    dispatch_float(x.dtype(), "max", [&](auto zero) {
+      using T = decltype(zero);
+      kernels::cpu::reduce_max<T>(p.outer, p.r, p.inner, xc.data<T>(), out.data<T>(),
+                                  idx.data<int64_t>());
+    });
+  }
   Shape arranged_shape = xc.shape();
   std::vector<int64_t> inverse(p.perm.size());
   for (size_t i = 0; i < p.perm.size(); ++i) inverse[p.perm[i]] = static_cast<int64_t>(i);
   return record("max", out, {x}, [=](const Tensor& g) {
     Tensor gc = g.contiguous();
     Tensor dx = Tensor::empty(arranged_shape, g.dtype(), g.device());
+#ifdef ENGINE_WITH_CUDA
+    if (g.device().is_cuda()) {
+      kernels::cuda::reduce_max_backward(p.outer, p.r, p.inner, gc.raw_data(),
+                                         idx.data<int64_t>(), dx.raw_data(), g.dtype());
+      return std::vector<Tensor>{dx.permute(inverse).contiguous()};
+    }
+#endif
     dispatch_float(g.dtype(), "max_backward", [&](auto zero) {
       using T = decltype(zero);
       kernels::cpu::reduce_max_backward<T>(p.outer, p.r, p.inner, gc.data<T>(),

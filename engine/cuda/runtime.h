@@ -1,0 +1,59 @@
+// engine/cuda/runtime.h — the CUDA backend's public controls: memory statistics, the compute
+// stream, debugging switches and the our-kernel-or-vendor switch.
+//
+// Only in CUDA builds (ENGINE_WITH_CUDA). Tensors never need this header: they reach the GPU
+// through engine/memory.h. Use it to watch memory, to synchronise before timing, or to pick
+// implementations. Environment variables read at first use:
+//   ENGINE_CUDA_SYNC=1          synchronise after every launch, so an error names its op
+//   ENGINE_CUDA_NO_CACHE=1      free device memory at once (for compute-sanitizer)
+//   ENGINE_CUDA_POISON=1        fill new device blocks with NaN bytes (catches unwritten output)
+//   ENGINE_CUDA_IMPL_GEMM=ours|vendor   our tiled GEMM or cuBLAS (default vendor)
+// The engine drives one GPU, cuda:0 (pick it with CUDA_VISIBLE_DEVICES).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <string>
+
+#include "kernels/cuda/impl.h"
+
+namespace engine::cuda {
+
+struct MemoryStats {
+  size_t in_use = 0;          // bytes in blocks held by tensors (rounded to size classes)
+  size_t peak = 0;            // highest in_use since start or reset_peak_memory()
+  size_t reserved = 0;        // bytes held from cudaMalloc: in use + cached
+  size_t device_mallocs = 0;  // cudaMalloc calls so far (cache misses)
+  size_t cache_hits = 0;      // allocations served from the cache
+};
+MemoryStats memory_stats();
+void reset_peak_memory();
+// Returns cached free blocks to the driver (reserved drops to in_use).
+void empty_cache();
+// False under ENGINE_CUDA_NO_CACHE=1.
+bool caching_enabled();
+// Fill every block handed out from now on with 0xFF bytes (NaN for float32/float64).
+void set_poison(bool on);
+
+// The compute stream every op is queued on.
+cudaStream_t stream();
+// Waits for all queued work; throws engine::Error if any of it failed.
+void synchronize();
+// The same switch as ENGINE_CUDA_SYNC=1.
+void set_sync_after_launch(bool on);
+
+// Our kernel or cuBLAS/cuDNN, per op family (see kernels/cuda/impl.h).
+using kernels::cuda::Family;
+using kernels::cuda::family_name;
+using kernels::cuda::Impl;
+using kernels::cuda::impl;
+using kernels::cuda::impl_name;
+using kernels::cuda::set_impl;
+// By name, for command lines: set_impl("gemm", "ours"); fails on unknown names.
+void set_impl(const std::string& family, const std::string& choice);
+
+// "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.2 GiB)", for logs and benchmark records.
+std::string device_description();
+
+}  // namespace engine::cuda

@@ -1,0 +1,242 @@
+#include "kernels/cuda/runtime.h"
+
+#include <array>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+
+namespace kernels::cuda {
+
+// ---- errors --------------------------------------------------------------------------------
+
+namespace {
+
+std::atomic<ErrorHandler> g_handler{nullptr};
+
+// "/work/main/kernels/cuda/copy.cu" -> "kernels/cuda/copy.cu": the part a reader can open.
+std::string short_path(const char* file) {
+  std::string f = file;
+  for (const char* top : {"/kernels/", "/engine/"}) {
+    size_t at = f.rfind(top);
+    if (at != std::string::npos) return f.substr(at + 1);
+  }
+  return f;
+}
+
+std::string where(const char* file, int line) {
+  return short_path(file) + ":" + std::to_string(line);
+}
+
+const char* sync_hint() {
+  return sync_after_launch()
+             ? ""
+             : " (CUDA reports faults of earlier asynchronous work at a later call; rerun with "
+               "ENGINE_CUDA_SYNC=1 to find the op that caused it)";
+}
+
+}  // namespace
+
+void set_error_handler(ErrorHandler handler) { g_handler.store(handler); }
+
+void raise(const std::string& message) {
+  if (ErrorHandler h = g_handler.load()) h(message);
+  throw std::runtime_error(message);  // no handler installed, or it returned
+}
+
+void check_cuda(cudaError_t status, const char* what, const char* file, int line) {
+  if (status == cudaSuccess) return;
+  // A failed allocation or launch configuration is not sticky: clear it so later calls that
+  // have nothing to do with it do not report it again.
+  cudaGetLastError();
+  raise(std::string("CUDA error: ") + what + " failed at " + where(file, line) + ": " +
+        cudaGetErrorString(status) + " (" + cudaGetErrorName(status) + ")" + sync_hint());
+}
+
+void check_cublas(cublasStatus_t status, const char* what, const char* file, int line) {
+  if (status == CUBLAS_STATUS_SUCCESS) return;
+  raise(std::string("cuBLAS error: ") + what + " failed at " + where(file, line) + ": " +
+        cublasGetStatusString(status));
+}
+
+void check_cudnn(cudnnStatus_t status, const char* what, const char* file, int line) {
+  if (status == CUDNN_STATUS_SUCCESS) return;
+  raise(std::string("cuDNN error: ") + what + " failed at " + where(file, line) + ": " +
+        cudnnGetErrorString(status));
+}
+
+namespace {
+// -1: not read from the environment yet; 0/1: off/on.
+std::atomic<int> g_sync{-1};
+}  // namespace
+
+void set_sync_after_launch(bool on) { g_sync.store(on ? 1 : 0); }
+
+bool sync_after_launch() {
+  int s = g_sync.load();
+  if (s < 0) {
+    const char* env = std::getenv("ENGINE_CUDA_SYNC");
+    s = env && *env && std::strcmp(env, "0") != 0 ? 1 : 0;
+    g_sync.store(s);
+  }
+  return s == 1;
+}
+
+void check_launch(const char* op, const char* file, int line) {
+  cudaError_t status = cudaGetLastError();
+  if (status != cudaSuccess)
+    raise(std::string("CUDA error: launching ") + op + " at " + where(file, line) + ": " +
+          cudaGetErrorString(status) + " (" + cudaGetErrorName(status) + ")" + sync_hint());
+  if (!sync_after_launch()) return;
+  status = cudaStreamSynchronize(stream());
+  if (status != cudaSuccess)
+    raise(std::string("CUDA error: running ") + op + " (launched at " + where(file, line) +
+          "): " + cudaGetErrorString(status) + " (" + cudaGetErrorName(status) + ")");
+}
+
+void unsupported_dtype(const char* op, DType t) {
+  raise(std::string(op) + ": expected a float32 or float64 tensor, got " + dtype_name(t));
+}
+
+// ---- stream, device and library handles ----------------------------------------------------
+// Created once and deliberately never destroyed: tensors that outlive main() (statics) still
+// free into them, and the CUDA runtime may already be unloaded when static destructors run.
+
+cudaStream_t stream() {
+  static cudaStream_t s = [] {
+    cudaStream_t created = nullptr;
+    KCUDA_CHECK(cudaStreamCreateWithFlags(&created, cudaStreamNonBlocking));
+    return created;
+  }();
+  return s;
+}
+
+int sm_count() {
+  static int n = [] {
+    int dev = 0, count = 0;
+    KCUDA_CHECK(cudaGetDevice(&dev));
+    KCUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev));
+    return count;
+  }();
+  return n;
+}
+
+cublasHandle_t cublas_handle() {
+  static cublasHandle_t h = [] {
+    cublasHandle_t created = nullptr;
+    KCUBLAS_CHECK(cublasCreate(&created));
+    KCUBLAS_CHECK(cublasSetStream(created, stream()));
+    // Plain FP32 arithmetic (no TF32) so results match the CPU's within float rounding.
+    KCUBLAS_CHECK(cublasSetMathMode(created, CUBLAS_DEFAULT_MATH));
+    return created;
+  }();
+  return h;
+}
+
+cudnnHandle_t cudnn_handle() {
+  static cudnnHandle_t h = [] {
+    cudnnHandle_t created = nullptr;
+    KCUDNN_CHECK(cudnnCreate(&created));
+    KCUDNN_CHECK(cudnnSetStream(created, stream()));
+    return created;
+  }();
+  return h;
+}
+
+int grid_for(int64_t n, int threads) {
+  int64_t blocks = (n + threads - 1) / threads;
+  // 2048 resident threads per SM on sm_90; four waves of them is plenty for a grid-stride loop.
+  int64_t cap = static_cast<int64_t>(sm_count()) * (2048 / threads) * 4;
+  if (blocks > cap) blocks = cap;
+  return blocks < 1 ? 1 : static_cast<int>(blocks);
+}
+
+// ---- scratch memory ------------------------------------------------------------------------
+
+namespace {
+std::mutex g_scratch_mu;
+ScratchHooks g_scratch;
+}  // namespace
+
+void set_scratch_hooks(ScratchHooks hooks) {
+  std::lock_guard<std::mutex> lock(g_scratch_mu);
+  g_scratch = hooks;
+}
+
+Scratch::Scratch(size_t nbytes) : nbytes_(nbytes) {
+  if (nbytes == 0) return;
+  ScratchHooks h;
+  {
+    std::lock_guard<std::mutex> lock(g_scratch_mu);
+    h = g_scratch;
+  }
+  if (h.alloc) ptr_ = h.alloc(nbytes);
+  else KCUDA_CHECK(cudaMallocAsync(&ptr_, nbytes, stream()));
+}
+
+Scratch::~Scratch() {
+  if (!ptr_) return;
+  ScratchHooks h;
+  {
+    std::lock_guard<std::mutex> lock(g_scratch_mu);
+    h = g_scratch;
+  }
+  if (h.free) {
+    h.free(ptr_, nbytes_);
+    return;
+  }
+  // A destructor must not throw; a failure here means the context is already broken and the
+  // next checked call reports it.
+  cudaError_t status = cudaFreeAsync(ptr_, stream());
+  if (status != cudaSuccess) std::fprintf(stderr, "kernels::cuda::Scratch: cudaFreeAsync: %s\n",
+                                          cudaGetErrorString(status));
+}
+
+// ---- our kernel or the vendor's ------------------------------------------------------------
+
+namespace {
+
+struct FamilyInfo {
+  const char* name;
+  Impl fallback;  // the default until ENGINE_CUDA_IMPL_<name> or set_impl says otherwise
+};
+// GEMM: cuBLAS until our tiled SGEMM is measured faster on our shapes (tools/gpu_check.sh).
+constexpr std::array<FamilyInfo, static_cast<size_t>(Family::kCount)> kFamilies = {{
+    {"GEMM", Impl::Vendor},
+}};
+
+std::mutex g_impl_mu;
+// 0: not decided yet (zero-initialised before any code runs); else 1 + the Impl.
+int g_impl[static_cast<size_t>(Family::kCount)] = {};
+
+}  // namespace
+
+const char* family_name(Family f) { return kFamilies[static_cast<size_t>(f)].name; }
+const char* impl_name(Impl i) { return i == Impl::Ours ? "ours" : "vendor"; }
+
+Impl impl(Family f) {
+  std::lock_guard<std::mutex> lock(g_impl_mu);
+  int& chosen = g_impl[static_cast<size_t>(f)];
+  if (chosen == 0) {
+    const FamilyInfo& info = kFamilies[static_cast<size_t>(f)];
+    std::string var = std::string("ENGINE_CUDA_IMPL_") + info.name;
+    const char* env = std::getenv(var.c_str());
+    Impl pick = info.fallback;
+    if (env && *env) {
+      if (std::strcmp(env, "ours") == 0) pick = Impl::Ours;
+      else if (std::strcmp(env, "vendor") == 0) pick = Impl::Vendor;
+      else raise(var + "=" + env + ": expected 'ours' or 'vendor'");
+    }
+    chosen = 1 + static_cast<int>(pick);
+  }
+  return static_cast<Impl>(chosen - 1);
+}
+
+void set_impl(Family f, Impl i) {
+  std::lock_guard<std::mutex> lock(g_impl_mu);
+  g_impl[static_cast<size_t>(f)] = 1 + static_cast<int>(i);
+}
+
+}  // namespace kernels::cuda

@@ -1,0 +1,107 @@
+// kernels/cuda/runtime.h — what every CUDA kernel file shares: the one compute stream, the
+// cuBLAS/cuDNN handles bound to it, error checking, launch sizing, scratch memory and the
+// switch between our kernels and the vendor's.
+//
+// Only .cu files and engine/cuda/ include this (it pulls in the CUDA headers); the per-family
+// headers (copy.h, elementwise.h, ...) are plain C++ so engine/ops/*.cpp compile with g++.
+//
+// Errors: every CUDA/cuBLAS/cuDNN call goes through KCUDA_CHECK / KCUBLAS_CHECK /
+// KCUDNN_CHECK and every launch is followed by check_launch("op"). A failure calls raise(),
+// which hands the message to the handler the engine installs (it throws engine::Error); the
+// kernels themselves know nothing of engine types. Launches are asynchronous, so a fault in a
+// kernel is usually reported by a later call: ENGINE_CUDA_SYNC=1 synchronises after every
+// launch so the error names the op that caused it.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "kernels/cuda/impl.h"
+#include "kernels/dtype.h"
+
+namespace kernels::cuda {
+
+// ---- errors --------------------------------------------------------------------------------
+
+// Must not return (it throws); the engine installs one that throws engine::Error.
+using ErrorHandler = void (*)(const std::string& message);
+void set_error_handler(ErrorHandler handler);
+// Calls the installed handler (default: throws std::runtime_error).
+[[noreturn]] void raise(const std::string& message);
+
+void check_cuda(cudaError_t status, const char* what, const char* file, int line);
+void check_cublas(cublasStatus_t status, const char* what, const char* file, int line);
+void check_cudnn(cudnnStatus_t status, const char* what, const char* file, int line);
+
+#define KCUDA_CHECK(call) ::kernels::cuda::check_cuda((call), #call, __FILE__, __LINE__)
+#define KCUBLAS_CHECK(call) ::kernels::cuda::check_cublas((call), #call, __FILE__, __LINE__)
+#define KCUDNN_CHECK(call) ::kernels::cuda::check_cudnn((call), #call, __FILE__, __LINE__)
+// After every <<<...>>>: reports a bad launch at once, and a fault in the kernel too when
+// ENGINE_CUDA_SYNC=1 (set_sync_after_launch).
+#define KCUDA_CHECK_LAUNCH(op) ::kernels::cuda::check_launch((op), __FILE__, __LINE__)
+void check_launch(const char* op, const char* file, int line);
+
+// ENGINE_CUDA_SYNC=1 (read once) or this call: synchronise the stream after every launch.
+void set_sync_after_launch(bool on);
+bool sync_after_launch();
+
+// ---- stream, device and library handles ----------------------------------------------------
+
+// The one compute stream (non-blocking, created on first use on the current device). Every
+// kernel, copy and library call of the engine is ordered on it, which is what makes the
+// engine's caching allocator safe: a block freed by the host is only reused by later work on
+// this same stream.
+cudaStream_t stream();
+int sm_count();                  // multiprocessors of the current device
+cublasHandle_t cublas_handle();  // created once, bound to stream()
+cudnnHandle_t cudnn_handle();    // created once, bound to stream()
+
+// Blocks for a grid-stride loop over n items with `threads` per block: enough to fill the
+// GPU a few times over, never more than the work needs, at least 1.
+int grid_for(int64_t n, int threads);
+
+// ---- scratch memory ------------------------------------------------------------------------
+
+// Kernels that need a temporary buffer (split reductions, library workspaces) take it from
+// the engine's caching allocator through these hooks; without hooks they use
+// cudaMallocAsync/cudaFreeAsync on stream(). Freeing is stream-ordered: the buffer may be
+// handed out again only to work queued later on stream().
+struct ScratchHooks {
+  void* (*alloc)(size_t nbytes) = nullptr;
+  void (*free)(void* ptr, size_t nbytes) = nullptr;
+};
+void set_scratch_hooks(ScratchHooks hooks);
+
+class Scratch {
+ public:
+  explicit Scratch(size_t nbytes);
+  ~Scratch();
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  void* get() const { return ptr_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t nbytes_ = 0;
+};
+
+// ---- helpers for launchers -----------------------------------------------------------------
+
+// Calls f(T{}) with T = float or double; other dtypes fail with "<op>: expected a float32 or
+// float64 tensor, got int64". Launchers dispatch once, so each kernel has two instantiations.
+[[noreturn]] void unsupported_dtype(const char* op, DType t);
+template <class F>
+void dispatch_float(DType t, const char* op, F&& f) {
+  switch (t) {
+    case DType::Float32: f(float{}); return;
+    case DType::Float64: f(double{}); return;
+    default: unsupported_dtype(op, t);
+  }
+}
+
+}  // namespace kernels::cuda

@@ -1,0 +1,74 @@
+// The CUDA runtime's controls and error paths: no device, a device index we do not drive,
+// the our-kernel-or-vendor switch, synchronous mode, the device description.
+#include <string>
+
+#include "tests/cuda/cuda_util.h"
+
+namespace cuda_test {
+namespace {
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+// Runs only where there is no GPU (CI): CUDA tensors fail with an actionable message, and
+// asking whether CUDA is there never throws.
+TEST(CudaWithoutDevice, CreatingATensorSaysNoDeviceIsVisible) {
+  if (engine::cuda_available()) GTEST_SKIP() << "a CUDA device is visible";
+  try {
+    Tensor t = Tensor::zeros({3}, DType::Float32, kGpu);
+    FAIL() << "a CUDA tensor was created without a device";
+  } catch (const engine::Error& e) {
+    EXPECT_TRUE(contains(e.what(), "no CUDA device is visible")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "device cpu")) << e.what();
+  }
+  EXPECT_TRUE(contains(engine::cuda::device_description(), "no CUDA device"));
+  EXPECT_NO_THROW(engine::cuda::synchronize());
+}
+
+// Host-side state only: runs with or without a GPU.
+TEST(CudaImplSwitch, SetByNameAndRejectUnknownNames) {
+  const auto saved = engine::cuda::impl(engine::cuda::Family::Gemm);
+  engine::cuda::set_impl("gemm", "ours");
+  EXPECT_EQ(engine::cuda::impl(engine::cuda::Family::Gemm), engine::cuda::Impl::Ours);
+  engine::cuda::set_impl("GEMM", "vendor");
+  EXPECT_EQ(engine::cuda::impl(engine::cuda::Family::Gemm), engine::cuda::Impl::Vendor);
+  try {
+    engine::cuda::set_impl("convolution", "ours");
+    FAIL() << "unknown family accepted";
+  } catch (const engine::Error& e) {
+    EXPECT_TRUE(contains(e.what(), "unknown op family 'convolution' (known: gemm")) << e.what();
+  }
+  EXPECT_THROW(engine::cuda::set_impl("gemm", "fastest"), engine::Error);
+  engine::cuda::set_impl(engine::cuda::Family::Gemm, saved);
+}
+
+using CudaRuntime = CudaTest;
+
+TEST_F(CudaRuntime, OnlyCuda0IsDriven) {
+  try {
+    Tensor t = Tensor::zeros({3}, DType::Float32, engine::Device::cuda(1));
+    FAIL() << "cuda:1 accepted";
+  } catch (const engine::Error& e) {
+    EXPECT_TRUE(contains(e.what(), "CUDA_VISIBLE_DEVICES=1")) << e.what();
+  }
+}
+
+TEST_F(CudaRuntime, SynchronousModeRunsOpsAndReportsNothingWhenAllIsWell) {
+  engine::cuda::set_sync_after_launch(true);
+  Tensor x = host_random({513, 7}, 3);
+  Tensor got = engine::sum(engine::relu(engine::matmul(x.to(kGpu), x.to(kGpu).transpose(0, 1))));
+  Tensor ref = engine::sum(engine::relu(engine::matmul(x, x.transpose(0, 1))));
+  engine::cuda::set_sync_after_launch(false);
+  EXPECT_TRUE(testing_util::all_close(got, ref, 1e-5, 1e-3));
+}
+
+TEST_F(CudaRuntime, DescribesTheDevice) {
+  const std::string d = engine::cuda::device_description();
+  EXPECT_TRUE(contains(d, "(sm_")) << d;
+  EXPECT_TRUE(contains(d, " SMs, ")) << d;
+  EXPECT_NE(engine::cuda::stream(), nullptr);
+}
+
+}  // namespace
+}  // namespace cuda_test
