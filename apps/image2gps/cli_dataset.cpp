@@ -3,6 +3,7 @@
 
 #include "apps/image2gps/cli.h"
 #include "apps/image2gps/dataset.h"
+#include "apps/image2gps/resplit.h"
 
 namespace i2g {
 
@@ -39,6 +40,32 @@ void add_dataset_commands(CLI::App& app) {
     a->opt.split.mode = parse_split_mode(a->mode);
     DatasetReport r = build_dataset(a->photos, a->out, a->opt);
     std::printf("%s", describe(r).c_str());
+  });
+
+  auto sa = std::make_shared<BuildArgs>();
+  auto* split = ds->add_subcommand(
+      "split", "Split a folder that already has metadata.csv (e.g. labelled crops) into "
+               "train/val/test; grouped modes keep crops of one photo together");
+  split->add_option("DIR", sa->photos, "Folder with metadata.csv and its images")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  split->add_option("--out", sa->out, "Output dataset folder")->required();
+  split->add_option("--seed", sa->opt.split.seed, "Split seed")->capture_default_str();
+  split->add_option("--split", sa->mode, "random | grid | pattern")->capture_default_str();
+  split->add_option("--grid-meters", sa->opt.split.grid_meters, "Cell size for --split grid")
+      ->capture_default_str();
+  split->add_option("--pattern", sa->opt.split.pattern,
+                    "Regex whose first group names the source photo (--split pattern)")
+      ->capture_default_str();
+  split->add_option("--train", sa->opt.split.train, "Training fraction")->capture_default_str();
+  split->add_option("--val", sa->opt.split.val, "Validation fraction")->capture_default_str();
+  split->add_option("--test", sa->opt.split.test, "Test fraction")->capture_default_str();
+  split->add_flag("--overwrite", sa->opt.overwrite, "Replace existing splits in --out");
+  split->callback([sa] {
+    sa->opt.split.mode = parse_split_mode(sa->mode);
+    DatasetReport r = split_labelled_folder(sa->photos, sa->out, sa->opt);
+    std::printf("%zu images: %zu train, %zu val, %zu test (%s split)\n", r.usable, r.train,
+                r.val, r.test, to_string(sa->opt.split.mode));
   });
 
   auto plot_dir = std::make_shared<std::string>();
