@@ -44,8 +44,8 @@ GeoFrame make_geo_frame(double origin_lat_deg, double origin_lon_deg) {
   return g;
 }
 
-LatLon local_to_geo(const GeoFrame& frame, double east_m, double north_m) {
-  LatLon p;
+GeoPoint local_to_geo(const GeoFrame& frame, double east_m, double north_m) {
+  GeoPoint p;
   p.lat_deg = frame.origin_lat_deg + north_m / frame.m_per_deg_lat;
   p.lon_deg = frame.origin_lon_deg + east_m / frame.m_per_deg_lon;
   if (p.lon_deg > 180) p.lon_deg -= 360;  // a campus next to the antimeridian
@@ -574,7 +574,7 @@ std::vector<ViewSample> sample_views(const World& w, int count, uint64_t seed, c
     s.pose.pitch_deg = rng.uniform(-o.pitch_max_deg, o.pitch_max_deg);
     s.pose.height_m = rng.uniform(o.height_min_m, o.height_max_m);
     s.pose.hfov_deg = o.hfov_deg;
-    const LatLon ll = local_to_geo(w.geo, e, n);
+    const GeoPoint ll = local_to_geo(w.geo, e, n);
     s.latitude_deg = ll.lat_deg;
     s.longitude_deg = ll.lon_deg;
     out.push_back(s);

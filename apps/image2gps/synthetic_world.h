@@ -50,7 +50,7 @@ struct GeoFrame {
   double m_per_deg_lat = 0;  // M * pi / 180
   double m_per_deg_lon = 0;  // N * cos(lat) * pi / 180
 };
-struct LatLon {
+struct GeoPoint {  // (i2g::LatLon in geodesic.h is the metrics' type; this is the world's)
   double lat_deg = 0;
   double lon_deg = 0;
 };
@@ -59,7 +59,7 @@ struct EastNorth {
   double north_m = 0;
 };
 GeoFrame make_geo_frame(double origin_lat_deg, double origin_lon_deg);  // throws on bad input
-LatLon local_to_geo(const GeoFrame& frame, double east_m, double north_m);
+GeoPoint local_to_geo(const GeoFrame& frame, double east_m, double north_m);
 EastNorth geo_to_local(const GeoFrame& frame, double lat_deg, double lon_deg);
 
 // ---- the world's description (what tests and the demo may inspect) --------------------
