@@ -1,0 +1,97 @@
+// BatchNorm on NHWC activations: channels are the last dim, statistics run over all other
+// dims (N, H, W; or N for a [N, C] input). Kernels: kernels/cpu/batchnorm.cpp.
+#include "engine/ops/batchnorm.h"
+
+#include "engine/autograd.h"
+#include "kernels/cpu/batchnorm.h"
+
+namespace engine {
+
+namespace {
+
+// A per-channel parameter or buffer must be [C], of x's dtype and device. Running stats are
+// written in place, so they must also be contiguous.
+void check_channel_tensor(const Tensor& t, const char* what, const Tensor& x, bool in_place) {
+  if (!t.defined()) return;
+  const int64_t c = x.size(-1);
+  check(t.dim() == 1 && t.size(0) == c, "batch_norm: ", what, " has shape ", t.shape(),
+        " but input ", x.shape(), " has ", c, " channels (last dim); expected [", c, "]");
+  check(t.dtype() == x.dtype(), "batch_norm: ", what, " is ", t.dtype(), " but input is ",
+        x.dtype());
+  check(t.device() == x.device(), "batch_norm: ", what, " is on ", t.device(),
+        " but input is on ", x.device());
+  check(!in_place || t.is_contiguous(), "batch_norm: ", what,
+        " is updated in place and must be contiguous");
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                  const Tensor& running_mean, const Tensor& running_var, bool training,
+                  double momentum, double eps) {
+  check(x.defined(), "batch_norm: undefined input");
+  check(x.device().is_cpu(), "batch_norm: not implemented on ", x.device(), " yet");
+  check(x.dim() >= 2, "batch_norm: expected an NHWC tensor [N,H,W,C] (or [N,C]), got shape ",
+        x.shape());
+  check(eps >= 0, "batch_norm: eps must be non-negative, got ", eps);
+  check_channel_tensor(weight, "weight", x, false);
+  check_channel_tensor(bias, "bias", x, false);
+  check_channel_tensor(running_mean, "running_mean", x, true);
+  check_channel_tensor(running_var, "running_var", x, true);
+  check(running_mean.defined() == running_var.defined(),
+        "batch_norm: pass both running_mean and running_var, or neither");
+  const int64_t c = x.size(-1), m = x.numel() / std::max<int64_t>(c, 1);
+  check(training || running_mean.defined(),
+        "batch_norm: eval mode needs running_mean and running_var");
+  // As PyTorch: one value per channel has no variance to normalise by (or to unbias).
+  check(!training || m > 1, "batch_norm: expected more than 1 value per channel when training, "
+        "got input shape ", x.shape());
+
+  Tensor xc = x.detach().contiguous();
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  // mean / invstd used to normalise: the batch's in training, the running stats' in eval.
+  Tensor mean = Tensor::empty({c}, x.dtype(), x.device());
+  Tensor invstd = Tensor::empty({c}, x.dtype(), x.device());
+  dispatch_float(x.dtype(), "batch_norm", [&](auto zero) {
+    using T = decltype(zero);
+    auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
+    if (training) {
+      Tensor var = Tensor::empty({c}, x.dtype(), x.device());
+      kernels::cpu::batchnorm_stats<T>(m, c, xc.data<T>(), mean.data<T>(), var.data<T>());
+      kernels::cpu::batchnorm_invstd<T>(c, var.data<T>(), eps, invstd.data<T>());
+      if (running_mean.defined())  // in place and outside autograd, as PyTorch's buffers
+        kernels::cpu::batchnorm_update_running<T>(m, c, mean.data<T>(), var.data<T>(), momentum,
+                                                  running_mean.data<T>(), running_var.data<T>());
+    } else {
+      mean.copy_(running_mean);  // a snapshot: a later training step may update the buffers
+      kernels::cpu::batchnorm_invstd<T>(c, running_var.data<T>(), eps, invstd.data<T>());
+    }
+    kernels::cpu::batchnorm_forward<T>(m, c, xc.data<T>(), mean.data<T>(), invstd.data<T>(),
+                                       ptr(weight), ptr(bias), y.data<T>());
+  });
+
+  const bool gx = x.requires_grad();
+  const bool gw = weight.defined() && weight.requires_grad();
+  const bool gb = bias.defined() && bias.requires_grad();
+  if (!grad_enabled() || !(gx || gw || gb)) return y;
+  // x is needed by dweight and by the training-mode dx; only dx needs the weight.
+  Tensor saved_x = (gw || (training && gx)) ? xc : Tensor();
+  Tensor saved_w = (gx && weight.defined()) ? weight.detach() : Tensor();
+  return record("batch_norm", y, {x, weight, bias},
+                [=](const Tensor& g) {
+                  Tensor gc = g.contiguous();
+                  Tensor dx = gx ? Tensor::empty(g.shape(), g.dtype(), g.device()) : Tensor();
+                  Tensor dw = gw ? Tensor::empty({c}, g.dtype(), g.device()) : Tensor();
+                  Tensor db = gb ? Tensor::empty({c}, g.dtype(), g.device()) : Tensor();
+                  dispatch_float(g.dtype(), "batch_norm_backward", [&](auto zero) {
+                    using T = decltype(zero);
+                    auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
+                    kernels::cpu::batchnorm_backward<T>(
+                        m, c, ptr(saved_x), gc.data<T>(), mean.data<T>(), invstd.data<T>(),
+                        ptr(saved_w), training, ptr(dx), ptr(dw), ptr(db));
+                  });
+                  return std::vector<Tensor>{dx, dw, db};
+                });
+}
+
+}  // namespace engine

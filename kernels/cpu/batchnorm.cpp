@@ -1,0 +1,183 @@
+#include "kernels/cpu/batchnorm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/parallel.h"
+
+namespace kernels::cpu {
+
+namespace {
+
+// Parallelise only when there is enough work to pay for waking the threads.
+constexpr int64_t kParallelWork = 1 << 15;
+
+// How many row chunks a column reduction uses: one per thread for large inputs.
+int row_chunks(int64_t m, int64_t c) {
+  if (m * c <= kParallelWork) return 1;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(max_threads(), m)));
+}
+
+}  // namespace
+
+template <class T>
+void batchnorm_stats(int64_t m, int64_t c, const T* x, T* mean, T* var) {
+  const int nt = row_chunks(m, c);
+  // part[t] = {sum d, sum d^2} over chunk t's rows, d = x - x[0, ch] (the shift).
+  std::vector<double> part(static_cast<size_t>(nt) * 2 * c, 0.0);
+#pragma omp parallel for schedule(static, 1) if (nt > 1)
+  for (int t = 0; t < nt; ++t) {
+    double* s1 = part.data() + static_cast<size_t>(t) * 2 * c;
+    double* s2 = s1 + c;
+    const int64_t r0 = m * t / nt, r1 = m * (t + 1) / nt;
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* xr = x + r * c;
+      for (int64_t ch = 0; ch < c; ++ch) {
+        const double d = static_cast<double>(xr[ch]) - static_cast<double>(x[ch]);
+        s1[ch] += d;
+        s2[ch] += d * d;
+      }
+    }
+  }
+  for (int64_t ch = 0; ch < c; ++ch) {
+    double s1 = 0, s2 = 0;
+    for (int t = 0; t < nt; ++t) {
+      s1 += part[static_cast<size_t>(t) * 2 * c + ch];
+      s2 += part[static_cast<size_t>(t) * 2 * c + c + ch];
+    }
+    const double dm = s1 / static_cast<double>(m);  // mean of the shifted data
+    mean[ch] = static_cast<T>(static_cast<double>(x[ch]) + dm);
+    var[ch] = static_cast<T>(std::max(s2 / static_cast<double>(m) - dm * dm, 0.0));
+  }
+}
+
+template <class T>
+void batchnorm_invstd(int64_t c, const T* var, double eps, T* invstd) {
+  for (int64_t ch = 0; ch < c; ++ch)
+    invstd[ch] = static_cast<T>(1.0 / std::sqrt(static_cast<double>(var[ch]) + eps));
+}
+
+template <class T>
+void batchnorm_update_running(int64_t m, int64_t c, const T* mean, const T* var, double momentum,
+                              T* running_mean, T* running_var) {
+  const double unbias = static_cast<double>(m) / static_cast<double>(m - 1);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    if (running_mean)
+      running_mean[ch] = static_cast<T>((1 - momentum) * running_mean[ch] + momentum * mean[ch]);
+    if (running_var)
+      running_var[ch] =
+          static_cast<T>((1 - momentum) * running_var[ch] + momentum * var[ch] * unbias);
+  }
+}
+
+template <class T>
+void batchnorm_forward(int64_t m, int64_t c, const T* x, const T* mean, const T* invstd,
+                       const T* weight, const T* bias, T* y) {
+  // Fold weight into the scale once per channel; the row loop is then one sub and one FMA.
+  std::vector<T> scale(c), shift(c);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    scale[ch] = invstd[ch] * (weight ? weight[ch] : T(1));
+    shift[ch] = bias ? bias[ch] : T(0);
+  }
+  const T* sc = scale.data();
+  const T* sh = shift.data();
+#pragma omp parallel for schedule(static) if (m * c > kParallelWork)
+  for (int64_t r = 0; r < m; ++r) {
+    const T* xr = x + r * c;
+    T* yr = y + r * c;
+    for (int64_t ch = 0; ch < c; ++ch) yr[ch] = (xr[ch] - mean[ch]) * sc[ch] + sh[ch];
+  }
+}
+
+template <class T>
+void batchnorm_backward(int64_t m, int64_t c, const T* x, const T* dy, const T* mean,
+                        const T* invstd, const T* weight, bool training, T* dx, T* dweight,
+                        T* dbias) {
+  // Column sums: sum(dy) and sum(dy * (x - mean)), needed by dbias, dweight and training dx.
+  std::vector<double> sum_dy(c, 0.0), sum_dy_xmu(c, 0.0);
+  // x is only read (and may be null otherwise) when dweight or training-mode dx is wanted.
+  const bool need_xmu = dweight || (training && dx);
+  if (dbias || need_xmu) {
+    const int nt = row_chunks(m, c);
+    std::vector<double> part(static_cast<size_t>(nt) * 2 * c, 0.0);
+#pragma omp parallel for schedule(static, 1) if (nt > 1)
+    for (int t = 0; t < nt; ++t) {
+      double* s1 = part.data() + static_cast<size_t>(t) * 2 * c;
+      double* s2 = s1 + c;
+      const int64_t r0 = m * t / nt, r1 = m * (t + 1) / nt;
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* gr = dy + r * c;
+        if (!need_xmu) {
+          for (int64_t ch = 0; ch < c; ++ch) s1[ch] += gr[ch];
+          continue;
+        }
+        const T* xr = x + r * c;
+        for (int64_t ch = 0; ch < c; ++ch) {
+          const double g = gr[ch];
+          s1[ch] += g;
+          s2[ch] += g * (static_cast<double>(xr[ch]) - static_cast<double>(mean[ch]));
+        }
+      }
+    }
+    for (int t = 0; t < nt; ++t) {
+      for (int64_t ch = 0; ch < c; ++ch) {
+        sum_dy[ch] += part[static_cast<size_t>(t) * 2 * c + ch];
+        sum_dy_xmu[ch] += part[static_cast<size_t>(t) * 2 * c + c + ch];
+      }
+    }
+  }
+  for (int64_t ch = 0; ch < c; ++ch) {
+    if (dbias) dbias[ch] = static_cast<T>(sum_dy[ch]);
+    if (dweight) dweight[ch] = static_cast<T>(sum_dy_xmu[ch] * invstd[ch]);
+  }
+  if (!dx) return;
+
+  // dx = k * (dy - a - (x - mean) * b): k = weight * invstd; in training a = mean(dy) and
+  // b = invstd^2 * mean(dy * (x - mean)) (the gradient through the batch statistics), in eval
+  // a = b = 0.
+  std::vector<T> k(c), a(c), b(c);
+  const double inv_m = 1.0 / static_cast<double>(m);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    const double is = invstd[ch];
+    k[ch] = static_cast<T>(is * (weight ? static_cast<double>(weight[ch]) : 1.0));
+    a[ch] = training ? static_cast<T>(sum_dy[ch] * inv_m) : T(0);
+    b[ch] = training ? static_cast<T>(sum_dy_xmu[ch] * inv_m * is * is) : T(0);
+  }
+  const T* kp = k.data();
+  const T* ap = a.data();
+  const T* bp = b.data();
+#pragma omp parallel for schedule(static) if (m * c > kParallelWork)
+  for (int64_t r = 0; r < m; ++r) {
+    const T* gr = dy + r * c;
+    T* dr = dx + r * c;
+    if (!training) {
+      for (int64_t ch = 0; ch < c; ++ch) dr[ch] = kp[ch] * gr[ch];
+      continue;
+    }
+    const T* xr = x + r * c;
+    for (int64_t ch = 0; ch < c; ++ch)
+      dr[ch] = kp[ch] * (gr[ch] - ap[ch] - (xr[ch] - mean[ch]) * bp[ch]);
+  }
+}
+
+template void batchnorm_stats<float>(int64_t, int64_t, const float*, float*, float*);
+template void batchnorm_invstd<float>(int64_t, const float*, double, float*);
+template void batchnorm_update_running<float>(int64_t, int64_t, const float*, const float*,
+                                            double, float*, float*);
+template void batchnorm_forward<float>(int64_t, int64_t, const float*, const float*,
+                                     const float*, const float*, const float*, float*);
+template void batchnorm_backward<float>(int64_t, int64_t, const float*, const float*,
+                                      const float*, const float*, const float*, bool, float*,
+                                      float*, float*);
+template void batchnorm_stats<double>(int64_t, int64_t, const double*, double*, double*);
+template void batchnorm_invstd<double>(int64_t, const double*, double, double*);
+template void batchnorm_update_running<double>(int64_t, int64_t, const double*, const double*,
+                                            double, double*, double*);
+template void batchnorm_forward<double>(int64_t, int64_t, const double*, const double*,
+                                     const double*, const double*, const double*, double*);
+template void batchnorm_backward<double>(int64_t, int64_t, const double*, const double*,
+                                      const double*, const double*, const double*, bool, double*,
+                                      double*, double*);
+
+}  // namespace kernels::cpu

@@ -1,0 +1,248 @@
+// kernels/cpu/conv2d.cpp — im2col + GEMM convolution (see conv2d.h for layouts and algorithm).
+//
+// Index names: n image, (h, wi) input pixel, (p, q) output pixel, (r, s) filter tap,
+// g group, c channel. "np" is the flat output-row index n * P + p; chunks are ranges of np.
+#include "kernels/cpu/conv2d.h"
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "kernels/cpu/matmul.h"
+
+namespace kernels::cpu {
+
+namespace {
+
+struct Dims {
+  int64_t cg, kg;  // channels and filters per group
+  int64_t rsc;     // one column row: R * S * C (all groups)
+  int64_t rscg;    // one group's part of a column row: R * S * C/G
+};
+
+Dims dims_of(const Conv2dShape& sh) {
+  Dims d;
+  d.cg = sh.c / sh.groups;
+  d.kg = sh.k / sh.groups;
+  d.rscg = sh.r * sh.s * d.cg;
+  d.rsc = d.rscg * sh.groups;
+  return d;
+}
+
+// A 1x1 filter that reads every input pixel once, in order: x [N*H*W, C] is the column matrix.
+bool is_pointwise(const Conv2dShape& sh) {
+  return sh.r == 1 && sh.s == 1 && sh.stride_h == 1 && sh.stride_w == 1 && sh.pad_h == 0 &&
+         sh.pad_w == 0 && sh.p == sh.h && sh.q == sh.w;
+}
+
+// The column buffer, kept per thread between calls: a fresh multi-MB allocation each call would
+// cost page faults (and std::vector would also zero it). It only grows, up to the chunk budget.
+template <class T>
+T* workspace(int64_t elems) {
+  thread_local std::unique_ptr<T[]> buf;
+  thread_local int64_t size = 0;
+  if (elems > size) {
+    buf.reset();  // free the old one first so both are never held at once
+    buf = std::make_unique_for_overwrite<T[]>(static_cast<size_t>(elems));
+    size = elems;
+  }
+  return buf.get();
+}
+
+// How many output rows (n, p) go in one chunk: as many as fit in `bytes`, at least one.
+template <class T>
+int64_t rows_per_chunk(const Conv2dShape& sh, const Dims& d, int64_t bytes) {
+  const int64_t row_bytes = sh.q * d.rsc * static_cast<int64_t>(sizeof(T));
+  return std::clamp<int64_t>(bytes / std::max<int64_t>(row_bytes, 1), 1,
+                             std::max<int64_t>(sh.n * sh.p, 1));
+}
+
+// cols[(np - np0) * Q + q, :] = the R*S*C input values output pixel (n, p, q) reads, laid out
+// [G][R][S][C/G], zeros where a tap falls in the padding. When `bias` is given, the same pass
+// (one parallel region, one sweep) also sets those pixels' outputs y0[.., k] = bias[k].
+template <class T>
+void im2col(const Conv2dShape& sh, const Dims& d, const T* x, int64_t np0, int64_t np1, T* cols,
+            const T* bias = nullptr, T* y0 = nullptr) {
+  const int64_t C = sh.c, G = sh.groups, S = sh.s;
+#pragma omp parallel for schedule(static) if ((np1 - np0) * sh.q * d.rsc > (1 << 15))
+  for (int64_t np = np0; np < np1; ++np) {
+    const int64_t n = np / sh.p, p = np % sh.p;
+    const T* xn = x + n * sh.h * sh.w * C;
+    if (bias)
+      for (int64_t q = 0; q < sh.q; ++q)
+        std::memcpy(y0 + ((np - np0) * sh.q + q) * sh.k, bias, sizeof(T) * sh.k);
+    for (int64_t q = 0; q < sh.q; ++q) {
+      T* row = cols + ((np - np0) * sh.q + q) * d.rsc;
+      for (int64_t r = 0; r < sh.r; ++r) {
+        const int64_t h = p * sh.stride_h - sh.pad_h + r * sh.dil_h;
+        const int64_t w0 = q * sh.stride_w - sh.pad_w;  // input column of tap s = 0
+        if (G == 1 && sh.dil_w == 1) {
+          // Adjacent taps read adjacent pixels: the in-bounds taps are one contiguous copy.
+          T* dst = row + r * S * C;
+          if (h < 0 || h >= sh.h) {
+            std::memset(dst, 0, sizeof(T) * S * C);
+            continue;
+          }
+          const int64_t s0 = std::clamp<int64_t>(-w0, 0, S);
+          const int64_t s1 = std::clamp<int64_t>(sh.w - w0, s0, S);
+          if (s0 > 0) std::memset(dst, 0, sizeof(T) * s0 * C);
+          if (s1 > s0)
+            std::memcpy(dst + s0 * C, xn + (h * sh.w + w0 + s0) * C, sizeof(T) * (s1 - s0) * C);
+          if (s1 < S) std::memset(dst + s1 * C, 0, sizeof(T) * (S - s1) * C);
+          continue;
+        }
+        for (int64_t s = 0; s < S; ++s) {
+          const int64_t wi = w0 + s * sh.dil_w;
+          const bool inside = h >= 0 && h < sh.h && wi >= 0 && wi < sh.w;
+          for (int64_t g = 0; g < G; ++g) {
+            T* dst = row + g * d.rscg + (r * S + s) * d.cg;
+            if (inside)
+              std::memcpy(dst, xn + (h * sh.w + wi) * C + g * d.cg, sizeof(T) * d.cg);
+            else
+              std::memset(dst, 0, sizeof(T) * d.cg);
+          }
+        }
+      }
+    }
+  }
+}
+
+// dx += the column gradients of output rows [np0, np1), gathered per input row (n, h): each
+// thread owns whole dx rows, so no two threads add into the same pixel. A dx row is zeroed by
+// the chunk that holds its image's first output row (chunks run in np order), which saves a
+// separate pass over dx.
+template <class T>
+void col2im(const Conv2dShape& sh, const Dims& d, const T* dcols, int64_t np0, int64_t np1,
+            T* dx) {
+  const int64_t C = sh.c, G = sh.groups, S = sh.s;
+  const int64_t n0 = np0 / sh.p, n1 = (np1 - 1) / sh.p + 1;
+#pragma omp parallel for schedule(static) if ((n1 - n0) * sh.h * sh.w * d.rsc > (1 << 15))
+  for (int64_t nh = n0 * sh.h; nh < n1 * sh.h; ++nh) {
+    const int64_t n = nh / sh.h, h = nh % sh.h;
+    T* dx_row = dx + nh * sh.w * C;
+    if (n * sh.p >= np0) std::memset(dx_row, 0, sizeof(T) * sh.w * C);
+    for (int64_t r = 0; r < sh.r; ++r) {
+      const int64_t ph = h + sh.pad_h - r * sh.dil_h;  // = p * stride_h when tap r reads row h
+      if (ph < 0 || ph % sh.stride_h != 0) continue;
+      const int64_t np = n * sh.p + ph / sh.stride_h;
+      if (ph / sh.stride_h >= sh.p || np < np0 || np >= np1) continue;
+      const T* src_row = dcols + (np - np0) * sh.q * d.rsc + r * S * d.cg;
+      for (int64_t wi = 0; wi < sh.w; ++wi) {
+        T* dst = dx_row + wi * C;
+        for (int64_t s = 0; s < S; ++s) {
+          const int64_t qw = wi + sh.pad_w - s * sh.dil_w;
+          if (qw < 0 || qw % sh.stride_w != 0 || qw / sh.stride_w >= sh.q) continue;
+          const T* src = src_row + (qw / sh.stride_w) * d.rsc + s * d.cg;
+          for (int64_t g = 0; g < G; ++g) {
+            const T* sg = src + g * d.rscg;
+            T* dg = dst + g * d.cg;
+            for (int64_t c = 0; c < d.cg; ++c) dg[c] += sg[c];
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+template <class T>
+void conv2d_forward(const Conv2dShape& sh, const T* x, const T* w, const T* bias, T* y,
+                    int64_t column_bytes) {
+  const Dims d = dims_of(sh);
+  const int64_t K = sh.k, G = sh.groups;
+  // y starts as bias (broadcast over pixels) or 0 (beta = 0); each GEMM adds into it.
+  const T beta = bias ? T(1) : T(0);
+
+  if (is_pointwise(sh)) {
+    const int64_t pixels = sh.n * sh.p * sh.q;
+    if (bias) {
+#pragma omp parallel for schedule(static) if (pixels * K > (1 << 15))
+      for (int64_t i = 0; i < pixels; ++i) std::memcpy(y + i * K, bias, sizeof(T) * K);
+    }
+    for (int64_t g = 0; g < G; ++g)
+      gemm<T>(false, true, pixels, d.kg, d.cg, T(1), x + g * d.cg, sh.c, w + g * d.kg * d.cg,
+              d.cg, beta, y + g * d.kg, K);
+    return;
+  }
+  const int64_t chunk = rows_per_chunk<T>(sh, d, column_bytes);
+  T* cols = workspace<T>(chunk * sh.q * d.rsc);
+  for (int64_t np0 = 0; np0 < sh.n * sh.p; np0 += chunk) {
+    const int64_t np1 = std::min(np0 + chunk, sh.n * sh.p);
+    const int64_t rows = (np1 - np0) * sh.q;
+    T* y0 = y + np0 * sh.q * K;
+    im2col(sh, d, x, np0, np1, cols, bias, y0);
+    // y[rows, group g's K/G columns] (+)= cols_g [rows, RSCg] @ w_g[K/G, RSCg]^T
+    for (int64_t g = 0; g < G; ++g)
+      gemm<T>(false, true, rows, d.kg, d.rscg, T(1), cols + g * d.rscg, d.rsc,
+              w + g * d.kg * d.rscg, d.rscg, beta, y0 + g * d.kg, K);
+  }
+}
+
+template <class T>
+void conv2d_backward_data(const Conv2dShape& sh, const T* dy, const T* w, T* dx,
+                          int64_t column_bytes) {
+  const Dims d = dims_of(sh);
+  const int64_t K = sh.k, G = sh.groups;
+  if (is_pointwise(sh)) {
+    // dx[pixels, C] = dy[pixels, K] @ w[K, C] per group.
+    for (int64_t g = 0; g < G; ++g)
+      gemm<T>(false, false, sh.n * sh.h * sh.w, d.cg, d.kg, T(1), dy + g * d.kg, K,
+              w + g * d.kg * d.cg, d.cg, T(0), dx + g * d.cg, sh.c);
+    return;
+  }
+  const int64_t chunk = rows_per_chunk<T>(sh, d, column_bytes);
+  T* dcols = workspace<T>(chunk * sh.q * d.rsc);
+  for (int64_t np0 = 0; np0 < sh.n * sh.p; np0 += chunk) {
+    const int64_t np1 = std::min(np0 + chunk, sh.n * sh.p);
+    const int64_t rows = (np1 - np0) * sh.q;
+    const T* dy0 = dy + np0 * sh.q * K;
+    // dcols_g [rows, RSCg] = dy_g [rows, K/G] @ w_g [K/G, RSCg]
+    for (int64_t g = 0; g < G; ++g)
+      gemm<T>(false, false, rows, d.rscg, d.kg, T(1), dy0 + g * d.kg, K, w + g * d.kg * d.rscg,
+              d.rscg, T(0), dcols + g * d.rscg, d.rsc);
+    col2im(sh, d, dcols, np0, np1, dx);
+  }
+}
+
+template <class T>
+void conv2d_backward_weight(const Conv2dShape& sh, const T* x, const T* dy, T* dw,
+                            int64_t column_bytes) {
+  const Dims d = dims_of(sh);
+  const int64_t K = sh.k, G = sh.groups;
+  if (is_pointwise(sh)) {
+    // dw[K, C] = dy[pixels, K]^T @ x[pixels, C] per group.
+    for (int64_t g = 0; g < G; ++g)
+      gemm<T>(true, false, d.kg, d.cg, sh.n * sh.h * sh.w, T(1), dy + g * d.kg, K, x + g * d.cg,
+              sh.c, T(0), dw + g * d.kg * d.cg, d.cg);
+    return;
+  }
+  const int64_t chunk = rows_per_chunk<T>(sh, d, column_bytes);
+  T* cols = workspace<T>(chunk * sh.q * d.rsc);
+  for (int64_t np0 = 0; np0 < sh.n * sh.p; np0 += chunk) {
+    const int64_t np1 = std::min(np0 + chunk, sh.n * sh.p);
+    const int64_t rows = (np1 - np0) * sh.q;
+    im2col(sh, d, x, np0, np1, cols);
+    const T* dy0 = dy + np0 * sh.q * K;
+    const T beta = np0 == 0 ? T(0) : T(1);  // the first chunk overwrites, later ones add
+    // dw_g [K/G, RSCg] (+)= dy_g [rows, K/G]^T @ cols_g [rows, RSCg]
+    for (int64_t g = 0; g < G; ++g)
+      gemm<T>(true, false, d.kg, d.rscg, rows, T(1), dy0 + g * d.kg, K, cols + g * d.rscg,
+              d.rsc, beta, dw + g * d.kg * d.rscg, d.rscg);
+  }
+}
+
+template void conv2d_forward<float>(const Conv2dShape&, const float*, const float*, const float*,
+                                    float*, int64_t);
+template void conv2d_forward<double>(const Conv2dShape&, const double*, const double*,
+                                     const double*, double*, int64_t);
+template void conv2d_backward_data<float>(const Conv2dShape&, const float*, const float*, float*,
+                                          int64_t);
+template void conv2d_backward_data<double>(const Conv2dShape&, const double*, const double*,
+                                           double*, int64_t);
+template void conv2d_backward_weight<float>(const Conv2dShape&, const float*, const float*,
+                                            float*, int64_t);
+template void conv2d_backward_weight<double>(const Conv2dShape&, const double*, const double*,
+                                             double*, int64_t);
+
+}  // namespace kernels::cpu

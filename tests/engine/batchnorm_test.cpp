@@ -1,0 +1,193 @@
+// tests/engine/batchnorm_test.cpp — batch_norm on NHWC inputs (statistics per last-dim channel).
+//
+// The reference is plain loops in float64: batch mean, biased variance for normalising, and
+// PyTorch's running-stat rule (momentum, UNBIASED variance). Gradients are checked by central
+// differences in both modes; the eval-mode gradient must treat the running stats as constants.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "tests/common/check.h"
+
+namespace {
+
+using namespace engine;
+using testing_util::all_close;
+using testing_util::grad_check;
+using testing_util::random;
+
+struct Stats {
+  std::vector<double> mean, var_biased, var_unbiased;
+};
+
+// Per-channel statistics of x viewed as [m, c] rows (c = last dim).
+Stats stats_ref(const Tensor& x) {
+  const int64_t c = x.size(-1), m = x.numel() / c;
+  std::vector<double> v = x.to_vector();
+  Stats s;
+  for (int64_t ch = 0; ch < c; ++ch) {
+    double mu = 0;
+    for (int64_t r = 0; r < m; ++r) mu += v[r * c + ch];
+    mu /= m;
+    double ss = 0;
+    for (int64_t r = 0; r < m; ++r) ss += (v[r * c + ch] - mu) * (v[r * c + ch] - mu);
+    s.mean.push_back(mu);
+    s.var_biased.push_back(ss / m);
+    s.var_unbiased.push_back(ss / (m - 1));
+  }
+  return s;
+}
+
+// y = (x - mean) / sqrt(var + eps) * w + b; w/b empty means no affine.
+std::vector<double> normalize_ref(const Tensor& x, const std::vector<double>& mean,
+                                  const std::vector<double>& var, const std::vector<double>& w,
+                                  const std::vector<double>& b, double eps) {
+  const int64_t c = x.size(-1), m = x.numel() / c;
+  std::vector<double> v = x.to_vector(), y(v.size());
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      double t = (v[r * c + ch] - mean[ch]) / std::sqrt(var[ch] + eps);
+      y[r * c + ch] = t * (w.empty() ? 1.0 : w[ch]) + (b.empty() ? 0.0 : b[ch]);
+    }
+  return y;
+}
+
+void expect_error(const std::function<void()>& f, const std::string& part) {
+  try {
+    f();
+    ADD_FAILURE() << "expected an engine::Error containing '" << part << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+  }
+}
+
+TEST(BatchNorm, TrainingForwardMatchesReference) {
+  const std::vector<Shape> shapes = {{2, 5, 3, 7}, {1, 3, 4, 1}, {6, 5}, {3, 1, 9, 33}};
+  uint64_t seed = 100;
+  for (const Shape& s : shapes) {
+    const int64_t c = s.back();
+    Tensor x = random(s, seed++, -2, 3);
+    Tensor w = random({c}, seed++, 0.5, 2), b = random({c}, seed++, -1, 1);
+    Stats st = stats_ref(x);
+    std::vector<double> ref = normalize_ref(x, st.mean, st.var_biased, w.to_vector(),
+                                            b.to_vector(), 1e-5);
+    Tensor y = batch_norm(x, w, b, {}, {}, /*training=*/true);
+    EXPECT_TRUE(all_close(y.to_vector(), ref, 1e-10, 1e-10)) << cat(s);
+    std::vector<double> ref_plain = normalize_ref(x, st.mean, st.var_biased, {}, {}, 1e-3);
+    Tensor y_plain = batch_norm(x, {}, {}, {}, {}, true, 0.1, 1e-3);
+    EXPECT_TRUE(all_close(y_plain.to_vector(), ref_plain, 1e-10, 1e-10)) << "no affine " << cat(s);
+  }
+}
+
+TEST(BatchNorm, Float32WithLargeMeanStaysAccurate) {
+  // mean 100, std ~0.29: E[x^2] - E[x]^2 in float would lose every digit of the variance.
+  // The reference runs on the float32 values themselves, so only the kernel's error is left.
+  // Its largest part: the mean is kept in float (as PyTorch's saved mean), off by up to half
+  // an ulp of 100 = 3.8e-6 = 1.3e-5 standard deviations, times |w| <= 1.5: atol 3e-5.
+  Tensor x = add(random({4, 6, 5, 24}, 110, -0.5, 0.5), 100.0).to(DType::Float32);
+  Tensor x64 = x.to(DType::Float64);
+  Tensor w = random({24}, 111, 0.5, 1.5), b = random({24}, 112, -1, 1);
+  Stats st = stats_ref(x64);
+  std::vector<double> ref = normalize_ref(x64, st.mean, st.var_biased, w.to_vector(),
+                                          b.to_vector(), 1e-5);
+  Tensor y = batch_norm(x, w.to(DType::Float32), b.to(DType::Float32), {}, {}, true);
+  EXPECT_TRUE(all_close(y.to_vector(), ref, 1e-5, 3e-5));
+}
+
+TEST(BatchNorm, RunningStatsFollowPyTorchsRule) {
+  Shape s = {3, 4, 5, 6};
+  Tensor rm = random({6}, 120, -1, 1), rv = random({6}, 121, 0.5, 2);
+  std::vector<double> em = rm.to_vector(), ev = rv.to_vector();
+  const double momentum = 0.3;
+  for (int step = 0; step < 2; ++step) {
+    Tensor x = random(s, 122 + step, -1, 4);
+    Stats st = stats_ref(x);
+    batch_norm(x, {}, {}, rm, rv, /*training=*/true, momentum);
+    for (int ch = 0; ch < 6; ++ch) {
+      em[ch] = (1 - momentum) * em[ch] + momentum * st.mean[ch];
+      ev[ch] = (1 - momentum) * ev[ch] + momentum * st.var_unbiased[ch];  // unbiased!
+    }
+    EXPECT_TRUE(all_close(rm.to_vector(), em, 1e-12, 1e-12)) << "step " << step;
+    EXPECT_TRUE(all_close(rv.to_vector(), ev, 1e-12, 1e-12)) << "step " << step;
+  }
+  // Eval normalises with the running stats and leaves them alone.
+  const std::vector<double> rm_before = rm.to_vector(), rv_before = rv.to_vector();
+  Tensor x = random(s, 130, -1, 1);
+  Tensor w = random({6}, 131, 0.5, 2), b = random({6}, 132, -1, 1);
+  Tensor y = batch_norm(x, w, b, rm, rv, /*training=*/false);
+  EXPECT_TRUE(all_close(y.to_vector(), normalize_ref(x, em, ev, w.to_vector(), b.to_vector(), 1e-5),
+                        1e-12, 1e-12));
+  EXPECT_TRUE(all_close(rm.to_vector(), rm_before, 0, 0));
+  EXPECT_TRUE(all_close(rv.to_vector(), rv_before, 0, 0));
+}
+
+TEST(BatchNorm, LargeInputUsesThreadedStatistics) {
+  // Big enough for the per-thread partial sums (the small cases run on one chunk).
+  Tensor x = random({4, 17, 19, 35}, 140, -1, 2).to(DType::Float32);
+  Tensor rm = Tensor::zeros({35}), rv = Tensor::ones({35});
+  Stats st = stats_ref(x);
+  Tensor y = batch_norm(x, {}, {}, rm, rv, true, 0.1);
+  EXPECT_TRUE(all_close(y.to_vector(), normalize_ref(x, st.mean, st.var_biased, {}, {}, 1e-5),
+                        1e-5, 1e-5));
+  std::vector<double> em, ev;
+  for (int ch = 0; ch < 35; ++ch) {
+    em.push_back(0.1 * st.mean[ch]);
+    ev.push_back(0.9 + 0.1 * st.var_unbiased[ch]);
+  }
+  EXPECT_TRUE(all_close(rm.to_vector(), em, 1e-6, 1e-7));
+  EXPECT_TRUE(all_close(rv.to_vector(), ev, 1e-6, 1e-7));
+}
+
+TEST(BatchNorm, TrainingGradCheck) {
+  Tensor x = random({2, 3, 2, 5}, 150, -1, 2).requires_grad_();
+  Tensor w = random({5}, 151, 0.5, 2).requires_grad_();
+  Tensor b = random({5}, 152, -1, 1).requires_grad_();
+  EXPECT_TRUE(grad_check(
+      [](const std::vector<Tensor>& in) { return batch_norm(in[0], in[1], in[2], {}, {}, true); },
+      {x, w, b}));
+  Tensor x2 = random({5, 3}, 153, -1, 2).requires_grad_();
+  EXPECT_TRUE(grad_check(
+      [](const std::vector<Tensor>& in) { return batch_norm(in[0], {}, {}, {}, {}, true); },
+      {x2}));
+}
+
+TEST(BatchNorm, EvalGradCheck) {
+  Tensor rm = random({4}, 160, -1, 1), rv = random({4}, 161, 0.3, 2);
+  Tensor x = random({2, 3, 3, 4}, 162, -1, 2).requires_grad_();
+  Tensor w = random({4}, 163, 0.5, 2).requires_grad_();
+  Tensor b = random({4}, 164, -1, 1).requires_grad_();
+  EXPECT_TRUE(grad_check(
+      [&](const std::vector<Tensor>& in) { return batch_norm(in[0], in[1], in[2], rm, rv, false); },
+      {x, w, b}));
+}
+
+TEST(BatchNorm, OnlySomeInputsNeedGradients) {
+  // Only the bias, then only x in eval: the kernel skips what is not asked for.
+  Tensor x = random({3, 2, 2, 4}, 170, -1, 1);
+  Tensor w = random({4}, 171, 0.5, 2);
+  Tensor b = random({4}, 172, -1, 1).requires_grad_();
+  Tensor gy = random({3, 2, 2, 4}, 173, -1, 1);
+  batch_norm(x, w, b, {}, {}, true).backward(gy);
+  EXPECT_TRUE(all_close(b.grad(), sum(gy, {0, 1, 2}), 1e-12, 1e-12));
+
+  Tensor rm = random({4}, 174, -1, 1), rv = random({4}, 175, 0.3, 2);
+  Tensor xg = x.detach().clone().requires_grad_();
+  batch_norm(xg, w, Tensor(), rm, rv, false).backward(gy);
+  std::vector<double> g = gy.to_vector(), wv = w.to_vector(), rvv = rv.to_vector(), ref;
+  for (size_t i = 0; i < g.size(); ++i) ref.push_back(g[i] * wv[i % 4] / std::sqrt(rvv[i % 4] + 1e-5));
+  EXPECT_TRUE(all_close(xg.grad().to_vector(), ref, 1e-12, 1e-12));
+}
+
+TEST(BatchNorm, BadArgumentsAreClearErrors) {
+  Tensor x = random({2, 3, 3, 4}, 180);
+  expect_error([&] { batch_norm(random({1, 1, 1, 4}, 181), {}, {}, {}, {}, true); },
+               "more than 1 value per channel");
+  expect_error([&] { batch_norm(x, {}, {}, {}, {}, false); }, "running_mean and running_var");
+  expect_error([&] { batch_norm(x, random({3}, 182), {}, {}, {}, true); },
+               "weight has shape [3] but input [2,3,3,4] has 4 channels");
+  expect_error([&] { batch_norm(x, {}, {}, Tensor::zeros({4}), Tensor::ones({4}), true); },
+               "running_mean is float32 but input is float64");
+  expect_error([&] { batch_norm(random({4}, 183), {}, {}, {}, {}, true); }, "NHWC");
+}
+
+}  // namespace
