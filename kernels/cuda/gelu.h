@@ -1,0 +1,37 @@
+// kernels/cuda/gelu.h — GELU (exact erf form, PyTorch's approximate='none') on the GPU, and the
+// fused bias + GELU of a Linear / 1x1-conv output. Algorithms and roofline: gelu.cu.
+//
+//   gelu(x)  = x * Phi(x), Phi(x) = 0.5 * erfc(-x / sqrt(2))   (= 0.5 * (1 + erf(x / sqrt(2))))
+//   gelu'(x) = Phi(x) + x * exp(-x^2 / 2) / sqrt(2 pi)
+//   bias_gelu(x, b)[r, c] = gelu(x[r, c] + b[c])   x, y: contiguous [rows, C] (NHWC: rows =
+//   N*H*W), b: [C]
+//
+// Device pointers, float32 only; work is queued on `stream` without synchronising; bad
+// arguments and launch failures throw std::runtime_error. In-place (y == x, dx == dy) is fine.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace kernels::cuda {
+
+// gelu_forward / gelu_backward: 0 = fastest (2), 1 scalar, 2 float4.
+inline constexpr int kGeluVersions = 2;
+// bias_gelu_*: 0 = fastest (3), 1 composed (bias add, then gelu: two passes), 2 fused scalar,
+// 3 fused float4.
+inline constexpr int kBiasGeluVersions = 3;
+
+void gelu_forward(int version, const float* x, float* y, int64_t n, cudaStream_t stream);
+// dx = dy * gelu'(x)
+void gelu_backward(int version, const float* x, const float* dy, float* dx, int64_t n,
+                   cudaStream_t stream);
+
+void bias_gelu_forward(int version, const float* x, const float* bias, float* y, int64_t rows,
+                       int C, cudaStream_t stream);
+// dx = dy * gelu'(x + b). The bias gradient is the column sum of dx (a reduction the caller
+// runs; it is not fused here).
+void bias_gelu_backward(int version, const float* x, const float* bias, const float* dy, float* dx,
+                        int64_t rows, int C, cudaStream_t stream);
+
+}  // namespace kernels::cuda

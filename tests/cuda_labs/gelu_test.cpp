@@ -1,0 +1,139 @@
+// GELU kernel lab (kernels/cuda/gelu.cu): every version of gelu and bias_gelu, forward and
+// backward, against float64 erf on sizes with float4 tails, misaligned pointers, in-place
+// calls, and inputs reaching the far negative tail where 1 + erf would cancel.
+#include "kernels/cuda/gelu.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "tests/cuda_labs/labs_test_util.h"
+
+namespace {
+
+using labs_test::DeviceBuffer;
+
+double gelu(double x) { return 0.5 * x * std::erfc(-x / std::sqrt(2.0)); }
+double gelu_grad(double x) {
+  return 0.5 * std::erfc(-x / std::sqrt(2.0)) + x * std::exp(-0.5 * x * x) / std::sqrt(2 * M_PI);
+}
+
+// float32 erfc/exp are good to a few ulp; near gelu'(x) = 0 (x ~ -0.75) only an absolute
+// bound makes sense.
+constexpr double kRtol = 2e-5, kAtol = 1e-6;
+
+void check_gelu(int64_t n, uint64_t seed, bool misalign, bool in_place) {
+  const size_t off = misalign ? 1 : 0;
+  std::vector<float> x = labs_test::random_floats(n, seed, -9.f, 6.f);
+  std::vector<float> dy = labs_test::random_floats(n, seed + 1);
+  std::vector<double> ry(n), rdx(n);
+  for (int64_t i = 0; i < n; ++i) {
+    ry[i] = gelu(x[i]);
+    rdx[i] = dy[i] * gelu_grad(x[i]);
+  }
+  DeviceBuffer<float> dx_in(n + off), ddy(n + off), out(n + off);
+  for (int v = 0; v <= kernels::cuda::kGeluVersions; ++v) {
+    SCOPED_TRACE("version " + std::to_string(v) + " n " + std::to_string(n) +
+                 (misalign ? " misaligned" : "") + (in_place ? " in place" : ""));
+    dx_in.upload(x, off);
+    ddy.upload(dy, off);
+    out.poison();
+    float* y = in_place ? dx_in.data() + off : out.data() + off;
+    kernels::cuda::gelu_forward(v, dx_in.data() + off, y, n, nullptr);
+    EXPECT_TRUE(labs_test::close(in_place ? dx_in.download(n, off) : out.download(n, off), ry,
+                                 kRtol, kAtol, "gelu forward"));
+    dx_in.upload(x, off);
+    out.poison();
+    float* dx = in_place ? ddy.data() + off : out.data() + off;
+    kernels::cuda::gelu_backward(v, dx_in.data() + off, ddy.data() + off, dx, n, nullptr);
+    EXPECT_TRUE(labs_test::close(in_place ? ddy.download(n, off) : out.download(n, off), rdx, kRtol,
+                                 kAtol, "gelu backward"));
+  }
+}
+
+// Also checks that the fused versions equal the composed one (v1) bit for bit: the same
+// float x + b goes through the same gelu either way.
+void check_bias_gelu(int64_t rows, int C, uint64_t seed, bool misalign, bool in_place) {
+  const size_t n = size_t(rows) * C, off = misalign ? 1 : 0;
+  std::vector<float> x = labs_test::random_floats(n, seed, -7.f, 5.f);
+  std::vector<float> b = labs_test::random_floats(C, seed + 1, -2.f, 2.f);
+  std::vector<float> dy = labs_test::random_floats(n, seed + 2);
+  std::vector<double> ry(n), rdx(n);
+  for (size_t i = 0; i < n; ++i) {
+    double t = double(x[i] + b[i % C]);  // the float sum, as every version computes it
+    ry[i] = gelu(t);
+    rdx[i] = dy[i] * gelu_grad(t);
+  }
+  DeviceBuffer<float> dx_in(n + off), db(C + off), ddy(n + off), out(n + off);
+  db.upload(b, off);
+  std::vector<float> composed_y, composed_dx;
+  for (int v = 1; v <= kernels::cuda::kBiasGeluVersions; ++v) {
+    SCOPED_TRACE("bias version " + std::to_string(v) + " rows " + std::to_string(rows) + " C " +
+                 std::to_string(C) + (misalign ? " misaligned" : "") +
+                 (in_place ? " in place" : ""));
+    dx_in.upload(x, off);
+    out.poison();
+    float* y = in_place ? dx_in.data() + off : out.data() + off;
+    kernels::cuda::bias_gelu_forward(v, dx_in.data() + off, db.data() + off, y, rows, C, nullptr);
+    std::vector<float> got_y = in_place ? dx_in.download(n, off) : out.download(n, off);
+    EXPECT_TRUE(labs_test::close(got_y, ry, kRtol, kAtol, "bias_gelu forward"));
+    dx_in.upload(x, off);
+    ddy.upload(dy, off);
+    out.poison();
+    float* dx = in_place ? ddy.data() + off : out.data() + off;
+    kernels::cuda::bias_gelu_backward(v, dx_in.data() + off, db.data() + off, ddy.data() + off, dx,
+                                      rows, C, nullptr);
+    std::vector<float> got_dx = in_place ? ddy.download(n, off) : out.download(n, off);
+    EXPECT_TRUE(labs_test::close(got_dx, rdx, kRtol, kAtol, "bias_gelu backward"));
+    if (v == 1) {
+      composed_y = got_y, composed_dx = got_dx;
+    } else {
+      EXPECT_EQ(0, std::memcmp(got_y.data(), composed_y.data(), n * sizeof(float)))
+          << "fused forward differs from composed";
+      EXPECT_EQ(0, std::memcmp(got_dx.data(), composed_dx.data(), n * sizeof(float)))
+          << "fused backward differs from composed";
+    }
+  }
+  // Version 0 is the fastest one.
+  out.poison();
+  dx_in.upload(x, off);
+  kernels::cuda::bias_gelu_forward(0, dx_in.data() + off, db.data() + off, out.data() + off, rows,
+                                   C, nullptr);
+  EXPECT_TRUE(labs_test::close(out.download(n, off), ry, kRtol, kAtol, "bias_gelu version 0"));
+}
+
+TEST(CudaLabsGelu, SizesWithTails) {
+  LABS_SKIP_WITHOUT_CUDA();
+  for (int64_t n : {1, 3, 4, 7, 1001, 4099, 262147}) check_gelu(n, n, false, false);
+}
+
+TEST(CudaLabsGelu, MisalignedAndInPlace) {
+  LABS_SKIP_WITHOUT_CUDA();
+  check_gelu(4097, 1, true, false);
+  check_gelu(5003, 2, false, true);
+  check_gelu(5003, 3, true, true);
+}
+
+TEST(CudaLabsGelu, BiasVariants) {
+  LABS_SKIP_WITHOUT_CUDA();
+  check_bias_gelu(37, 96, 10, false, false);     // float4 path
+  check_bias_gelu(13, 33, 11, false, false);     // C % 4 != 0: v3 -> v2
+  check_bias_gelu(1, 1, 12, false, false);       // one element
+  check_bias_gelu(6001, 384, 13, false, false);  // several grid-stride laps: the carried column
+  check_bias_gelu(9, 12, 14, true, false);       // misaligned
+  check_bias_gelu(50, 20, 15, false, true);      // in place
+}
+
+TEST(CudaLabsGelu, RejectsBadArguments) {
+  float dummy = 0;
+  EXPECT_THROW(kernels::cuda::gelu_forward(3, &dummy, &dummy, 1, nullptr), std::runtime_error);
+  EXPECT_THROW(kernels::cuda::bias_gelu_forward(0, &dummy, nullptr, &dummy, 1, 1, nullptr),
+               std::runtime_error);
+  EXPECT_THROW(kernels::cuda::bias_gelu_backward(0, &dummy, &dummy, &dummy, &dummy, 1, 0, nullptr),
+               std::runtime_error);
+}
+
+}  // namespace
