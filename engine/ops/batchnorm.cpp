@@ -52,6 +52,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
   // mean / invstd used to normalise: the batch's in training, the running stats' in eval.
   Tensor mean = Tensor::empty({c}, x.dtype(), x.device());
   Tensor invstd = Tensor::empty({c}, x.dtype(), x.device());
+  // The kernels index weight/bias as plain arrays.
+  Tensor wd = weight.defined() ? weight.detach().contiguous() : Tensor();
+  Tensor bd = bias.defined() ? bias.detach().contiguous() : Tensor();
   dispatch_float(x.dtype(), "batch_norm", [&](auto zero) {
     using T = decltype(zero);
     auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
@@ -67,7 +70,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
       kernels::cpu::batchnorm_invstd<T>(c, running_var.data<T>(), eps, invstd.data<T>());
     }
     kernels::cpu::batchnorm_forward<T>(m, c, xc.data<T>(), mean.data<T>(), invstd.data<T>(),
-                                       ptr(weight), ptr(bias), y.data<T>());
+                                       ptr(wd), ptr(bd), y.data<T>());
   });
 
   const bool gx = x.requires_grad();
@@ -76,22 +79,21 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
   if (!grad_enabled() || !(gx || gw || gb)) return y;
   // x is needed by dweight and by the training-mode dx; only dx needs the weight.
   Tensor saved_x = (gw || (training && gx)) ? xc : Tensor();
-  Tensor saved_w = (gx && weight.defined()) ? weight.detach() : Tensor();
-  return record("batch_norm", y, {x, weight, bias},
-                [=](const Tensor& g) {
-                  Tensor gc = g.contiguous();
-                  Tensor dx = gx ? Tensor::empty(g.shape(), g.dtype(), g.device()) : Tensor();
-                  Tensor dw = gw ? Tensor::empty({c}, g.dtype(), g.device()) : Tensor();
-                  Tensor db = gb ? Tensor::empty({c}, g.dtype(), g.device()) : Tensor();
-                  dispatch_float(g.dtype(), "batch_norm_backward", [&](auto zero) {
-                    using T = decltype(zero);
-                    auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
-                    kernels::cpu::batchnorm_backward<T>(
-                        m, c, ptr(saved_x), gc.data<T>(), mean.data<T>(), invstd.data<T>(),
-                        ptr(saved_w), training, ptr(dx), ptr(dw), ptr(db));
-                  });
-                  return std::vector<Tensor>{dx, dw, db};
-                });
+  Tensor saved_w = gx ? wd : Tensor();
+  return record("batch_norm", y, {x, weight, bias}, [=](const Tensor& g) {
+    Tensor gc = g.contiguous();
+    Tensor dx = gx ? Tensor::empty(g.shape(), g.dtype(), g.device()) : Tensor();
+    Tensor dw = gw ? Tensor::empty({c}, g.dtype(), g.device()) : Tensor();
+    Tensor db = gb ? Tensor::empty({c}, g.dtype(), g.device()) : Tensor();
+    dispatch_float(g.dtype(), "batch_norm_backward", [&](auto zero) {
+      using T = decltype(zero);
+      auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
+      kernels::cpu::batchnorm_backward<T>(m, c, ptr(saved_x), gc.data<T>(), mean.data<T>(),
+                                          invstd.data<T>(), ptr(saved_w), training, ptr(dx),
+                                          ptr(dw), ptr(db));
+    });
+    return std::vector<Tensor>{dx, dw, db};
+  });
 }
 
 }  // namespace engine

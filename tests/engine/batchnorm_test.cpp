@@ -174,8 +174,18 @@ TEST(BatchNorm, OnlySomeInputsNeedGradients) {
   Tensor xg = x.detach().clone().requires_grad_();
   batch_norm(xg, w, Tensor(), rm, rv, false).backward(gy);
   std::vector<double> g = gy.to_vector(), wv = w.to_vector(), rvv = rv.to_vector(), ref;
-  for (size_t i = 0; i < g.size(); ++i) ref.push_back(g[i] * wv[i % 4] / std::sqrt(rvv[i % 4] + 1e-5));
+  for (size_t i = 0; i < g.size(); ++i)
+    ref.push_back(g[i] * wv[i % 4] / std::sqrt(rvv[i % 4] + 1e-5));
   EXPECT_TRUE(all_close(xg.grad().to_vector(), ref, 1e-12, 1e-12));
+}
+
+TEST(BatchNorm, StridedInputAndParameters) {
+  // Every other element of a longer vector, and a permuted input: same result as packed copies.
+  Tensor w = random({10}, 185, 0.5, 2).slice(0, 0, 10, 2), b = random({10}, 186).slice(0, 1, 10, 2);
+  Tensor x = random({3, 5, 4, 2}, 187).permute({0, 2, 3, 1});  // [3,4,2,5], channels strided
+  Tensor y = batch_norm(x, w, b, {}, {}, true);
+  Tensor ref = batch_norm(x.contiguous(), w.contiguous(), b.contiguous(), {}, {}, true);
+  EXPECT_TRUE(all_close(y, ref, 0, 0));
 }
 
 TEST(BatchNorm, BadArgumentsAreClearErrors) {

@@ -58,7 +58,8 @@ TEST(Matmul, TwoDOddSizes) {
                                                   {1, 17, 1}, {1, 6, 11}, {33, 65, 17}};
   uint64_t seed = 1;
   for (auto [m, k, n] : sizes) {
-    Tensor a = random({m, k}, seed++), b = random({k, n}, seed++);
+    Tensor a = random({m, k}, seed++);
+    Tensor b = random({k, n}, seed++);
     expect_matmul(a, b, 1e-13, 1e-14, "2-D");
   }
 }
