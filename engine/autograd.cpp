@@ -93,10 +93,14 @@ std::vector<Node*> topological_order(Node* root) {
 
 void accumulate_leaf(TensorImpl& leaf, const Tensor& g) {
   if (!leaf.grad) {
-    // Own a fresh contiguous buffer: the incoming gradient may be a view of something else.
-    leaf.grad = g.clone().impl_ptr();
+    // Adopt the incoming gradient when nothing else can see its memory (the common case: a
+    // fresh buffer made by the op's backward); otherwise own a copy, since it may be a view
+    // of another gradient that is still in flight.
+    bool exclusive = g.impl_ptr().use_count() == 1 && g.impl().storage.use_count() == 1 &&
+                     g.is_contiguous();
+    leaf.grad = exclusive ? g.impl_ptr() : g.clone().impl_ptr();
   } else {
-    Tensor(leaf.grad).copy_(add(Tensor(leaf.grad), g));
+    add_(Tensor(leaf.grad), g);
   }
 }
 

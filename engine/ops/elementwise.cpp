@@ -179,6 +179,33 @@ Tensor minimum(const Tensor& a, const Tensor& b) {
   return select_op(BinaryOp::Minimum, a, b, "minimum");
 }
 
+void add_(const Tensor& dst, const Tensor& src) {
+  check_pair(dst, src, "add_");
+  check(broadcast_shapes(dst.shape(), src.shape(), "add_") == dst.shape(), "add_: shape ",
+        src.shape(), " cannot be added into shape ", dst.shape());
+  if (!dst.is_contiguous()) {  // rare: fall back to a temporary
+    dst.copy_(binary_forward(BinaryOp::Add, dst, src, "add_"));
+    return;
+  }
+  // The kernels read a[i] and b[i] before writing out[i], so out may alias a.
+  Tensor se = src.detach().expand(dst.shape());
+  const int nd = static_cast<int>(dst.dim());
+#ifdef ENGINE_WITH_CUDA
+  if (dst.device().is_cuda()) {
+    kernels::cuda::binary(BinaryOp::Add, nd, dst.shape().data(), dst.raw_data(),
+                          dst.strides().data(), se.raw_data(), se.strides().data(),
+                          dst.raw_data(), dst.dtype());
+    return;
+  }
+#endif
+  dispatch_float(dst.dtype(), "add_", [&](auto zero) {
+    using T = decltype(zero);
+    kernels::cpu::binary<T>(BinaryOp::Add, nd, dst.shape().data(), dst.data<T>(),
+                            dst.strides().data(), se.data<T>(), se.strides().data(),
+                            dst.data<T>());
+  });
+}
+
 Tensor add(const Tensor& a, double b) { return add(a, scalar_like(a, b)); }
 Tensor mul(const Tensor& a, double b) { return mul(a, scalar_like(a, b)); }
 Tensor pow(const Tensor& a, double e) { return unary_op(UnaryOp::PowScalar, a, "pow", e); }

@@ -30,6 +30,10 @@ Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor clamp(const Tensor& x, double low, double high);
 
+// In place, no autograd: dst += src (src broadcast to dst's shape). For gradient accumulation
+// and optimizers.
+void add_(const Tensor& dst, const Tensor& src);
+
 Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);
 Tensor operator*(const Tensor& a, const Tensor& b);
