@@ -22,7 +22,12 @@ class Error : public std::runtime_error {
 };
 
 // cat("a", 1, shape) -> "a1[2,3]": streams every argument into one string.
-template <class... Args>
+// Only viable for streamable arguments, so engine::cat(std::vector<Tensor>, dim) (the tensor
+// op in engine/ops/indexing.h) is never mistaken for this.
+template <class T>
+concept Streamable = requires(std::ostream& os, const T& value) { os << value; };
+
+template <Streamable... Args>
 std::string cat(const Args&... args) {
   std::ostringstream os;
   (os << ... << args);
