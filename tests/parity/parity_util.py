@@ -40,7 +40,7 @@ def write_safetensors(path, arrays):
     import numpy as np
     header, blobs, offset = {}, [], 0
     for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
+        a = np.array(arrays[name], order="C")  # (ascontiguousarray turns 0-d into 1-d)
         code = _DTYPES[str(a.dtype)]
         raw = a.astype(_NP[code]).tobytes()
         header[name] = {"dtype": code, "shape": list(a.shape),

@@ -86,10 +86,12 @@ for opname in ["sum", "mean", "max", "var"]:
              attrs={"dims": dims, "keepdim": keep})
 
 # ---- matmul / linear ----------------------------------------------------------------------
-case("matmul_2d", "matmul", {"a": rand(7, 5), "b": rand(5, 3)}, torch.matmul)
-case("matmul_batched_broadcast", "matmul", {"a": rand(2, 1, 4, 5), "b": rand(3, 5, 6)}, torch.matmul)
-case("linear", "linear", {"x": rand(2, 3, 9), "w": rand(4, 9), "b": rand(4)}, F.linear)
-case("linear_nobias", "linear", {"x": rand(5, 9), "w": rand(4, 9)}, F.linear)
+case("matmul_2d", "matmul", {"a": rand(7, 5), "b": rand(5, 3)}, lambda a, b: a @ b)
+case("matmul_batched_broadcast", "matmul", {"a": rand(2, 1, 4, 5), "b": rand(3, 5, 6)},
+     lambda a, b: a @ b)
+case("linear", "linear", {"x": rand(2, 3, 9), "w": rand(4, 9), "b": rand(4)},
+     lambda x, w, b: F.linear(x, w, b))
+case("linear_nobias", "linear", {"x": rand(5, 9), "w": rand(4, 9)}, lambda x, w: F.linear(x, w))
 
 # ---- convolution (NHWC, weights [K,R,S,C/g]) ----------------------------------------------
 def conv_case(name, n, h, w, c, k, r, s, stride=1, pad=0, dil=1, groups=1, bias=True):
