@@ -12,4 +12,6 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-}
 cmake --build "$build" -j"$(nproc)"
 # OpenMP threads per test process: the tests run two at a time on a 2-core machine.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+# Idle OpenMP threads sleep instead of spinning (see apps/image2gps/main.cpp for why).
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 ctest --test-dir "$build" --output-on-failure -j"$(nproc)" --timeout 1200 ${CTEST_ARGS:-}

@@ -21,6 +21,9 @@ void add_demo_command(CLI::App& app) {
   d->add_option("--arch", o->arch, "Model architecture")->capture_default_str();
   d->add_option("--device", o->device, "auto | cpu | cuda")->capture_default_str();
   d->add_option("--workers", o->workers, "Image decoding threads")->capture_default_str();
+  d->add_option("--hfov", o->hfov_deg, "Horizontal field of view of the views (degrees)")
+      ->capture_default_str();
+  d->add_option("--augment", o->augment, "none | geo-safe")->capture_default_str();
   d->callback([o] { run_demo(*o); });
 }
 

@@ -50,7 +50,9 @@ DemoResult run_demo(const DemoOptions& o) {
   std::printf("1/5 rendering %d views of a synthetic campus around (%.4f, %.4f) at %dx%d\n",
               o.images, o.origin_lat, o.origin_lon, o.image_size, o.image_size);
   World world = make_world(o.seed, o.origin_lat, o.origin_lon);
-  std::vector<ViewSample> views = sample_views(world, o.images, o.seed + 1);
+  SampleOptions so_views;
+  so_views.hfov_deg = o.hfov_deg;
+  std::vector<ViewSample> views = sample_views(world, o.images, o.seed + 1, so_views);
   std::vector<GeoRecord> all;
   for (size_t i = 0; i < views.size(); ++i)
     all.push_back({view_name(i), views[i].latitude_deg, views[i].longitude_deg});
@@ -80,6 +82,7 @@ DemoResult run_demo(const DemoOptions& o) {
   cfg.seed = o.seed;
   cfg.device = o.device;
   cfg.workers = o.workers;
+  cfg.augment = o.augment;
   if (fs::exists(out / "run")) fs::remove_all(out / "run");
   std::fflush(stdout);
   TrainResult tr = train(cfg);

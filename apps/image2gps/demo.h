@@ -23,6 +23,8 @@ struct DemoOptions {
   std::string arch = "small_cnn";
   std::string device = "auto";
   int workers = 1;
+  double hfov_deg = 100;          // wide views see more landmarks (a phone's main camera: ~70)
+  std::string augment = "none";  // none | geo-safe
 };
 
 struct DemoResult {

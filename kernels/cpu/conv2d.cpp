@@ -2,6 +2,11 @@
 //
 // Index names: n image, (h, wi) input pixel, (p, q) output pixel, (r, s) filter tap,
 // g group, c channel. "np" is the flat output-row index n * P + p; chunks are ranges of np.
+//
+// Threads: only the GEMMs run in parallel (OpenBLAS's own thread pool). im2col / col2im are
+// sequential on purpose: on an L2-sized chunk they take a few percent of the GEMM's time, and
+// handing both cores from OpenBLAS's (spin-waiting) workers to an OpenMP team and back for
+// every chunk made the 2-thread time worse, not better, on the shared 2-core build machine.
 #include "kernels/cpu/conv2d.h"
 
 #include <algorithm>
@@ -49,22 +54,24 @@ T* workspace(int64_t elems) {
   return buf.get();
 }
 
-// How many output rows (n, p) go in one chunk: as many as fit in `bytes`, at least one.
+// How many output rows (n, p) go in one chunk: as many as fit in `bytes` (0: about
+// kColumnBytes but at least kMinChunkPixels pixels, see conv2d.h), at least one.
 template <class T>
 int64_t rows_per_chunk(const Conv2dShape& sh, const Dims& d, int64_t bytes) {
-  const int64_t row_bytes = sh.q * d.rsc * static_cast<int64_t>(sizeof(T));
+  const int64_t pixel_bytes = d.rsc * static_cast<int64_t>(sizeof(T));
+  if (bytes <= 0) bytes = std::max(kColumnBytes, kMinChunkPixels * pixel_bytes);
+  const int64_t row_bytes = sh.q * pixel_bytes;
   return std::clamp<int64_t>(bytes / std::max<int64_t>(row_bytes, 1), 1,
                              std::max<int64_t>(sh.n * sh.p, 1));
 }
 
 // cols[(np - np0) * Q + q, :] = the R*S*C input values output pixel (n, p, q) reads, laid out
 // [G][R][S][C/G], zeros where a tap falls in the padding. When `bias` is given, the same pass
-// (one parallel region, one sweep) also sets those pixels' outputs y0[.., k] = bias[k].
+// (same sweep, while the rows are in cache) also sets those pixels' outputs y0[.., k] = bias[k].
 template <class T>
 void im2col(const Conv2dShape& sh, const Dims& d, const T* x, int64_t np0, int64_t np1, T* cols,
             const T* bias = nullptr, T* y0 = nullptr) {
   const int64_t C = sh.c, G = sh.groups, S = sh.s;
-#pragma omp parallel for schedule(static) if ((np1 - np0) * sh.q * d.rsc > (1 << 15))
   for (int64_t np = np0; np < np1; ++np) {
     const int64_t n = np / sh.p, p = np % sh.p;
     const T* xn = x + n * sh.h * sh.w * C;
@@ -107,16 +114,14 @@ void im2col(const Conv2dShape& sh, const Dims& d, const T* x, int64_t np0, int64
   }
 }
 
-// dx += the column gradients of output rows [np0, np1), gathered per input row (n, h): each
-// thread owns whole dx rows, so no two threads add into the same pixel. A dx row is zeroed by
-// the chunk that holds its image's first output row (chunks run in np order), which saves a
-// separate pass over dx.
+// dx += the column gradients of output rows [np0, np1), gathered per input row (n, h): each dx
+// row is finished in one sweep while it is in L1, and the loop could be split over rows
+// without two threads ever adding into one pixel. A dx row is zeroed by the chunk that holds
+// its image's first output row (chunks run in np order), which saves a separate pass over dx.
 template <class T>
-void col2im(const Conv2dShape& sh, const Dims& d, const T* dcols, int64_t np0, int64_t np1,
-            T* dx) {
+void col2im(const Conv2dShape& sh, const Dims& d, const T* dcols, int64_t np0, int64_t np1, T* dx) {
   const int64_t C = sh.c, G = sh.groups, S = sh.s;
   const int64_t n0 = np0 / sh.p, n1 = (np1 - 1) / sh.p + 1;
-#pragma omp parallel for schedule(static) if ((n1 - n0) * sh.h * sh.w * d.rsc > (1 << 15))
   for (int64_t nh = n0 * sh.h; nh < n1 * sh.h; ++nh) {
     const int64_t n = nh / sh.h, h = nh % sh.h;
     T* dx_row = dx + nh * sh.w * C;
@@ -156,13 +161,11 @@ void conv2d_forward(const Conv2dShape& sh, const T* x, const T* w, const T* bias
 
   if (is_pointwise(sh)) {
     const int64_t pixels = sh.n * sh.p * sh.q;
-    if (bias) {
-#pragma omp parallel for schedule(static) if (pixels * K > (1 << 15))
+    if (bias)
       for (int64_t i = 0; i < pixels; ++i) std::memcpy(y + i * K, bias, sizeof(T) * K);
-    }
     for (int64_t g = 0; g < G; ++g)
-      gemm<T>(false, true, pixels, d.kg, d.cg, T(1), x + g * d.cg, sh.c, w + g * d.kg * d.cg,
-              d.cg, beta, y + g * d.kg, K);
+      gemm<T>(false, true, pixels, d.kg, d.cg, T(1), x + g * d.cg, sh.c, w + g * d.kg * d.cg, d.cg,
+              beta, y + g * d.kg, K);
     return;
   }
   const int64_t chunk = rows_per_chunk<T>(sh, d, column_bytes);
@@ -227,8 +230,8 @@ void conv2d_backward_weight(const Conv2dShape& sh, const T* x, const T* dy, T* d
     const T beta = np0 == 0 ? T(0) : T(1);  // the first chunk overwrites, later ones add
     // dw_g [K/G, RSCg] (+)= dy_g [rows, K/G]^T @ cols_g [rows, RSCg]
     for (int64_t g = 0; g < G; ++g)
-      gemm<T>(true, false, d.kg, d.rscg, rows, T(1), dy0 + g * d.kg, K, cols + g * d.rscg,
-              d.rsc, beta, dw + g * d.kg * d.rscg, d.rscg);
+      gemm<T>(true, false, d.kg, d.rscg, rows, T(1), dy0 + g * d.kg, K, cols + g * d.rscg, d.rsc,
+              beta, dw + g * d.kg * d.rscg, d.rscg);
   }
 }
 
@@ -240,8 +243,8 @@ template void conv2d_backward_data<float>(const Conv2dShape&, const float*, cons
                                           int64_t);
 template void conv2d_backward_data<double>(const Conv2dShape&, const double*, const double*,
                                            double*, int64_t);
-template void conv2d_backward_weight<float>(const Conv2dShape&, const float*, const float*,
-                                            float*, int64_t);
+template void conv2d_backward_weight<float>(const Conv2dShape&, const float*, const float*, float*,
+                                            int64_t);
 template void conv2d_backward_weight<double>(const Conv2dShape&, const double*, const double*,
                                              double*, int64_t);
 

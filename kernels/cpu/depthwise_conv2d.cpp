@@ -18,32 +18,54 @@ namespace {
 // Vec<T> is one 32-byte AVX2 register (8 floats or 4 doubles) as a GCC/Clang vector type:
 // `a += x * w` on it is one FMA. Plain arrays of T as accumulators get spilled to the stack by
 // GCC; vector-typed locals stay in registers once the fixed-size loops are unrolled.
-template <class T> struct VecOf;
-template <> struct VecOf<float> { typedef float type __attribute__((vector_size(32))); };
-template <> struct VecOf<double> { typedef double type __attribute__((vector_size(32))); };
-template <class T> using Vec = typename VecOf<T>::type;
-template <class T> constexpr int64_t kLanes = 32 / sizeof(T);
-template <class T> inline Vec<T> load(const T* p) {
+template <class T>
+struct VecOf;
+template <>
+struct VecOf<float> {
+  typedef float type __attribute__((vector_size(32)));
+};
+template <>
+struct VecOf<double> {
+  typedef double type __attribute__((vector_size(32)));
+};
+template <class T>
+using Vec = typename VecOf<T>::type;
+template <class T>
+constexpr int64_t kLanes = 32 / sizeof(T);
+template <class T>
+inline Vec<T> load(const T* p) {
   Vec<T> v;
   std::memcpy(&v, p, sizeof v);  // an unaligned vector load
   return v;
 }
-template <class T> inline void store(T* p, Vec<T> v) { std::memcpy(p, &v, sizeof v); }
+template <class T>
+inline void store(T* p, Vec<T> v) {
+  std::memcpy(p, &v, sizeof v);
+}
 
 // Tuning knobs: channels per register block (two vectors), output pixels per forward block
 // (each weight vector loaded once, used QB times), taps per dw block (each dy vector loaded
 // once, used SB times). QB * 2 = 8 accumulator registers of the 16 AVX2 has.
-template <class T> constexpr int64_t kChannelBlock = 2 * kLanes<T>;
+template <class T>
+constexpr int64_t kChannelBlock = 2 * kLanes<T>;
 constexpr int64_t kPixelBlock = 4;
 constexpr int64_t kTapBlock = 4;
+// Multiply-adds below which a call stays on one thread (~0.1 ms of work): waking the OpenMP
+// team costs microseconds on an idle machine but can cost a scheduler time slice on a busy one.
+constexpr int64_t kParallelWork = int64_t{1} << 20;
+// Forward and dx hand out output rows a few at a time (dynamic schedule): when the other
+// process on a shared core preempts one thread, the other takes its rows instead of waiting.
+// Each row is still computed by one thread in a fixed order, so results are bitwise
+// reproducible. dw keeps a static split: its per-thread partial sums must not depend on timing.
+constexpr int kRowsPerGrab = 4;
 
 // One direct correlation out[n, p, q, c] = bias[c] + sum_{r,s} in[n, hi, wi, c] * wt[r, s, c]
 // with hi = p*stride_h - pad_h + r*dil_h, wi = q*stride_w - pad_w + s*dil_w. The forward pass is
 // this on (x, w); dx at stride 1 is this on (dy, flipped w) with padding dil*(R-1) - pad.
 struct Direct {
-  int64_t n, h, w, c;  // input  [N, H, W, C]
-  int64_t p, q;        // output [N, P, Q, C]
-  int64_t r, s;        // taps
+  int64_t n, h, w, c;              // input  [N, H, W, C]
+  int64_t p, q;                    // output [N, P, Q, C]
+  int64_t r, s;                    // taps
   int64_t sh, sw, ph, pw, dh, dw;  // stride, padding (may be negative), dilation
 };
 
@@ -140,8 +162,10 @@ void direct_pixels_v3(const Direct& g, const T* in_n, const T* wt, const T* bias
   const int64_t c_main = g.c - g.c % L;
   const bool inside = q - g.pw >= 0 && q - g.pw + QB + S - 2 < g.w;
   for (int64_t c = 0; c < c_main; c += L) {
-    if (inside) direct_block_v3<T, S, QB, false>(g, in_n, wt, bias, p, q, r0, r1, c, out_row);
-    else direct_block_v3<T, S, QB, true>(g, in_n, wt, bias, p, q, r0, r1, c, out_row);
+    if (inside)
+      direct_block_v3<T, S, QB, false>(g, in_n, wt, bias, p, q, r0, r1, c, out_row);
+    else
+      direct_block_v3<T, S, QB, true>(g, in_n, wt, bias, p, q, r0, r1, c, out_row);
   }
   for (int64_t qi = 0; qi < QB && c_main < g.c; ++qi)
     direct_pixel(g, in_n, wt, bias, p, q + qi, c_main, g.c, out_row + (q + qi) * g.c);
@@ -166,14 +190,17 @@ void direct(const Direct& g, const T* in, const T* wt, const T* bias, T* out) {
   const bool v3 = g.sw == 1 && g.dw == 1 && (g.s == 3 || g.s == 7);
   int64_t q_lo, q_hi;
   interior_cols(g.w, g.q, g.sw, g.pw, g.dw, 0, g.s, q_lo, q_hi);
-#pragma omp parallel for schedule(static) if (g.n * g.p * g.q * g.c * g.r * g.s > (1 << 15))
+  const bool parallel = g.n * g.p * g.q * g.c * g.r * g.s > kParallelWork;
+#pragma omp parallel for schedule(dynamic, kRowsPerGrab) if (parallel)
   for (int64_t np = 0; np < g.n * g.p; ++np) {
     const int64_t n = np / g.p, p = np % g.p;
     const T* in_n = in + n * g.h * g.w * g.c;
     T* out_row = out + np * g.q * g.c;
     if (v3) {
-      if (g.s == 7) direct_row_v3<T, 7>(g, in_n, wt, bias, p, out_row);
-      else direct_row_v3<T, 3>(g, in_n, wt, bias, p, out_row);
+      if (g.s == 7)
+        direct_row_v3<T, 7>(g, in_n, wt, bias, p, out_row);
+      else
+        direct_row_v3<T, 3>(g, in_n, wt, bias, p, out_row);
       continue;
     }
     for (int64_t q = 0; q < q_lo; ++q)
@@ -186,11 +213,11 @@ void direct(const Direct& g, const T* in, const T* wt, const T* bias, T* out) {
         direct_pixel(g, in_n, wt, bias, p, q + qi, c_main, g.c, out_row + (q + qi) * g.c);
     }
     for (; q < q_hi; ++q) {
-      for (int64_t c = 0; c < c_main; c += CB) direct_block<T, 1>(g, in_n, wt, bias, p, q, c, out_row);
+      for (int64_t c = 0; c < c_main; c += CB)
+        direct_block<T, 1>(g, in_n, wt, bias, p, q, c, out_row);
       if (c_main < g.c) direct_pixel(g, in_n, wt, bias, p, q, c_main, g.c, out_row + q * g.c);
     }
-    for (q = q_hi; q < g.q; ++q)
-      direct_pixel(g, in_n, wt, bias, p, q, 0, g.c, out_row + q * g.c);
+    for (q = q_hi; q < g.q; ++q) direct_pixel(g, in_n, wt, bias, p, q, 0, g.c, out_row + q * g.c);
   }
 }
 
@@ -295,8 +322,8 @@ void dw_row_v3(const Conv2dShape& sh, const T* x_row, const T* dy_row, T* acc_r)
 template <class T>
 void depthwise_conv2d_forward(const Conv2dShape& sh, const T* x, const T* w, const T* bias, T* y) {
   std::vector<T> wt = relayout_weight(sh, w, /*flip=*/false);
-  Direct g{sh.n, sh.h, sh.w, sh.c, sh.p, sh.q, sh.r, sh.s,
-           sh.stride_h, sh.stride_w, sh.pad_h, sh.pad_w, sh.dil_h, sh.dil_w};
+  Direct g{sh.n, sh.h,        sh.w,        sh.c,     sh.p,     sh.q,     sh.r,
+           sh.s, sh.stride_h, sh.stride_w, sh.pad_h, sh.pad_w, sh.dil_h, sh.dil_w};
   direct(g, x, wt.data(), bias, y);
 }
 
@@ -307,14 +334,27 @@ void depthwise_conv2d_backward_data(const Conv2dShape& sh, const T* dy, const T*
     // dx[h, wi] = sum_{r,s} dy[h + pad - r*dil, wi + pad - s*dil] * w[r, s]: a correlation of dy
     // with the flipped filter, reading dy from dil*(R-1) - pad rows above.
     std::vector<T> wt = relayout_weight(sh, w, /*flip=*/true);
-    Direct g{sh.n, sh.p, sh.q, C, sh.h, sh.w, sh.r, sh.s, 1, 1,
-             sh.dil_h * (sh.r - 1) - sh.pad_h, sh.dil_w * (sh.s - 1) - sh.pad_w, sh.dil_h, sh.dil_w};
+    Direct g{sh.n,
+             sh.p,
+             sh.q,
+             C,
+             sh.h,
+             sh.w,
+             sh.r,
+             sh.s,
+             1,
+             1,
+             sh.dil_h * (sh.r - 1) - sh.pad_h,
+             sh.dil_w * (sh.s - 1) - sh.pad_w,
+             sh.dil_h,
+             sh.dil_w};
     direct(g, dy, wt.data(), static_cast<const T*>(nullptr), dx);
     return;
   }
   // Strided: gather into each input row (n, h) from the output pixels whose taps read it.
   std::vector<T> wt = relayout_weight(sh, w, /*flip=*/false);
-#pragma omp parallel for schedule(static) if (sh.n * sh.h * sh.w * C * sh.r * sh.s > (1 << 15))
+  const bool parallel = sh.n * sh.h * sh.w * C * sh.r * sh.s > kParallelWork;
+#pragma omp parallel for schedule(dynamic, kRowsPerGrab) if (parallel)
   for (int64_t nh = 0; nh < sh.n * sh.h; ++nh) {
     const int64_t n = nh / sh.h, h = nh % sh.h;
     T* dx_row = dx + nh * sh.w * C;
@@ -343,10 +383,12 @@ void depthwise_conv2d_backward_weight(const Conv2dShape& sh, const T* x, const T
   const int64_t R = sh.r, S = sh.s, C = sh.c, rows = sh.n * sh.p;
   const int64_t c_main = C - C % CB;
   const bool v3 = sh.stride_w == 1 && sh.dil_w == 1 && (S == 3 || S == 7);
-  const int nt = static_cast<int>(std::clamp<int64_t>(max_threads(), 1, std::max<int64_t>(rows, 1)));
+  const int nt =
+      static_cast<int>(std::clamp<int64_t>(max_threads(), 1, std::max<int64_t>(rows, 1)));
   // part[t] = thread t's dw in [R, S, C] layout, over its share of the output rows.
   std::vector<T> part(static_cast<size_t>(nt) * R * S * C, T(0));
-#pragma omp parallel for schedule(static, 1) if (nt > 1 && rows * sh.q * C * R * S > (1 << 15))
+  const bool parallel = nt > 1 && rows * sh.q * C * R * S > kParallelWork;
+#pragma omp parallel for schedule(static, 1) if (parallel)
   for (int t = 0; t < nt; ++t) {
     T* acc = part.data() + static_cast<size_t>(t) * R * S * C;
     for (int64_t np = rows * t / nt; np < rows * (t + 1) / nt; ++np) {
@@ -358,8 +400,10 @@ void depthwise_conv2d_backward_weight(const Conv2dShape& sh, const T* x, const T
         const T* x_row = x + (n * sh.h + h) * sh.w * C;
         T* acc_r = acc + r * S * C;
         if (v3) {
-          if (S == 7) dw_row_v3<T, 7>(sh, x_row, dy_row, acc_r);
-          else dw_row_v3<T, 3>(sh, x_row, dy_row, acc_r);
+          if (S == 7)
+            dw_row_v3<T, 7>(sh, x_row, dy_row, acc_r);
+          else
+            dw_row_v3<T, 3>(sh, x_row, dy_row, acc_r);
           continue;
         }
         int64_t s0 = 0;
@@ -383,7 +427,8 @@ void depthwise_conv2d_backward_weight(const Conv2dShape& sh, const T* x, const T
     for (int64_t r = 0; r < R; ++r)
       for (int64_t s = 0; s < S; ++s) {
         T sum = 0;
-        for (int t = 0; t < nt; ++t) sum += part[(static_cast<size_t>(t) * R * S + r * S + s) * C + c];
+        for (int t = 0; t < nt; ++t)
+          sum += part[(static_cast<size_t>(t) * R * S + r * S + s) * C + c];
         dw[(c * R + r) * S + s] = sum;
       }
 }

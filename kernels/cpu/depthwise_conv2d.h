@@ -8,14 +8,20 @@
 // im2col would copy R*S values to do R*S multiply-adds with each. These are direct loops with
 // the channel dim innermost, where NHWC makes both x and the (re-laid-out [R, S, C]) weight
 // contiguous, so the compiler vectorises them; OpenMP splits (n, output row).
-//   forward  (version 2): a block of 4 output pixels x 64 bytes of channels is accumulated in
-//            registers over all taps, reusing each weight vector 4 times; borders and channel
-//            tails take the plain bounds-checked loop (version 1, kept as the fallback).
+//   forward  version 1: one pixel, every tap bounds-checked (borders, channel tails).
+//            version 2 (any stride/dilation): 4 output pixels x 64 bytes of channels summed in
+//            registers over all taps, each weight vector loaded once for the 4 pixels.
+//            version 3 (stride_w = dil_w = 1, 3 or 7 taps wide): per row of taps, the S
+//            weight vectors stay in registers and each input column is loaded once for the
+//            8 output pixels that read it: ~0.4 loads per FMA instead of ~1.1.
 //   dx       stride 1: the forward kernel on dy with the filter flipped and padding
 //            dil*(R-1) - pad (a "full" correlation); other strides: a gather per input row.
-//   dw       per-thread [R, S, C] accumulators (each thread owns some output rows), summed at
-//            the end; the inner loop reuses one dy vector for 4 taps.
-// ConvNeXt's 7x7 pad 3 and 3x3 pad 1 stride-1 blocks are the case this is tuned for.
+//   dw       per-thread [R, S, C] accumulators (a static split of the output rows, so the
+//            sums do not depend on timing), added up at the end; the inner loop is version 3's
+//            register scheme transposed (S tap sums in registers, dy and x loaded once), or
+//            one dy vector reused for 4 taps otherwise.
+// ConvNeXt's 7x7 pad 3 stride-1 blocks are the case this is tuned for. On the build machine
+// (one core, [8,56,56,96], float32) forward / dx / dw take about 5 ms each.
 #pragma once
 
 #include "kernels/cpu/conv2d.h"

@@ -82,6 +82,9 @@ const std::vector<Case>& forward_cases() {
       {"depthwise_3x3_dilation2", 1, 10, 12, 17, 17, 3, 3, Conv2dParams::make(1, 2, 2, 17)},
       {"depthwise_3x3_pad_beyond_kernel", 2, 5, 6, 18, 18, 3, 3, Conv2dParams::make(1, 4, 1, 18)},
       {"depthwise_small_image", 1, 2, 3, 33, 33, 7, 7, Conv2dParams::make(1, 3, 1, 33)},
+      // Wide rows: 8-pixel blocks with no tap in the padding (the unchecked fast path).
+      {"depthwise_7x7_wide", 1, 5, 30, 24, 24, 7, 7, Conv2dParams::make(1, 3, 1, 24)},
+      {"depthwise_3x3_wide", 2, 4, 27, 16, 16, 3, 3, Conv2dParams::make(1, 1, 1, 16), false},
   };
   return cases;
 }
@@ -149,9 +152,9 @@ TEST(Conv2d, ChunkedIm2colMatchesOneChunk) {
                                                  dw.data<double>(), bytes);
     return std::vector<Tensor>{y, dx, dw};
   };
-  std::vector<Tensor> one = run(kernels::cpu::kColumnBytes);
-  EXPECT_TRUE(all_close(one[0], reference(x, w, b, Conv2dParams{2, 2, 1, 1, 1, 1, 2}), 1e-12,
-                        1e-12));
+  std::vector<Tensor> one = run(0);  // automatic size: one chunk at this size
+  EXPECT_TRUE(
+      all_close(one[0], reference(x, w, b, Conv2dParams{2, 2, 1, 1, 1, 1, 2}), 1e-12, 1e-12));
   for (int64_t rows : {1, 2, 3, 7}) {
     SCOPED_TRACE(rows);
     std::vector<Tensor> many = run(rows * row_bytes);
@@ -166,16 +169,19 @@ TEST(Conv2d, DepthwiseKernelMatchesGeneralKernel) {
     int64_t n, h, w, c, r, stride, pad, dil;
   };
   for (const DwCase& d : {DwCase{2, 14, 13, 40, 7, 1, 3, 1}, DwCase{1, 9, 17, 35, 3, 1, 1, 1},
+                          DwCase{1, 6, 30, 24, 7, 1, 3, 1}, DwCase{2, 5, 26, 19, 3, 1, 1, 1},
+                          DwCase{2, 20, 30, 48, 7, 1, 3, 1},  // big enough to run multithreaded
                           DwCase{2, 11, 12, 18, 7, 2, 3, 1}, DwCase{1, 10, 11, 16, 3, 1, 2, 2},
                           DwCase{1, 6, 9, 24, 5, 1, 4, 1}}) {
     SCOPED_TRACE(testing::Message() << "C=" << d.c << " R=" << d.r << " stride=" << d.stride
                                     << " pad=" << d.pad << " dil=" << d.dil);
-    kernels::cpu::Conv2dShape sh{d.n, d.h, d.w, d.c, d.c, d.r, d.r, 0, 0, d.stride, d.stride,
-                                 d.pad, d.pad, d.dil, d.dil, d.c};
+    kernels::cpu::Conv2dShape sh{d.n, d.h,      d.w,      d.c,   d.c,   d.r,   d.r,   0,
+                                 0,   d.stride, d.stride, d.pad, d.pad, d.dil, d.dil, d.c};
     sh.p = (d.h + 2 * d.pad - d.dil * (d.r - 1) - 1) / d.stride + 1;
     sh.q = (d.w + 2 * d.pad - d.dil * (d.r - 1) - 1) / d.stride + 1;
     const DType f = DType::Float32;
-    Tensor x = random({d.n, d.h, d.w, d.c}, 13, -1, 1, f), w = random({d.c, d.r, d.r, 1}, 14, -1, 1, f);
+    Tensor x = random({d.n, d.h, d.w, d.c}, 13, -1, 1, f),
+           w = random({d.c, d.r, d.r, 1}, 14, -1, 1, f);
     Tensor b = random({d.c}, 15, -1, 1, f), dy = random({d.n, sh.p, sh.q, d.c}, 16, -1, 1, f);
     Tensor y[2], dx[2], dw[2];
     for (int v = 0; v < 2; ++v) {
@@ -184,10 +190,14 @@ TEST(Conv2d, DepthwiseKernelMatchesGeneralKernel) {
       dw[v] = Tensor::empty(w.shape(), f);
     }
     using namespace kernels::cpu;
-    depthwise_conv2d_forward<float>(sh, x.data<float>(), w.data<float>(), b.data<float>(), y[0].data<float>());
-    depthwise_conv2d_backward_data<float>(sh, dy.data<float>(), w.data<float>(), dx[0].data<float>());
-    depthwise_conv2d_backward_weight<float>(sh, x.data<float>(), dy.data<float>(), dw[0].data<float>());
-    conv2d_forward<float>(sh, x.data<float>(), w.data<float>(), b.data<float>(), y[1].data<float>());
+    depthwise_conv2d_forward<float>(sh, x.data<float>(), w.data<float>(), b.data<float>(),
+                                    y[0].data<float>());
+    depthwise_conv2d_backward_data<float>(sh, dy.data<float>(), w.data<float>(),
+                                          dx[0].data<float>());
+    depthwise_conv2d_backward_weight<float>(sh, x.data<float>(), dy.data<float>(),
+                                            dw[0].data<float>());
+    conv2d_forward<float>(sh, x.data<float>(), w.data<float>(), b.data<float>(),
+                          y[1].data<float>());
     conv2d_backward_data<float>(sh, dy.data<float>(), w.data<float>(), dx[1].data<float>());
     conv2d_backward_weight<float>(sh, x.data<float>(), dy.data<float>(), dw[1].data<float>());
     // Outputs and dx sum <= R*S products; dw sums N*P*Q products (both of magnitude <= 1).
@@ -219,15 +229,15 @@ namespace {
 TEST(Conv2dGrad, General) {
   EXPECT_TRUE(conv_grad_check({"3x3", 2, 5, 4, 3, 2, 3, 3, Conv2dParams::make(1, 1)}, true));
   EXPECT_TRUE(conv_grad_check({"s2", 1, 6, 5, 2, 3, 3, 3, Conv2dParams::make(2, 1)}, true));
-  EXPECT_TRUE(conv_grad_check({"nonsquare", 1, 5, 6, 2, 2, 2, 3, params(2, 1, 1, 0, 1, 2, 1)},
-                              false));
+  EXPECT_TRUE(
+      conv_grad_check({"nonsquare", 1, 5, 6, 2, 2, 2, 3, params(2, 1, 1, 0, 1, 2, 1)}, false));
   EXPECT_TRUE(conv_grad_check({"dil2", 2, 6, 5, 2, 2, 3, 3, Conv2dParams::make(1, 1, 2)}, true));
 }
 
 TEST(Conv2dGrad, Grouped) {
   EXPECT_TRUE(conv_grad_check({"g2", 2, 4, 5, 4, 6, 3, 3, Conv2dParams::make(1, 1, 1, 2)}, true));
-  EXPECT_TRUE(conv_grad_check({"g3_s2", 1, 5, 5, 6, 3, 3, 3, Conv2dParams::make(2, 1, 1, 3)},
-                              false));
+  EXPECT_TRUE(
+      conv_grad_check({"g3_s2", 1, 5, 5, 6, 3, 3, 3, Conv2dParams::make(2, 1, 1, 3)}, false));
 }
 
 TEST(Conv2dGrad, Depthwise) {
@@ -235,16 +245,16 @@ TEST(Conv2dGrad, Depthwise) {
   // 4-tap dw block and its 3-tap remainder; stride 2 takes the gather dx path.
   EXPECT_TRUE(conv_grad_check({"dw3", 2, 5, 6, 3, 3, 3, 3, Conv2dParams::make(1, 1, 1, 3)}, true));
   EXPECT_TRUE(conv_grad_check({"dw7", 1, 9, 10, 9, 9, 7, 7, Conv2dParams::make(1, 3, 1, 9)}, true));
-  EXPECT_TRUE(conv_grad_check({"dw3_s2", 1, 7, 6, 4, 4, 3, 3, Conv2dParams::make(2, 1, 1, 4)},
-                              false));
-  EXPECT_TRUE(conv_grad_check({"dw3_d2", 1, 6, 7, 2, 2, 3, 3, Conv2dParams::make(1, 2, 2, 2)},
-                              true));
+  EXPECT_TRUE(
+      conv_grad_check({"dw3_s2", 1, 7, 6, 4, 4, 3, 3, Conv2dParams::make(2, 1, 1, 4)}, false));
+  EXPECT_TRUE(
+      conv_grad_check({"dw3_d2", 1, 6, 7, 2, 2, 3, 3, Conv2dParams::make(1, 2, 2, 2)}, true));
 }
 
 TEST(Conv2dGrad, Pointwise) {
   EXPECT_TRUE(conv_grad_check({"1x1", 2, 3, 4, 5, 3, 1, 1, Conv2dParams::make()}, true));
-  EXPECT_TRUE(conv_grad_check({"1x1_g2", 1, 3, 3, 4, 6, 1, 1, Conv2dParams::make(1, 0, 1, 2)},
-                              false));
+  EXPECT_TRUE(
+      conv_grad_check({"1x1_g2", 1, 3, 3, 4, 6, 1, 1, Conv2dParams::make(1, 0, 1, 2)}, false));
   EXPECT_TRUE(conv_grad_check({"1x1_s2", 1, 5, 4, 3, 2, 1, 1, Conv2dParams::make(2)}, true));
 }
 
@@ -281,8 +291,8 @@ TEST(Conv2dGrad, Float32MatchesFloat64) {
     // dx sums K/G*R*S terms, dw and db sum N*P*Q terms (all of magnitude <= 1): float32 error
     // stays under 2^-22 per term.
     const double pixels = static_cast<double>(cs.n * cs.h * cs.w);
-    const double atol[3] = {cs.k * cs.r * cs.s * std::ldexp(1.0, -22), pixels * std::ldexp(1.0, -22),
-                            pixels * std::ldexp(1.0, -22)};
+    const double atol[3] = {cs.k * cs.r * cs.s * std::ldexp(1.0, -22),
+                            pixels * std::ldexp(1.0, -22), pixels * std::ldexp(1.0, -22)};
     for (int i = 0; i < 3; ++i)
       EXPECT_TRUE(all_close(grads[1][i].to(DType::Float64), grads[0][i], 1e-5, atol[i])) << i;
   }
@@ -311,59 +321,90 @@ TEST(Conv2dErrors, ChannelMismatchNamesBothShapes) {
   expect_error([&] { conv2d(x, w); },
                {"conv2d", "[8,6,6,3]", "has 3 channels", "[64,7,7,4]", "expects 4"});
   Tensor wg = Tensor::zeros({4, 3, 3, 2});
-  expect_error([&] { conv2d(Tensor::zeros({1, 5, 5, 6}), wg, {}, Conv2dParams::make(1, 0, 1, 2)); },
-               {"has 6 channels", "groups=2", "expects 4", "2 per group"});
+  expect_error(
+      [&] {
+        conv2d(Tensor::zeros({1, 5, 5, 6}), wg, {}, Conv2dParams::make(1, 0, 1, 2));
+      },
+      {"has 6 channels", "groups=2", "expects 4", "2 per group"});
 }
 
 TEST(Conv2dErrors, GroupsMustDivideChannelsAndFilters) {
-  expect_error([&] {
-    conv2d(Tensor::zeros({1, 5, 5, 6}), Tensor::zeros({8, 3, 3, 1}), {},
-           Conv2dParams::make(1, 0, 1, 4));
-  }, {"groups=4", "divide", "6 channels"});
-  expect_error([&] {
-    conv2d(Tensor::zeros({1, 5, 5, 6}), Tensor::zeros({4, 3, 3, 2}), {},
-           Conv2dParams::make(1, 0, 1, 3));
-  }, {"groups=3", "divide", "4 output channels"});
-  expect_error([&] {
-    conv2d(Tensor::zeros({1, 5, 5, 6}), Tensor::zeros({4, 3, 3, 6}), {},
-           Conv2dParams::make(1, 0, 1, 0));
-  }, {"groups must be >= 1"});
+  expect_error(
+      [&] {
+        conv2d(Tensor::zeros({1, 5, 5, 6}), Tensor::zeros({8, 3, 3, 1}), {},
+               Conv2dParams::make(1, 0, 1, 4));
+      },
+      {"groups=4", "divide", "6 channels"});
+  expect_error(
+      [&] {
+        conv2d(Tensor::zeros({1, 5, 5, 6}), Tensor::zeros({4, 3, 3, 2}), {},
+               Conv2dParams::make(1, 0, 1, 3));
+      },
+      {"groups=3", "divide", "4 output channels"});
+  expect_error(
+      [&] {
+        conv2d(Tensor::zeros({1, 5, 5, 6}), Tensor::zeros({4, 3, 3, 6}), {},
+               Conv2dParams::make(1, 0, 1, 0));
+      },
+      {"groups must be >= 1"});
 }
 
 TEST(Conv2dErrors, RanksAndOutputSize) {
-  expect_error([&] { conv2d(Tensor::zeros({1, 5, 5, 3}), Tensor::zeros({4, 3, 3})); },
-               {"weight must be 4-D", "[4,3,3]"});
-  expect_error([&] { conv2d(Tensor::zeros({5, 5, 3}), Tensor::zeros({4, 3, 3, 3})); },
-               {"input must be 4-D NHWC", "[5,5,3]"});
-  expect_error([&] { conv2d(Tensor::zeros({1, 2, 9, 3}), Tensor::zeros({4, 3, 3, 3})); },
-               {"output would be empty", "[1,2,9,3]", "3x3"});
-  expect_error([&] {
-    conv2d(Tensor::zeros({1, 4, 4, 3}), Tensor::zeros({4, 3, 3, 3}), {},
-           Conv2dParams::make(1, 0, 2));
-  }, {"output would be empty", "dilated to 5x5"});
-  expect_error([&] {
-    conv2d(Tensor::zeros({1, 5, 5, 3}), Tensor::zeros({4, 3, 3, 3}), {}, Conv2dParams::make(0));
-  }, {"stride must be >= 1"});
-  expect_error([&] {
-    conv2d(Tensor::zeros({1, 5, 5, 3}), Tensor::zeros({4, 3, 3, 3}), Tensor::zeros({3}));
-  }, {"bias must be [4]", "[3]"});
+  expect_error(
+      [&] {
+        conv2d(Tensor::zeros({1, 5, 5, 3}), Tensor::zeros({4, 3, 3}));
+      },
+      {"weight must be 4-D", "[4,3,3]"});
+  expect_error(
+      [&] {
+        conv2d(Tensor::zeros({5, 5, 3}), Tensor::zeros({4, 3, 3, 3}));
+      },
+      {"input must be 4-D NHWC", "[5,5,3]"});
+  expect_error(
+      [&] {
+        conv2d(Tensor::zeros({1, 2, 9, 3}), Tensor::zeros({4, 3, 3, 3}));
+      },
+      {"output would be empty", "[1,2,9,3]", "3x3"});
+  expect_error(
+      [&] {
+        conv2d(Tensor::zeros({1, 4, 4, 3}), Tensor::zeros({4, 3, 3, 3}), {},
+               Conv2dParams::make(1, 0, 2));
+      },
+      {"output would be empty", "dilated to 5x5"});
+  expect_error(
+      [&] {
+        conv2d(Tensor::zeros({1, 5, 5, 3}), Tensor::zeros({4, 3, 3, 3}), {}, Conv2dParams::make(0));
+      },
+      {"stride must be >= 1"});
+  expect_error(
+      [&] {
+        conv2d(Tensor::zeros({1, 5, 5, 3}), Tensor::zeros({4, 3, 3, 3}), Tensor::zeros({3}));
+      },
+      {"bias must be [4]", "[3]"});
 }
 
 TEST(Conv2dErrors, DtypeMismatchAndNonFloat) {
-  expect_error([&] {
-    conv2d(Tensor::zeros({1, 5, 5, 3}), Tensor::zeros({4, 3, 3, 3}, DType::Float64));
-  }, {"weight dtype float64", "input dtype float32"});
-  expect_error([&] {
-    conv2d(Tensor::zeros({1, 5, 5, 3}, DType::Int64), Tensor::zeros({4, 3, 3, 3}, DType::Int64));
-  }, {"float32 or float64", "int64"});
-  expect_error([&] {
-    conv2d(Tensor::zeros({1, 5, 5, 3}), Tensor::zeros({4, 3, 3, 3}),
-           Tensor::zeros({4}, DType::Float64));
-  }, {"bias dtype float64"});
+  expect_error(
+      [&] {
+        conv2d(Tensor::zeros({1, 5, 5, 3}), Tensor::zeros({4, 3, 3, 3}, DType::Float64));
+      },
+      {"weight dtype float64", "input dtype float32"});
+  expect_error(
+      [&] {
+        conv2d(Tensor::zeros({1, 5, 5, 3}, DType::Int64),
+               Tensor::zeros({4, 3, 3, 3}, DType::Int64));
+      },
+      {"float32 or float64", "int64"});
+  expect_error(
+      [&] {
+        conv2d(Tensor::zeros({1, 5, 5, 3}), Tensor::zeros({4, 3, 3, 3}),
+               Tensor::zeros({4}, DType::Float64));
+      },
+      {"bias dtype float64"});
 }
 
 TEST(Conv2d, EmptyBatchGivesEmptyOutput) {
-  Tensor y = conv2d(Tensor::zeros({0, 5, 5, 3}), Tensor::ones({4, 3, 3, 3}), {},
-                    Conv2dParams::make(1, 1));
+  Tensor y =
+      conv2d(Tensor::zeros({0, 5, 5, 3}), Tensor::ones({4, 3, 3, 3}), {}, Conv2dParams::make(1, 1));
   EXPECT_EQ(y.shape(), (Shape{0, 5, 5, 4}));
 }
