@@ -13,7 +13,7 @@ namespace i2g {
 
 struct DemoOptions {
   std::string out = "demo-out";
-  int images = 2000;
+  int images = 3000;
   int image_size = 64;
   int epochs = 12;
   int batch_size = 32;
@@ -23,7 +23,7 @@ struct DemoOptions {
   std::string arch = "small_cnn";
   std::string device = "auto";
   int workers = 1;
-  double hfov_deg = 100;          // wide views see more landmarks (a phone's main camera: ~70)
+  double hfov_deg = 120;          // wide views see more landmarks (a phone's main camera: ~70)
   std::string augment = "none";  // none | geo-safe
 };
 
