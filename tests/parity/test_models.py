@@ -1,0 +1,441 @@
+#!/usr/bin/env python3
+"""tests/parity/test_models.py — whole models against torchvision, on the CPU.
+
+For resnet18, resnet50 and convnext_tiny (full size) a torchvision model is built with
+torch.manual_seed(0), and then everything torchvision initialises to a constant is randomised
+to O(1) values with a fixed seed: BatchNorm running_mean/var, affine weight/bias and
+num_batches_tracked, LayerNorm affine weight/bias, and ConvNeXt's layer_scale (initialised to
+1e-6, it would hide every block). The state_dict is saved as .pth and converted with
+weights/convert.py, as a user would. Our side is tests/parity/modelrun (modelrun.cpp), run in
+float32 (what the app uses) and in float64. Torch's side always runs in float64 on the same
+float32 weights and inputs, so the reference has no rounding error of its own. Inputs are
+written NCHW (torch's layout); modelrun permutes them to our NHWC.
+
+Checks (batch 2):
+  eval_32/64     224x224, eval mode, 1000-class head: the output and the embedding before the
+                 head, per tensor max|ours - torch| <= tol * max|torch| (relative to the
+                 tensor's scale: elementwise rtol is meaningless on logits near zero);
+                 tol 1e-4 in float32, 1e-10 in float64.
+  train_grad_64  train mode (BatchNorm batch statistics), head replaced by a seeded
+  (and _32 for   2-output Linear, loss = MSE against a fixed target, backward: the output, the
+  ConvNeXt)      loss, the gradient of EVERY parameter, and every parameter and buffer afterwards
+                 (running stats updated from the batch, num_batches_tracked exact), per tensor
+                 ||ours - torch|| / ||torch|| <= 1e-9 in float64, 1e-3 in float32. ResNets at
+                 224x224, convnext_tiny at 160x160 (torch's float64 depthwise convolution takes
+                 most of the script's time); ConvNeXt's stochastic depth is off (it is random).
+  train_fwd_32   the ResNets in float32: the same output, loss and state, not the gradients
+                 (ReLU kinks make float32 gradients incomparable, see ARCHS).
+  adamw_64       five AdamW steps (lr 1e-4, betas (0.9, 0.999), eps 1e-8, weight decay 0.05) on
+                 the fixed batch in train mode, setup as train_grad, float64: each step's loss
+                 and every final parameter and buffer per tensor within 1e-7 relative.
+  cli_32         `image2gps forward` (and --features) on a 224x224 PNG written here, resnet18,
+                 against torchvision on the same pixels (ToTensor + ImageNet Normalize),
+                 tolerance as eval_32. Reported as skipped when apps/image2gps is not built.
+The last lines printed are the worst error of each (model, check) next to its tolerance.
+
+    /usr/bin/python3 tests/parity/test_models.py --build-dir build [-k resnet18]
+Exit status: 0 pass, 1 fail, 77 skipped (torch/torchvision missing or modelrun not built).
+"""
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import parity_util as pu  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONVERT = os.path.join(ROOT, "weights", "convert.py")
+
+pu.require_torch()
+try:
+    import torchvision  # noqa: E402
+except ImportError as e:
+    print(f"SKIPPED: model parity needs python3-torchvision ({e}); "
+          "install it with tools/install_deps.sh test")
+    sys.exit(pu.SKIP)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as tnn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+# Tolerances per our dtype (the reference is always torch in float64). float32 is what the
+# app trains in; float64 shows the math itself is torchvision's, to rounding.
+EVAL_TOL = {"float32": 1e-4, "float64": 1e-10}   # max|ours - torch| / max|torch|, per tensor
+GRAD_TOL = {"float32": 1e-3, "float64": 1e-9}    # ||ours - torch|| / ||torch||, per tensor
+ADAMW_TOL = 1e-7                                 # same norm, float64; also each step's loss
+ADAMW = dict(lr=1e-4, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.05, steps=5)
+BATCH = 2
+
+# arch -> (embedding dim, head module path, training-check resolution, float32 train_grad too).
+# float32 gradients of a ReLU network are not comparable to float64 ones: a pre-activation
+# within ~1e-6 of zero lands on either side of the ReLU (or max-pool) depending on rounding,
+# and that one decision moves whole gradient tensors by more than 1e-3 (measured on resnet18 at
+# 224x224: torch's own float32 conv1.weight gradient is 5e-3 away from its float64 one). The
+# ResNets' training checks therefore run in float64; ConvNeXt has no such kinks (GELU), so its
+# float32 gradients are checked as well.
+ARCHS = {
+    "resnet18": (512, "fc", 224, False),
+    "resnet50": (2048, "fc", 224, False),
+    "convnext_tiny": (768, "classifier.2", 160, True),  # torch's float64 depthwise conv is slow
+}
+
+
+# ---- torch side ----------------------------------------------------------------------------
+
+def build_torch_model(arch):
+    torch.manual_seed(0)
+    kw = {"stochastic_depth_prob": 0.0} if arch.startswith("convnext") else {}
+    model = getattr(torchvision.models, arch)(weights=None, **kw)
+    randomise_constants(model, seed=1234)
+    return model
+
+
+def randomise_constants(model, seed):
+    """Gives every parameter/buffer that torchvision initialises to a constant random O(1)
+    values, so that a wrong running stat, affine term or layer scale shows in the output."""
+    g = torch.Generator().manual_seed(seed)
+
+    def uniform(t, lo, hi):
+        t.copy_(torch.rand(t.shape, generator=g, dtype=t.dtype) * (hi - lo) + lo)
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, tnn.BatchNorm2d):
+                uniform(m.weight, 0.5, 1.5)
+                uniform(m.bias, -0.5, 0.5)
+                uniform(m.running_mean, -0.5, 0.5)
+                uniform(m.running_var, 0.5, 2.0)
+                m.num_batches_tracked.fill_(int(torch.randint(0, 100, (1,), generator=g)))
+            elif isinstance(m, tnn.LayerNorm):  # torchvision's LayerNorm2d is a subclass
+                uniform(m.weight, 0.5, 1.5)
+                uniform(m.bias, -0.5, 0.5)
+            if hasattr(m, "layer_scale"):
+                uniform(m.layer_scale, 0.2, 1.0)
+
+
+def set_head(model, path, num_outputs, embedding_dim, seed):
+    torch.manual_seed(seed)
+    lin = tnn.Linear(embedding_dim, num_outputs)
+    parent = model
+    parts = path.split(".")
+    for p in parts[:-1]:
+        parent = getattr(parent, p) if not p.isdigit() else parent[int(p)]
+    if parts[-1].isdigit():
+        parent[int(parts[-1])] = lin
+    else:
+        setattr(parent, parts[-1], lin)
+
+
+def head_module(model, path):
+    m = model
+    for p in path.split("."):
+        m = m[int(p)] if p.isdigit() else getattr(m, p)
+    return m
+
+
+def forward_with_features(model, head_path, x):
+    """(output, the head's input) — the head's input is our features()."""
+    seen = {}
+    h = head_module(model, head_path).register_forward_hook(
+        lambda mod, inp, out: seen.__setitem__("f", inp[0]))
+    try:
+        y = model(x)
+    finally:
+        h.remove()
+    return y, seen["f"]
+
+
+def save_and_convert(model, work, name):
+    pth = os.path.join(work, name + ".pth")
+    st = os.path.join(work, name + ".safetensors")
+    torch.save(model.state_dict(), pth)
+    r = subprocess.run([sys.executable, CONVERT, pth, st], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"weights/convert.py failed on {name}: {r.stderr.strip()}")
+    os.remove(pth)
+    return st
+
+
+# ---- comparisons ---------------------------------------------------------------------------
+
+def quiet_report():
+    """pu.Report prints one line per case; with ~500 tensors per model only failures and a
+    per-(model, mode) summary are worth printing."""
+    class QuietReport(pu.Report):
+        def check(self, name, ok, detail="", quiet=False):
+            if ok:
+                self.passed += 1
+                if not quiet:
+                    print(f"  ok    {name}")
+            else:
+                self.failed.append(name)
+                print(f"  FAIL  {name}: {detail}")
+    return QuietReport()
+
+
+class Tracker:
+    """Wraps pu.Report: records the worst error per (arch, mode) for the summary."""
+
+    def __init__(self):
+        self.report = quiet_report()
+        self.worst = {}
+
+    def compare(self, arch, mode, key, ours, ref, tol, kind):
+        name = f"{arch}:{mode}:{key}"
+        ref = np.asarray(ref, dtype=np.float64)
+        if ours is None:
+            self.report.check(name, False, "missing from modelrun's output")
+            return
+        ours = np.asarray(ours, dtype=np.float64)
+        if ours.shape != ref.shape:
+            self.report.check(name, False, f"shape {list(ours.shape)} vs torch {list(ref.shape)}")
+            return
+        if not np.all(np.isfinite(ours)):
+            self.report.check(name, False, f"ours has {int(np.sum(~np.isfinite(ours)))} "
+                                           "non-finite values")
+            return
+        if kind == "exact":
+            ok = np.array_equal(ours, ref)
+            self.report.check(name, ok, f"ours {ours.ravel()[:4]} vs torch {ref.ravel()[:4]}",
+                              quiet=True)
+            return
+        if kind == "max":  # max abs error relative to the reference's scale
+            scale = float(np.max(np.abs(ref)))
+            err = float(np.max(np.abs(ours - ref))) / scale if scale > 0 else \
+                float(np.max(np.abs(ours)))
+            what = "max|ours-torch|/max|torch|"
+        else:  # "norm": relative error of the whole tensor
+            scale = float(np.linalg.norm(ref))
+            err = float(np.linalg.norm(ours - ref)) / scale if scale > 0 else \
+                float(np.linalg.norm(ours))
+            what = "||ours-torch||/||torch||"
+        k = (arch, mode)
+        if err > self.worst.get(k, (-1.0, ""))[0]:
+            self.worst[k] = (err, key)
+        self.report.check(name, err <= tol,
+                          f"{what} = {err:.3g} > {tol:g} (torch scale {scale:.3g})", quiet=True)
+
+    def skip(self, name, why):
+        print(f"  skip  {name}: {why}")
+
+
+def run_modelrun(build_dir, work, tag, spec, weights, inputs):
+    base = os.path.join(work, tag)
+    with open(base + ".json", "w") as f:
+        json.dump(spec, f)
+    pu.write_safetensors(base + ".in", inputs)
+    t0 = time.time()
+    # Idle OpenMP threads sleep instead of spinning: on a loaded machine (ctest -j) spinning
+    # threads tripled modelrun's CPU time. A user's own setting wins.
+    env = dict(os.environ)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    r = pu.run_tool(build_dir, "tests/parity/modelrun",
+                    [base + ".json", weights, base + ".in", base + ".out"], env=env)
+    dt = time.time() - t0
+    if r.returncode != 0:
+        raise RuntimeError(f"modelrun {tag} failed (exit {r.returncode}): {r.stderr.strip()}")
+    return pu.read_safetensors(base + ".out"), dt
+
+
+# ---- the checks ----------------------------------------------------------------------------
+
+def check_eval(tr, arch, model, weights, build_dir, work):
+    _, head_path, _, _ = ARCHS[arch]
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(BATCH, 3, 224, 224, generator=g)
+    ref = copy.deepcopy(model).double().eval()
+    t0 = time.time()
+    with torch.no_grad():
+        y, f = forward_with_features(ref, head_path, x.double())
+    t_torch = time.time() - t0
+    times = []
+    for dtype in ("float32", "float64"):
+        spec = {"arch": arch, "num_outputs": 1000, "head": "linear", "mode": "eval",
+                "dtype": dtype}
+        ours, dt = run_modelrun(build_dir, work, f"{arch}_eval_{dtype}", spec, weights,
+                                {"x": x.numpy()})
+        mode = f"eval_{dtype[-2:]}"
+        tr.compare(arch, mode, "out", ours.get("out"), y.numpy(), EVAL_TOL[dtype], "max")
+        tr.compare(arch, mode, "features", ours.get("features"), f.flatten(1).numpy(),
+                   EVAL_TOL[dtype], "max")
+        times.append(f"{dtype} {dt:.1f}s")
+    print(f"  {arch} eval 224x224: ours {', '.join(times)}; torch float64 {t_torch:.1f}s; "
+          f"output scale {float(y.abs().max()):.3g}")
+
+
+def train_inputs(arch):
+    res = ARCHS[arch][2]
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(BATCH, 3, res, res, generator=g)
+    target = torch.randn(BATCH, 2, generator=g)
+    return x, target
+
+
+def torch_training(model2, x, target):
+    """AdamW steps in float64. The first step's forward/backward is also the train_grad
+    reference: its output, loss, every gradient, and the state after it (BatchNorm running
+    stats updated once, parameters not yet stepped)."""
+    ref = copy.deepcopy(model2).double().train()
+    opt = torch.optim.AdamW(ref.parameters(), lr=ADAMW["lr"],
+                            betas=(ADAMW["beta1"], ADAMW["beta2"]), eps=ADAMW["eps"],
+                            weight_decay=ADAMW["weight_decay"])
+    losses, first = [], None
+    for step in range(ADAMW["steps"]):
+        opt.zero_grad()
+        y = ref(x.double())
+        loss = F.mse_loss(y, target.double())
+        loss.backward()
+        losses.append(loss.item())
+        if step == 0:
+            first = {"out": y.detach().numpy().copy(), "loss": np.array([loss.item()]),
+                     "grads": {n: p.grad.numpy().copy() for n, p in ref.named_parameters()},
+                     "state": {n: t.numpy().copy() for n, t in ref.state_dict().items()}}
+        opt.step()
+    final = {n: t.numpy().copy() for n, t in ref.state_dict().items()}
+    return first, losses, final
+
+
+def compare_state(tr, arch, mode, ref_state, ours, tol):
+    for name, t in ref_state.items():
+        key = "state." + name
+        if name.endswith("num_batches_tracked"):
+            tr.compare(arch, mode, key, ours.get(key), t, 0, "exact")
+        else:
+            tr.compare(arch, mode, key, ours.get(key), t, tol, "norm")
+    extra = sorted(k for k in ours if k.startswith("state.") and k[6:] not in ref_state)
+    tr.report.check(f"{arch}:{mode}:no_extra_state", not extra, f"unexpected {extra[:5]}")
+
+
+def check_train_grad(tr, arch, first, x, target, weights2, build_dir, work, dtype, grads=True):
+    """grads=False checks only the train-mode forward (output, loss, running stats): that much
+    of a float32 ReLU network does not depend on which side of zero a tiny pre-activation
+    falls."""
+    spec = {"arch": arch, "num_outputs": 2, "head": "linear", "mode": "train_grad",
+            "drop_path_rate": 0.0, "dtype": dtype}
+    ours, dt = run_modelrun(build_dir, work, f"{arch}_train_{dtype}", spec, weights2,
+                            {"x": x.numpy(), "target": target.numpy()})
+    mode, tol = f"train_{'grad' if grads else 'fwd'}_{dtype[-2:]}", GRAD_TOL[dtype]
+    tr.compare(arch, mode, "out", ours.get("out"), first["out"], tol, "norm")
+    tr.compare(arch, mode, "loss", ours.get("loss"), first["loss"], tol, "norm")
+    if grads:
+        for name, g in first["grads"].items():
+            tr.compare(arch, mode, "grad." + name, ours.get("grad." + name), g, tol, "norm")
+        extra = sorted(k for k in ours if k.startswith("grad.") and k[5:] not in first["grads"])
+        tr.report.check(f"{arch}:{mode}:no_extra_grads", not extra, f"unexpected {extra[:5]}")
+    compare_state(tr, arch, mode, first["state"], ours, tol)
+    what = f"{len(first['grads'])} gradients" if grads else "output, loss and running stats"
+    print(f"  {arch} {mode} {x.shape[2]}x{x.shape[3]}: {what}, ours {dt:.1f}s")
+
+
+def check_adamw(tr, arch, losses, final, x, target, weights2, build_dir, work):
+    spec = {"arch": arch, "num_outputs": 2, "head": "linear", "mode": "adamw",
+            "drop_path_rate": 0.0, "dtype": "float64", **ADAMW}
+    ours, dt = run_modelrun(build_dir, work, f"{arch}_adamw", spec, weights2,
+                            {"x": x.numpy(), "target": target.numpy()})
+    got = ours.get("losses")
+    for i, l in enumerate(losses):
+        tr.compare(arch, "adamw_64", f"loss[{i}]", None if got is None else got[i:i + 1], [l],
+                   ADAMW_TOL, "norm")
+    compare_state(tr, arch, "adamw_64", final, ours, ADAMW_TOL)
+    print(f"  {arch} adamw float64: losses {' '.join('%.5g' % l for l in losses)}, "
+          f"ours {dt:.1f}s")
+
+
+def write_png(path):
+    """A 224x224 RGB image with structure at every scale (gradients, stripes, noise)."""
+    from PIL import Image
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:224, 0:224].astype(np.float64)
+    r = 128 + 100 * np.sin(xx / 17.0) * np.cos(yy / 23.0)
+    gch = 255 * (xx + yy) / 446.0
+    b = 128 + 60 * np.sign(np.sin(xx / 5.0 + yy / 9.0))
+    img = np.stack([r, gch, b], axis=-1) + rng.normal(0, 20, size=(224, 224, 3))
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB").save(path)
+
+
+def check_cli(tr, arch, model, weights, build_dir, work):
+    exe = os.path.join(build_dir, "apps", "image2gps")
+    if not os.path.exists(exe):
+        tr.skip(f"{arch}:cli", f"{exe} is not built (cmake --build {build_dir} --target image2gps)")
+        return
+    from PIL import Image
+    import torchvision.transforms as T
+    png = os.path.join(work, "probe.png")
+    write_png(png)
+    x = T.Compose([T.ToTensor(), T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])(
+        Image.open(png).convert("RGB")).unsqueeze(0)
+    ref = copy.deepcopy(model).double().eval()
+    with torch.no_grad():
+        y, f = forward_with_features(ref, ARCHS[arch][1], x.double())
+    tol = EVAL_TOL["float32"]  # the app runs in float32
+    for flag, want in [([], y), (["--features"], f.flatten(1))]:
+        key = "features" if flag else "out"
+        r = subprocess.run([exe, "forward", "--arch", arch, "--weights", weights] + flag + [png],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            tr.report.check(f"{arch}:cli:{key}", False,
+                            f"image2gps forward exited {r.returncode}: {r.stderr.strip()}")
+            continue
+        try:
+            got = np.array([float(v) for v in r.stdout.split()]).reshape(1, -1)
+        except ValueError:
+            tr.report.check(f"{arch}:cli:{key}", False, f"unparsable output {r.stdout[:200]!r}")
+            continue
+        tr.compare(arch, "cli_32", key, got, want.numpy(), tol, "max")
+
+
+def main():
+    args = pu.parse_args()
+    if not os.path.exists(os.path.join(args.build_dir, "tests", "parity", "modelrun")):
+        print(f"SKIPPED: {args.build_dir}/tests/parity/modelrun is not built "
+              f"(cmake --build {args.build_dir} --target modelrun)")
+        sys.exit(pu.SKIP)
+    # One thread: torch's float64 convolutions (the grouped/depthwise ones most) run many small
+    # parallel regions, and on a busy CI machine its spinning threads burned 5-10x the CPU time.
+    torch.set_num_threads(1)
+    tr = Tracker()
+    start = time.time()
+    with pu.tmpdir() as work:
+        for arch, (emb, head_path, _, f32_train) in ARCHS.items():
+            if args.k and args.k not in arch:
+                continue
+            print(f"{arch}:")
+            try:
+                model = build_torch_model(arch)
+                weights = save_and_convert(model, work, arch)
+                check_eval(tr, arch, model, weights, args.build_dir, work)
+                if arch == "resnet18":
+                    check_cli(tr, arch, model, weights, args.build_dir, work)
+                os.remove(weights)
+                model2 = copy.deepcopy(model)
+                set_head(model2, head_path, 2, emb, seed=3)
+                weights2 = save_and_convert(model2, work, arch + "_2out")
+                x, target = train_inputs(arch)
+                t0 = time.time()
+                first, losses, final = torch_training(model2, x, target)
+                print(f"  {arch} torch float64 training reference: {time.time() - t0:.1f}s")
+                check_train_grad(tr, arch, first, x, target, weights2, args.build_dir, work,
+                                 "float64")
+                check_train_grad(tr, arch, first, x, target, weights2, args.build_dir, work,
+                                 "float32", grads=f32_train)
+                check_adamw(tr, arch, losses, final, x, target, weights2, args.build_dir, work)
+                os.remove(weights2)
+            except Exception as e:  # one model's crash must not hide the others' results
+                tr.report.check(f"{arch}:run", False, f"{type(e).__name__}: {e}")
+    tols = {"eval_32": EVAL_TOL["float32"], "eval_64": EVAL_TOL["float64"],
+            "cli_32": EVAL_TOL["float32"], "train_grad_32": GRAD_TOL["float32"],
+            "train_fwd_32": GRAD_TOL["float32"],
+            "train_grad_64": GRAD_TOL["float64"], "adamw_64": ADAMW_TOL}
+    print("worst error per model and check (eval/cli: max|ours-torch|/max|torch|; train_grad, "
+          "adamw: ||ours-torch||/||torch|| per tensor; torch in float64):")
+    for (arch, mode), (err, key) in sorted(tr.worst.items()):
+        print(f"  {arch:14s} {mode:14s} {err:9.3g}  (tolerance {tols.get(mode, 0):g}; worst: {key})")
+    print(f"total {time.time() - start:.0f}s")
+    tr.report.exit()
+
+
+if __name__ == "__main__":
+    main()
