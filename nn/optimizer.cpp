@@ -1,12 +1,16 @@
 // nn/optimizer.cpp — see optimizer.h. The formulas are torch 1.13's _single_tensor_sgd /
 // _single_tensor_adam / _single_tensor_adamw; the fused CPU kernels are in
-// kernels/cpu/optimizer.cpp and the composed twins (any device) are below.
+// kernels/cpu/optimizer.cpp, the fused CUDA ones (all parameters in a few launches) in
+// kernels/cuda/optimizer.cu, and the composed twins (any device) are below.
 #include "nn/optimizer.h"
 
 #include <cmath>
 #include <set>
 
 #include "kernels/cpu/optimizer.h"
+#ifdef ENGINE_WITH_CUDA
+#include "kernels/cuda/optimizer.h"
+#endif
 
 namespace nn {
 
@@ -171,6 +175,23 @@ bool use_fused(bool fused, const Tensor& p) { return fused && p.device().is_cpu(
 
 Tensor zeros_like(const Tensor& p) { return Tensor::zeros(p.shape(), p.dtype(), p.device()); }
 
+// The CUDA parameters of one step, gathered while walking the groups and updated together
+// (one multi-tensor launch per dtype, kernels/cuda/optimizer.h) once the walk is done.
+template <class Entry>
+struct CudaBatch {
+  std::vector<Entry> f32, f64;
+  // Handles on the gradients, which may be temporary contiguous copies: they must stay
+  // allocated until the launch is queued (after that the stream orders any reuse).
+  std::vector<Tensor> keep;
+  bool takes(bool fused, const Tensor& p) const {
+    return fused && p.device().is_cuda() && p.is_contiguous();
+  }
+  void add(const Tensor& p, const Tensor& g, const Entry& e) {
+    (p.dtype() == engine::DType::Float32 ? f32 : f64).push_back(e);
+    keep.push_back(g);
+  }
+};
+
 }  // namespace
 
 // ---- SGD ------------------------------------------------------------------------------------
@@ -187,6 +208,9 @@ SGD::SGD(const std::vector<Tensor>& params, const SGDOptions& o) : SGD(one_group
 
 void SGD::step() {
   const double mom = opt_.momentum, damp = opt_.dampening;
+#ifdef ENGINE_WITH_CUDA
+  CudaBatch<kernels::cuda::SgdParam> cuda;
+#endif
   for_each_update([&](const Tensor& p, const Tensor& g, ParamState& st, const Group& grp) {
     const double lr = grp.lr, wd = grp.weight_decay;
     Tensor buf;  // a handle on the state slot: writes through it update the state
@@ -207,6 +231,13 @@ void SGD::step() {
       });
       return;
     }
+#ifdef ENGINE_WITH_CUDA
+    if (cuda.takes(opt_.fused, p)) {
+      cuda.add(p, g, {p.raw_data(), g.raw_data(), mom != 0 ? buf.raw_data() : nullptr, p.numel(),
+                      lr, wd, first});
+      return;
+    }
+#endif
     // Composed twin, the same formula in engine ops.
     Tensor d = wd != 0 ? g + p * wd : g;
     if (mom != 0) {
@@ -216,6 +247,14 @@ void SGD::step() {
     }
     p.copy_(p + d * (-lr));
   });
+#ifdef ENGINE_WITH_CUDA
+  if (!cuda.f32.empty())
+    kernels::cuda::sgd_update_multi(cuda.f32.data(), static_cast<int64_t>(cuda.f32.size()), mom,
+                                    damp, opt_.nesterov, engine::DType::Float32);
+  if (!cuda.f64.empty())
+    kernels::cuda::sgd_update_multi(cuda.f64.data(), static_cast<int64_t>(cuda.f64.size()), mom,
+                                    damp, opt_.nesterov, engine::DType::Float64);
+#endif
 }
 
 std::map<std::string, double> SGD::hyper() const {
@@ -256,6 +295,9 @@ AdamW::AdamW(const std::vector<Tensor>& params, const AdamWOptions& o)
 
 void Adam::step() {
   const double b1 = opt_.beta1, b2 = opt_.beta2, eps = opt_.eps;
+#ifdef ENGINE_WITH_CUDA
+  CudaBatch<kernels::cuda::AdamParam> cuda;
+#endif
   for_each_update([&](const Tensor& p, const Tensor& g_in, ParamState& st, const Group& grp) {
     const double lr = grp.lr, wd = grp.weight_decay;
     Tensor& m = st.tensors["exp_avg"];
@@ -271,6 +313,13 @@ void Adam::step() {
       });
       return;
     }
+#ifdef ENGINE_WITH_CUDA
+    if (cuda.takes(opt_.fused, p)) {
+      cuda.add(p, g_in, {p.raw_data(), g_in.raw_data(), m.raw_data(), v.raw_data(), p.numel(), lr,
+                         wd, st.step});
+      return;
+    }
+#endif
     // Composed twin, the same formula in engine ops.
     Tensor g = g_in;
     if (decoupled_) {
@@ -285,6 +334,14 @@ void Adam::step() {
     Tensor denom = engine::sqrt(v) / std::sqrt(bc2) + eps;
     p.copy_(p + m * (-(lr / bc1)) / denom);
   });
+#ifdef ENGINE_WITH_CUDA
+  if (!cuda.f32.empty())
+    kernels::cuda::adam_update_multi(cuda.f32.data(), static_cast<int64_t>(cuda.f32.size()), b1,
+                                     b2, eps, decoupled_, engine::DType::Float32);
+  if (!cuda.f64.empty())
+    kernels::cuda::adam_update_multi(cuda.f64.data(), static_cast<int64_t>(cuda.f64.size()), b1,
+                                     b2, eps, decoupled_, engine::DType::Float64);
+#endif
 }
 
 std::map<std::string, double> Adam::hyper() const {

@@ -10,8 +10,10 @@
 // (nn/scheduler.h) set the groups' lr.
 //
 // The update runs under NoGradGuard on the raw data: on the CPU with one fused kernel call per
-// parameter (kernels/cpu/optimizer.h); elsewhere (or with fused = false) with the composed
-// engine ops that spell out the same formula, which a test checks against the fused kernel.
+// parameter (kernels/cpu/optimizer.h); on CUDA with fused multi-tensor kernels that update
+// every parameter of a dtype in a few launches (kernels/cuda/optimizer.h); with fused = false
+// (or a non-contiguous parameter) with the composed engine ops that spell out the same
+// formula, which tests check against the fused kernels.
 //
 // The state (step counts, momentum buffers, Adam moments) and the group hyperparameters can be
 // saved and restored (OptimizerState), so a resumed run takes exactly the steps it would have.

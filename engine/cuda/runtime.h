@@ -8,6 +8,8 @@
 //   ENGINE_CUDA_NO_CACHE=1      free device memory at once (for compute-sanitizer)
 //   ENGINE_CUDA_POISON=1        fill new device blocks with NaN bytes (catches unwritten output)
 //   ENGINE_CUDA_IMPL_GEMM=ours|vendor   our tiled GEMM or cuBLAS (default vendor)
+//   ENGINE_CUDA_IMPL_CONV, _DEPTHWISE, _BATCHNORM, _POOL=ours|vendor   our kernels or cuDNN
+//                                       (default vendor; cases cuDNN cannot take run ours)
 // The engine drives one GPU, cuda:0 (pick it with CUDA_VISIBLE_DEVICES).
 #pragma once
 

@@ -1,9 +1,14 @@
 // BatchNorm on NHWC activations: channels are the last dim, statistics run over all other
-// dims (N, H, W; or N for a [N, C] input). Kernels: kernels/cpu/batchnorm.cpp.
+// dims (N, H, W; or N for a [N, C] input). Kernels: kernels/cpu/batchnorm.cpp; on CUDA
+// kernels/cuda/batchnorm.cu, ours or cuDNN's (ENGINE_CUDA_IMPL_BATCHNORM), see batch_norm_cuda.
 #include "engine/ops/batchnorm.h"
 
 #include "engine/autograd.h"
 #include "kernels/cpu/batchnorm.h"
+#ifdef ENGINE_WITH_CUDA
+#include "kernels/cuda/batchnorm.h"
+#include "kernels/cuda/impl.h"
+#endif
 
 namespace engine {
 
@@ -24,13 +29,87 @@ void check_channel_tensor(const Tensor& t, const char* what, const Tensor& x, bo
         " is updated in place and must be contiguous");
 }
 
+#ifdef ENGINE_WITH_CUDA
+// batch_norm on CUDA, after batch_norm's checks: xc is the contiguous detached input; m rows
+// of c channels. cuDNN (float32) needs a
+// weight and a bias, and its training backward reads x and the weight whatever is wanted; its
+// eval backward is ours (dy * weight * invstd, no statistics involved).
+Tensor batch_norm_cuda(const Tensor& x, const Tensor& xc, const Tensor& weight, const Tensor& bias,
+                       const Tensor& running_mean, const Tensor& running_var, bool training,
+                       double momentum, double eps, int64_t m, int64_t c) {
+  namespace kc = kernels::cuda;
+  const Tensor wd = weight.defined() ? weight.detach().contiguous() : Tensor();
+  const Tensor bd = bias.defined() ? bias.detach().contiguous() : Tensor();
+  auto ptr = [](const Tensor& t) -> void* { return t.defined() ? t.raw_data() : nullptr; };
+  const DType t = x.dtype();
+  const bool vendor =
+      kc::impl(kc::Family::BatchNorm) == kc::Impl::Vendor && kc::batchnorm_vendor_takes(t) && m > 0;
+  // cuDNN's NHWC descriptor: [N, H, 1, C] with H the product of the middle dims.
+  const int64_t n = x.size(0), h = m / std::max<int64_t>(n, 1);
+  Tensor wv = wd, bv = bd;
+  if (vendor && !wv.defined()) wv = Tensor::ones({c}, t, x.device());
+  if (vendor && !bv.defined()) bv = Tensor::zeros({c}, t, x.device());
+
+  Tensor y = Tensor::empty(x.shape(), t, x.device());
+  Tensor mean = Tensor::empty({c}, t, x.device());
+  Tensor invstd = Tensor::empty({c}, t, x.device());
+  if (training && vendor) {
+    kc::batchnorm_forward_training_vendor(n, h, 1, c, xc.raw_data(), wv.raw_data(), bv.raw_data(),
+                                          momentum, eps, ptr(running_mean), ptr(running_var),
+                                          y.raw_data(), mean.raw_data(), invstd.raw_data(), t);
+  } else if (training) {
+    Tensor var = Tensor::empty({c}, t, x.device());
+    kc::batchnorm_stats(m, c, xc.raw_data(), mean.raw_data(), var.raw_data(), t);
+    kc::batchnorm_invstd(c, var.raw_data(), eps, invstd.raw_data(), t);
+    kc::batchnorm_update_running(m, c, mean.raw_data(), var.raw_data(), momentum,
+                                 ptr(running_mean), ptr(running_var), t);
+    kc::batchnorm_forward(m, c, xc.raw_data(), mean.raw_data(), invstd.raw_data(), ptr(wd),
+                          ptr(bd), y.raw_data(), t);
+  } else {
+    mean.copy_(running_mean);  // a snapshot: a later training step may update the buffers
+    kc::batchnorm_invstd(c, running_var.raw_data(), eps, invstd.raw_data(), t);
+    if (vendor)
+      kc::batchnorm_forward_inference_vendor(n, h, 1, c, xc.raw_data(), wv.raw_data(),
+                                             bv.raw_data(), running_mean.raw_data(),
+                                             running_var.raw_data(), eps, y.raw_data(), t);
+    else
+      kc::batchnorm_forward(m, c, xc.raw_data(), mean.raw_data(), invstd.raw_data(), ptr(wd),
+                            ptr(bd), y.raw_data(), t);
+  }
+
+  const bool gx = x.requires_grad();
+  const bool gw = weight.defined() && weight.requires_grad();
+  const bool gb = bias.defined() && bias.requires_grad();
+  if (!grad_enabled() || !(gx || gw || gb)) return y;
+  const bool vendor_backward = vendor && training;
+  Tensor saved_x = (vendor_backward || gw || (training && gx)) ? xc : Tensor();
+  Tensor saved_w = vendor_backward ? wv : (gx ? wd : Tensor());
+  return record("batch_norm", y, {x, weight, bias}, [=](const Tensor& g) {
+    Tensor gc = g.contiguous();
+    if (vendor_backward) {  // cuDNN writes all three
+      Tensor dx = Tensor::empty(g.shape(), t, g.device());
+      Tensor dw = Tensor::empty({c}, t, g.device()), db = Tensor::empty({c}, t, g.device());
+      kc::batchnorm_backward_vendor(n, h, 1, c, saved_x.raw_data(), gc.raw_data(),
+                                    saved_w.raw_data(), mean.raw_data(), invstd.raw_data(), eps,
+                                    dx.raw_data(), dw.raw_data(), db.raw_data(), t);
+      return std::vector<Tensor>{gx ? dx : Tensor(), gw ? dw : Tensor(), gb ? db : Tensor()};
+    }
+    Tensor dx = gx ? Tensor::empty(g.shape(), t, g.device()) : Tensor();
+    Tensor dw = gw ? Tensor::empty({c}, t, g.device()) : Tensor();
+    Tensor db = gb ? Tensor::empty({c}, t, g.device()) : Tensor();
+    kc::batchnorm_backward(m, c, ptr(saved_x), gc.raw_data(), mean.raw_data(), invstd.raw_data(),
+                           ptr(saved_w), training, ptr(dx), ptr(dw), ptr(db), t);
+    return std::vector<Tensor>{dx, dw, db};
+  });
+}
+#endif
+
 }  // namespace
 
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
                   const Tensor& running_mean, const Tensor& running_var, bool training,
                   double momentum, double eps) {
   check(x.defined(), "batch_norm: undefined input");
-  check(x.device().is_cpu(), "batch_norm: not implemented on ", x.device(), " yet");
   check(x.dim() >= 2, "batch_norm: expected an NHWC tensor [N,H,W,C] (or [N,C]), got shape ",
         x.shape());
   check(eps >= 0, "batch_norm: eps must be non-negative, got ", eps);
@@ -48,6 +127,11 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
         "got input shape ", x.shape());
 
   Tensor xc = x.detach().contiguous();
+#ifdef ENGINE_WITH_CUDA
+  if (x.device().is_cuda())
+    return batch_norm_cuda(x, xc, weight, bias, running_mean, running_var, training, momentum,
+                           eps, m, c);
+#endif
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   // mean / invstd used to normalise: the batch's in training, the running stats' in eval.
   Tensor mean = Tensor::empty({c}, x.dtype(), x.device());

@@ -3,12 +3,19 @@
 // Two CPU kernels: the depthwise direct kernel (kernels/cpu/depthwise_conv2d.h) when
 // groups == C == K, where a GEMM would have one channel of work per group; im2col + GEMM
 // (kernels/cpu/conv2d.h) for everything else. Both take the same Conv2dShape.
+// On CUDA the same split (kernels/cuda/depthwise_conv2d_ops.h, kernels/cuda/conv2d.h), or
+// cuDNN for either (ENGINE_CUDA_IMPL_DEPTHWISE / ENGINE_CUDA_IMPL_CONV); see *_cuda below.
 #include "engine/ops/conv.h"
 
 #include "engine/autograd.h"
 #include "engine/ops/reduce.h"
 #include "kernels/cpu/conv2d.h"
 #include "kernels/cpu/depthwise_conv2d.h"
+#ifdef ENGINE_WITH_CUDA
+#include "kernels/cuda/conv2d.h"
+#include "kernels/cuda/depthwise_conv2d_ops.h"
+#include "kernels/cuda/impl.h"
+#endif
 
 namespace engine {
 
@@ -23,7 +30,6 @@ bool is_depthwise(const Conv2dShape& sh) { return sh.groups == sh.c && sh.k == s
 Conv2dShape check_and_shape(const Tensor& x, const Tensor& weight, const Tensor& bias,
                             const Conv2dParams& pr) {
   check(x.defined() && weight.defined(), "conv2d: input and weight must be defined tensors");
-  check(x.device().is_cpu(), "conv2d: not implemented on ", x.device(), " yet");
   check(weight.device() == x.device(), "conv2d: weight is on ", weight.device(),
         " but input is on ", x.device());
   check(x.dtype() == DType::Float32 || x.dtype() == DType::Float64,
@@ -33,8 +39,8 @@ Conv2dShape check_and_shape(const Tensor& x, const Tensor& weight, const Tensor&
   check(x.dim() == 4, "conv2d: input must be 4-D NHWC [N, H, W, C], got shape ", x.shape());
   check(weight.dim() == 4, "conv2d: weight must be 4-D [K, R, S, C/groups], got shape ",
         weight.shape());
-  check(pr.stride_h >= 1 && pr.stride_w >= 1, "conv2d: stride must be >= 1, got (",
-        pr.stride_h, ", ", pr.stride_w, ")");
+  check(pr.stride_h >= 1 && pr.stride_w >= 1, "conv2d: stride must be >= 1, got (", pr.stride_h,
+        ", ", pr.stride_w, ")");
   check(pr.dilation_h >= 1 && pr.dilation_w >= 1, "conv2d: dilation must be >= 1, got (",
         pr.dilation_h, ", ", pr.dilation_w, ")");
   check(pr.pad_h >= 0 && pr.pad_w >= 0, "conv2d: padding must be >= 0, got (", pr.pad_h, ", ",
@@ -86,8 +92,58 @@ bool has_work(const Conv2dShape& sh) {
   return sh.n > 0 && sh.h > 0 && sh.w > 0 && sh.c > 0 && sh.k > 0;
 }
 
+#ifdef ENGINE_WITH_CUDA
+// cuDNN (float32 only) or ours, per family: Depthwise for groups == C == K, else Conv.
+bool use_vendor(const Conv2dShape& sh, DType t) {
+  namespace kc = kernels::cuda;
+  const kc::Family f = is_depthwise(sh) ? kc::Family::Depthwise : kc::Family::Conv;
+  return kc::impl(f) == kc::Impl::Vendor && kc::conv_vendor_takes(t);
+}
+
+void forward_cuda(const Conv2dShape& sh, const Tensor& x, const Tensor& w, const Tensor& b,
+                  const Tensor& y) {
+  namespace kc = kernels::cuda;
+  const void* bp = b.defined() ? b.raw_data() : nullptr;
+  if (use_vendor(sh, x.dtype()))
+    kc::conv2d_forward_vendor(sh, x.raw_data(), w.raw_data(), bp, y.raw_data(), x.dtype());
+  else if (is_depthwise(sh))
+    kc::depthwise_conv2d_forward(sh, x.raw_data(), w.raw_data(), bp, y.raw_data(), x.dtype());
+  else
+    kc::conv2d_forward(sh, x.raw_data(), w.raw_data(), bp, y.raw_data(), x.dtype());
+}
+
+Tensor backward_data_cuda(const Conv2dShape& sh, const Tensor& dy, const Tensor& w) {
+  namespace kc = kernels::cuda;
+  Tensor dx = Tensor::empty({sh.n, sh.h, sh.w, sh.c}, dy.dtype(), dy.device());
+  if (use_vendor(sh, dy.dtype()))
+    kc::conv2d_backward_data_vendor(sh, dy.raw_data(), w.raw_data(), dx.raw_data(), dx.dtype());
+  else if (is_depthwise(sh))
+    kc::depthwise_conv2d_backward_data(sh, dy.raw_data(), w.raw_data(), dx.raw_data(), dx.dtype());
+  else
+    kc::conv2d_backward_data(sh, dy.raw_data(), w.raw_data(), dx.raw_data(), dx.dtype());
+  return dx;
+}
+
+Tensor backward_weight_cuda(const Conv2dShape& sh, const Shape& w_shape, const Tensor& x,
+                            const Tensor& dy) {
+  namespace kc = kernels::cuda;
+  Tensor dw = Tensor::empty(w_shape, dy.dtype(), dy.device());
+  if (use_vendor(sh, dy.dtype()))
+    kc::conv2d_backward_weight_vendor(sh, x.raw_data(), dy.raw_data(), dw.raw_data(), dw.dtype());
+  else if (is_depthwise(sh))
+    kc::depthwise_conv2d_backward_weight(sh, x.raw_data(), dy.raw_data(), dw.raw_data(),
+                                         dw.dtype());
+  else
+    kc::conv2d_backward_weight(sh, x.raw_data(), dy.raw_data(), dw.raw_data(), dw.dtype());
+  return dw;
+}
+#endif
+
 void forward_cpu(const Conv2dShape& sh, const Tensor& x, const Tensor& w, const Tensor& b,
                  const Tensor& y) {
+#ifdef ENGINE_WITH_CUDA
+  if (x.device().is_cuda()) return forward_cuda(sh, x, w, b, y);
+#endif
   dispatch_float(x.dtype(), "conv2d", [&](auto zero) {
     using T = decltype(zero);
     const T* bp = b.defined() ? b.data<T>() : nullptr;
@@ -99,6 +155,9 @@ void forward_cpu(const Conv2dShape& sh, const Tensor& x, const Tensor& w, const 
 }
 
 Tensor backward_data_cpu(const Conv2dShape& sh, const Tensor& dy, const Tensor& w) {
+#ifdef ENGINE_WITH_CUDA
+  if (dy.device().is_cuda()) return backward_data_cuda(sh, dy, w);
+#endif
   Tensor dx = Tensor::empty({sh.n, sh.h, sh.w, sh.c}, dy.dtype(), dy.device());
   dispatch_float(dy.dtype(), "conv2d backward", [&](auto zero) {
     using T = decltype(zero);
@@ -112,6 +171,9 @@ Tensor backward_data_cpu(const Conv2dShape& sh, const Tensor& dy, const Tensor& 
 
 Tensor backward_weight_cpu(const Conv2dShape& sh, const Shape& w_shape, const Tensor& x,
                            const Tensor& dy) {
+#ifdef ENGINE_WITH_CUDA
+  if (dy.device().is_cuda()) return backward_weight_cuda(sh, w_shape, x, dy);
+#endif
   Tensor dw = Tensor::empty(w_shape, dy.dtype(), dy.device());
   dispatch_float(dy.dtype(), "conv2d backward", [&](auto zero) {
     using T = decltype(zero);
@@ -148,9 +210,12 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
   return record("conv2d", y, {x, weight, bias}, [=](const Tensor& g) {
     Tensor gc = g.contiguous();  // dy [N, P, Q, K]
     Tensor dx, dw, db;
-    if (gx) dx = has_work(sh) ? backward_data_cpu(sh, gc, keep_w) : Tensor::zeros(x_shape, g.dtype());
-    if (gw) dw = has_work(sh) ? backward_weight_cpu(sh, w_shape, keep_x, gc)
-                              : Tensor::zeros(w_shape, g.dtype());
+    if (gx)
+      dx = has_work(sh) ? backward_data_cpu(sh, gc, keep_w)
+                        : Tensor::zeros(x_shape, g.dtype(), g.device());
+    if (gw)
+      dw = has_work(sh) ? backward_weight_cpu(sh, w_shape, keep_x, gc)
+                        : Tensor::zeros(w_shape, g.dtype(), g.device());
     if (gb) db = sum(gc, {0, 1, 2});  // the bias was added at every (n, p, q)
     return std::vector<Tensor>{dx, dw, db};
   });

@@ -8,6 +8,9 @@
 
 #include "engine/autograd.h"
 #include "kernels/cpu/dropout.h"
+#ifdef ENGINE_WITH_CUDA
+#include "kernels/cuda/dropout.h"
+#endif
 
 namespace engine {
 
@@ -27,20 +30,32 @@ double keep_scale(double p) { return p < 1 ? 1.0 / (1.0 - p) : 0.0; }
 Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
   check_args(x, p, "dropout");
   if (!training || p == 0) return x;
-  check(x.device().is_cpu(), "dropout: not implemented on ", x.device(), " yet");
   const int64_t n = x.numel();
   const uint64_t first = gen.reserve(static_cast<uint64_t>(n));
   Tensor xc = x.detach().contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   Tensor mask = Tensor::empty(x.shape(), x.dtype(), x.device());
-  dispatch_float(x.dtype(), "dropout", [&](auto zero) {
-    using T = decltype(zero);
-    kernels::cpu::dropout_forward<T>(n, xc.data<T>(), gen.seed(), first, p, T(keep_scale(p)),
-                                     y.data<T>(), mask.data<T>());
-  });
+#ifdef ENGINE_WITH_CUDA
+  if (x.device().is_cuda())
+    kernels::cuda::dropout_forward(n, xc.raw_data(), gen.seed(), first, p, keep_scale(p),
+                                   y.raw_data(), mask.raw_data(), y.dtype());
+  else
+#endif
+    dispatch_float(x.dtype(), "dropout", [&](auto zero) {
+      using T = decltype(zero);
+      kernels::cpu::dropout_forward<T>(n, xc.data<T>(), gen.seed(), first, p, T(keep_scale(p)),
+                                       y.data<T>(), mask.data<T>());
+    });
   return record("dropout", y, {x}, [mask](const Tensor& g) {
     Tensor gc = g.contiguous();
     Tensor dx = Tensor::empty(mask.shape(), mask.dtype(), mask.device());
+#ifdef ENGINE_WITH_CUDA
+    if (dx.device().is_cuda()) {
+      kernels::cuda::dropout_backward(mask.numel(), gc.raw_data(), mask.raw_data(), dx.raw_data(),
+                                      dx.dtype());
+      return std::vector<Tensor>{dx};
+    }
+#endif
     dispatch_float(mask.dtype(), "dropout_backward", [&](auto zero) {
       using T = decltype(zero);
       kernels::cpu::dropout_backward<T>(mask.numel(), gc.data<T>(), mask.data<T>(), dx.data<T>());
@@ -53,21 +68,33 @@ Tensor drop_path(const Tensor& x, double p, bool training, Generator& gen) {
   check_args(x, p, "drop_path");
   check(x.dim() >= 1, "drop_path: input needs a batch dim (dim 0), got a 0-d tensor");
   if (!training || p == 0) return x;
-  check(x.device().is_cpu(), "drop_path: not implemented on ", x.device(), " yet");
   const int64_t samples = x.size(0), per_sample = samples == 0 ? 0 : x.numel() / samples;
   const uint64_t first = gen.reserve(static_cast<uint64_t>(samples));
   Tensor xc = x.detach().contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   Tensor scale = Tensor::empty({samples}, x.dtype(), x.device());
-  dispatch_float(x.dtype(), "drop_path", [&](auto zero) {
-    using T = decltype(zero);
-    kernels::cpu::drop_path_forward<T>(samples, per_sample, xc.data<T>(), gen.seed(), first, p,
-                                       T(keep_scale(p)), y.data<T>(), scale.data<T>());
-  });
+#ifdef ENGINE_WITH_CUDA
+  if (x.device().is_cuda())
+    kernels::cuda::drop_path_forward(samples, per_sample, xc.raw_data(), gen.seed(), first, p,
+                                     keep_scale(p), y.raw_data(), scale.raw_data(), y.dtype());
+  else
+#endif
+    dispatch_float(x.dtype(), "drop_path", [&](auto zero) {
+      using T = decltype(zero);
+      kernels::cpu::drop_path_forward<T>(samples, per_sample, xc.data<T>(), gen.seed(), first, p,
+                                         T(keep_scale(p)), y.data<T>(), scale.data<T>());
+    });
   Shape shape = x.shape();
   return record("drop_path", y, {x}, [=](const Tensor& g) {
     Tensor gc = g.contiguous();
     Tensor dx = Tensor::empty(shape, g.dtype(), g.device());
+#ifdef ENGINE_WITH_CUDA
+    if (dx.device().is_cuda()) {
+      kernels::cuda::drop_path_backward(samples, per_sample, gc.raw_data(), scale.raw_data(),
+                                        dx.raw_data(), dx.dtype());
+      return std::vector<Tensor>{dx};
+    }
+#endif
     dispatch_float(g.dtype(), "drop_path_backward", [&](auto zero) {
       using T = decltype(zero);
       kernels::cpu::drop_path_backward<T>(samples, per_sample, gc.data<T>(), scale.data<T>(),

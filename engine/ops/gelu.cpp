@@ -8,21 +8,35 @@
 #include "engine/autograd.h"
 #include "engine/ops/reduce.h"
 #include "kernels/cpu/gelu.h"
+#ifdef ENGINE_WITH_CUDA
+#include "kernels/cuda/gelu_ops.h"
+#endif
 
 namespace engine {
 
 Tensor gelu(const Tensor& x) {
   check(x.defined(), "gelu: undefined tensor argument");
-  check(x.device().is_cpu(), "gelu: not implemented on ", x.device(), " yet");
   Tensor xc = x.detach().contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
-  dispatch_float(x.dtype(), "gelu", [&](auto zero) {
-    using T = decltype(zero);
-    kernels::cpu::gelu_forward<T>(x.numel(), xc.data<T>(), y.data<T>());
-  });
+#ifdef ENGINE_WITH_CUDA
+  if (x.device().is_cuda())
+    kernels::cuda::gelu_forward(x.numel(), xc.raw_data(), y.raw_data(), y.dtype());
+  else
+#endif
+    dispatch_float(x.dtype(), "gelu", [&](auto zero) {
+      using T = decltype(zero);
+      kernels::cpu::gelu_forward<T>(x.numel(), xc.data<T>(), y.data<T>());
+    });
   return record("gelu", y, {x}, [xc](const Tensor& g) {
     Tensor gc = g.contiguous();
     Tensor dx = Tensor::empty(xc.shape(), xc.dtype(), xc.device());
+#ifdef ENGINE_WITH_CUDA
+    if (dx.device().is_cuda()) {
+      kernels::cuda::gelu_backward(xc.numel(), xc.raw_data(), gc.raw_data(), dx.raw_data(),
+                                   dx.dtype());
+      return std::vector<Tensor>{dx};
+    }
+#endif
     dispatch_float(xc.dtype(), "gelu_backward", [&](auto zero) {
       using T = decltype(zero);
       kernels::cpu::gelu_backward<T>(xc.numel(), xc.data<T>(), gc.data<T>(), dx.data<T>());
@@ -33,7 +47,6 @@ Tensor gelu(const Tensor& x) {
 
 Tensor bias_gelu(const Tensor& x, const Tensor& bias) {
   check(x.defined() && bias.defined(), "bias_gelu: undefined tensor argument");
-  check(x.device().is_cpu(), "bias_gelu: not implemented on ", x.device(), " yet");
   check(x.dim() >= 1, "bias_gelu: input must have a channel dim, got a 0-d tensor");
   check(bias.dim() == 1 && bias.size(0) == x.size(-1), "bias_gelu: bias ", bias.shape(),
         " does not match the last (channel) dim of input ", x.shape());
@@ -44,19 +57,31 @@ Tensor bias_gelu(const Tensor& x, const Tensor& bias) {
   const int64_t c = x.size(-1), rows = c == 0 ? 0 : x.numel() / c;
   Tensor xc = x.detach().contiguous(), bc = bias.detach().contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
-  dispatch_float(x.dtype(), "bias_gelu", [&](auto zero) {
-    using T = decltype(zero);
-    kernels::cpu::bias_gelu_forward<T>(rows, c, xc.data<T>(), bc.data<T>(), y.data<T>());
-  });
+#ifdef ENGINE_WITH_CUDA
+  if (x.device().is_cuda())
+    kernels::cuda::bias_gelu_forward(rows, c, xc.raw_data(), bc.raw_data(), y.raw_data(),
+                                     y.dtype());
+  else
+#endif
+    dispatch_float(x.dtype(), "bias_gelu", [&](auto zero) {
+      using T = decltype(zero);
+      kernels::cpu::bias_gelu_forward<T>(rows, c, xc.data<T>(), bc.data<T>(), y.data<T>());
+    });
   const bool need_bias = bias.requires_grad();
   return record("bias_gelu", y, {x, bias}, [=](const Tensor& g) {
     Tensor gc = g.contiguous();
     Tensor dx = Tensor::empty(xc.shape(), xc.dtype(), xc.device());
-    dispatch_float(xc.dtype(), "bias_gelu_backward", [&](auto zero) {
-      using T = decltype(zero);
-      kernels::cpu::bias_gelu_backward<T>(rows, c, xc.data<T>(), bc.data<T>(), gc.data<T>(),
-                                          dx.data<T>());
-    });
+#ifdef ENGINE_WITH_CUDA
+    if (dx.device().is_cuda())
+      kernels::cuda::bias_gelu_backward(rows, c, xc.raw_data(), bc.raw_data(), gc.raw_data(),
+                                        dx.raw_data(), dx.dtype());
+    else
+#endif
+      dispatch_float(xc.dtype(), "bias_gelu_backward", [&](auto zero) {
+        using T = decltype(zero);
+        kernels::cpu::bias_gelu_backward<T>(rows, c, xc.data<T>(), bc.data<T>(), gc.data<T>(),
+                                            dx.data<T>());
+      });
     // d(x + b)/db sums over every row the bias was broadcast to.
     return std::vector<Tensor>{dx, need_bias ? sum_to(dx, bc.shape()) : Tensor()};
   });

@@ -4,10 +4,17 @@
 // permuted. Backwards: cat hands each input its slice of the gradient (a view, no copy);
 // index_select and gather scatter-ADD the gradient back, because an index may repeat and then
 // one input element feeds several outputs. stack is unsqueeze + cat.
+// On CUDA (kernels/cuda/indexing.h) the index is copied to the host once to check its range
+// (one synchronisation, so a bad index is an error naming it, never a fault on the device);
+// index_select's backward builds the index's inverse there too, so the GPU gathers instead
+// of scattering with atomics.
 #include "engine/ops/indexing.h"
 
 #include "engine/autograd.h"
 #include "kernels/cpu/indexing.h"
+#ifdef ENGINE_WITH_CUDA
+#include "kernels/cuda/indexing.h"
+#endif
 
 namespace engine {
 
@@ -42,13 +49,32 @@ void check_index(const Tensor& index, const Tensor& x, const char* op) {
 }
 
 // Every index must lie in [0, size): report the first that does not, with its position.
-void check_range(const Tensor& index, int64_t size, int64_t dim, const Tensor& x, const char* op) {
-  const int64_t* p = index.data<int64_t>();
+// Returns the index on the host (itself when it is there already).
+Tensor check_range(const Tensor& index, int64_t size, int64_t dim, const Tensor& x,
+                   const char* op) {
+  Tensor host = index.device().is_cpu() ? index : index.to(Device::cpu());
+  const int64_t* p = host.data<int64_t>();
   for (int64_t j = 0; j < index.numel(); ++j)
     check(p[j] >= 0 && p[j] < size, op, ": index ", p[j], " (at position ", j,
           ") is out of range for dimension ", dim, " of size ", size, " (input shape ", x.shape(),
           ")");
+  return host;
 }
+
+#ifdef ENGINE_WITH_CUDA
+// The inverse of a 1-D index [m] over n rows, as CSR in one int64 tensor on `device`:
+// [row_start (n + 1) | by_row (m)], by_row listing the j with index[j] == r in ascending j.
+Tensor inverse_index(const Tensor& host_index, int64_t n, Device device) {
+  const int64_t m = host_index.numel();
+  const int64_t* p = host_index.data<int64_t>();
+  std::vector<int64_t> csr(n + 1 + m, 0);
+  for (int64_t j = 0; j < m; ++j) ++csr[p[j] + 1];
+  for (int64_t r = 0; r < n; ++r) csr[r + 1] += csr[r];
+  std::vector<int64_t> fill(csr.begin(), csr.begin() + n);
+  for (int64_t j = 0; j < m; ++j) csr[n + 1 + fill[p[j]]++] = j;
+  return Tensor::from_vector(csr, {n + 1 + m}, device);
+}
+#endif
 
 }  // namespace
 
@@ -57,7 +83,6 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
   for (const Tensor& x : xs) check(x.defined(), "cat: undefined tensor in the list");
   const Tensor& x0 = xs[0];
   check(x0.dim() > 0, "cat: cannot concatenate 0-d tensors; unsqueeze or use stack()");
-  check(x0.device().is_cpu(), "cat: not implemented on ", x0.device(), " yet");
   const int64_t d = wrap_dim(dim, x0.dim(), "cat");
   Shape out_shape = x0.shape();
   out_shape[d] = 0;
@@ -80,6 +105,15 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
   int64_t offset = 0;
   for (const Tensor& x : xs) {
     Tensor xc = x.detach().contiguous();
+#ifdef ENGINE_WITH_CUDA
+    if (out.device().is_cuda()) {
+      kernels::cuda::cat_copy(a.outer, x.size(d), a.inner, xc.raw_data(), a.n, offset,
+                              out.raw_data(), out.dtype());
+      offsets.push_back(offset);
+      offset += x.size(d);
+      continue;
+    }
+#endif
     dispatch_all(x0.dtype(), "cat", [&](auto zero) {
       using T = decltype(zero);
       kernels::cpu::cat_copy<T>(a.outer, x.size(d), a.inner, xc.data<T>(), a.n, offset,
@@ -113,13 +147,12 @@ Tensor stack(const std::vector<Tensor>& xs, int64_t dim) {
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   check(x.defined(), "index_select: undefined tensor argument");
-  check(x.device().is_cpu(), "index_select: not implemented on ", x.device(), " yet");
   check_index(index, x, "index_select");
   check(x.dim() > 0, "index_select: the input must have at least one dimension");
   check(index.dim() <= 1, "index_select: index must be 1-D, got shape ", index.shape());
   const int64_t d = wrap_dim(dim, x.dim(), "index_select");
   Tensor idx = index.contiguous();
-  check_range(idx, x.size(d), d, x, "index_select");
+  Tensor host_idx = check_range(idx, x.size(d), d, x, "index_select");
 
   const Around a = around_dim(x.shape(), d);
   const int64_t m = idx.numel();
@@ -127,12 +160,28 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   out_shape[d] = m;
   Tensor xc = x.detach().contiguous();
   Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
+  Shape in_shape = x.shape();
+#ifdef ENGINE_WITH_CUDA
+  if (x.device().is_cuda()) {
+    kernels::cuda::index_select_forward(a.outer, a.n, a.inner, xc.raw_data(), m,
+                                        idx.data<int64_t>(), out.raw_data(), out.dtype());
+    return record("index_select", out, {x}, [a, m, host_idx, in_shape](const Tensor& g) {
+      Tensor gc = g.contiguous();
+      Tensor dx = Tensor::empty(in_shape, g.dtype(), g.device());
+      Tensor inv = inverse_index(host_idx, a.n, g.device());
+      const int64_t* row_start = inv.data<int64_t>();
+      kernels::cuda::index_select_backward(a.outer, a.n, a.inner, m, row_start,
+                                           row_start + a.n + 1, gc.raw_data(), dx.raw_data(),
+                                           dx.dtype());
+      return std::vector<Tensor>{dx};
+    });
+  }
+#endif
   dispatch_all(x.dtype(), "index_select", [&](auto zero) {
     using T = decltype(zero);
     kernels::cpu::index_select_forward<T>(a.outer, a.n, a.inner, xc.data<T>(), m,
                                           idx.data<int64_t>(), out.data<T>());
   });
-  Shape in_shape = x.shape();
   return record("index_select", out, {x}, [a, m, idx, in_shape](const Tensor& g) {
     Tensor gc = g.contiguous();
     Tensor dx = Tensor::empty(in_shape, g.dtype(), g.device());
@@ -147,7 +196,6 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
 
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   check(x.defined(), "gather: undefined tensor argument");
-  check(x.device().is_cpu(), "gather: not implemented on ", x.device(), " yet");
   check_index(index, x, "gather");
   check(x.dim() > 0, "gather: the input must have at least one dimension");
   check(index.dim() == x.dim(), "gather: index ", index.shape(), " must have the rank of input ",
@@ -170,12 +218,25 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   const int64_t m = idx.size(d);
   Tensor xc = src.detach().contiguous();
   Tensor out = Tensor::empty(idx.shape(), x.dtype(), x.device());
+  Shape src_shape = src.shape();
+#ifdef ENGINE_WITH_CUDA
+  if (x.device().is_cuda()) {
+    kernels::cuda::gather_forward(a.outer, a.n, a.inner, xc.raw_data(), m, idx.data<int64_t>(),
+                                  out.raw_data(), out.dtype());
+    return record("gather", out, {src}, [a, m, idx, src_shape](const Tensor& g) {
+      Tensor gc = g.contiguous();
+      Tensor dx = Tensor::empty(src_shape, g.dtype(), g.device());
+      kernels::cuda::gather_backward(a.outer, a.n, a.inner, m, idx.data<int64_t>(),
+                                     gc.raw_data(), dx.raw_data(), dx.dtype());
+      return std::vector<Tensor>{dx};
+    });
+  }
+#endif
   dispatch_all(x.dtype(), "gather", [&](auto zero) {
     using T = decltype(zero);
     kernels::cpu::gather_forward<T>(a.outer, a.n, a.inner, xc.data<T>(), m, idx.data<int64_t>(),
                                     out.data<T>());
   });
-  Shape src_shape = src.shape();
   return record("gather", out, {src}, [a, m, idx, src_shape](const Tensor& g) {
     Tensor gc = g.contiguous();
     Tensor dx = Tensor::empty(src_shape, g.dtype(), g.device());

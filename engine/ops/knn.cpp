@@ -3,10 +3,19 @@
 // pairwise_sq_l2 is the differentiable building block (metric learning on small batches);
 // knn_search is what retrieval over a large bank uses: the same arithmetic, blocked, with
 // per-query heaps instead of a [Q, N] matrix that would not fit for a big gallery.
+// On CUDA (kernels/cuda/knn_ops.h) the forwards run the k-NN lab's kernels for float32 and
+// simple kernels otherwise; pairwise_sq_l2's backward is composed of engine ops (two GEMMs and
+// two row sums), the same formula as the CPU kernel.
 #include "engine/ops/knn.h"
 
 #include "engine/autograd.h"
+#include "engine/ops/elementwise.h"
+#include "engine/ops/matmul.h"
+#include "engine/ops/reduce.h"
 #include "kernels/cpu/knn.h"
+#ifdef ENGINE_WITH_CUDA
+#include "kernels/cuda/knn_ops.h"
+#endif
 
 namespace engine {
 
@@ -15,7 +24,6 @@ namespace {
 void check_rows_pair(const Tensor& a, const Tensor& b, const char* op, const char* an,
                      const char* bn) {
   check(a.defined() && b.defined(), op, ": undefined tensor argument");
-  check(a.device().is_cpu(), op, ": not implemented on ", a.device(), " yet");
   check(a.dim() == 2 && b.dim() == 2, op, ": ", an, " and ", bn, " must be 2-D [rows, dim], got ",
         a.shape(), " and ", b.shape());
   check(a.size(1) == b.size(1), op, ": ", an, " ", a.shape(), " and ", bn, " ", b.shape(),
@@ -32,13 +40,28 @@ Tensor pairwise_sq_l2(const Tensor& a, const Tensor& b) {
   const int64_t q = a.size(0), n = b.size(0), d = a.size(1);
   Tensor ac = a.detach().contiguous(), bc = b.detach().contiguous();
   Tensor out = Tensor::empty({q, n}, a.dtype(), a.device());
-  dispatch_float(a.dtype(), "pairwise_sq_l2", [&](auto zero) {
-    using T = decltype(zero);
-    kernels::cpu::pairwise_sq_l2_forward<T>(q, n, d, ac.data<T>(), bc.data<T>(), out.data<T>());
-  });
+#ifdef ENGINE_WITH_CUDA
+  if (a.device().is_cuda())
+    kernels::cuda::pairwise_sq_l2_forward(q, n, d, ac.raw_data(), bc.raw_data(), out.raw_data(),
+                                          out.dtype());
+  else
+#endif
+    dispatch_float(a.dtype(), "pairwise_sq_l2", [&](auto zero) {
+      using T = decltype(zero);
+      kernels::cpu::pairwise_sq_l2_forward<T>(q, n, d, ac.data<T>(), bc.data<T>(),
+                                              out.data<T>());
+    });
   const bool ga = a.requires_grad(), gb = b.requires_grad();
   return record("pairwise_sq_l2", out, {a, b}, [=](const Tensor& g) {
     Tensor gc = g.contiguous();
+    if (gc.device().is_cuda()) {
+      // da = 2 (rowsum(g) * a - g b),  db = 2 (colsum(g) * b - g^T a)
+      Tensor da = ga ? (ac * sum(gc, {1}, true) - matmul(gc, bc)) * 2.0 : Tensor();
+      Tensor db = gb ? (bc * sum(gc, {0}, true).reshape({n, 1}) - matmul(gc.transpose(0, 1), ac))
+                           * 2.0
+                     : Tensor();
+      return std::vector<Tensor>{da, db};
+    }
     Tensor da = ga ? Tensor::empty({q, d}, g.dtype(), g.device()) : Tensor();
     Tensor db = gb ? Tensor::empty({n, d}, g.dtype(), g.device()) : Tensor();
     dispatch_float(g.dtype(), "pairwise_sq_l2_backward", [&](auto zero) {
@@ -53,7 +76,6 @@ Tensor pairwise_sq_l2(const Tensor& a, const Tensor& b) {
 
 TopK topk(const Tensor& x, int64_t k, int64_t dim, bool largest) {
   check(x.defined(), "topk: undefined tensor argument");
-  check(x.device().is_cpu(), "topk: not implemented on ", x.device(), " yet");
   check(x.dim() > 0, "topk: the input must have at least one dimension");
   const int64_t d = wrap_dim(dim, x.dim(), "topk");
   check(k >= 0 && k <= x.size(d), "topk: k = ", k, " is out of range for dimension ", d,
@@ -69,15 +91,28 @@ TopK topk(const Tensor& x, int64_t k, int64_t dim, bool largest) {
   Tensor xc = x.detach().contiguous();
   TopK r{Tensor::empty(out_shape, x.dtype(), x.device()),
          Tensor::empty(out_shape, DType::Int64, x.device())};
-  dispatch_float(x.dtype(), "topk", [&](auto zero) {
-    using T = decltype(zero);
-    kernels::cpu::topk_forward<T>(outer, n, inner, k, largest, xc.data<T>(), r.values.data<T>(),
-                                  r.indices.data<int64_t>());
-  });
+#ifdef ENGINE_WITH_CUDA
+  if (x.device().is_cuda())
+    kernels::cuda::topk_forward(outer, n, inner, k, largest, xc.raw_data(), r.values.raw_data(),
+                                r.indices.data<int64_t>(), x.dtype());
+  else
+#endif
+    dispatch_float(x.dtype(), "topk", [&](auto zero) {
+      using T = decltype(zero);
+      kernels::cpu::topk_forward<T>(outer, n, inner, k, largest, xc.data<T>(), r.values.data<T>(),
+                                    r.indices.data<int64_t>());
+    });
   Shape in_shape = x.shape();
   r.values = record("topk", r.values, {x}, [=, idx = r.indices](const Tensor& g) {
     Tensor gc = g.contiguous();
     Tensor dx = Tensor::empty(in_shape, g.dtype(), g.device());
+#ifdef ENGINE_WITH_CUDA
+    if (dx.device().is_cuda()) {
+      kernels::cuda::topk_backward(outer, n, inner, k, idx.data<int64_t>(), gc.raw_data(),
+                                   dx.raw_data(), dx.dtype());
+      return std::vector<Tensor>{dx};
+    }
+#endif
     dispatch_float(g.dtype(), "topk_backward", [&](auto zero) {
       using T = decltype(zero);
       kernels::cpu::topk_backward<T>(outer, n, inner, k, idx.data<int64_t>(), gc.data<T>(),
@@ -96,11 +131,17 @@ TopK knn_search(const Tensor& queries, const Tensor& bank, int64_t k, KnnMetric 
   Tensor qc = queries.detach().contiguous(), bc = bank.detach().contiguous();
   TopK r{Tensor::empty({q, k}, queries.dtype(), queries.device()),
          Tensor::empty({q, k}, DType::Int64, queries.device())};
-  dispatch_float(queries.dtype(), "knn_search", [&](auto zero) {
-    using T = decltype(zero);
-    kernels::cpu::knn_search<T>(q, n, d, k, metric == KnnMetric::Cosine, qc.data<T>(), bc.data<T>(),
-                                r.values.data<T>(), r.indices.data<int64_t>());
-  });
+#ifdef ENGINE_WITH_CUDA
+  if (queries.device().is_cuda())
+    kernels::cuda::knn_search(q, n, d, k, metric == KnnMetric::Cosine, qc.raw_data(), bc.raw_data(),
+                              r.values.raw_data(), r.indices.data<int64_t>(), queries.dtype());
+  else
+#endif
+    dispatch_float(queries.dtype(), "knn_search", [&](auto zero) {
+      using T = decltype(zero);
+      kernels::cpu::knn_search<T>(q, n, d, k, metric == KnnMetric::Cosine, qc.data<T>(),
+                                  bc.data<T>(), r.values.data<T>(), r.indices.data<int64_t>());
+    });
   return r;  // no autograd: retrieval is evaluation
 }
 

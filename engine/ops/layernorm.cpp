@@ -1,9 +1,13 @@
 // LayerNorm over the last dim (the channels of an NHWC tensor). Kernels:
-// kernels/cpu/layernorm.cpp; the composed slow twin (mean/var/sub/mul ops) is in the test.
+// kernels/cpu/layernorm.cpp (on CUDA kernels/cuda/layernorm_ops.h: the LayerNorm lab's kernels
+// for float32); the composed slow twin (mean/var/sub/mul ops) is in the test.
 #include "engine/ops/layernorm.h"
 
 #include "engine/autograd.h"
 #include "kernels/cpu/layernorm.h"
+#ifdef ENGINE_WITH_CUDA
+#include "kernels/cuda/layernorm_ops.h"
+#endif
 
 namespace engine {
 
@@ -20,11 +24,14 @@ void check_param(const Tensor& t, const char* what, const Tensor& x) {
         " but input is on ", x.device());
 }
 
+#ifdef ENGINE_WITH_CUDA
+void* ptr(const Tensor& t) { return t.defined() ? t.raw_data() : nullptr; }
+#endif
+
 }  // namespace
 
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
   check(x.defined(), "layer_norm: undefined input");
-  check(x.device().is_cpu(), "layer_norm: not implemented on ", x.device(), " yet");
   check(x.dim() >= 1 && x.size(-1) > 0, "layer_norm: input ", x.shape(),
         " needs a non-empty last dim to normalise over");
   check(eps >= 0, "layer_norm: eps must be non-negative, got ", eps);
@@ -38,12 +45,19 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
   Tensor rstd = Tensor::empty({m}, x.dtype(), x.device());
   Tensor wd = weight.defined() ? weight.detach().contiguous() : Tensor();
   Tensor bd = bias.defined() ? bias.detach().contiguous() : Tensor();
-  dispatch_float(x.dtype(), "layer_norm", [&](auto zero) {
-    using T = decltype(zero);
-    kernels::cpu::layernorm_forward<T>(m, c, xc.data<T>(), wd.defined() ? wd.data<T>() : nullptr,
-                                       bd.defined() ? bd.data<T>() : nullptr, eps, y.data<T>(),
-                                       mean.data<T>(), rstd.data<T>());
-  });
+#ifdef ENGINE_WITH_CUDA
+  if (x.device().is_cuda())
+    kernels::cuda::layernorm_forward(m, c, xc.raw_data(), ptr(wd), ptr(bd), eps, y.raw_data(),
+                                     mean.raw_data(), rstd.raw_data(), x.dtype());
+  else
+#endif
+    dispatch_float(x.dtype(), "layer_norm", [&](auto zero) {
+      using T = decltype(zero);
+      kernels::cpu::layernorm_forward<T>(m, c, xc.data<T>(),
+                                         wd.defined() ? wd.data<T>() : nullptr,
+                                         bd.defined() ? bd.data<T>() : nullptr, eps, y.data<T>(),
+                                         mean.data<T>(), rstd.data<T>());
+    });
 
   const bool gx = x.requires_grad();
   const bool gw = weight.defined() && weight.requires_grad();
@@ -55,6 +69,14 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
     Tensor dx = gx ? Tensor::empty(g.shape(), g.dtype(), g.device()) : Tensor();
     Tensor dw = gw ? Tensor::empty({c}, g.dtype(), g.device()) : Tensor();
     Tensor db = gb ? Tensor::empty({c}, g.dtype(), g.device()) : Tensor();
+#ifdef ENGINE_WITH_CUDA
+    if (g.device().is_cuda()) {
+      kernels::cuda::layernorm_backward(m, c, xc.raw_data(), gc.raw_data(), mean.raw_data(),
+                                        rstd.raw_data(), ptr(wd), ptr(dx), ptr(dw), ptr(db),
+                                        g.dtype());
+      return std::vector<Tensor>{dx, dw, db};
+    }
+#endif
     dispatch_float(g.dtype(), "layer_norm_backward", [&](auto zero) {
       using T = decltype(zero);
       auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };

@@ -6,6 +6,9 @@
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduce.h"
 #include "kernels/cpu/loss.h"
+#ifdef ENGINE_WITH_CUDA
+#include "kernels/cuda/loss.h"
+#endif
 
 namespace engine {
 
@@ -45,16 +48,29 @@ Tensor mse_loss(const Tensor& pred, const Tensor& target, Reduction r) {
 Tensor huber_loss(const Tensor& pred, const Tensor& target, double delta, Reduction r) {
   check_loss_args(pred, target, "huber_loss");
   check(delta > 0, "huber_loss: delta must be positive, got ", delta);
-  check(pred.device().is_cpu(), "huber_loss: not implemented on ", pred.device(), " yet");
   Tensor p = pred.detach().contiguous(), t = target.detach().contiguous();
   Tensor out = Tensor::empty(pred.shape(), pred.dtype(), pred.device());
-  dispatch_float(pred.dtype(), "huber_loss", [&](auto zero) {
-    using T = decltype(zero);
-    kernels::cpu::huber_forward<T>(p.numel(), p.data<T>(), t.data<T>(), T(delta), out.data<T>());
-  });
+#ifdef ENGINE_WITH_CUDA
+  if (out.device().is_cuda())
+    kernels::cuda::huber_forward(p.numel(), p.raw_data(), t.raw_data(), delta, out.raw_data(),
+                                 out.dtype());
+  else
+#endif
+    dispatch_float(pred.dtype(), "huber_loss", [&](auto zero) {
+      using T = decltype(zero);
+      kernels::cpu::huber_forward<T>(p.numel(), p.data<T>(), t.data<T>(), T(delta),
+                                     out.data<T>());
+    });
   Tensor elems = record("huber_loss", out, {pred}, [p, t, delta](const Tensor& g) {
     Tensor gc = g.contiguous();
     Tensor dp = Tensor::empty(p.shape(), p.dtype(), p.device());
+#ifdef ENGINE_WITH_CUDA
+    if (dp.device().is_cuda()) {
+      kernels::cuda::huber_backward(p.numel(), p.raw_data(), t.raw_data(), delta, gc.raw_data(),
+                                    dp.raw_data(), dp.dtype());
+      return std::vector<Tensor>{dp};
+    }
+#endif
     dispatch_float(p.dtype(), "huber_loss_backward", [&](auto zero) {
       using T = decltype(zero);
       kernels::cpu::huber_backward<T>(p.numel(), p.data<T>(), t.data<T>(), T(delta), gc.data<T>(),

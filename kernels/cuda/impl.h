@@ -8,10 +8,14 @@
 
 namespace kernels::cuda {
 
-enum class Family { Gemm, kCount };
+// Gemm: matmul (cuBLAS). Conv: general conv2d, Depthwise: groups == C == K conv2d (cuDNN).
+// BatchNorm: batch_norm (cuDNN's batch-norm calls). Pool: max_pool2d and the average pools
+// (cuDNN pooling). Where the vendor cannot take a case (float64 for the cuDNN families, an eps
+// below CUDNN_BN_MIN_EPSILON, adaptive windows that do not tile the input) our kernel runs.
+enum class Family { Gemm, Conv, Depthwise, BatchNorm, Pool, kCount };
 enum class Impl { Ours, Vendor };
 
-const char* family_name(Family f);  // "GEMM": the <NAME> of the environment variable
+const char* family_name(Family f);  // "GEMM", "CONV", ...: the <NAME> of the environment variable
 const char* impl_name(Impl i);      // "ours" / "vendor"
 Impl impl(Family f);                // fails on a bad ENGINE_CUDA_IMPL_<NAME> value
 void set_impl(Family f, Impl i);

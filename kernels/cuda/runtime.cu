@@ -202,9 +202,14 @@ struct FamilyInfo {
   const char* name;
   Impl fallback;  // the default until ENGINE_CUDA_IMPL_<name> or set_impl says otherwise
 };
-// GEMM: cuBLAS until our tiled SGEMM is measured faster on our shapes (tools/gpu_check.sh).
+// Every family starts on the vendor's library until ours is measured faster on our shapes
+// (tools/gpu_check.sh): GEMM = cuBLAS; CONV, DEPTHWISE, BATCHNORM, POOL = cuDNN.
 constexpr std::array<FamilyInfo, static_cast<size_t>(Family::kCount)> kFamilies = {{
     {"GEMM", Impl::Vendor},
+    {"CONV", Impl::Vendor},
+    {"DEPTHWISE", Impl::Vendor},
+    {"BATCHNORM", Impl::Vendor},
+    {"POOL", Impl::Vendor},
 }};
 
 std::mutex g_impl_mu;

@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 
 #include "kernels/cuda/impl.h"
@@ -101,6 +102,19 @@ void dispatch_float(DType t, const char* op, F&& f) {
     case DType::Float32: f(float{}); return;
     case DType::Float64: f(double{}); return;
     default: unsupported_dtype(op, t);
+  }
+}
+
+// Runs f(), turning a std::runtime_error from a kernel lab (depthwise_conv2d, layernorm, gelu,
+// knn: they depend on nothing of ours, so they throw the standard type) into raise(), i.e.
+// engine::Error, with the op's name in front (unless the lab already put it there).
+template <class F>
+void call_lab(const char* op, F&& f) {
+  try {
+    f();
+  } catch (const std::runtime_error& e) {
+    const std::string m = e.what();
+    raise(m.rfind(op, 0) == 0 ? m : std::string(op) + ": " + m);  // no "op: op: ..."
   }
 }
 

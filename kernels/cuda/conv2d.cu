@@ -1,0 +1,304 @@
+// kernels/cuda/conv2d.cu — general 2-D convolution on NHWC: im2col + GEMM, and cuDNN.
+//
+// Ours ("version 1": correct and simple, the baseline an implicit-GEMM kernel will replace):
+//   The batch is processed in chunks of whole images (so no input pixel is shared by two
+//   chunks) whose column matrix fits kColumnBytes. For a chunk of `rows` output pixels:
+//     im2col:  cols[rows, R*S*C], row = one output pixel, laid out [G][R][S][C/G] as the CPU
+//              (a thread per element; consecutive threads take consecutive channels of one
+//              tap, so reads of x and writes of cols are coalesced; zeros in the padding).
+//     forward: y_g[rows, K/G] = cols_g @ w_g^T            (one GEMM per group)
+//     data:    dcols_g = dy_g @ w_g, then col2im as a gather: a thread per input element adds
+//              the taps of the output pixels that read it (no atomics, deterministic).
+//     weight:  dw_g += dy_g^T @ cols_g                     (beta = 1 after the first chunk)
+//   A 1x1, stride-1, unpadded convolution skips im2col/col2im: x IS the column matrix.
+//   The GEMMs are kernels::cuda::gemm: cuBLAS or our tiled SGEMM (ENGINE_CUDA_IMPL_GEMM).
+// cuDNN: cudnnConvolutionForward / BackwardData / BackwardFilter on NHWC descriptors.
+// Cost of ResNet's 3x3 64->64 layer at 56x56, batch 64, float32: 2 * 200704 * 64 * 576 =
+// 14.8 GFLOP -> 0.22 ms at ~67 TFLOP/s fp32; im2col adds a 462 MB column matrix written and
+// read (~0.36 ms at ~2.6 TB/s): the reason the next version is an implicit GEMM.
+#include <algorithm>
+#include <climits>
+#include <vector>
+
+#include "kernels/cuda/conv2d.h"
+#include "kernels/cuda/cudnn_util.cuh"
+#include "kernels/cuda/matmul.h"
+#include "kernels/cuda/runtime.h"
+
+namespace kernels::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kColumnBytes = int64_t{128} << 20;  // the column buffer of one chunk
+
+// cols[row, ((g * R + r) * S + s) * Cg + cg] = x[b, hh, ww, g * Cg + cg] (0 in the padding),
+// rows [0, rows) being output pixels b0 * P * Q + row.
+template <class T>
+__global__ void im2col_kernel(Conv2dShape sh, int64_t b0, int64_t rows, const T* __restrict__ x,
+                              T* __restrict__ cols) {
+  const int64_t cg_n = sh.c / sh.groups, rsc = sh.r * sh.s * sh.c;
+  for (int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; t < rows * rsc;
+       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t col = t % rsc, row = t / rsc;
+    const int64_t cg = col % cg_n, tap = (col / cg_n) % (sh.r * sh.s),
+                  g = col / (cg_n * sh.r * sh.s);
+    const int64_t r = tap / sh.s, s = tap % sh.s;
+    const int64_t pix = b0 * sh.p * sh.q + row;
+    const int64_t b = pix / (sh.p * sh.q), pq = pix % (sh.p * sh.q);
+    const int64_t hh = (pq / sh.q) * sh.stride_h - sh.pad_h + r * sh.dil_h;
+    const int64_t ww = (pq % sh.q) * sh.stride_w - sh.pad_w + s * sh.dil_w;
+    const bool inside = hh >= 0 && hh < sh.h && ww >= 0 && ww < sh.w;
+    cols[t] = inside ? x[((b * sh.h + hh) * sh.w + ww) * sh.c + g * cg_n + cg] : T(0);
+  }
+}
+
+// dx[b, hh, ww, c] for the images [b0, b0 + nb) = the sum over taps (r, s) of the dcols entry
+// of the output pixel that read (hh, ww) through that tap, if any.
+template <class T>
+__global__ void col2im_kernel(Conv2dShape sh, int64_t b0, int64_t nb, const T* __restrict__ dcols,
+                              T* __restrict__ dx) {
+  const int64_t cg_n = sh.c / sh.groups, rsc = sh.r * sh.s * sh.c;
+  const int64_t per_image = sh.h * sh.w * sh.c;
+  for (int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; t < nb * per_image;
+       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t c = t % sh.c, pos = (t / sh.c) % (sh.h * sh.w), bl = t / per_image;
+    const int64_t hh = pos / sh.w, ww = pos % sh.w, g = c / cg_n, cg = c % cg_n;
+    T sum = T(0);
+    for (int64_t r = 0; r < sh.r; ++r) {
+      const int64_t ph = hh + sh.pad_h - r * sh.dil_h;  // = output row * stride_h
+      if (ph < 0 || ph % sh.stride_h != 0 || ph / sh.stride_h >= sh.p) continue;
+      for (int64_t s = 0; s < sh.s; ++s) {
+        const int64_t pw = ww + sh.pad_w - s * sh.dil_w;
+        if (pw < 0 || pw % sh.stride_w != 0 || pw / sh.stride_w >= sh.q) continue;
+        const int64_t row = (bl * sh.p + ph / sh.stride_h) * sh.q + pw / sh.stride_w;
+        sum += dcols[row * rsc + ((g * sh.r + r) * sh.s + s) * cg_n + cg];
+      }
+    }
+    dx[b0 * per_image + t] = sum;
+  }
+}
+
+template <class T>
+__global__ void add_bias_kernel(int64_t rows, int64_t k, const T* __restrict__ bias,
+                                T* __restrict__ y) {
+  for (int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; t < rows * k;
+       t += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    y[t] += bias[t % k];
+}
+
+bool is_pointwise(const Conv2dShape& sh) {
+  return sh.r == 1 && sh.s == 1 && sh.stride_h == 1 && sh.stride_w == 1 && sh.pad_h == 0 &&
+         sh.pad_w == 0;
+}
+
+// Images per chunk: as many as keep the column matrix under kColumnBytes, at least one.
+int64_t images_per_chunk(const Conv2dShape& sh, size_t elem) {
+  const int64_t per_image = sh.p * sh.q * sh.r * sh.s * sh.c * static_cast<int64_t>(elem);
+  return std::clamp<int64_t>(kColumnBytes / std::max<int64_t>(per_image, 1), 1, sh.n);
+}
+
+}  // namespace
+
+void add_bias_rows(int64_t rows, int64_t k, const void* bias, void* y, DType dtype) {
+  dispatch_float(dtype, "conv2d bias", [&](auto zero) {
+    using T = decltype(zero);
+    if (rows * k == 0) return;
+    add_bias_kernel<T><<<grid_for(rows * k, kThreads), kThreads, 0, stream()>>>(
+        rows, k, static_cast<const T*>(bias), static_cast<T*>(y));
+    KCUDA_CHECK_LAUNCH("conv2d bias");
+  });
+}
+
+void conv2d_forward(const Conv2dShape& sh, const void* x, const void* w, const void* bias, void* y,
+                    DType dtype) {
+  dispatch_float(dtype, "conv2d", [&](auto zero) {
+    using T = decltype(zero);
+    const int64_t kg = sh.k / sh.groups, rscg = sh.r * sh.s * (sh.c / sh.groups);
+    const int64_t rsc = sh.r * sh.s * sh.c;
+    const T* px = static_cast<const T*>(x);
+    const int64_t chunk = is_pointwise(sh) ? sh.n : images_per_chunk(sh, sizeof(T));
+    Scratch cols_buf(is_pointwise(sh) ? 0 : sizeof(T) * chunk * sh.p * sh.q * rsc);
+    T* cols = static_cast<T*>(cols_buf.get());
+    for (int64_t b0 = 0; b0 < sh.n; b0 += chunk) {
+      const int64_t nb = std::min(chunk, sh.n - b0), rows = nb * sh.p * sh.q;
+      const T* a = px + b0 * sh.h * sh.w * sh.c;  // pointwise: the input rows themselves
+      if (!is_pointwise(sh)) {
+        im2col_kernel<T>
+            <<<grid_for(rows * rsc, kThreads), kThreads, 0, stream()>>>(sh, b0, rows, px, cols);
+        KCUDA_CHECK_LAUNCH("conv2d im2col");
+        a = cols;
+      }
+      for (int64_t g = 0; g < sh.groups; ++g)  // y_g = cols_g @ w_g^T
+        gemm(false, true, rows, kg, rscg, 1.0, a, g * rscg, rsc, w, g * kg * rscg, rscg, 0.0, y,
+             b0 * sh.p * sh.q * sh.k + g * kg, sh.k, dtype);
+    }
+    if (bias) add_bias_rows(sh.n * sh.p * sh.q, sh.k, bias, y, dtype);
+  });
+}
+
+void conv2d_backward_data(const Conv2dShape& sh, const void* dy, const void* w, void* dx,
+                          DType dtype) {
+  dispatch_float(dtype, "conv2d backward", [&](auto zero) {
+    using T = decltype(zero);
+    const int64_t kg = sh.k / sh.groups, rscg = sh.r * sh.s * (sh.c / sh.groups);
+    const int64_t rsc = sh.r * sh.s * sh.c;
+    if (is_pointwise(sh)) {  // dx_g = dy_g @ w_g, straight into dx
+      for (int64_t g = 0; g < sh.groups; ++g)
+        gemm(false, false, sh.n * sh.h * sh.w, rscg, kg, 1.0, dy, g * kg, sh.k, w, g * kg * rscg,
+             rscg, 0.0, dx, g * rscg, sh.c, dtype);
+      return;
+    }
+    const int64_t chunk = images_per_chunk(sh, sizeof(T));
+    Scratch dcols_buf(sizeof(T) * chunk * sh.p * sh.q * rsc);
+    T* dcols = static_cast<T*>(dcols_buf.get());
+    for (int64_t b0 = 0; b0 < sh.n; b0 += chunk) {
+      const int64_t nb = std::min(chunk, sh.n - b0), rows = nb * sh.p * sh.q;
+      for (int64_t g = 0; g < sh.groups; ++g)  // dcols_g = dy_g @ w_g
+        gemm(false, false, rows, rscg, kg, 1.0, dy, b0 * sh.p * sh.q * sh.k + g * kg, sh.k, w,
+             g * kg * rscg, rscg, 0.0, dcols, g * rscg, rsc, dtype);
+      const int64_t n_out = nb * sh.h * sh.w * sh.c;
+      col2im_kernel<T><<<grid_for(n_out, kThreads), kThreads, 0, stream()>>>(sh, b0, nb, dcols,
+                                                                             static_cast<T*>(dx));
+      KCUDA_CHECK_LAUNCH("conv2d col2im");
+    }
+  });
+}
+
+void conv2d_backward_weight(const Conv2dShape& sh, const void* x, const void* dy, void* dw,
+                            DType dtype) {
+  dispatch_float(dtype, "conv2d backward", [&](auto zero) {
+    using T = decltype(zero);
+    const int64_t kg = sh.k / sh.groups, rscg = sh.r * sh.s * (sh.c / sh.groups);
+    const int64_t rsc = sh.r * sh.s * sh.c;
+    const T* px = static_cast<const T*>(x);
+    const int64_t chunk = is_pointwise(sh) ? sh.n : images_per_chunk(sh, sizeof(T));
+    Scratch cols_buf(is_pointwise(sh) ? 0 : sizeof(T) * chunk * sh.p * sh.q * rsc);
+    T* cols = static_cast<T*>(cols_buf.get());
+    for (int64_t b0 = 0; b0 < sh.n; b0 += chunk) {
+      const int64_t nb = std::min(chunk, sh.n - b0), rows = nb * sh.p * sh.q;
+      const T* a = px + b0 * sh.h * sh.w * sh.c;
+      if (!is_pointwise(sh)) {
+        im2col_kernel<T>
+            <<<grid_for(rows * rsc, kThreads), kThreads, 0, stream()>>>(sh, b0, rows, px, cols);
+        KCUDA_CHECK_LAUNCH("conv2d im2col");
+        a = cols;
+      }
+      for (int64_t g = 0; g < sh.groups; ++g)  // dw_g (+)= dy_g^T @ cols_g
+        gemm(true, false, kg, rscg, rows, 1.0, dy, b0 * sh.p * sh.q * sh.k + g * kg, sh.k, a,
+             g * rscg, rsc, b0 == 0 ? 0.0 : 1.0, dw, g * kg * rscg, rscg, dtype);
+    }
+  });
+}
+
+// ---- cuDNN -----------------------------------------------------------------------------------
+
+bool conv_vendor_takes(DType dtype) { return dtype == DType::Float32; }
+
+namespace {
+
+int as_int(const char* op, int64_t v) {
+  if (v > INT_MAX)
+    raise(std::string(op) + ": size " + std::to_string(v) +
+          " exceeds the 32-bit sizes cuDNN takes");
+  return static_cast<int>(v);
+}
+
+struct ConvDescs {
+  TensorDesc x, y;
+  FilterDesc w;
+  ConvDesc conv;
+  ConvDescs(const char* op, const Conv2dShape& sh, DType t)
+      : x(t, as_int(op, sh.n), as_int(op, sh.h), as_int(op, sh.w), as_int(op, sh.c)),
+        y(t, as_int(op, sh.n), as_int(op, sh.p), as_int(op, sh.q), as_int(op, sh.k)),
+        w(t, as_int(op, sh.k), as_int(op, sh.r), as_int(op, sh.s), as_int(op, sh.c / sh.groups)),
+        conv(t, as_int(op, sh.pad_h), as_int(op, sh.pad_w), as_int(op, sh.stride_h),
+             as_int(op, sh.stride_w), as_int(op, sh.dil_h), as_int(op, sh.dil_w),
+             as_int(op, sh.groups)) {
+    if (!conv_vendor_takes(t)) unsupported_dtype(op, t);
+  }
+};
+
+// The first algorithm of cuDNN's ranking that runs with FMA math (no TF32) and, if asked, is
+// deterministic; failing that the first FMA one; failing that the first that runs at all (the
+// descriptor stays on FMA math, so cuDNN must still honour it).
+template <class Perf>
+Perf pick(const char* op, const std::vector<Perf>& perf, int count, bool deterministic) {
+  for (int pass = deterministic ? 0 : 1; pass < 3; ++pass)
+    for (int i = 0; i < count; ++i) {
+      const Perf& p = perf[i];
+      if (p.status != CUDNN_STATUS_SUCCESS) continue;
+      if (pass < 2 && p.mathType != CUDNN_FMA_MATH) continue;
+      if (pass == 0 && p.determinism != CUDNN_DETERMINISTIC) continue;
+      return p;
+    }
+  raise(std::string(op) + ": cuDNN offers no algorithm for this shape");
+}
+
+}  // namespace
+
+void conv2d_forward_vendor(const Conv2dShape& sh, const void* x, const void* w, const void* bias,
+                           void* y, DType dtype) {
+  const char* op = "conv2d (cuDNN)";
+  ConvDescs d(op, sh, dtype);
+  cudnnHandle_t h = cudnn_handle();
+  int max_count = 0, count = 0;
+  KCUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count));
+  std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(std::max(max_count, 1));
+  KCUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x.get(), d.w.get(), d.conv.get(),
+                                                      d.y.get(), max_count, &count, perf.data()));
+  const auto algo = pick(op, perf, count, false).algo;
+  size_t bytes = 0;
+  KCUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, d.x.get(), d.w.get(), d.conv.get(),
+                                                       d.y.get(), algo, &bytes));
+  Scratch ws(bytes);
+  Blend b(dtype);
+  KCUDNN_CHECK(cudnnConvolutionForward(h, b.one(), d.x.get(), x, d.w.get(), w, d.conv.get(), algo,
+                                       ws.get(), bytes, b.zero(), d.y.get(), y));
+  after_library_call(op);
+  if (bias) add_bias_rows(sh.n * sh.p * sh.q, sh.k, bias, y, dtype);
+}
+
+void conv2d_backward_data_vendor(const Conv2dShape& sh, const void* dy, const void* w, void* dx,
+                                 DType dtype) {
+  const char* op = "conv2d backward data (cuDNN)";
+  ConvDescs d(op, sh, dtype);
+  cudnnHandle_t h = cudnn_handle();
+  int max_count = 0, count = 0;
+  KCUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count));
+  std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(std::max(max_count, 1));
+  KCUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+      h, d.w.get(), d.y.get(), d.conv.get(), d.x.get(), max_count, &count, perf.data()));
+  const auto algo = pick(op, perf, count, true).algo;
+  size_t bytes = 0;
+  KCUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w.get(), d.y.get(), d.conv.get(),
+                                                            d.x.get(), algo, &bytes));
+  Scratch ws(bytes);
+  Blend b(dtype);
+  KCUDNN_CHECK(cudnnConvolutionBackwardData(h, b.one(), d.w.get(), w, d.y.get(), dy, d.conv.get(),
+                                            algo, ws.get(), bytes, b.zero(), d.x.get(), dx));
+  after_library_call(op);
+}
+
+void conv2d_backward_weight_vendor(const Conv2dShape& sh, const void* x, const void* dy, void* dw,
+                                   DType dtype) {
+  const char* op = "conv2d backward weight (cuDNN)";
+  ConvDescs d(op, sh, dtype);
+  cudnnHandle_t h = cudnn_handle();
+  int max_count = 0, count = 0;
+  KCUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count));
+  std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(std::max(max_count, 1));
+  KCUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+      h, d.x.get(), d.y.get(), d.conv.get(), d.w.get(), max_count, &count, perf.data()));
+  const auto algo = pick(op, perf, count, true).algo;
+  size_t bytes = 0;
+  KCUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x.get(), d.y.get(), d.conv.get(),
+                                                              d.w.get(), algo, &bytes));
+  Scratch ws(bytes);
+  Blend b(dtype);
+  KCUDNN_CHECK(cudnnConvolutionBackwardFilter(h, b.one(), d.x.get(), x, d.y.get(), dy, d.conv.get(),
+                                              algo, ws.get(), bytes, b.zero(), d.w.get(), dw));
+  after_library_call(op);
+}
+
+}  // namespace kernels::cuda

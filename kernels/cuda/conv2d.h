@@ -1,0 +1,45 @@
+// kernels/cuda/conv2d.h — general 2-D convolution on NHWC activations on the GPU: our
+// im2col + GEMM, and cuDNN's convolutions for comparison (the engine picks with
+// kernels::cuda::impl(Family::Conv), and Family::Depthwise for groups == C == K).
+//
+// Layouts as kernels/cpu/conv2d.h (x [N, H, W, C], w [K, R, S, C/G], y [N, P, Q, K], all
+// contiguous device memory) and the same Conv2dShape (the caller fills p, q). Ours takes
+// float32 and float64 and any stride, padding, dilation and groups; its GEMMs go through
+// kernels::cuda::gemm (so ENGINE_CUDA_IMPL_GEMM picks our tiled GEMM or cuBLAS beneath it).
+// cuDNN here takes float32. Work is queued on kernels::cuda::stream().
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu/conv2d.h"
+#include "kernels/dtype.h"
+
+namespace kernels::cuda {
+
+using kernels::cpu::Conv2dShape;
+
+// y = conv(x, w) + bias; bias may be null.
+void conv2d_forward(const Conv2dShape& sh, const void* x, const void* w, const void* bias, void* y,
+                    DType dtype);
+// dx = d(sum(y * dy)) / dx; overwrites dx.
+void conv2d_backward_data(const Conv2dShape& sh, const void* dy, const void* w, void* dx,
+                          DType dtype);
+// dw = d(sum(y * dy)) / dw; overwrites dw.
+void conv2d_backward_weight(const Conv2dShape& sh, const void* x, const void* dy, void* dw,
+                            DType dtype);
+
+// ---- cuDNN (also runs depthwise convolutions: groups = C) ------------------------------------
+// Algorithms from cuDNN's heuristics (cudnnGet*Algorithm_v7), FMA math (no TF32), the
+// deterministic ones preferred for the backward passes; workspaces from the engine's allocator.
+bool conv_vendor_takes(DType dtype);
+void conv2d_forward_vendor(const Conv2dShape& sh, const void* x, const void* w, const void* bias,
+                           void* y, DType dtype);
+void conv2d_backward_data_vendor(const Conv2dShape& sh, const void* dy, const void* w, void* dx,
+                                 DType dtype);
+void conv2d_backward_weight_vendor(const Conv2dShape& sh, const void* x, const void* dy, void* dw,
+                                   DType dtype);
+
+// y[r, k] += bias[k] over a contiguous [rows, k] array (shared by the conv paths).
+void add_bias_rows(int64_t rows, int64_t k, const void* bias, void* y, DType dtype);
+
+}  // namespace kernels::cuda

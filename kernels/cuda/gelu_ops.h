@@ -1,0 +1,25 @@
+// kernels/cuda/gelu_ops.h — the engine's entry points for GELU on the GPU, any float dtype.
+//
+// float32 runs the kernel lab's fastest version (kernels/cuda/gelu.h, version 0) on
+// kernels::cuda::stream(); float64 runs the simple grid-stride kernels of gelu_ops.cu (same
+// erfc form as the lab). Errors become engine::Error through kernels::cuda::raise.
+// Contiguous device arrays; the bias variants see [rows, channels] with bias [channels].
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/dtype.h"
+
+namespace kernels::cuda {
+
+void gelu_forward(int64_t n, const void* x, void* y, DType dtype);
+// dx = dy * gelu'(x)
+void gelu_backward(int64_t n, const void* x, const void* dy, void* dx, DType dtype);
+// y[r, c] = gelu(x[r, c] + bias[c])
+void bias_gelu_forward(int64_t rows, int64_t channels, const void* x, const void* bias, void* y,
+                       DType dtype);
+// dx[r, c] = dy[r, c] * gelu'(x[r, c] + bias[c]); the bias gradient is the engine's column sum.
+void bias_gelu_backward(int64_t rows, int64_t channels, const void* x, const void* bias,
+                        const void* dy, void* dx, DType dtype);
+
+}  // namespace kernels::cuda

@@ -1,0 +1,90 @@
+// CUDA batch_norm against the CPU, our kernels and cuDNN's: training (batch statistics, the
+// running-stat update, the gradient through the statistics), eval, no affine part, [N, C]
+// inputs, float64 (ours only: cuDNN's path is float32); and ours against cuDNN directly.
+#include "tests/cuda/op_check.h"
+
+namespace cuda_test {
+namespace {
+
+using engine::cuda::Family;
+using engine::cuda::Impl;
+using CudaBatchNorm = CudaTest;
+
+struct Case {
+  Shape shape;
+  bool affine;
+  const char* what;
+};
+const std::vector<Case> kCases = {
+    {{4, 9, 7, 16}, true, "NHWC"},
+    {{2, 5, 3, 3}, false, "no affine, 3 channels"},
+    {{33, 130}, true, "[N, C], 130 channels (more than one column tile)"},
+    {{1, 57, 61, 5}, true, "batch 1, many rows (several row chunks)"},
+};
+
+// batch_norm in training then in eval mode on both devices (outputs, gradients of x, weight
+// and bias, and the running statistics each device updated).
+void check_case(const Case& c, DType t, uint64_t seed, const Tolerance& tol,
+                const std::string& tag) {
+  const int64_t ch = c.shape.back();
+  // Shifted data (mean ~ 3, std ~ 0.6): the shifted-sum statistics are what keeps it exact.
+  Tensor x = host_random(c.shape, seed, 2, 4, t);
+  Tensor w = c.affine ? host_random({ch}, seed + 1, 0.5, 1.5, t) : Tensor();
+  Tensor b = c.affine ? host_random({ch}, seed + 2, -1, 1, t) : Tensor();
+  Tensor rm0 = host_random({ch}, seed + 3, -0.5, 0.5, t),
+         rv0 = host_random({ch}, seed + 4, 0.5, 2, t);
+  for (bool training : {true, false}) {
+    // Each device gets its own running-stat buffers, starting equal.
+    Tensor rmc = rm0.clone(), rvc = rv0.clone(), rmg = rm0.to(kGpu), rvg = rv0.to(kGpu);
+    OpFn f = [&, training](const std::vector<Tensor>& in) {
+      const bool gpu = in[0].device().is_cuda();
+      return engine::batch_norm(in[0], in[1], in[2], gpu ? rmg : rmc, gpu ? rvg : rvc, training,
+                                0.1, 1e-5);
+    };
+    const std::string what = tag + " " + c.what + (training ? " train " : " eval ") + dtype_str(t);
+    EXPECT_TRUE(matches_cpu(f, {x, w, b}, tol, what));
+    EXPECT_TRUE(testing_util::all_close(rmg, rmc, tol.rtol, tol.atol)) << what << " running_mean";
+    EXPECT_TRUE(testing_util::all_close(rvg, rvc, tol.rtol, tol.atol)) << what << " running_var";
+  }
+}
+
+TEST_F(CudaBatchNorm, OursMatchesCpu) {
+  ImplScope ours(Family::BatchNorm, Impl::Ours);
+  uint64_t seed = 1;
+  for (const Case& c : kCases)
+    for (DType t : {DType::Float32, DType::Float64}) {
+      // Statistics in double on both sides; float32 differs in the normalise step (FMA) and
+      // in sums of up to 17k gradient terms.
+      const Tolerance tol =
+          t == DType::Float32 ? Tolerance{2e-5, 2e-5, 1e-4, 1e-4} : Tolerance{1e-11, 1e-12};
+      check_case(c, t, seed += 10, tol, "ours");
+    }
+}
+
+TEST_F(CudaBatchNorm, CudnnMatchesCpu) {
+  ImplScope vendor(Family::BatchNorm, Impl::Vendor);
+  uint64_t seed = 100;
+  for (const Case& c : kCases) {
+    // cuDNN's own float32 statistics (not shifted, not in double): looser than ours.
+    check_case(c, DType::Float32, seed += 10, Tolerance{1e-4, 1e-4, 5e-4, 5e-4}, "cuDNN");
+    // float64 is not cuDNN's here: the engine runs ours, which must still be right.
+    check_case(c, DType::Float64, seed += 10, Tolerance{1e-11, 1e-12}, "cuDNN (float64: ours)");
+  }
+}
+
+TEST_F(CudaBatchNorm, OursAndCudnnAgree) {
+  Tensor x = host_random({8, 14, 14, 64}, 7, -2, 2).to(kGpu);
+  Tensor w = host_random({64}, 8, 0.5, 1.5).to(kGpu), b = host_random({64}, 9, -1, 1).to(kGpu);
+  Tensor ys[2], rms[2];
+  for (int i = 0; i < 2; ++i) {
+    ImplScope pick(Family::BatchNorm, i == 0 ? Impl::Ours : Impl::Vendor);
+    rms[i] = Tensor::zeros({64}, DType::Float32, kGpu);
+    Tensor rv = Tensor::ones({64}, DType::Float32, kGpu);
+    ys[i] = engine::batch_norm(x, w, b, rms[i], rv, true, 0.1, 1e-5);
+  }
+  EXPECT_TRUE(testing_util::all_close(ys[1], ys[0], 1e-4, 1e-4));
+  EXPECT_TRUE(testing_util::all_close(rms[1], rms[0], 1e-5, 1e-6));
+}
+
+}  // namespace
+}  // namespace cuda_test

@@ -1,0 +1,139 @@
+// CUDA conv2d against the CPU, forward and both gradients, for each implementation: our
+// im2col + GEMM (general) and depthwise kernels (the lab for float32 stride 1, simple kernels
+// otherwise), and cuDNN's; then ours against cuDNN on the same inputs.
+#include "tests/cuda/op_check.h"
+
+namespace cuda_test {
+namespace {
+
+using engine::Conv2dParams;
+using engine::cuda::Family;
+using engine::cuda::Impl;
+using CudaConv = CudaTest;
+
+struct Case {
+  Shape x;  // [N, H, W, C]
+  Shape w;  // [K, R, S, C / groups]
+  Conv2dParams p;
+  bool bias;
+  const char* what;
+};
+
+Conv2dParams params(int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dil, int64_t groups) {
+  return {sh, sw, ph, pw, dil, dil, groups};
+}
+
+const std::vector<Case> kGeneral = {
+    {{2, 9, 11, 5}, {7, 3, 3, 5}, params(1, 1, 1, 1, 1, 1), true, "3x3 same"},
+    {{1, 23, 17, 3}, {8, 7, 7, 3}, params(2, 2, 3, 3, 1, 1), false, "7x7/2 stem, odd input"},
+    {{3, 6, 5, 16}, {9, 1, 1, 16}, params(1, 1, 0, 0, 1, 1), true, "1x1 (no im2col)"},
+    {{2, 9, 7, 8}, {12, 1, 1, 8}, params(2, 2, 0, 0, 1, 1), false, "1x1 stride 2 downsample"},
+    {{2, 10, 9, 6}, {4, 3, 2, 3}, params(1, 2, 2, 1, 2, 2), true, "groups 2, dilation 2, 3x2"},
+    {{1, 5, 4, 4},
+     {8, 3, 3, 1},
+     params(1, 1, 1, 1, 1, 4),
+     false,
+     "groups = C, K = 2C (not depthwise)"},
+};
+
+const std::vector<Case> kDepthwise = {
+    {{2, 13, 11, 24}, {24, 7, 7, 1}, params(1, 1, 3, 3, 1, 24), true, "7x7 pad 3 (ConvNeXt)"},
+    {{1, 9, 9, 7}, {7, 3, 3, 1}, params(1, 1, 1, 1, 1, 7), false, "3x3, odd channels"},
+    {{3, 6, 8, 32}, {32, 5, 3, 1}, params(1, 1, 0, 1, 1, 32), true, "5x3, uneven padding"},
+    {{2, 11, 10, 8}, {8, 3, 3, 1}, params(2, 2, 1, 1, 1, 8), false, "3x3 stride 2 (simple kernel)"},
+    {{1, 12, 12, 4}, {4, 3, 3, 1}, params(1, 1, 2, 2, 2, 4), true, "dilation 2 (simple kernel)"},
+};
+
+// Dot products of R*S*C/G terms of values in [-1, 1): float32 error ~ terms * 2^-24 relative
+// to the sum of magnitudes; weight gradients sum over N*P*Q pixels as well.
+Tolerance tol_for(const Case& c, DType t) {
+  const double terms = static_cast<double>(c.w[1] * c.w[2] * c.w[3]);
+  const double pixels = static_cast<double>(c.x[0] * c.x[1] * c.x[2]);
+  if (t == DType::Float64) return {1e-12, 1e-13 * terms, 1e-12, 1e-13 * (terms + pixels)};
+  return {1e-5, 3e-7 * terms, 1e-5, 3e-7 * (terms + pixels)};
+}
+
+void check_all(const std::vector<Case>& cases, Family family, Impl impl, uint64_t seed,
+               const std::vector<DType>& dtypes) {
+  ImplScope pick(family, impl);
+  for (const Case& c : cases)
+    for (DType t : dtypes) {
+      Tensor x = host_random(c.x, ++seed, -1, 1, t), w = host_random(c.w, ++seed, -1, 1, t);
+      Tensor b = c.bias ? host_random({c.w[0]}, ++seed, -1, 1, t) : Tensor();
+      const Conv2dParams p = c.p;
+      OpFn f = [p](const std::vector<Tensor>& in) {
+        return engine::conv2d(in[0], in[1], in[2], p);
+      };
+      EXPECT_TRUE(matches_cpu(
+          f, {x, w, b}, tol_for(c, t),
+          std::string(engine::cuda::impl_name(impl)) + " " + c.what + " " + dtype_str(t)));
+    }
+}
+
+TEST_F(CudaConv, OursGeneralMatchesCpu) {
+  check_all(kGeneral, Family::Conv, Impl::Ours, 1, {DType::Float32, DType::Float64});
+}
+
+TEST_F(CudaConv, OursDepthwiseMatchesCpu) {
+  check_all(kDepthwise, Family::Depthwise, Impl::Ours, 100, {DType::Float32, DType::Float64});
+}
+
+TEST_F(CudaConv, CudnnMatchesCpu) {
+  check_all(kGeneral, Family::Conv, Impl::Vendor, 200, {DType::Float32});
+  check_all(kDepthwise, Family::Depthwise, Impl::Vendor, 300, {DType::Float32});
+}
+
+TEST_F(CudaConv, OursAndCudnnAgree) {
+  uint64_t seed = 400;
+  std::vector<Case> all = kGeneral;
+  all.insert(all.end(), kDepthwise.begin(), kDepthwise.end());
+  for (const Case& c : all) {
+    Tensor x = host_random(c.x, ++seed).to(kGpu), w = host_random(c.w, ++seed).to(kGpu);
+    Tensor dy;
+    Tensor y[2], dx[2], dw[2];
+    for (int i = 0; i < 2; ++i) {
+      ImplScope conv(Family::Conv, i == 0 ? Impl::Ours : Impl::Vendor);
+      ImplScope dw_impl(Family::Depthwise, i == 0 ? Impl::Ours : Impl::Vendor);
+      Tensor xl = x.detach().requires_grad_(), wl = w.detach().requires_grad_();
+      y[i] = engine::conv2d(xl, wl, {}, c.p);
+      if (!dy.defined()) dy = host_random(y[i].shape(), ++seed).to(kGpu);
+      y[i].backward(dy);
+      dx[i] = xl.grad(), dw[i] = wl.grad();
+    }
+    const Tolerance tol = tol_for(c, DType::Float32);
+    EXPECT_TRUE(testing_util::all_close(y[1], y[0], tol.rtol, tol.atol)) << c.what;
+    EXPECT_TRUE(testing_util::all_close(dx[1], dx[0], tol.grad_rtol, tol.grad_atol)) << c.what;
+    EXPECT_TRUE(testing_util::all_close(dw[1], dw[0], tol.grad_rtol, tol.grad_atol)) << c.what;
+  }
+}
+
+TEST_F(CudaConv, LargeBatchSpansSeveralColumnChunks) {
+  // 20 images of 56x56 with a 3x3x64 filter: 7.2 MB of columns per image, 144 MB in all, more
+  // than one 128 MB chunk (17 images), so images 0-16 and 17-19 go through separate GEMMs.
+  ImplScope ours(Family::Conv, Impl::Ours);
+  Tensor x = host_random({20, 56, 56, 64}, 9).to(kGpu), w = host_random({8, 3, 3, 64}, 10).to(kGpu);
+  Tensor xl = x.detach().requires_grad_(), wl = w.detach().requires_grad_();
+  Tensor y = engine::conv2d(xl, wl, {}, engine::Conv2dParams::make(1, 1));
+  engine::sum(y).backward();
+  // The same images one at a time (one chunk each) must give the same output and gradients.
+  for (int64_t i : {0, 16, 17, 19}) {
+    Tensor xi = x.slice(0, i, i + 1).contiguous().requires_grad_();
+    Tensor wi = w.detach().requires_grad_();
+    Tensor yi = engine::conv2d(xi, wi, {}, engine::Conv2dParams::make(1, 1));
+    engine::sum(yi).backward();
+    EXPECT_TRUE(testing_util::all_close(yi, y.slice(0, i, i + 1), 1e-5, 1e-4)) << i;
+    EXPECT_TRUE(testing_util::all_close(xi.grad(), xl.grad().slice(0, i, i + 1), 1e-5, 1e-4)) << i;
+  }
+  // The weight gradient accumulates over chunks (beta = 1): it must equal the sum of the
+  // gradients of two halves that each fit one chunk.
+  Tensor dw_sum;
+  for (int64_t h : {0, 10}) {
+    Tensor xh = x.slice(0, h, h + 10).contiguous(), wh = w.detach().requires_grad_();
+    engine::sum(engine::conv2d(xh, wh, {}, engine::Conv2dParams::make(1, 1))).backward();
+    dw_sum = dw_sum.defined() ? engine::add(dw_sum, wh.grad()) : wh.grad();
+  }
+  EXPECT_TRUE(testing_util::all_close(wl.grad(), dw_sum, 1e-4, 1e-2));
+}
+
+}  // namespace
+}  // namespace cuda_test

@@ -1,0 +1,90 @@
+// tests/cuda/op_check.h — one call that checks an op on the GPU against the CPU, forward and
+// backward (ggml's test-backend-ops in spirit): the same host inputs go to both devices, the
+// outputs are compared, then sum(out * w) with a fixed random w is backpropagated on both and
+// every input's gradient is compared. Device blocks are NaN-poisoned by the CudaTest fixture,
+// so an element a kernel forgot to write fails the comparison.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "tests/cuda/cuda_util.h"
+
+namespace cuda_test {
+
+using OpFn = std::function<Tensor(const std::vector<Tensor>&)>;
+
+struct Tolerance {
+  double rtol, atol;                      // forward
+  double grad_rtol = -1, grad_atol = -1;  // backward (default: the forward's)
+};
+
+// The tensors an op sees on one device: float inputs become leaves that require grad.
+inline std::vector<Tensor> leaves_on(const std::vector<Tensor>& host, engine::Device d) {
+  std::vector<Tensor> out;
+  for (const Tensor& x : host) {
+    if (!x.defined()) {
+      out.push_back(Tensor());
+      continue;
+    }
+    Tensor t = x.detach().to(d);
+    if (t.same(x)) t = x.detach().clone();  // never share a leaf between the two runs
+    if (t.dtype() != DType::Int64) t.requires_grad_();
+    out.push_back(t);
+  }
+  return out;
+}
+
+// Checks f on the GPU against f on the CPU; `what` names the case in failure messages.
+inline ::testing::AssertionResult matches_cpu(const OpFn& f, const std::vector<Tensor>& host,
+                                              const Tolerance& tol, const std::string& what,
+                                              uint64_t seed = 12345) {
+  std::vector<Tensor> cpu = leaves_on(host, engine::Device::cpu());
+  std::vector<Tensor> gpu = leaves_on(host, kGpu);
+  Tensor yc = f(cpu), yg = f(gpu);
+  if (!yg.device().is_cuda())
+    return ::testing::AssertionFailure() << what << ": the result is on " << yg.device();
+  if (auto r = testing_util::all_close(yg, yc, tol.rtol, tol.atol); !r)
+    return ::testing::AssertionFailure() << what << " forward: " << r.message();
+  if (!yc.requires_grad()) return ::testing::AssertionSuccess();
+  Tensor w = host_random(yc.shape(), seed, -1, 1, yc.dtype());
+  engine::sum(engine::mul(yc, w)).backward();
+  engine::sum(engine::mul(yg, w.to(kGpu))).backward();
+  const double grtol = tol.grad_rtol >= 0 ? tol.grad_rtol : tol.rtol;
+  const double gatol = tol.grad_atol >= 0 ? tol.grad_atol : tol.atol;
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    if (!cpu[i].defined() || !cpu[i].requires_grad()) continue;
+    Tensor gc = cpu[i].grad(), gg = gpu[i].grad();
+    if (gc.defined() != gg.defined())
+      return ::testing::AssertionFailure() << what << ": input " << i << " has a gradient on "
+                                           << (gc.defined() ? "the CPU" : "the GPU") << " only";
+    if (!gc.defined()) continue;
+    if (!gg.device().is_cuda())
+      return ::testing::AssertionFailure()
+             << what << ": gradient " << i << " is on " << gg.device();
+    if (auto r = testing_util::all_close(gg, gc, grtol, gatol); !r)
+      return ::testing::AssertionFailure()
+             << what << " gradient of input " << i << ": " << r.message();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Selects our kernel or the vendor's for one op family within a scope.
+class ImplScope {
+ public:
+  ImplScope(engine::cuda::Family f, engine::cuda::Impl i) : f_(f), saved_(engine::cuda::impl(f)) {
+    engine::cuda::set_impl(f, i);
+  }
+  ~ImplScope() { engine::cuda::set_impl(f_, saved_); }
+  ImplScope(const ImplScope&) = delete;
+  ImplScope& operator=(const ImplScope&) = delete;
+
+ private:
+  engine::cuda::Family f_;
+  engine::cuda::Impl saved_;
+};
+
+inline const char* dtype_str(DType t) { return engine::dtype_name(t); }
+
+}  // namespace cuda_test

@@ -1,0 +1,68 @@
+// Training on CUDA against training on the CPU, end to end: small_cnn (convolutions, batch
+// norm in training mode with running statistics, ReLU, residual adds, global pool, the MLP
+// head's dropout and linears) takes three SGD-with-momentum steps on the same batch from the
+// same initial weights on both devices, with our kernels and with cuDNN's; the losses must
+// agree within 1e-3 and the weights must have moved the same way. (SGD, not Adam, so that the
+// update is linear in the gradient: Adam turns a gradient component that is zero up to
+// rounding into a full +-lr step whose sign the rounding decides. Adam's kernels are checked
+// in optimizer_test.cpp.)
+#include "models/model.h"
+#include "nn/optimizer.h"
+#include "tests/cuda/op_check.h"
+
+namespace cuda_test {
+namespace {
+
+using engine::cuda::Family;
+using engine::cuda::Impl;
+using CudaTraining = CudaTest;
+
+// Three steps on `device`; returns the losses and leaves the trained model in *out.
+std::vector<double> train_three_steps(engine::Device device, const Tensor& x, const Tensor& target,
+                                      std::shared_ptr<models::Model>* out) {
+  models::ModelOptions mo;
+  mo.seed = 3;
+  std::shared_ptr<models::Model> model = models::create("small_cnn", 2, models::Head::Mlp, mo);
+  model->to(device);
+  model->train();
+  nn::SGDOptions o;
+  o.lr = 0.05, o.momentum = 0.9, o.weight_decay = 1e-4;
+  nn::SGD opt(model->parameters(), o);
+  std::vector<double> losses;
+  for (int step = 0; step < 3; ++step) {
+    Tensor loss = engine::huber_loss(model->forward(x.to(device)), target.to(device));
+    losses.push_back(loss.item());
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+  }
+  *out = model;
+  return losses;
+}
+
+TEST_F(CudaTraining, SmallCnnTrainsLikeOnTheCpu) {
+  Tensor x = host_random({6, 40, 36, 3}, 1, -1, 1);  // NHWC, awkward size
+  Tensor target = host_random({6, 2}, 2, -1, 1);
+  std::shared_ptr<models::Model> cpu_model;
+  const std::vector<double> ref = train_three_steps(engine::Device::cpu(), x, target, &cpu_model);
+  for (Impl impl : {Impl::Ours, Impl::Vendor}) {
+    ImplScope conv(Family::Conv, impl), dw(Family::Depthwise, impl);
+    ImplScope bn(Family::BatchNorm, impl), pool(Family::Pool, impl);
+    std::shared_ptr<models::Model> gpu_model;
+    const std::vector<double> got = train_three_steps(kGpu, x, target, &gpu_model);
+    for (int s = 0; s < 3; ++s)
+      EXPECT_NEAR(got[s], ref[s], 1e-3) << engine::cuda::impl_name(impl) << " step " << s;
+    EXPECT_NE(ref[2], ref[0]);  // it did train
+    // Every parameter and buffer (running statistics) moved the same way.
+    auto cs = cpu_model->state_dict(), gs = gpu_model->state_dict();
+    ASSERT_EQ(cs.size(), gs.size());
+    for (auto& [name, t] : cs) {
+      if (t.dtype() == DType::Int64) continue;  // num_batches_tracked: informational
+      EXPECT_TRUE(testing_util::all_close(gs.at(name), t, 1e-3, 1e-4))
+          << engine::cuda::impl_name(impl) << " " << name;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cuda_test
