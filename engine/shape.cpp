@@ -45,4 +45,14 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
   return out;
 }
 
+Around around_dim(const Shape& s, int64_t d) {
+  Around a;
+  for (int64_t i = 0; i < static_cast<int64_t>(s.size()); ++i) {
+    if (i < d) a.outer *= s[i];
+    else if (i == d) a.n = s[i];
+    else a.inner *= s[i];
+  }
+  return a;
+}
+
 }  // namespace engine

@@ -23,4 +23,11 @@ int64_t wrap_dim(int64_t d, int64_t ndim, const char* op);
 // NumPy/PyTorch broadcasting: align trailing dims; each pair must be equal or contain a 1.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 
+// A shape seen around one dim d: [outer, n, inner] with outer = prod(s[:d]), n = s[d],
+// inner = prod(s[d+1:]) — how ops along one dim (softmax, cat, index_select) walk memory.
+struct Around {
+  int64_t outer = 1, n = 1, inner = 1;
+};
+Around around_dim(const Shape& s, int64_t d);
+
 }  // namespace engine

@@ -20,20 +20,6 @@ namespace engine {
 
 namespace {
 
-struct Around {
-  int64_t outer = 1, n = 1, inner = 1;
-};
-
-Around around_dim(const Shape& s, int64_t d) {
-  Around a;
-  for (int64_t i = 0; i < static_cast<int64_t>(s.size()); ++i) {
-    if (i < d) a.outer *= s[i];
-    else if (i == d) a.n = s[i];
-    else a.inner *= s[i];
-  }
-  return a;
-}
-
 // Like dispatch_float, plus int64 (these ops also move indices and labels around).
 template <class F>
 void dispatch_all(DType t, const char* op, F&& f) {

@@ -15,20 +15,6 @@ namespace engine {
 
 namespace {
 
-struct Around {
-  int64_t outer = 1, n = 1, inner = 1;
-};
-
-Around around_dim(const Shape& s, int64_t d) {
-  Around a;
-  for (int64_t i = 0; i < static_cast<int64_t>(s.size()); ++i) {
-    if (i < d) a.outer *= s[i];
-    else if (i == d) a.n = s[i];
-    else a.inner *= s[i];
-  }
-  return a;
-}
-
 Tensor softmax_backward(const Tensor& y, const Tensor& g, const Around& a, bool log) {
   Tensor gc = g.contiguous();
   Tensor dx = Tensor::empty(y.shape(), y.dtype(), y.device());

@@ -72,4 +72,15 @@ Tensor random(const Shape& shape, uint64_t seed, double low, double high, DType 
   return ::testing::AssertionSuccess();
 }
 
+void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
+  try {
+    f();
+    ADD_FAILURE() << "expected an engine::Error";
+  } catch (const Error& e) {
+    std::string m = e.what();
+    for (const auto& p : parts)
+      EXPECT_NE(m.find(p), std::string::npos) << "'" << p << "' not in: " << m;
+  }
+}
+
 }  // namespace testing_util

@@ -32,4 +32,7 @@ Tensor random(const Shape& shape, uint64_t seed, double low = -1.0, double high 
                                       const std::vector<Tensor>& inputs, double eps = 1e-6,
                                       double rtol = 1e-5, double atol = 1e-7);
 
+// Runs f, which must throw engine::Error whose message contains every one of `parts`.
+void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts);
+
 }  // namespace testing_util

@@ -34,16 +34,7 @@ Tensor random_index(const Shape& shape, int64_t n, uint64_t seed) {
   return Tensor::from_vector(v, shape);
 }
 
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an engine::Error";
-  } catch (const Error& e) {
-    std::string m = e.what();
-    for (const auto& p : parts)
-      EXPECT_NE(m.find(p), std::string::npos) << "'" << p << "' not in: " << m;
-  }
-}
+using testing_util::expect_error;
 
 }  // namespace
 

@@ -71,16 +71,7 @@ Tensor small_ints(int64_t rows, int64_t d, int r, uint64_t seed, DType dtype) {
   return Tensor::from_vector(v, {rows, d}).to(dtype);
 }
 
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an engine::Error";
-  } catch (const Error& e) {
-    std::string m = e.what();
-    for (const auto& p : parts)
-      EXPECT_NE(m.find(p), std::string::npos) << "'" << p << "' not in: " << m;
-  }
-}
+using testing_util::expect_error;
 
 }  // namespace
 
