@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# tools/bench_cpu.sh [OUT_DIR] — the CPU benchmark suite in one command: builds cpu_bench (per
+# kernel) and e2e_bench (training steps, inference, k-NN, data loader), runs both next to
+# LibTorch, times torchvision's transforms as the loader's reference, and writes
+# docs/BENCHMARKS.md with tools/bench_report.py. About 5-8 minutes on a 2-core machine.
+#
+#   OUT_DIR        where the JSON and logs go (default out/bench-cpu):
+#                    env.json                 machine, versions, load average before/after
+#                    cpu_bench.json           Google Benchmark JSON of the per-kernel suite
+#                    e2e/<benchmark>.json     one e2e benchmark each, each run in a fresh
+#                                             process (so its peak-memory reading is its own)
+#                    e2e/loader_torchvision.json  the torchvision reference (same JSON shape)
+#                    logs/*.log               every command's full output
+#   BUILD_DIR      build folder (default build/bench-cpu)
+#   E2E_FILTER     extended regex: run only the e2e benchmarks whose name matches
+#   SKIP_KERNELS=1 skip cpu_bench (the report keeps the old per-kernel table)
+#   BENCH_QUICK=1  smoke test: no warm-up, one timed step per benchmark (numbers meaningless)
+#   REPORT         the Markdown file to write (default docs/BENCHMARKS.md; "-" = don't)
+#   BENCH_DATE     the date the report states (default: today)
+# Both sides use 2 threads (BENCH_THREADS overrides, see bench/e2e/bench_util.h).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out=${1:-out/bench-cpu}
+build=${BUILD_DIR:-build/bench-cpu}
+report=${REPORT:-docs/BENCHMARKS.md}
+mkdir -p "$out/e2e" "$out/logs"
+rm -f "$out"/e2e/*.json "$out/cpu_bench.json"
+say() { printf '[bench_cpu %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+say "configure + build in $build"
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DENGINE_BENCH=ON -DENGINE_CUDA=OFF \
+  ${CMAKE_ARGS:-} >"$out/logs/configure.log" 2>&1 || { cat "$out/logs/configure.log"; exit 1; }
+cmake --build "$build" -j"$(nproc)" --target cpu_bench e2e_bench >"$out/logs/build.log" 2>&1 \
+  || { tail -50 "$out/logs/build.log"; exit 1; }
+
+python3 tools/bench_report.py env "$out/env.json" --build-dir "$build" --phase start
+
+# ---- per-kernel suite: one process, its own repetitions and statistics ----------------------------
+if [ "${SKIP_KERNELS:-0}" != 1 ]; then
+  say "cpu_bench (per kernel)"
+  "$build/bench/cpu_bench" --benchmark_out="$out/cpu_bench.json" --benchmark_out_format=json \
+    >"$out/logs/cpu_bench.log" 2>&1 || { tail -30 "$out/logs/cpu_bench.log"; exit 1; }
+fi
+
+# ---- end-to-end suite: one fresh process per benchmark ----------------------------------------
+mapfile -t names < <("$build/bench/e2e_bench" --benchmark_list_tests=true)
+for name in "${names[@]}"; do
+  if [ -n "${E2E_FILTER:-}" ] && ! [[ $name =~ $E2E_FILTER ]]; then continue; fi
+  # Listed names carry Google Benchmark's suffixes (/iterations:3/real_time): not in file names.
+  file=$(printf '%s' "${name%%/iterations:*}" | tr '/' '.')
+  say "$name"
+  # Anchored filter on the listed name: it holds no regex characters but '/', '_' and ':'.
+  if ! timeout 900 "$build/bench/e2e_bench" --benchmark_filter="^${name}\$" \
+      --benchmark_out="$out/e2e/$file.json" --benchmark_out_format=json \
+      >"$out/logs/$file.log" 2>&1; then
+    say "FAILED: $name (see $out/logs/$file.log)"; tail -5 "$out/logs/$file.log"
+  fi
+done
+
+# ---- the loader's reference: torchvision's transforms on PIL images, one core -------------------
+# Debian's python3-torchvision (only /usr/bin/python3 has torch). Same files, same ops as our
+# geo-safe preset (RandomResizedCrop 0.8-1, ratio 0.9-1.1; ColorJitter 0.2/0.2/0.15/0.04;
+# GaussianBlur(3) with p 0.1) and the 'none' preset (resize), to a normalised float tensor.
+data=${BENCH_DATA_DIR:-../shared/data/penn-campus/crops224}
+ref_name=BM_e2e_loader_geo_safe/torchvision
+if [[ -z ${E2E_FILTER:-} || $ref_name =~ ${E2E_FILTER} ]] && [ -f "$data/metadata.csv" ] &&
+   /usr/bin/python3 -c 'import torchvision' 2>/dev/null; then
+  say "torchvision loader reference"
+  BENCH_QUICK=${BENCH_QUICK:-0} /usr/bin/python3 - "$data" "$out/e2e/loader_torchvision.json" \
+      >"$out/logs/loader_torchvision.log" 2>&1 <<'EOF' || say "FAILED: torchvision reference"
+import csv, json, os, statistics, sys, time
+import torch, torchvision
+from PIL import Image
+import torchvision.transforms as T
+data, dest = sys.argv[1], sys.argv[2]
+torch.set_num_threads(1); torch.manual_seed(0)
+files = [os.path.join(data, r["image_file"]) for r in csv.DictReader(open(os.path.join(data, "metadata.csv")))]
+norm = [T.ToTensor(), T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])]
+presets = {
+    "geo_safe": T.Compose([T.RandomResizedCrop(224, scale=(0.8, 1.0), ratio=(0.9, 1.1)),
+                           T.ColorJitter(0.2, 0.2, 0.15, 0.04),
+                           T.RandomApply([T.GaussianBlur(3, sigma=(0.1, 2.0))], p=0.1)] + norm),
+    "none": T.Compose([T.Resize((224, 224))] + norm),
+}
+quick = os.environ.get("BENCH_QUICK") == "1"
+rows = []
+for name, tf in presets.items():
+    def epoch():
+        t = time.perf_counter()
+        for f in files:
+            with Image.open(f) as im:
+                x = tf(im.convert("RGB"))
+        return time.perf_counter() - t
+    if not quick: epoch()  # warm-up: file cache, lazy imports
+    ms = [epoch() * 1e3 for _ in range(1 if quick else 3)]
+    med = statistics.median(ms)
+    rows.append({"name": f"BM_e2e_loader_{name}/torchvision", "run_type": "iteration",
+                 "iterations": len(ms), "real_time": med, "time_unit": "ms",
+                 "ms_median": med, "ms_min": min(ms), "ms_max": max(ms),
+                 "items_per_s": len(files) / (med * 1e-3), "steps": len(ms),
+                 "workers": 1, "images_per_epoch": len(files)})
+    print(rows[-1], flush=True)
+json.dump({"context": {"torch": torch.__version__, "torchvision": torchvision.__version__,
+                       "executable": sys.executable},
+           "benchmarks": rows}, open(dest, "w"), indent=1)
+EOF
+fi
+
+python3 tools/bench_report.py env "$out/env.json" --build-dir "$build" --phase end
+if [ "$report" != "-" ]; then
+  python3 tools/bench_report.py report "$out" --out "$report" ${BENCH_DATE:+--date "$BENCH_DATE"}
+  say "wrote $report"
+fi
+say "results in $out"
