@@ -296,7 +296,8 @@ def model_section(res, mode, slower):
             "order, so load from other jobs hits all sides alike; the median over rounds of ours / LibTorch "
             "(range in parentheses). On a shared machine this is the ratio to trust.",
             "- **load**: the highest 1-minute load average seen at the start or end of that model's "
-            "benchmarks (2 CPUs: above 2 means other jobs were competing for the cores).",
+            "benchmarks; the benchmark's own 2 threads account for about 2 of it, so on this 2-CPU machine "
+            "anything well above 2 means other jobs were competing for the cores.",
             "",
             table(["Model", "ours ms (img/s), alone", "LibTorch ms (img/s), layout, alone", "LibTorch other layout ms",
                    "time ours/LibTorch, alone", "time ours/LibTorch, paired", "ours peak MiB",
@@ -359,9 +360,11 @@ def loader_section(res, slower):
             table(["preset", "ours img/s (1 core)", "ours img/s per busy worker", "torchvision img/s (1 core)",
                    "time ours/torchvision", "load"], rows)]
     if two is not None:
-        text += ["", "With 2 worker threads (geo-safe): %s img/s in total; a ConvNeXt-T training step at "
-                 "batch 8 consumes 8 images per step, so the loader is not the bottleneck on CPU."
-                 % fmt_num(two.c("items_per_s"))]
+        train = [r.c("items_per_s") for n, r in res.items()
+                 if n.startswith("BM_e2e_train_") and n.endswith("/ours") and r.c("items_per_s")]
+        need = (", far more than the %.1f-%.1f img/s our training steps consume here: the loader is not "
+                "the bottleneck on CPU" % (min(train), max(train))) if train else ""
+        text += ["", "With 2 worker threads (geo-safe): %s img/s in total%s." % (fmt_num(two.c("items_per_s")), need)]
     return "\n".join(text)
 
 
@@ -426,10 +429,11 @@ def kernel_section(res, slower):
     return "\n".join(text)
 
 
-def machine_section(env, contexts, date):
+def machine_section(env, contexts, date, results):
     load_s, load_e = env.get("load_start"), env.get("load_end")
     ncpu = env.get("logical_cpus") or 0
     bench_loads = [c.get("load_avg") for c in contexts if c.get("load_avg")]
+    bench_loads += [[r.c("load_1m")] for r in results if r.c("load_1m") is not None]
     lines = [
         "| | |", "|---|---|",
         "| date | %s (run %s → %s) |" % (date, env.get("time_start", "?"), env.get("time_end", "?")),
@@ -449,11 +453,18 @@ def machine_section(env, contexts, date):
         "| load average (1/5/15 min) | start %s, end %s |" % (load_s, load_e),
     ]
     busy = max([(load_s or [0])[0], (load_e or [0])[0]] + [b[0] for b in bench_loads if b]) if ncpu else 0
-    if ncpu and busy > 0.5 * ncpu:
+    if ncpu and busy > ncpu + 1:
         lines += ["", "**Noise:** this machine was shared with other jobs during the run (1-minute load average "
-                  "up to %.1f on %d CPUs). Absolute times are inflated and noisy; the ours/LibTorch ratios "
-                  "are steadier, since both sides ran minutes apart under similar load, but treat "
-                  "differences under ~15%% as noise." % (busy, ncpu)]
+                  "up to %.1f on %d CPUs, of which the benchmark's own 2 threads are about 2). Absolute times "
+                  "are inflated, and LibTorch slows down more than ours when the cores are oversubscribed, so "
+                  "even the paired ratios move by tens of percent between runs: rerun on a quiet machine "
+                  "before drawing conclusions." % (busy, ncpu)]
+    elif ncpu:
+        lines += ["", "**Noise:** a shared build machine, quiet during this run: the 1-minute load average was "
+                  "at most %.1f on %d CPUs, about 2 of which is the benchmark's own 2 threads, so other jobs "
+                  "took at most ~%.1f CPU at times (each table's load column says when). Expect ±10-20%% "
+                  "between runs for single rows; the paired ratios are the steadiest numbers."
+                  % (busy, ncpu, max(0.0, busy - 2))]
     return "\n".join(lines)
 
 
@@ -462,7 +473,7 @@ machine (`cmake --preset cuda-release && cmake --build build/cuda-release -j`), 
 and run `tools/gpu_check.sh OUT_DIR build/cuda-release`: every CUDA test, compute-sanitizer, and every
 kernel lab in `bench/cuda/` (each validates against the CPU reference, then times our kernels next to
 cuBLAS / cuDNN / PyTorch), writing `OUT_DIR/results.json` and a short table. Its numbers go here, with
-the card, date and what they were compared with in the same run (see `/work/shared/GPU.md`:
+the card, date and what they were compared with in the same run (see `../shared/GPU.md`,
 "Measuring honestly")."""
 
 SLOWER_PROSE = """(Analysis to be written from the numbers above: for each row that is slower, which part of
@@ -505,7 +516,8 @@ def write_report(out_dir, dest, date):
     slower = []
     torch_label = "LibTorch %s (Debian)" % ".".join((env.get("libtorch_header") or "1.13").split(".")[:2])
     sections = [  # (heading, generated body or None = keep the old one, default prose)
-        ("Machine and versions (CPU suite)", machine_section(env, kctx + ectx, date), None),
+        ("Machine and versions (CPU suite)", machine_section(env, kctx + ectx, date,
+                                                             list(e2e_res.values())), None),
         ("End-to-end training step vs LibTorch (CPU)", model_section(e2e_res, "train", slower), None),
         ("Inference vs LibTorch (CPU)", model_section(e2e_res, "infer", slower), None),
         ("k-NN retrieval vs LibTorch (CPU)", knn_section(e2e_res, slower), None),
