@@ -1,7 +1,7 @@
 // bench/e2e/knn_bench.cpp — k-NN retrieval as image2gps eval does it: 1024 query embeddings
 // against a bank of N embeddings of dim 768 (ConvNeXt-T's width), k = 15, squared L2.
 //
-//   build-bench/bench/e2e_bench --benchmark_filter='BM_e2e_knn'
+//   build/bench-cpu/bench/e2e_bench --benchmark_filter='BM_e2e_knn'
 //
 // BM_e2e_knn_<N>/ours: engine::knn_search, the fused search (blocked distance GEMM with a
 //   per-query heap; never holds the [1024, N] distance matrix).

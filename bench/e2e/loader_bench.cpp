@@ -2,7 +2,7 @@
 // normalisation into an NHWC float batch, on the 500 real 224x224 crops of
 // ../shared/data/penn-campus/crops224 (BENCH_DATA_DIR overrides the folder).
 //
-//   build-bench/bench/e2e_bench --benchmark_filter='BM_e2e_loader'
+//   build/bench-cpu/bench/e2e_bench --benchmark_filter='BM_e2e_loader'
 //
 // BM_e2e_loader_<preset>/ours: one epoch (500 images, batch 32) through i2g::Loader with one
 //   worker thread, no image cache (every image is decoded every epoch); preset geo_safe

@@ -3,7 +3,7 @@
 // identical work with the same number of threads.
 //
 //   tools/bench_cpu.sh                      # everything, one process per benchmark, + report
-//   build-bench/bench/e2e_bench --benchmark_filter='BM_e2e_train_resnet18/'
+//   build/bench-cpu/bench/e2e_bench --benchmark_filter='BM_e2e_train_resnet18/'
 //
 // BM_e2e_train_<arch>/<side>: zero_grad (gradients dropped, as torch's set_to_none), forward,
 //   MSE loss against a random [8, 2] target, backward, AdamW step (lr 1e-4, weight decay 0.01).
@@ -205,7 +205,7 @@ void run_paired(benchmark::State& state, const Arch& arch, bool train, int warmu
 const bool registered = [] {
   for (const Arch& a : kArchs) {
     const bench::Steps alone = bench::steps(1, a.steps);
-    const bench::Steps paired = bench::steps(1, a.paired);
+    [[maybe_unused]] const bench::Steps paired = bench::steps(1, a.paired);  // LibTorch only
     for (bool train : {true, false}) {
       const std::string base = std::string(train ? "BM_e2e_train_" : "BM_e2e_infer_") + a.name + "/";
       auto reg = [](const std::string& name, int iterations, auto fn) {
