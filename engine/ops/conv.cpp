@@ -3,7 +3,7 @@
 // Two CPU kernels: the depthwise direct kernel (kernels/cpu/depthwise_conv2d.h) when
 // groups == C == K, where a GEMM would have one channel of work per group; im2col + GEMM
 // (kernels/cpu/conv2d.h) for everything else. Both take the same Conv2dShape.
-// On CUDA the same split (kernels/cuda/depthwise_conv2d_ops.h, kernels/cuda/conv2d.h), or
+// On CUDA the same split (kernels/cuda/depthwise_conv2d_ops.h, kernels/cuda/conv2d_ops.h), or
 // cuDNN for either (ENGINE_CUDA_IMPL_DEPTHWISE / ENGINE_CUDA_IMPL_CONV); see *_cuda below.
 #include "engine/ops/conv.h"
 
@@ -12,7 +12,7 @@
 #include "kernels/cpu/conv2d.h"
 #include "kernels/cpu/depthwise_conv2d.h"
 #ifdef ENGINE_WITH_CUDA
-#include "kernels/cuda/conv2d.h"
+#include "kernels/cuda/conv2d_ops.h"
 #include "kernels/cuda/depthwise_conv2d_ops.h"
 #include "kernels/cuda/impl.h"
 #endif

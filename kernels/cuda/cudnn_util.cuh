@@ -53,14 +53,17 @@ class FilterDesc {
 class ConvDesc {
  public:
   // Cross-correlation (what deep-learning "convolution" means), accumulating in the data type;
-  // FMA math: no TF32 tensor cores for float32, so results match the CPU within float rounding.
+  // FMA math: no TF32 tensor cores for float32, so results match the CPU within float rounding;
+  // with kernels::cuda::tf32() on, float32 may use them (PyTorch's allow_tf32).
   ConvDesc(DType t, int pad_h, int pad_w, int stride_h, int stride_w, int dil_h, int dil_w,
            int groups) {
     KCUDNN_CHECK(cudnnCreateConvolutionDescriptor(&d_));
     KCUDNN_CHECK(cudnnSetConvolution2dDescriptor(d_, pad_h, pad_w, stride_h, stride_w, dil_h, dil_w,
                                                  CUDNN_CROSS_CORRELATION, cudnn_type(t)));
     KCUDNN_CHECK(cudnnSetConvolutionGroupCount(d_, groups));
-    KCUDNN_CHECK(cudnnSetConvolutionMathType(d_, CUDNN_FMA_MATH));
+    const bool tensor_ops = t == DType::Float32 && tf32();
+    KCUDNN_CHECK(cudnnSetConvolutionMathType(
+        d_, tensor_ops ? CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : CUDNN_FMA_MATH));
   }
   ~ConvDesc() { cudnnDestroyConvolutionDescriptor(d_); }
   ConvDesc(const ConvDesc&) = delete;

@@ -84,6 +84,22 @@ bool sync_after_launch() {
   return s == 1;
 }
 
+namespace {
+std::atomic<int> g_tf32{-1};  // as g_sync
+}  // namespace
+
+bool tf32() {
+  int s = g_tf32.load();
+  if (s < 0) {
+    const char* env = std::getenv("ENGINE_CUDA_TF32");
+    s = env && *env && std::strcmp(env, "0") != 0 ? 1 : 0;
+    g_tf32.store(s);
+  }
+  return s == 1;
+}
+
+void set_tf32(bool on) { g_tf32.store(on ? 1 : 0); }
+
 void check_launch(const char* op, const char* file, int line) {
   cudaError_t status = cudaGetLastError();
   if (status != cudaSuccess)
@@ -128,10 +144,10 @@ cublasHandle_t cublas_handle() {
     cublasHandle_t created = nullptr;
     KCUBLAS_CHECK(cublasCreate(&created));
     KCUBLAS_CHECK(cublasSetStream(created, stream()));
-    // Plain FP32 arithmetic (no TF32) so results match the CPU's within float rounding.
-    KCUBLAS_CHECK(cublasSetMathMode(created, CUBLAS_DEFAULT_MATH));
     return created;
   }();
+  // Plain FP32 arithmetic unless TF32 is on (set on every use: the switch may change).
+  KCUBLAS_CHECK(cublasSetMathMode(h, tf32() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   return h;
 }
 

@@ -51,6 +51,14 @@ void check_launch(const char* op, const char* file, int line);
 void set_sync_after_launch(bool on);
 bool sync_after_launch();
 
+// TF32: float32 matrix products on the tensor cores with 10-bit mantissas (PyTorch's
+// allow_tf32). Off by default, so float32 results match the CPU within float rounding; on with
+// ENGINE_CUDA_TF32=1 (read once) or set_tf32(true), for speed comparisons against PyTorch's
+// TF32 settings. It switches cuBLAS's math mode, cuDNN's convolution math type and the
+// version of our convolution kernel (kernels/cuda/conv2d.cu) the engine picks.
+void set_tf32(bool on);
+bool tf32();
+
 // ---- stream, device and library handles ----------------------------------------------------
 
 // The one compute stream (non-blocking, created on first use on the current device). Every

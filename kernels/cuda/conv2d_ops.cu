@@ -1,4 +1,4 @@
-// kernels/cuda/conv2d.cu — general 2-D convolution on NHWC: im2col + GEMM, and cuDNN.
+// kernels/cuda/conv2d_ops.cu — general 2-D convolution on NHWC: im2col + GEMM, and cuDNN.
 //
 // Ours ("version 1": correct and simple, the baseline an implicit-GEMM kernel will replace):
 //   The batch is processed in chunks of whole images (so no input pixel is shared by two
@@ -20,7 +20,7 @@
 #include <climits>
 #include <vector>
 
-#include "kernels/cuda/conv2d.h"
+#include "kernels/cuda/conv2d_ops.h"
 #include "kernels/cuda/cudnn_util.cuh"
 #include "kernels/cuda/matmul.h"
 #include "kernels/cuda/runtime.h"
@@ -219,16 +219,17 @@ struct ConvDescs {
   }
 };
 
-// The first algorithm of cuDNN's ranking that runs with FMA math (no TF32) and, if asked, is
-// deterministic; failing that the first FMA one; failing that the first that runs at all (the
-// descriptor stays on FMA math, so cuDNN must still honour it).
+// The first algorithm of cuDNN's ranking that runs with FMA math (no TF32; any math when
+// tf32() is on) and, if asked, is deterministic; failing that the first such one; failing that
+// the first that runs at all (the descriptor's math type still binds cuDNN).
 template <class Perf>
 Perf pick(const char* op, const std::vector<Perf>& perf, int count, bool deterministic) {
+  const bool any_math = tf32();
   for (int pass = deterministic ? 0 : 1; pass < 3; ++pass)
     for (int i = 0; i < count; ++i) {
       const Perf& p = perf[i];
       if (p.status != CUDNN_STATUS_SUCCESS) continue;
-      if (pass < 2 && p.mathType != CUDNN_FMA_MATH) continue;
+      if (pass < 2 && !any_math && p.mathType != CUDNN_FMA_MATH) continue;
       if (pass == 0 && p.determinism != CUDNN_DETERMINISTIC) continue;
       return p;
     }

@@ -1,4 +1,4 @@
-// kernels/cuda/conv2d.h — general 2-D convolution on NHWC activations on the GPU: our
+// kernels/cuda/conv2d_ops.h — general 2-D convolution on NHWC activations on the GPU: our
 // im2col + GEMM, and cuDNN's convolutions for comparison (the engine picks with
 // kernels::cuda::impl(Family::Conv), and Family::Depthwise for groups == C == K).
 //
