@@ -3,15 +3,22 @@
 // Index names: n image, (h, wi) input pixel, (p, q) output pixel, (r, s) filter tap,
 // g group, c channel. "np" is the flat output-row index n * P + p; chunks are ranges of np.
 //
-// Threads: only the GEMMs run in parallel (OpenBLAS's own thread pool). im2col / col2im are
-// sequential on purpose: on an L2-sized chunk they take a few percent of the GEMM's time, and
-// handing both cores from OpenBLAS's (spin-waiting) workers to an OpenMP team and back for
-// every chunk made the 2-thread time worse, not better, on the shared 2-core build machine.
+// Threads (one pool, OpenMP's; OpenBLAS runs single-threaded, see matmul.cpp): the output rows
+// are split into one contiguous range per thread, and each thread runs the one-thread
+// algorithm on its range, chunk by chunk, with its own column buffer: im2col, col2im and the
+// GEMMs all run in parallel, and no thread waits for another until the end. The data
+// gradient splits by whole images, so no two threads ever add into the same dx row; the
+// weight gradient gives each thread its own dw to accumulate into, added up in a fixed order
+// at the end. When there is only one range (a single image for the data gradient), the
+// GEMMs themselves are split across the threads instead (kernels::cpu::gemm).
 #include "kernels/cpu/conv2d.h"
+
+#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "kernels/cpu/matmul.h"
 
@@ -149,6 +156,27 @@ void col2im(const Conv2dShape& sh, const Dims& d, const T* dcols, int64_t np0, i
   }
 }
 
+
+// Calls f(part, begin, end) for `parts` contiguous ranges of [0, units * unit_len) cut at
+// multiples of unit_len, one range per OpenMP thread; parts = 1 runs f on the calling thread
+// (so the GEMMs inside may use the whole team).
+template <class F>
+void for_each_range(int parts, int64_t units, int64_t unit_len, F&& f) {
+  if (parts <= 1) {
+    f(0, int64_t{0}, units * unit_len);
+    return;
+  }
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+  for (int i = 0; i < parts; ++i)
+    f(i, units * i / parts * unit_len, units * (i + 1) / parts * unit_len);
+}
+
+// How many ranges to split `units` into: one per thread, none smaller than one unit.
+int ranges_for(int64_t units) {
+  const int team = omp_in_parallel() ? 1 : omp_get_max_threads();
+  return static_cast<int>(std::clamp<int64_t>(units, 1, team));
+}
+
 }  // namespace
 
 template <class T>
@@ -169,17 +197,19 @@ void conv2d_forward(const Conv2dShape& sh, const T* x, const T* w, const T* bias
     return;
   }
   const int64_t chunk = rows_per_chunk<T>(sh, d, column_bytes);
-  T* cols = workspace<T>(chunk * sh.q * d.rsc);
-  for (int64_t np0 = 0; np0 < sh.n * sh.p; np0 += chunk) {
-    const int64_t np1 = std::min(np0 + chunk, sh.n * sh.p);
-    const int64_t rows = (np1 - np0) * sh.q;
-    T* y0 = y + np0 * sh.q * K;
-    im2col(sh, d, x, np0, np1, cols, bias, y0);
-    // y[rows, group g's K/G columns] (+)= cols_g [rows, RSCg] @ w_g[K/G, RSCg]^T
-    for (int64_t g = 0; g < G; ++g)
-      gemm<T>(false, true, rows, d.kg, d.rscg, T(1), cols + g * d.rscg, d.rsc,
-              w + g * d.kg * d.rscg, d.rscg, beta, y0 + g * d.kg, K);
-  }
+  for_each_range(ranges_for(sh.n * sh.p), sh.n * sh.p, 1, [&](int, int64_t begin, int64_t end) {
+    T* cols = workspace<T>(chunk * sh.q * d.rsc);  // this thread's
+    for (int64_t np0 = begin; np0 < end; np0 += chunk) {
+      const int64_t np1 = std::min(np0 + chunk, end);
+      const int64_t rows = (np1 - np0) * sh.q;
+      T* y0 = y + np0 * sh.q * K;
+      im2col(sh, d, x, np0, np1, cols, bias, y0);
+      // y[rows, group g's K/G columns] (+)= cols_g [rows, RSCg] @ w_g[K/G, RSCg]^T
+      for (int64_t g = 0; g < G; ++g)
+        gemm<T>(false, true, rows, d.kg, d.rscg, T(1), cols + g * d.rscg, d.rsc,
+                w + g * d.kg * d.rscg, d.rscg, beta, y0 + g * d.kg, K);
+    }
+  });
 }
 
 template <class T>
@@ -194,18 +224,21 @@ void conv2d_backward_data(const Conv2dShape& sh, const T* dy, const T* w, T* dx,
               w + g * d.kg * d.cg, d.cg, T(0), dx + g * d.cg, sh.c);
     return;
   }
+  // Whole images per range: the dx rows a range writes belong to its images alone.
   const int64_t chunk = rows_per_chunk<T>(sh, d, column_bytes);
-  T* dcols = workspace<T>(chunk * sh.q * d.rsc);
-  for (int64_t np0 = 0; np0 < sh.n * sh.p; np0 += chunk) {
-    const int64_t np1 = std::min(np0 + chunk, sh.n * sh.p);
-    const int64_t rows = (np1 - np0) * sh.q;
-    const T* dy0 = dy + np0 * sh.q * K;
-    // dcols_g [rows, RSCg] = dy_g [rows, K/G] @ w_g [K/G, RSCg]
-    for (int64_t g = 0; g < G; ++g)
-      gemm<T>(false, false, rows, d.rscg, d.kg, T(1), dy0 + g * d.kg, K, w + g * d.kg * d.rscg,
-              d.rscg, T(0), dcols + g * d.rscg, d.rsc);
-    col2im(sh, d, dcols, np0, np1, dx);
-  }
+  for_each_range(ranges_for(sh.n), sh.n, sh.p, [&](int, int64_t begin, int64_t end) {
+    T* dcols = workspace<T>(chunk * sh.q * d.rsc);
+    for (int64_t np0 = begin; np0 < end; np0 += chunk) {
+      const int64_t np1 = std::min(np0 + chunk, end);
+      const int64_t rows = (np1 - np0) * sh.q;
+      const T* dy0 = dy + np0 * sh.q * K;
+      // dcols_g [rows, RSCg] = dy_g [rows, K/G] @ w_g [K/G, RSCg]
+      for (int64_t g = 0; g < G; ++g)
+        gemm<T>(false, false, rows, d.rscg, d.kg, T(1), dy0 + g * d.kg, K, w + g * d.kg * d.rscg,
+                d.rscg, T(0), dcols + g * d.rscg, d.rsc);
+      col2im(sh, d, dcols, np0, np1, dx);
+    }
+  });
 }
 
 template <class T>
@@ -220,18 +253,30 @@ void conv2d_backward_weight(const Conv2dShape& sh, const T* x, const T* dy, T* d
               sh.c, T(0), dw + g * d.kg * d.cg, d.cg);
     return;
   }
+  // Each range accumulates into its own dw (range 0 into dw itself); summed in order at the end.
   const int64_t chunk = rows_per_chunk<T>(sh, d, column_bytes);
-  T* cols = workspace<T>(chunk * sh.q * d.rsc);
-  for (int64_t np0 = 0; np0 < sh.n * sh.p; np0 += chunk) {
-    const int64_t np1 = std::min(np0 + chunk, sh.n * sh.p);
-    const int64_t rows = (np1 - np0) * sh.q;
-    im2col(sh, d, x, np0, np1, cols);
-    const T* dy0 = dy + np0 * sh.q * K;
-    const T beta = np0 == 0 ? T(0) : T(1);  // the first chunk overwrites, later ones add
-    // dw_g [K/G, RSCg] (+)= dy_g [rows, K/G]^T @ cols_g [rows, RSCg]
-    for (int64_t g = 0; g < G; ++g)
-      gemm<T>(true, false, d.kg, d.rscg, rows, T(1), dy0 + g * d.kg, K, cols + g * d.rscg, d.rsc,
-              beta, dw + g * d.kg * d.rscg, d.rscg);
+  const int parts = ranges_for(sh.n * sh.p);
+  const int64_t dw_size = K * d.rscg;
+  std::vector<T> partials(static_cast<size_t>((parts - 1) * dw_size));
+  for_each_range(parts, sh.n * sh.p, 1, [&](int part, int64_t begin, int64_t end) {
+    T* cols = workspace<T>(chunk * sh.q * d.rsc);
+    T* acc = part == 0 ? dw : partials.data() + (part - 1) * dw_size;
+    for (int64_t np0 = begin; np0 < end; np0 += chunk) {
+      const int64_t np1 = std::min(np0 + chunk, end);
+      const int64_t rows = (np1 - np0) * sh.q;
+      im2col(sh, d, x, np0, np1, cols);
+      const T* dy0 = dy + np0 * sh.q * K;
+      const T beta = np0 == begin ? T(0) : T(1);  // the first chunk overwrites, later ones add
+      // acc_g [K/G, RSCg] (+)= dy_g [rows, K/G]^T @ cols_g [rows, RSCg]
+      for (int64_t g = 0; g < G; ++g)
+        gemm<T>(true, false, d.kg, d.rscg, rows, T(1), dy0 + g * d.kg, K, cols + g * d.rscg,
+                d.rsc, beta, acc + g * d.kg * d.rscg, d.rscg);
+    }
+  });
+  for (int part = 1; part < parts; ++part) {
+    const T* src = partials.data() + (part - 1) * dw_size;
+#pragma omp parallel for schedule(static) if (dw_size > (1 << 16))
+    for (int64_t i = 0; i < dw_size; ++i) dw[i] += src[i];
   }
 }
 

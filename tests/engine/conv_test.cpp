@@ -1,7 +1,9 @@
 // conv2d (NHWC): forward against a naive float64 7-loop reference on awkward shapes, the
-// chunked im2col path and the depthwise kernel against the general one, gradients by finite
+// chunked and multi-threaded im2col paths and the depthwise kernel against the general one, gradients by finite
 // differences for each kind (general, grouped, depthwise, 1x1), float32 backward against
 // float64, and argument errors.
+#include <omp.h>
+
 #include <cmath>
 #include <string>
 #include <vector>
@@ -152,14 +154,22 @@ TEST(Conv2d, ChunkedIm2colMatchesOneChunk) {
                                                  dw.data<double>(), bytes);
     return std::vector<Tensor>{y, dx, dw};
   };
-  std::vector<Tensor> one = run(0);  // automatic size: one chunk at this size
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  std::vector<Tensor> one = run(0);  // automatic size: one chunk at this size, one thread
   EXPECT_TRUE(
       all_close(one[0], reference(x, w, b, Conv2dParams{2, 2, 1, 1, 1, 1, 2}), 1e-12, 1e-12));
-  for (int64_t rows : {1, 2, 3, 7}) {
-    SCOPED_TRACE(rows);
-    std::vector<Tensor> many = run(rows * row_bytes);
-    for (int i = 0; i < 3; ++i) EXPECT_TRUE(all_close(many[i], one[i], 1e-12, 1e-12)) << i;
+  // Each thread takes a range of output rows (whole images for dx), cut into chunks; 3 threads
+  // on 3 images and 15 output rows, 2 threads on uneven ranges.
+  for (int team : {1, 2, 3}) {
+    omp_set_num_threads(team);
+    for (int64_t rows : {0, 1, 2, 3, 7}) {
+      SCOPED_TRACE(testing::Message() << team << " threads, chunks of " << rows << " rows");
+      std::vector<Tensor> many = run(rows * row_bytes);
+      for (int i = 0; i < 3; ++i) EXPECT_TRUE(all_close(many[i], one[i], 1e-12, 1e-12)) << i;
+    }
   }
+  omp_set_num_threads(threads);
 }
 
 // The depthwise direct kernel (the fast twin) against the general im2col kernel run with

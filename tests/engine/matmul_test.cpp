@@ -1,8 +1,14 @@
 // matmul / linear: 2-D, batched, broadcast batch dims, odd and degenerate sizes, operands that
 // are transposed or row-strided views (handed to GEMM without a copy) or not GEMM-compatible
-// (packed first), exact results on small integers, float32, gradients, and shape errors.
-#include <cmath>
+// (packed first), exact results on small integers, float32, gradients, and shape errors; the
+// GEMM kernel's split across threads (by rows, by columns, by the reduction) against a loop.
+#include <omp.h>
 
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels/cpu/matmul.h"
 #include "tests/common/check.h"
 
 using namespace engine;
@@ -165,6 +171,53 @@ TEST(Linear, GradCheck) {
                          {x, w, b}));
   EXPECT_TRUE(
       grad_check([](const std::vector<Tensor>& in) { return linear(in[0], in[1]); }, {x, w}));
+}
+
+// kernels::cpu::gemm splits a large product across the OpenMP team: along M or N when C is
+// big, along K (private partials, summed) when C is small. Each split, with every
+// transposition, beta 0 on a NaN-filled C (must be ignored, as BLAS does) and beta 0.5, on
+// row strides wider than the rows, against a plain float64 loop. The team is set to 3 so the
+// splits run even where the suite runs single-threaded, and the ranges come out uneven.
+TEST(Gemm, ThreadSplitsMatchALoop) {
+  struct Dims {
+    int64_t m, n, k;
+  };
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(3);
+  for (Dims dm : {Dims{301, 37, 700}, Dims{19, 301, 700}, Dims{3, 5, 40001}, Dims{2, 2, 9}}) {
+    for (int t = 0; t < 4; ++t) {
+      for (double beta : {0.0, 0.5}) {
+        const bool ta = t & 1, tb = t & 2;
+        SCOPED_TRACE(testing::Message() << dm.m << "x" << dm.n << "x" << dm.k << " ta " << ta
+                                        << " tb " << tb << " beta " << beta);
+        // op(A) is [m, k]; stored [m, k] or [k, m] with 3 extra columns of padding per row.
+        const int64_t lda = (ta ? dm.m : dm.k) + 3, ldb = (tb ? dm.k : dm.n) + 3, ldc = dm.n + 3;
+        std::vector<double> a = random({(ta ? dm.k : dm.m) * lda}, 1).to_vector();
+        std::vector<double> b = random({(tb ? dm.n : dm.k) * ldb}, 2).to_vector();
+        std::vector<double> c = random({dm.m * ldc}, 3).to_vector();
+        if (beta == 0.0) std::fill(c.begin(), c.end(), std::numeric_limits<double>::quiet_NaN());
+        std::vector<double> want = c;
+        for (int64_t i = 0; i < dm.m; ++i)
+          for (int64_t j = 0; j < dm.n; ++j) {
+            double sum = 0;
+            for (int64_t p = 0; p < dm.k; ++p)
+              sum += (ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
+            want[i * ldc + j] = 1.5 * sum + (beta == 0.0 ? 0.0 : beta * c[i * ldc + j]);
+          }
+        kernels::cpu::gemm<double>(ta, tb, dm.m, dm.n, dm.k, 1.5, a.data(), lda, b.data(), ldb,
+                                   beta, c.data(), ldc);
+        for (int64_t i = 0; i < dm.m; ++i)
+          for (int64_t j = 0; j < dm.n; ++j)
+            ASSERT_NEAR(c[i * ldc + j], want[i * ldc + j], 1e-9 * (1 + std::abs(want[i * ldc + j])))
+                << "C[" << i << ", " << j << "]";
+        // The padding between rows of C is never written (NaN stays NaN: compare bits).
+        for (int64_t i = 0; i < dm.m; ++i)
+          for (int64_t j = dm.n; j < ldc; ++j)
+            ASSERT_EQ(std::memcmp(&c[i * ldc + j], &want[i * ldc + j], sizeof(double)), 0);
+      }
+    }
+  }
+  omp_set_num_threads(threads);
 }
 
 TEST(Matmul, Errors) {
