@@ -35,7 +35,9 @@ extern "C" void openblas_set_num_threads(int num_threads);  // OpenBLAS's own po
 namespace bench {
 
 // The thread count of both sides: 2 (this build machine's cores) unless BENCH_THREADS says
-// otherwise. Sets OpenMP (our kernels), OpenBLAS (our GEMMs) and LibTorch's intra-op pool.
+// otherwise. Sets OpenMP (our kernels and, inside them, our GEMMs: kernels/cpu/matmul.cpp runs
+// OpenBLAS single-threaded and sets it back to 1 whenever it finds otherwise), OpenBLAS (for
+// LibTorch's own BLAS calls, if it shares our OpenBLAS) and LibTorch's intra-op pool.
 inline int set_threads() {
   int n = 2;
   if (const char* e = std::getenv("BENCH_THREADS")) n = std::max(1, std::atoi(e));
