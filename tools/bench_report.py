@@ -5,6 +5,11 @@
       records the machine, versions and load average (tools/bench_cpu.sh calls it twice)
   python3 tools/bench_report.py report OUT --out docs/BENCHMARKS.md [--date YYYY-MM-DD]
       reads OUT/env.json, OUT/cpu_bench.json and OUT/e2e/*.json and writes the report
+  python3 tools/bench_report.py report [OUT] --gpu GPU_OUT --out docs/BENCHMARKS.md
+      adds (or refreshes) the GPU tables from the folder tools/gpu_bench.sh wrote; without OUT
+      (or without OUT/env.json) the CPU sections of the existing report are kept as they are
+  python3 tools/bench_report.py gpu-table GPU_OUT
+      prints the plain-text GPU comparison (tools/gpu_bench.sh calls it last)
 
 Benchmarks are paired by name: "BM_<what>/ours" against "BM_<what>/libtorch" (and, for the end
 to end models, "/libtorch_nchw": LibTorch's row is the faster of its two layouts; for the loader,
@@ -17,6 +22,8 @@ is kept (hand-written analysis, notes). A section with the same heading but no m
 by hand, e.g. a table measured another way) is kept whole and this run's block is appended to it;
 sections this script does not generate are kept as they are; a section whose data is missing
 from this run (e.g. SKIP_KERNELS=1) is kept unchanged.
+The GPU tables (tools/bench_report_gpu.py) give THROUGHPUT ratios, as the GPU targets are stated:
+img/s ours ÷ theirs, above 1.00 ours is faster.
 Only the standard library is used, so any python3 runs it.
 """
 import argparse
@@ -32,6 +39,8 @@ import sys
 
 BEGIN, END = "<!-- bench_report:begin -->", "<!-- bench_report:end -->"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_report_gpu  # noqa: E402  (the GPU half; next to this file)
 
 
 # ---- env -----------------------------------------------------------------------------------------
@@ -383,7 +392,11 @@ def kernel_descriptions():
             para.append(s)
         desc = " ".join(para)
         desc = re.sub(r"^\S+\.cpp\s+[—-]+\s*", "", desc)
-        for base in set(re.findall(r'"(BM_[A-Za-z0-9_]+)/', text)):
+        bases = set(re.findall(r'"(BM_[A-Za-z0-9_]+)/', text))
+        # conv_bench.h cases: .name = "conv2d_3x3" registers BM_conv2d_3x3_fwd and _fwd_bwd.
+        for case in re.findall(r'\.name = "([A-Za-z0-9_]+)"', text):
+            bases.update({"BM_%s_fwd" % case, "BM_%s_fwd_bwd" % case})
+        for base in bases:
             out[base] = (os.path.relpath(path, ROOT), desc)
     return out
 
@@ -442,7 +455,7 @@ def machine_section(env, contexts, date, results):
             env.get("l3", "?"), "yes" if env.get("flags_avx512") else "no"),
         "| memory | %s GiB |" % env.get("mem_gib", "?"),
         "| OS | %s, Linux %s |" % (env.get("os", "?"), env.get("kernel", "?")),
-        "| threads | 2 on both sides (OpenMP + OpenBLAS for ours, `torch::set_num_threads(2)` for LibTorch) |",
+        "| threads | 2 on both sides (one OpenMP pool for ours, OpenBLAS single-threaded inside it; `torch::set_num_threads(2)` for LibTorch) |",
         "| compiler | %s, %s, -O3 -march=%s |" % (env.get("compiler", "?"), env.get("build_type", "?"),
                                                  env.get("march", "?")),
         "| LibTorch | %s (torch/version.h), Debian libtorch-dev %s, oneDNN (libdnnl2) %s |" % (
@@ -468,12 +481,19 @@ def machine_section(env, contexts, date, results):
     return "\n".join(lines)
 
 
-GPU_HOWTO = """The GPU suite runs on the H100 machine, not here. Build the CUDA configuration on the build
-machine (`cmake --preset cuda-release && cmake --build build/cuda-release -j`), copy the tree there
-and run `tools/gpu_check.sh OUT_DIR build/cuda-release`: every CUDA test, compute-sanitizer, and every
-kernel lab in `bench/cuda/` (each validates against the CPU reference, then times our kernels next to
-cuBLAS / cuDNN / PyTorch), writing `OUT_DIR/results.json` and a short table. Its numbers go here, with
-the card, date and what they were compared with in the same run (see `../shared/GPU.md`,
+GPU_HOWTO = """The GPU suites run on the H100 machine, not here. Build the CUDA configuration on the build
+machine (`cmake --preset cuda-release -DENGINE_BENCH=ON && cmake --build build/cuda-release -j`), copy the
+tree there and run
+
+- `tools/gpu_check.sh OUT_DIR build/cuda-release`: every CUDA test, compute-sanitizer, and every kernel lab
+  in `bench/cuda/` (each validates against the CPU reference, then times our kernels next to cuBLAS /
+  cuDNN), writing `OUT_DIR/results.json` and a short table;
+- `tools/gpu_bench.sh OUT_DIR build/cuda-release` (under 8 minutes): the end-to-end suite of `bench/gpu/`,
+  our training step, inference and k-NN next to PyTorch eager, torch.compile and LibTorch in the same run,
+  then `tools/bench_report.py report out/bench-cpu --gpu OUT_DIR --out docs/BENCHMARKS.md` writes the GPU
+  tables below.
+
+Numbers carry the card, date and what they were compared with in the same run (see `../shared/GPU.md`,
 "Measuring honestly")."""
 
 SLOWER_PROSE = """(Analysis to be written from the numbers above: for each row that is slower, which part of
@@ -507,39 +527,76 @@ def merge_body(old, generated, default_prose):
     return old.rstrip("\n") + "\n\n" + block
 
 
-def write_report(out_dir, dest, date):
-    env = json.load(open(os.path.join(out_dir, "env.json"))) if os.path.exists(
-        os.path.join(out_dir, "env.json")) else {}
+def slower_lines(old_body):
+    """The "- ..." rows of an old generated "What is still slower" block: (cpu rows, gpu rows)."""
+    if not old_body or BEGIN not in old_body or END not in old_body:
+        return [], []
+    block = old_body[old_body.index(BEGIN):old_body.index(END)]
+    rows = [line[2:] for line in block.splitlines() if line.startswith("- ") and line != "- none"]
+    return [r for r in rows if not r.startswith("GPU ")], [r for r in rows if r.startswith("GPU ")]
+
+
+def write_report(out_dir, dest, date, gpu_dir=None):
+    """Writes dest from the CPU suite's folder (out_dir; None or without env.json: the CPU sections
+    of dest are kept) and the GPU suite's folder (gpu_dir; None: the GPU sections are kept)."""
+    has_cpu = bool(out_dir) and os.path.exists(os.path.join(out_dir, "env.json"))
+    env = json.load(open(os.path.join(out_dir, "env.json"))) if has_cpu else {}
     kernel_res, kctx = load_results([os.path.join(out_dir, "cpu_bench.json")]) \
-        if os.path.exists(os.path.join(out_dir, "cpu_bench.json")) else ({}, [])
-    e2e_res, ectx = load_results(sorted(glob.glob(os.path.join(out_dir, "e2e", "*.json"))))
-    slower = []
+        if has_cpu and os.path.exists(os.path.join(out_dir, "cpu_bench.json")) else ({}, [])
+    e2e_res, ectx = load_results(sorted(glob.glob(os.path.join(out_dir, "e2e", "*.json")))) \
+        if has_cpu else ({}, [])
+    gpu = bench_report_gpu.GpuRun(gpu_dir) if gpu_dir else None
+    has_gpu = gpu is not None and not gpu.empty()
+    if gpu_dir and not has_gpu:
+        print("bench_report: no GPU results in %s; the GPU sections are kept" % gpu_dir, file=sys.stderr)
+    cpu_date = date or datetime.date.today().isoformat()
+    gpu_date = date or ((gpu.env.get("date") or "")[:10] if has_gpu else "") or cpu_date
+    slower, gpu_slower = [], []
     torch_label = "LibTorch %s (Debian)" % ".".join((env.get("libtorch_header") or "1.13").split(".")[:2])
     sections = [  # (heading, generated body or None = keep the old one, default prose)
-        ("Machine and versions (CPU suite)", machine_section(env, kctx + ectx, date,
-                                                             list(e2e_res.values())), None),
+        ("Machine and versions (CPU suite)", machine_section(env, kctx + ectx, cpu_date, list(e2e_res.values()))
+         if has_cpu else None, None),
         ("End-to-end training step vs LibTorch (CPU)", model_section(e2e_res, "train", slower), None),
         ("Inference vs LibTorch (CPU)", model_section(e2e_res, "infer", slower), None),
         ("k-NN retrieval vs LibTorch (CPU)", knn_section(e2e_res, slower), None),
         ("Data loader vs torchvision (CPU)", loader_section(e2e_res, slower), None),
         ("CPU kernels vs %s" % torch_label, kernel_section(kernel_res, slower), None),
     ]
-    sections.append(("What is still slower and why",
-                     "Rows of this run where ours takes more than 1.05× LibTorch's time:\n\n" +
-                     ("\n".join("- " + s for s in slower) if slower else "- none"), SLOWER_PROSE))
-    sections.append(("GPU suite (H100)", GPU_HOWTO, "**Not yet measured.**"))
-    sections.append(("How to reproduce",
-                     "```\ntools/bench_cpu.sh            # build, run everything (~5-8 min on 2 cores), write this file\n"
-                     "E2E_FILTER=knn SKIP_KERNELS=1 tools/bench_cpu.sh   # a subset\n"
-                     "build/bench-cpu/bench/e2e_bench --benchmark_filter='BM_e2e_train_resnet18/'   # one by hand\n```\n"
-                     "Raw JSON and logs: `out/bench-cpu/` (`e2e/*.json`, `cpu_bench.json`, `env.json`, `logs/`). "
-                     "The report is regenerated by `tools/bench_report.py report out/bench-cpu --out docs/BENCHMARKS.md`; "
-                     "text outside the `bench_report` markers is kept.", None))
+    gpu_sections = bench_report_gpu.sections(gpu, gpu_slower) if has_gpu else [
+        (h, None, None) for h in ("End-to-end training step vs PyTorch (GPU)", "Inference vs PyTorch (GPU)",
+                                  "k-NN retrieval vs PyTorch (GPU)")]
 
     old_pre, old_secs = ("", [])
     if os.path.exists(dest):
         old_pre, old_secs = split_sections(open(dest).read())
     old_map = dict(old_secs)
+    # The slower list: this run's rows where this run measured, the old report's rows elsewhere.
+    old_cpu, old_gpu = slower_lines(old_map.get("What is still slower and why"))
+    rows = (slower if has_cpu else old_cpu) + (gpu_slower if has_gpu else old_gpu)
+    sections.append(("What is still slower and why",
+                     "Rows where ours takes more than 1.05× the peer's time in the same run (CPU: LibTorch; "
+                     "GPU: PyTorch eager, the faster layout; k-NN: cdist + topk):\n\n" +
+                     ("\n".join("- " + r for r in rows) if rows else "- none"), SLOWER_PROSE))
+    howto = GPU_HOWTO
+    if has_gpu:
+        howto += "\n\n" + bench_report_gpu.machine_and_targets(gpu, gpu_date)
+    elif bench_report_gpu.TARGETS_MARK in (old_map.get("GPU suite (H100)") or ""):
+        howto = None  # keep the last GPU run's machine table and targets
+    sections.append(("GPU suite (H100)", howto, "**Not yet measured.**"))
+    sections += gpu_sections
+    sections.append(("How to reproduce",
+                     "```\ntools/bench_cpu.sh            # build, run everything (~5-8 min on 2 cores), write this file\n"
+                     "E2E_FILTER=knn SKIP_KERNELS=1 tools/bench_cpu.sh   # a subset\n"
+                     "build/bench-cpu/bench/e2e_bench --benchmark_filter='BM_e2e_train_resnet18/'   # one by hand\n"
+                     "# GPU machine (H100), after building gpu_e2e_bench in build/cuda-release:\n"
+                     "tools/gpu_bench.sh out/bench-gpu build/cuda-release   # < 8 min; GPU_BENCH_BUDGET=seconds\n"
+                     "python3 tools/bench_report.py report out/bench-cpu --gpu out/bench-gpu --out docs/BENCHMARKS.md\n```\n"
+                     "Raw JSON and logs: `out/bench-cpu/` (`e2e/*.json`, `cpu_bench.json`, `env.json`, `logs/`) and "
+                     "`out/bench-gpu/` (one JSON per step, `env.json`, `steps.json`, `logs/`). "
+                     "The report is regenerated by `tools/bench_report.py report out/bench-cpu [--gpu out/bench-gpu] "
+                     "--out docs/BENCHMARKS.md`; either folder alone refreshes its own sections and keeps the "
+                     "others; text outside the `bench_report` markers is kept.", None))
+
     generated_headings = {h for h, _, _ in sections}
     # A kernel table written by hand under a differently versioned heading still counts as it.
     for h in list(old_map):
@@ -549,12 +606,15 @@ def write_report(out_dir, dest, date):
             generated_headings.add(h)
 
     parts = ["# Benchmarks", "",
-             "Our engine against LibTorch on the same machine, in the same run, with the same thread count; "
-             "every number carries its date, the machine it ran on, and what it was compared with in the same "
-             "run (see DESIGN.md). **Every ratio is ours / theirs**: of time (below 1.00 ours is faster, "
-             "above 1.00 ours is slower) or of memory (below 1.00 ours uses less). Per-kernel notes live in "
-             "`kernels/README.md`. The generated tables come from `tools/bench_cpu.sh` "
-             "(`tools/bench_report.py`); text outside its markers is written by hand and kept.", ""]
+             "Our engine against LibTorch and PyTorch on the same machine, in the same run; every number carries "
+             "its date, the machine it ran on, and what it was compared with in the same run (see DESIGN.md). "
+             "**CPU tables: every ratio is ours / theirs** of time (below 1.00 ours is faster, above 1.00 ours "
+             "is slower) or of memory (below 1.00 ours uses less), with the same thread count on both sides. "
+             "**GPU tables: speed = img/s ours ÷ theirs** (above 1.00 ours is faster), as the GPU targets are "
+             "stated; memory ratios there are ours ÷ theirs too. Per-kernel notes live in `kernels/README.md`. "
+             "The generated tables come from `tools/bench_cpu.sh` (CPU) and `tools/gpu_bench.sh` (GPU, on the "
+             "H100 machine) through `tools/bench_report.py report out/bench-cpu [--gpu out/bench-gpu] --out "
+             "docs/BENCHMARKS.md`; text outside its markers is written by hand and kept.", ""]
     kept = [(h, b) for h, b in old_secs if h not in generated_headings]
     for heading, body, prose in sections:
         if heading == "What is still slower and why":
@@ -567,7 +627,10 @@ def write_report(out_dir, dest, date):
             else:
                 parts += ["## " + heading, "", "Not measured in this run.", ""]
             continue
-        parts += ["## " + heading, "", merge_body(old, body, prose).strip("\n"), ""]
+        merged = merge_body(old, body, prose)
+        if heading == "GPU suite (H100)" and has_gpu:  # the placeholder no longer holds
+            merged = merged.replace("\n**Not yet measured.**\n", "\n")
+        parts += ["## " + heading, "", merged.strip("\n"), ""]
     os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
     open(dest, "w").write("\n".join(parts).rstrip("\n") + "\n")
 
@@ -580,14 +643,21 @@ def main():
     e.add_argument("--build-dir", default="build/bench-cpu")
     e.add_argument("--phase", choices=["start", "end"], default="start")
     r = sub.add_parser("report", help="write the Markdown report")
-    r.add_argument("out_dir")
+    r.add_argument("out_dir", nargs="?", help="the CPU suite's folder (tools/bench_cpu.sh)")
+    r.add_argument("--gpu", help="the GPU suite's folder (tools/gpu_bench.sh)")
     r.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
-    r.add_argument("--date", default=datetime.date.today().isoformat())
+    r.add_argument("--date", help="the date the report states (default: today; GPU: the run's date)")
+    g = sub.add_parser("gpu-table", help="print the GPU suite's comparison as plain text")
+    g.add_argument("gpu_dir")
     a = ap.parse_args()
     if a.cmd == "env":
         collect_env(a.path, a.build_dir, a.phase)
+    elif a.cmd == "gpu-table":
+        print(bench_report_gpu.text_table(bench_report_gpu.GpuRun(a.gpu_dir)))
     else:
-        write_report(a.out_dir, a.out, a.date)
+        if not a.out_dir and not a.gpu:
+            ap.error("report: give the CPU folder, --gpu FOLDER, or both")
+        write_report(a.out_dir, a.out, a.date, a.gpu)
 
 
 if __name__ == "__main__":

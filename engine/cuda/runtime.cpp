@@ -172,6 +172,9 @@ void synchronize() {
 
 void set_sync_after_launch(bool on) { kernels::cuda::set_sync_after_launch(on); }
 
+void set_tf32(bool on) { kernels::cuda::set_tf32(on); }
+bool tf32() { return kernels::cuda::tf32(); }
+
 void set_impl(const std::string& family, const std::string& choice) {
   check(choice == "ours" || choice == "vendor", "set_impl: '", choice,
         "' is not an implementation (ours or vendor)");

@@ -10,6 +10,8 @@
 //   ENGINE_CUDA_IMPL_GEMM=ours|vendor   our tiled GEMM or cuBLAS (default vendor)
 //   ENGINE_CUDA_IMPL_CONV, _DEPTHWISE, _BATCHNORM, _POOL=ours|vendor   our kernels or cuDNN
 //                                       (default vendor; cases cuDNN cannot take run ours)
+//   ENGINE_CUDA_TF32=1          float32 matrix products and convolutions on the TF32 tensor
+//                               cores (PyTorch's allow_tf32); default off
 // The engine drives one GPU, cuda:0 (pick it with CUDA_VISIBLE_DEVICES).
 #pragma once
 
@@ -54,6 +56,13 @@ using kernels::cuda::impl_name;
 using kernels::cuda::set_impl;
 // By name, for command lines: set_impl("gemm", "ours"); fails on unknown names.
 void set_impl(const std::string& family, const std::string& choice);
+
+// TF32 for float32 products on the tensor cores, as PyTorch's allow_tf32: cuBLAS's math mode,
+// cuDNN's convolution math type and the version of our convolution kernel the engine picks
+// (kernels/cuda/runtime.h). The same switch as ENGINE_CUDA_TF32=1; ops queued after the call
+// see it.
+void set_tf32(bool on);
+bool tf32();
 
 // "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.2 GiB)", for logs and benchmark records.
 std::string device_description();
