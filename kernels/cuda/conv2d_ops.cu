@@ -1,6 +1,14 @@
-// kernels/cuda/conv2d_ops.cu — general 2-D convolution on NHWC: im2col + GEMM, and cuDNN.
+// kernels/cuda/conv2d_ops.cu — general 2-D convolution on NHWC for the engine: the implicit-GEMM
+// lab, im2col + GEMM, and cuDNN.
 //
-// Ours ("version 1": correct and simple, the baseline an implicit-GEMM kernel will replace):
+// Ours (kernels::cuda::impl(Family::Conv) == Ours; conv.cpp calls these functions then):
+//   * float32, groups == 1 (and sizes the lab takes: conv2d_lab_takes): the kernel lab
+//     kernels/cuda/conv2d.cu, an implicit GEMM that gathers its operands from x, dy and w on
+//     the fly (no column matrix): version 0 (its fastest fp32 version, CUDA cores) or, when
+//     kernels::cuda::tf32() is on (ENGINE_CUDA_TF32=1), the TF32 tensor-core version
+//     (kConv2dTf32Version). Its weight gradient is split over N*P*Q and summed in a fixed order
+//     (deterministic); the workspace comes from the engine's allocator.
+//   * everything else (float64, grouped convolutions): im2col + GEMM, correct and simple:
 //   The batch is processed in chunks of whole images (so no input pixel is shared by two
 //   chunks) whose column matrix fits kColumnBytes. For a chunk of `rows` output pixels:
 //     im2col:  cols[rows, R*S*C], row = one output pixel, laid out [G][R][S][C/G] as the CPU
@@ -12,14 +20,16 @@
 //     weight:  dw_g += dy_g^T @ cols_g                     (beta = 1 after the first chunk)
 //   A 1x1, stride-1, unpadded convolution skips im2col/col2im: x IS the column matrix.
 //   The GEMMs are kernels::cuda::gemm: cuBLAS or our tiled SGEMM (ENGINE_CUDA_IMPL_GEMM).
-// cuDNN: cudnnConvolutionForward / BackwardData / BackwardFilter on NHWC descriptors.
+// cuDNN (Vendor, the default until the lab is measured faster on an H100):
+//   cudnnConvolutionForward / BackwardData / BackwardFilter on NHWC descriptors.
 // Cost of ResNet's 3x3 64->64 layer at 56x56, batch 64, float32: 2 * 200704 * 64 * 576 =
 // 14.8 GFLOP -> 0.22 ms at ~67 TFLOP/s fp32; im2col adds a 462 MB column matrix written and
-// read (~0.36 ms at ~2.6 TB/s): the reason the next version is an implicit GEMM.
+// read (~0.36 ms at ~2.6 TB/s): the reason the lab is an implicit GEMM.
 #include <algorithm>
 #include <climits>
 #include <vector>
 
+#include "kernels/cuda/conv2d.h"
 #include "kernels/cuda/conv2d_ops.h"
 #include "kernels/cuda/cudnn_util.cuh"
 #include "kernels/cuda/matmul.h"
@@ -98,6 +108,26 @@ int64_t images_per_chunk(const Conv2dShape& sh, size_t elem) {
   return std::clamp<int64_t>(kColumnBytes / std::max<int64_t>(per_image, 1), 1, sh.n);
 }
 
+// ---- the implicit-GEMM lab ---------------------------------------------------------------------
+
+// The lab's int32 shape, if every size fits and the lab accepts it (float32, groups == 1).
+bool to_lab_shape(const Conv2dShape& sh, DType dtype, Conv2dLabShape& out) {
+  if (dtype != DType::Float32 || sh.groups != 1) return false;
+  for (int64_t v : {sh.n, sh.h, sh.w, sh.c, sh.k, sh.r, sh.s, sh.stride_h, sh.stride_w, sh.pad_h,
+                    sh.pad_w, sh.dil_h, sh.dil_w})
+    if (v < 0 || v > INT_MAX) return false;  // conv2d_lab_takes checks the rest
+  Conv2dLabShape l;
+  l.n = int(sh.n), l.h = int(sh.h), l.w = int(sh.w), l.c = int(sh.c), l.k = int(sh.k);
+  l.r = int(sh.r), l.s = int(sh.s), l.stride_h = int(sh.stride_h), l.stride_w = int(sh.stride_w);
+  l.pad_h = int(sh.pad_h), l.pad_w = int(sh.pad_w);
+  l.dil_h = int(sh.dil_h), l.dil_w = int(sh.dil_w);
+  if (!conv2d_lab_takes(l) || l.p() != sh.p || l.q() != sh.q) return false;
+  out = l;
+  return true;
+}
+
+int lab_version() { return tf32() ? kConv2dTf32Version : 0; }
+
 }  // namespace
 
 void add_bias_rows(int64_t rows, int64_t k, const void* bias, void* y, DType dtype) {
@@ -112,6 +142,14 @@ void add_bias_rows(int64_t rows, int64_t k, const void* bias, void* y, DType dty
 
 void conv2d_forward(const Conv2dShape& sh, const void* x, const void* w, const void* bias, void* y,
                     DType dtype) {
+  Conv2dLabShape lab;
+  if (to_lab_shape(sh, dtype, lab)) {
+    call_lab("conv2d", [&] {
+      conv2d_forward(lab_version(), lab, static_cast<const float*>(x), static_cast<const float*>(w),
+                     static_cast<const float*>(bias), static_cast<float*>(y), stream());
+    });
+    return;
+  }
   dispatch_float(dtype, "conv2d", [&](auto zero) {
     using T = decltype(zero);
     const int64_t kg = sh.k / sh.groups, rscg = sh.r * sh.s * (sh.c / sh.groups);
@@ -139,6 +177,14 @@ void conv2d_forward(const Conv2dShape& sh, const void* x, const void* w, const v
 
 void conv2d_backward_data(const Conv2dShape& sh, const void* dy, const void* w, void* dx,
                           DType dtype) {
+  Conv2dLabShape lab;
+  if (to_lab_shape(sh, dtype, lab)) {
+    call_lab("conv2d backward", [&] {
+      conv2d_backward_data(lab_version(), lab, static_cast<const float*>(dy),
+                           static_cast<const float*>(w), static_cast<float*>(dx), stream());
+    });
+    return;
+  }
   dispatch_float(dtype, "conv2d backward", [&](auto zero) {
     using T = decltype(zero);
     const int64_t kg = sh.k / sh.groups, rscg = sh.r * sh.s * (sh.c / sh.groups);
@@ -167,6 +213,16 @@ void conv2d_backward_data(const Conv2dShape& sh, const void* dy, const void* w, 
 
 void conv2d_backward_weight(const Conv2dShape& sh, const void* x, const void* dy, void* dw,
                             DType dtype) {
+  Conv2dLabShape lab;
+  if (to_lab_shape(sh, dtype, lab)) {
+    call_lab("conv2d backward", [&] {
+      const int v = lab_version();
+      Scratch ws(conv2d_backward_weight_workspace(v, lab));
+      conv2d_backward_weight(v, lab, static_cast<const float*>(x), static_cast<const float*>(dy),
+                             static_cast<float*>(dw), nullptr, ws.get(), stream());
+    });
+    return;
+  }
   dispatch_float(dtype, "conv2d backward", [&](auto zero) {
     using T = decltype(zero);
     const int64_t kg = sh.k / sh.groups, rscg = sh.r * sh.s * (sh.c / sh.groups);

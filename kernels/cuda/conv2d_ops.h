@@ -1,11 +1,14 @@
-// kernels/cuda/conv2d_ops.h — general 2-D convolution on NHWC activations on the GPU: our
-// im2col + GEMM, and cuDNN's convolutions for comparison (the engine picks with
-// kernels::cuda::impl(Family::Conv), and Family::Depthwise for groups == C == K).
+// kernels/cuda/conv2d_ops.h — general 2-D convolution on NHWC activations on the GPU: ours
+// (the implicit-GEMM lab kernels/cuda/conv2d.h for float32 groups == 1, im2col + GEMM for the
+// rest), and cuDNN's convolutions (the engine picks with kernels::cuda::impl(Family::Conv), and
+// Family::Depthwise for groups == C == K).
 //
 // Layouts as kernels/cpu/conv2d.h (x [N, H, W, C], w [K, R, S, C/G], y [N, P, Q, K], all
 // contiguous device memory) and the same Conv2dShape (the caller fills p, q). Ours takes
-// float32 and float64 and any stride, padding, dilation and groups; its GEMMs go through
-// kernels::cuda::gemm (so ENGINE_CUDA_IMPL_GEMM picks our tiled GEMM or cuBLAS beneath it).
+// float32 and float64 and any stride, padding, dilation and groups. float32 with groups == 1
+// runs the lab's version 0 (fp32 CUDA cores), or its TF32 tensor-core version when
+// kernels::cuda::tf32() is on; the im2col GEMMs go through kernels::cuda::gemm (so
+// ENGINE_CUDA_IMPL_GEMM picks our tiled GEMM or cuBLAS beneath them).
 // cuDNN here takes float32. Work is queued on kernels::cuda::stream().
 #pragma once
 

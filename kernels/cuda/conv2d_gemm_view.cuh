@@ -1,0 +1,393 @@
+// kernels/cuda/conv2d_gemm_view.cuh — the index math of the implicit-GEMM convolution
+// (kernels/cuda/conv2d.cu, conv2d_tf32.cu): how forward, data gradient and weight gradient are
+// each one GEMM C[M, Ncols] = A[M, Kdim] * B[Kdim, Ncols] over operands that are never
+// materialised, and where a thread finds each operand element. Plain C++ with __host__
+// __device__ functions: the kernels call them, and tests/cuda_labs/conv2d_test.cpp calls the
+// same functions on the CPU (no GPU needed) to rebuild the three GEMMs and compare them with
+// kernels/cpu/conv2d.h, and to replay the mma.sync fragment layout.
+//
+//   view      M          Ncols      Kdim       A[m, kk]                 B[kk, n]        C -> out
+//   forward   N*P*Q      K          R*S*C      x gathered (0 outside)   w[n, kk]        y [M, K]
+//   data      N*H*W      C          R*S*K      dy gathered (see below)  w[k, r, s, n]   dx [M, C]
+//   weight    K          R*S*C      N*P*Q      dy[kk, m]                x gathered      dw [K, RSC]
+//
+// Every Kdim index is ordered with the channel fastest (forward: (r, s, c); data: (r, s, k)),
+// so in NHWC four consecutive kk are four consecutive floats of one pixel: one 16-byte load,
+// and the "is this tap inside the image" test is shared by a whole run of channels. The data
+// gradient uses (r, s, k) rather than (k, r, s) for that reason.
+// Data gradient: dx[n, h, w, c] = sum over taps (r, s) and k of dy[n, p, q, k] * w[k, r, s, c]
+// where h + pad_h - r*dil_h = p*stride_h (likewise w); a tap whose difference is not a multiple
+// of the stride, or lands outside dy, contributes zero. With stride 2, 3 of every 4 (r, s) taps
+// are such zeros for a given pixel: the GEMM multiplies them anyway (stride^2 wasted work; a
+// per-phase decomposition would skip it).
+//
+// Operand access. Each operand A or B is a policy struct with
+//   kAlongK   true if consecutive kk of one row are consecutive in memory (forward A and B,
+//             data A), false if consecutive rows of one kk are (data B, weight A and B);
+//   Fixed     what a thread precomputes once for a row (m of A, n of B);
+//   Moving    what it keeps for a kk, advanced by the tile depth each main-loop step
+//             (no divisions in the loop: carries, like an odometer);
+//   offset()  the element's index in its tensor, or -1 for a structural zero.
+#pragma once
+
+#include "kernels/cuda/conv2d.h"
+
+#if defined(__CUDACC__)
+#define CONV_HD __host__ __device__ __forceinline__
+#define CONV_UNROLL _Pragma("unroll")
+#else
+#define CONV_HD inline
+#define CONV_UNROLL
+#endif
+
+namespace kernels::cuda::conv {
+
+// The sizes every kernel sees (int: the launcher checks each tensor has < 2^30 elements).
+struct Geo {
+  int n, h, w, c;  // x  [N, H, W, C]
+  int k, r, s;     // w  [K, R, S, C]
+  int p, q;        // y  [N, P, Q, K]
+  int stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+};
+
+inline Geo make_geo(const Conv2dLabShape& sh) {
+  return Geo{sh.n,        sh.h,        sh.w,     sh.c,     sh.k,     sh.r,    sh.s,   sh.p(),
+             sh.q(),      sh.stride_h, sh.stride_w, sh.pad_h, sh.pad_w, sh.dil_h, sh.dil_w};
+}
+
+// A row that does not exist (past M or Ncols) gets a coordinate this far outside the image, so
+// every bounds test fails without a separate flag (the launcher keeps H, W, pad, dil*R < 2^26,
+// so p*stride + r*dil < 3 * 2^26 never brings it back to >= 0).
+inline constexpr int kFar = -(1 << 29);
+
+CONV_HD bool inside(int v, int n) { return unsigned(v) < unsigned(n); }  // 0 <= v < n
+
+// ---- forward: A = x gathered, B = w ---------------------------------------------------------
+struct FwdA {  // A[m, kk] = x[n, p*sh - ph + r*dh, q*sw - pw + s*dw, c]; m = (n,p,q), kk = (r,s,c)
+  static constexpr bool kAlongK = true;
+  struct Fixed {
+    int base, ih0, iw0;  // base = n*H*W*C; ih0, iw0: the input pixel of tap (0, 0)
+  };
+  struct Moving {
+    int r, s, c;
+  };
+  CONV_HD static Fixed fixed(const Geo& g, int m) {
+    if (m >= g.n * g.p * g.q) return {0, kFar, kFar};
+    const int q = m % g.q, t = m / g.q, p = t % g.p, n = t / g.p;
+    return {n * g.h * g.w * g.c, p * g.stride_h - g.pad_h, q * g.stride_w - g.pad_w};
+  }
+  CONV_HD static Moving moving(const Geo& g, int kk) {
+    const int t = kk / g.c;
+    return {t / g.s, t % g.s, kk % g.c};
+  }
+  CONV_HD static void advance(const Geo& g, Moving& mv, int step) {
+    mv.c += step;
+    while (mv.c >= g.c) {  // at most once when C >= step
+      mv.c -= g.c;
+      if (++mv.s == g.s) mv.s = 0, ++mv.r;
+    }
+  }
+  CONV_HD static int offset(const Geo& g, const Fixed& f, const Moving& mv) {
+    const int ih = f.ih0 + mv.r * g.dil_h, iw = f.iw0 + mv.s * g.dil_w;
+    if (mv.r >= g.r || !inside(ih, g.h) || !inside(iw, g.w)) return -1;
+    return f.base + (ih * g.w + iw) * g.c + mv.c;
+  }
+};
+
+struct FwdB {  // B[kk, n] = w[n, kk] (KRSC: a filter is one contiguous row of R*S*C)
+  static constexpr bool kAlongK = true;
+  struct Fixed {
+    int row;  // n * R*S*C, or -1 past K
+  };
+  struct Moving {
+    int kk;
+  };
+  CONV_HD static Fixed fixed(const Geo& g, int n) { return {n < g.k ? n * g.r * g.s * g.c : -1}; }
+  CONV_HD static Moving moving(const Geo&, int kk) { return {kk}; }
+  CONV_HD static void advance(const Geo&, Moving& mv, int step) { mv.kk += step; }
+  CONV_HD static int offset(const Geo& g, const Fixed& f, const Moving& mv) {
+    return f.row < 0 || mv.kk >= g.r * g.s * g.c ? -1 : f.row + mv.kk;
+  }
+};
+
+// ---- data gradient: A = dy gathered, B = w viewed as [(r,s,k), c] ------------------------------
+struct DgradMoving {  // kk = (r, s, k), k fastest (shared by A and B)
+  int r, s, k;
+};
+CONV_HD DgradMoving dgrad_moving(const Geo& g, int kk) {
+  const int t = kk / g.k;
+  return {t / g.s, t % g.s, kk % g.k};
+}
+CONV_HD void dgrad_advance(const Geo& g, DgradMoving& mv, int step) {
+  mv.k += step;
+  while (mv.k >= g.k) {
+    mv.k -= g.k;
+    if (++mv.s == g.s) mv.s = 0, ++mv.r;
+  }
+}
+
+// v = p*stride for some output index 0 <= p < n? Then p, else -1. Stride 1 skips the division.
+CONV_HD int exact_output_index(int v, int stride, int n) {
+  if (v < 0) return -1;
+  int p = v;
+  if (stride != 1) {
+    p = v / stride;
+    if (p * stride != v) return -1;
+  }
+  return p < n ? p : -1;
+}
+
+struct DgradA {  // A[m, kk] = dy[n, (h+ph-r*dh)/sh, (w+pw-s*dw)/sw, k]; m = (n,h,w), kk = (r,s,k)
+  static constexpr bool kAlongK = true;
+  struct Fixed {
+    int base, hp, wp;  // base = n*P*Q*K; hp = h + pad_h, wp = w + pad_w
+  };
+  using Moving = DgradMoving;
+  CONV_HD static Fixed fixed(const Geo& g, int m) {
+    if (m >= g.n * g.h * g.w) return {0, kFar, kFar};
+    const int w = m % g.w, t = m / g.w, h = t % g.h, n = t / g.h;
+    return {n * g.p * g.q * g.k, h + g.pad_h, w + g.pad_w};
+  }
+  CONV_HD static Moving moving(const Geo& g, int kk) { return dgrad_moving(g, kk); }
+  CONV_HD static void advance(const Geo& g, Moving& mv, int step) { dgrad_advance(g, mv, step); }
+  CONV_HD static int offset(const Geo& g, const Fixed& f, const Moving& mv) {
+    if (mv.r >= g.r) return -1;
+    const int p = exact_output_index(f.hp - mv.r * g.dil_h, g.stride_h, g.p);
+    const int q = exact_output_index(f.wp - mv.s * g.dil_w, g.stride_w, g.q);
+    if (p < 0 || q < 0) return -1;
+    return f.base + (p * g.q + q) * g.k + mv.k;
+  }
+};
+
+struct DgradB {  // B[kk, c] = w[k, r, s, c]; kk = (r, s, k): one row is C contiguous floats
+  static constexpr bool kAlongK = false;
+  struct Fixed {
+    int c;  // -1 past C
+  };
+  using Moving = DgradMoving;
+  CONV_HD static Fixed fixed(const Geo& g, int c) { return {c < g.c ? c : -1}; }
+  CONV_HD static Moving moving(const Geo& g, int kk) { return dgrad_moving(g, kk); }
+  CONV_HD static void advance(const Geo& g, Moving& mv, int step) { dgrad_advance(g, mv, step); }
+  CONV_HD static int offset(const Geo& g, const Fixed& f, const Moving& mv) {
+    if (f.c < 0 || mv.r >= g.r) return -1;
+    return ((mv.k * g.r + mv.r) * g.s + mv.s) * g.c + f.c;
+  }
+};
+
+// ---- weight gradient: A = dy transposed, B = x gathered --------------------------------------
+struct WgradA {  // A[k, npq] = dy[npq, k]: one kk (output pixel) is K contiguous floats
+  static constexpr bool kAlongK = false;
+  struct Fixed {
+    int k;  // -1 past K
+  };
+  struct Moving {
+    int npq;
+  };
+  CONV_HD static Fixed fixed(const Geo& g, int k) { return {k < g.k ? k : -1}; }
+  CONV_HD static Moving moving(const Geo&, int kk) { return {kk}; }
+  CONV_HD static void advance(const Geo&, Moving& mv, int step) { mv.npq += step; }
+  CONV_HD static int offset(const Geo& g, const Fixed& f, const Moving& mv) {
+    return f.k < 0 || mv.npq >= g.n * g.p * g.q ? -1 : mv.npq * g.k + f.k;
+  }
+};
+
+struct WgradB {  // B[npq, rsc] = x[n, p*sh - ph + r*dh, q*sw - pw + s*dw, c]
+  static constexpr bool kAlongK = false;
+  struct Fixed {
+    int oh, ow, c;  // oh = r*dil_h - pad_h, ow = s*dil_w - pad_w (kFar past R*S*C)
+  };
+  struct Moving {
+    int n, p, q;
+  };
+  CONV_HD static Fixed fixed(const Geo& g, int rsc) {
+    if (rsc >= g.r * g.s * g.c) return {kFar, kFar, 0};
+    const int c = rsc % g.c, t = rsc / g.c, s = t % g.s, r = t / g.s;
+    return {r * g.dil_h - g.pad_h, s * g.dil_w - g.pad_w, c};
+  }
+  CONV_HD static Moving moving(const Geo& g, int npq) {
+    const int t = npq / g.q;
+    return {t / g.p, t % g.p, npq % g.q};
+  }
+  CONV_HD static void advance(const Geo& g, Moving& mv, int step) {
+    mv.q += step;
+    while (mv.q >= g.q) {
+      mv.q -= g.q;
+      if (++mv.p == g.p) mv.p = 0, ++mv.n;
+    }
+  }
+  CONV_HD static int offset(const Geo& g, const Fixed& f, const Moving& mv) {
+    const int ih = mv.p * g.stride_h + f.oh, iw = mv.q * g.stride_w + f.ow;
+    if (mv.n >= g.n || !inside(ih, g.h) || !inside(iw, g.w)) return -1;
+    return ((mv.n * g.h + ih) * g.w + iw) * g.c + f.c;
+  }
+};
+
+// ---- the three views -------------------------------------------------------------------------
+// C[m, n] is stored at out[m * Ncols + n] in all three (y, dx and dw are row-major [M, Ncols]).
+struct FwdView {
+  using A = FwdA;
+  using B = FwdB;
+  CONV_HD static int m(const Geo& g) { return g.n * g.p * g.q; }
+  CONV_HD static int n(const Geo& g) { return g.k; }
+  CONV_HD static int kdim(const Geo& g) { return g.r * g.s * g.c; }
+};
+struct DgradView {
+  using A = DgradA;
+  using B = DgradB;
+  CONV_HD static int m(const Geo& g) { return g.n * g.h * g.w; }
+  CONV_HD static int n(const Geo& g) { return g.c; }
+  CONV_HD static int kdim(const Geo& g) { return g.r * g.s * g.k; }
+};
+struct WgradView {
+  using A = WgradA;
+  using B = WgradB;
+  CONV_HD static int m(const Geo& g) { return g.k; }
+  CONV_HD static int n(const Geo& g) { return g.r * g.s * g.c; }
+  CONV_HD static int kdim(const Geo& g) { return g.n * g.p * g.q; }
+};
+
+// ---- which elements a thread loads -----------------------------------------------------------
+// One operand tile is ROWS x BK (rows of A are m, rows of B are n). It is cut into chunks of 4
+// elements consecutive along the operand's contiguous axis (kk if kAlongK, else the row), and
+// chunk idx = tid + j*THREADS is slot j of thread tid. Consecutive threads take consecutive
+// chunks of a line, so a warp's loads are contiguous runs of memory. THREADS is a multiple of
+// the chunks per line, so a thread keeps the same position in its line for every slot: one
+// Moving (kAlongK) or one set of Fixed (otherwise) serves all its slots.
+template <class Op, int ROWS, int BK, int THREADS>
+struct TileSlots {
+  static constexpr bool kAlongK = Op::kAlongK;
+  static constexpr int kPerLine = kAlongK ? BK / 4 : ROWS / 4;  // chunks along the contiguous axis
+  static constexpr int E = ROWS * BK / (4 * THREADS);           // slots per thread
+  static_assert(BK % 4 == 0 && ROWS % 4 == 0, "chunks are 4 elements");
+  static_assert(E >= 1 && E * 4 * THREADS == ROWS * BK, "the threads cover the tile exactly");
+  static_assert(THREADS % kPerLine == 0, "a thread keeps its position along the line");
+  // Tile coordinates of element 0 of slot j (elements 1..3 follow along kk or along the row).
+  CONV_HD static int row(int tid, int j) {
+    const int idx = tid + j * THREADS;
+    return kAlongK ? idx / kPerLine : (idx % kPerLine) * 4;
+  }
+  CONV_HD static int kk(int tid, int j) {
+    const int idx = tid + j * THREADS;
+    return kAlongK ? (idx % kPerLine) * 4 : idx / kPerLine;
+  }
+};
+
+// A thread's share of one operand: precomputed at the start, advanced by BK per k-tile.
+// VEC: a chunk is one 16-byte load, valid or zero as a whole (the launcher guarantees C and K
+// are multiples of 4 and the pointers 16-byte aligned, so a chunk never straddles a tap, an
+// image edge or the end of a dimension). Otherwise each element is tested on its own: for
+// kAlongK the 4 kk of a chunk are stepped from the thread's Moving; else the 4 rows of the
+// chunk each have their Fixed (computed once).
+template <class Op, int ROWS, int BK, int THREADS, bool VEC>
+struct TileLoader {
+  using Slots = TileSlots<Op, ROWS, BK, THREADS>;
+  static constexpr int E = Slots::E;
+  static constexpr int V = VEC ? 1 : 4;  // offsets per slot
+  static constexpr bool kAlongK = Op::kAlongK;
+  typename Op::Fixed f[kAlongK ? E : V];
+  typename Op::Moving mv[kAlongK ? 1 : E];
+
+  // row0: first row of the block's tile; k0: first kk of the block's first k-tile.
+  CONV_HD void init(const Geo& g, int row0, int k0, int tid) {
+    if constexpr (kAlongK) {
+      CONV_UNROLL
+      for (int j = 0; j < E; ++j) f[j] = Op::fixed(g, row0 + Slots::row(tid, j));
+      mv[0] = Op::moving(g, k0 + Slots::kk(tid, 0));
+    } else {
+      CONV_UNROLL
+      for (int e = 0; e < V; ++e) f[e] = Op::fixed(g, row0 + Slots::row(tid, 0) + e);
+      CONV_UNROLL
+      for (int j = 0; j < E; ++j) mv[j] = Op::moving(g, k0 + Slots::kk(tid, j));
+    }
+  }
+  CONV_HD void advance(const Geo& g) {
+    CONV_UNROLL
+    for (int j = 0; j < (kAlongK ? 1 : E); ++j) Op::advance(g, mv[j], BK);
+  }
+  // off[j][e]: the tensor index of element e of slot j in the current k-tile, or -1.
+  CONV_HD void offsets(const Geo& g, int (&off)[E][V]) const {
+    if constexpr (kAlongK) {
+      typename Op::Moving m = mv[0];
+      CONV_UNROLL
+      for (int e = 0; e < V; ++e) {
+        CONV_UNROLL
+        for (int j = 0; j < E; ++j) off[j][e] = Op::offset(g, f[j], m);
+        if (e + 1 < V) Op::advance(g, m, 1);
+      }
+    } else {
+      CONV_UNROLL
+      for (int j = 0; j < E; ++j) {
+        CONV_UNROLL
+        for (int e = 0; e < V; ++e) off[j][e] = Op::offset(g, f[e], mv[j]);
+      }
+    }
+  }
+};
+
+// ---- mma.sync.m16n8k8 .row.col TF32 fragments (PTX ISA, "Matrix Fragments for mma.m16n8k8") --
+// With g = lane >> 2 (groupID) and t = lane & 3 (threadID_in_group), lane holds
+//   A (16x8, row-major): a0 (g, t)  a1 (g+8, t)  a2 (g, t+4)  a3 (g+8, t+4)      (row, k)
+//   B (8x8, "col"):      b0 (k=t, n=g)  b1 (k=t+4, n=g)
+//   C/D (16x8, fp32):    c0 (g, 2t)  c1 (g, 2t+1)  c2 (g+8, 2t)  c3 (g+8, 2t+1)  (row, n)
+CONV_HD int mma_a_row(int lane, int i) { return (lane >> 2) + 8 * (i & 1); }
+CONV_HD int mma_a_k(int lane, int i) { return (lane & 3) + 4 * (i >> 1); }
+CONV_HD int mma_b_k(int lane, int i) { return (lane & 3) + 4 * i; }
+CONV_HD int mma_b_n(int lane, int /*i*/) { return lane >> 2; }
+CONV_HD int mma_c_row(int lane, int i) { return (lane >> 2) + 8 * (i >> 1); }
+CONV_HD int mma_c_n(int lane, int i) { return 2 * (lane & 3) + (i & 1); }
+
+// Shared-memory layout of one TF32 operand tile (ROWS x BK) in one pipeline stage, fixed by
+// cp.async, which copies 16 contiguous bytes: kAlongK tiles are stored [row][kk] (4 kk per
+// chunk), the others [kk][row]. The padding makes the fragment reads conflict-free: a warp
+// reads (row g, kk t) for g < 8, t < 4, i.e. words g*kLd + t (kLd = BK+4 = 4*odd: 32 distinct
+// banks) or t*kLd + g (kLd = ROWS+8 = 8 mod 32: 32 distinct banks).
+template <bool kAlongK, int ROWS, int BK>
+struct Tf32Tile {
+  static constexpr int kLd = kAlongK ? BK + 4 : ROWS + 8;
+  static constexpr int kFloats = kAlongK ? ROWS * kLd : BK * kLd;
+  CONV_HD static int index(int row, int kk) { return kAlongK ? row * kLd + kk : kk * kLd + row; }
+};
+
+// The shared-memory index of fragment element i of lane for the 16x8 A block whose first row
+// is row0, and the 8x8 B block whose first column is n0, at k-step ks of the tile.
+template <class Tile>
+CONV_HD int mma_a_index(int row0, int ks, int lane, int i) {
+  return Tile::index(row0 + mma_a_row(lane, i), ks + mma_a_k(lane, i));
+}
+template <class Tile>
+CONV_HD int mma_b_index(int n0, int ks, int lane, int i) {
+  return Tile::index(n0 + mma_b_n(lane, i), ks + mma_b_k(lane, i));
+}
+
+// ---- launch plumbing shared by conv2d.cu and conv2d_tf32.cu ---------------------------------
+// One GEMM launch: grid (M tiles, Ncols tiles, splits of Kdim). Split z multiplies the kk range
+// [z*k_per_split, min((z+1)*k_per_split, Kdim)) and writes its C to out + z*out_split_stride
+// (the weight gradient's partial sums; forward and data gradient use one split).
+struct GemmArgs {
+  Geo g;
+  const float* a;     // A's tensor: x (forward), dy (data and weight gradients)
+  const float* b;     // B's tensor: w (forward, data gradient), x (weight gradient)
+  const float* bias;  // forward only, may be null: added to every row of C
+  float* out;         // y, dx, or the weight gradient's partial sums
+  int k_per_split;    // a multiple of every version's tile depth (16)
+  int out_split_stride;
+};
+
+enum class ViewKind { Fwd, Dgrad, Wgrad };
+
+// Block tile of versions 3 and 4 (8x8 outputs per thread / 64x32 per warp): 128x128, or half
+// of it along a side that is at most 64 long, where a 128 tile would multiply padding (ResNet's
+// 64-channel layers: forward Ncols = K = 64; weight gradient M = K = 64).
+struct BlockTile {
+  int bm, bn;
+};
+inline BlockTile pick_tile(int m, int ncols) {
+  if (ncols <= 64) return {128, 64};
+  if (m <= 64) return {64, 128};
+  return {128, 128};
+}
+
+// Version 4 (conv2d_tf32.cu). vec: C and K multiples of 4 and a, b, out 16-byte aligned.
+void launch_tf32(ViewKind view, const GemmArgs& args, int splits, bool vec, cudaStream_t stream);
+
+}  // namespace kernels::cuda::conv

@@ -1,0 +1,242 @@
+// kernels/cuda/conv2d_tf32.cu — version 4 of the implicit-GEMM convolution (conv2d.cu has the
+// problem, the three GEMM views and versions 1-3): TF32 tensor cores through mma.sync.
+//
+// Block tile BM x BN (128x128; 128x64 or 64x128 when a side is <= 64, as v3), one 64x32 warp
+// tile per warp: 4 x 4 mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 per 8-deep k-step,
+// 64 fp32 accumulators per thread. Operands are rounded to TF32 (10-bit mantissa) with
+// cvt.rna.tf32.f32 as they leave shared memory; products are exact in the tensor core and
+// summed in fp32.
+//
+// Fragments (PTX ISA, "Matrix Fragments for mma.m16n8k8", .tf32; g = lane>>2, t = lane&3):
+//   A 16x8:  a0 (g, t)  a1 (g+8, t)  a2 (g, t+4)  a3 (g+8, t+4)            (row, k)
+//   B 8x8:   b0 (k=t, n=g)  b1 (k=t+4, n=g)
+//   C 16x8:  c0 (g, 2t)  c1 (g, 2t+1)  c2 (g+8, 2t)  c3 (g+8, 2t+1)         (row, n)
+// conv2d_gemm_view.cuh has these as functions (mma_a_row, ...); the CPU test replays a warp's
+// mma from them against a plain 16x8x8 product.
+//
+// Pipeline: Kdim is walked in 16-deep slices; cp.async copies each thread's chunks of a slice
+// straight from global to shared memory (16 bytes per chunk when C and K are multiples of 4,
+// else 4 bytes per element; src-size 0 zero-fills the padding and the tile edges), 4 slices in
+// flight (stages). One barrier per slice: at step t, wait_group(STAGES-2) + __syncthreads
+// guarantee slice t has landed for every thread AND every warp has finished step t-1, whose
+// stage is then refilled with slice t+STAGES-1 while slice t is multiplied.
+// Shared layout per stage: operands contiguous along kk (forward A and B, data A) as
+// [row][16+4], the others as [kk][rows+8]: cp.async writes 16 contiguous bytes, and the
+// fragment reads (row g, k t) hit 32 different banks (Tf32Tile in conv2d_gemm_view.cuh).
+// Shared memory: 4 x (20 KB forward, 18.5 KB data, 13 KB weight at 64x128) -> 2 blocks/SM.
+#include <string>
+
+#include "kernels/cuda/conv2d.h"
+#include "kernels/cuda/conv2d_gemm_view.cuh"
+#include "kernels/cuda/labs_common.cuh"
+
+namespace kernels::cuda::conv {
+
+namespace {
+
+using labs::ceil_div;
+
+constexpr int kBK = 16, kStages = 4;
+
+// ---- PTX wrappers (sm_80+) -------------------------------------------------------------------
+__device__ __forceinline__ uint32_t to_tf32(float v) {  // round to nearest, ties away from 0
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(v));
+  return r;
+}
+
+// d += a * b for one 16x8x8 block (fragments as in the header comment).
+__device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4],
+                                         const uint32_t (&b)[2]) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
+      "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// Copy 16 (or 4) bytes global -> shared, asynchronously; when !valid nothing is read and the
+// destination is zero-filled (src-size 0), so `src` only has to be some valid address.
+__device__ __forceinline__ void cp_async16(float* dst, const float* src, bool valid) {
+  const unsigned s = unsigned(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src),
+               "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async4(float* dst, const float* src, bool valid) {
+  const unsigned s = unsigned(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(src),
+               "r"(valid ? 4 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {  // all but the N most recent groups landed
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+// ---- end of PTX wrappers ---------------------------------------------------------------------
+
+// Issue the copies of this thread's chunks of the loader's current slice into stage tile s.
+template <class L, class Tile, bool VEC>
+__device__ __forceinline__ void copy_slice(const L& ld, const Geo& g, const float* __restrict__ p,
+                                           float* s, int tid) {
+  int off[L::E][L::V];
+  ld.offsets(g, off);
+#pragma unroll
+  for (int j = 0; j < L::E; ++j) {
+    float* dst = s + Tile::index(L::Slots::row(tid, j), L::Slots::kk(tid, j));
+    if constexpr (VEC) {
+      cp_async16(dst, p + max(off[j][0], 0), off[j][0] >= 0);
+    } else {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) cp_async4(dst + e, p + max(off[j][e], 0), off[j][e] >= 0);
+    }
+  }
+}
+
+// Registers as v3: 256-thread blocks <= 128 (2 per SM), 128-thread blocks <= 168 (3 per SM).
+template <class View, int BM, int BN, bool VEC>
+__global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
+    gemm_tf32(GemmArgs a) {
+  constexpr int T = BM * BN / 64, WN = BN / 32;  // threads; warps along n
+  using TA = Tf32Tile<View::A::kAlongK, BM, kBK>;
+  using TB = Tf32Tile<View::B::kAlongK, BN, kBK>;
+  using LA = TileLoader<typename View::A, BM, kBK, T, VEC>;
+  using LB = TileLoader<typename View::B, BN, kBK, T, VEC>;
+  extern __shared__ float4 smem_tf32[];
+  float* sa = reinterpret_cast<float*>(smem_tf32);  // [stage][TA]
+  float* sb = sa + kStages * TA::kFloats;            // [stage][TB]
+  const Geo& g = a.g;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int wm = (warp / WN) * 64, wn = (warp % WN) * 32;  // warp tile origin in the block tile
+  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  const int k0 = blockIdx.z * a.k_per_split;
+  const int k1 = min(k0 + a.k_per_split, View::kdim(g));
+  const int tiles = k1 > k0 ? (k1 - k0 + kBK - 1) / kBK : 0;
+  LA la;
+  LB lb;
+  la.init(g, m0, k0, tid);
+  lb.init(g, n0, k0, tid);
+  // The loaders always point at the next slice to issue.
+  auto issue = [&](int stage) {
+    copy_slice<LA, TA, VEC>(la, g, a.a, sa + stage * TA::kFloats, tid);
+    copy_slice<LB, TB, VEC>(lb, g, a.b, sb + stage * TB::kFloats, tid);
+    la.advance(g);
+    lb.advance(g);
+  };
+#pragma unroll
+  for (int st = 0; st < kStages - 1; ++st) {
+    if (st < tiles) issue(st);
+    cp_async_commit();  // empty groups keep the count uniform
+  }
+  float acc[4][4][4] = {};  // [m16 block][n8 block][c0..c3]
+  for (int t = 0; t < tiles; ++t) {
+    cp_async_wait<kStages - 2>();
+    __syncthreads();
+    if (t + kStages - 1 < tiles) issue((t + kStages - 1) % kStages);
+    cp_async_commit();
+    const float* ta = sa + (t % kStages) * TA::kFloats;
+    const float* tb = sb + (t % kStages) * TB::kFloats;
+#pragma unroll
+    for (int ks = 0; ks < kBK; ks += 8) {
+      uint32_t af[4][4], bf[4][2];
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+          af[mi][i] = to_tf32(ta[mma_a_index<TA>(wm + mi * 16, ks, lane, i)]);
+#pragma unroll
+      for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+        for (int i = 0; i < 2; ++i)
+          bf[ni][i] = to_tf32(tb[mma_b_index<TB>(wn + ni * 8, ks, lane, i)]);
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < 4; ++ni) mma_tf32(acc[mi][ni], af[mi], bf[ni]);
+    }
+  }
+  cp_async_wait<0>();  // nothing may be in flight into shared memory when the block exits
+
+  // c0/c1 (and c2/c3) are two adjacent columns of one row: one 8-byte store when vec.
+  const int mrows = View::m(g), ncols = View::n(g);
+  float* out = a.out + int64_t(blockIdx.z) * a.out_split_stride;
+#pragma unroll
+  for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {  // h = 0: c0, c1; h = 1: c2, c3
+        const int m = m0 + wm + mi * 16 + mma_c_row(lane, 2 * h);
+        const int n = n0 + wn + ni * 8 + mma_c_n(lane, 2 * h);
+        if (m >= mrows) continue;
+        float v0 = acc[mi][ni][2 * h], v1 = acc[mi][ni][2 * h + 1];
+        if (a.bias != nullptr) {
+          v0 += n < ncols ? a.bias[n] : 0.f;
+          v1 += n + 1 < ncols ? a.bias[n + 1] : 0.f;
+        }
+        float* row = out + int64_t(m) * ncols;
+        if (VEC) {
+          if (n < ncols) *reinterpret_cast<float2*>(row + n) = make_float2(v0, v1);
+        } else {
+          if (n < ncols) row[n] = v0;
+          if (n + 1 < ncols) row[n + 1] = v1;
+        }
+      }
+}
+
+template <class View, int BM, int BN, bool VEC>
+void launch(const GemmArgs& a, int splits, cudaStream_t stream) {
+  using TA = Tf32Tile<View::A::kAlongK, BM, kBK>;
+  using TB = Tf32Tile<View::B::kAlongK, BN, kBK>;
+  constexpr size_t smem = size_t(kStages) * (TA::kFloats + TB::kFloats) * sizeof(float);
+  // Once per kernel: > 48 KB of dynamic shared memory needs an opt-in, and the largest shared
+  // memory carveout lets 2-3 blocks (160-180 KB) share an SM.
+  static const bool opted_in = [] {
+    labs::check(cudaFuncSetAttribute(gemm_tf32<View, BM, BN, VEC>,
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+                "conv2d (TF32): cudaFuncSetAttribute");
+    labs::check(cudaFuncSetAttribute(gemm_tf32<View, BM, BN, VEC>,
+                                     cudaFuncAttributePreferredSharedMemoryCarveout,
+                                     int(cudaSharedmemCarveoutMaxShared)),
+                "conv2d (TF32): cudaFuncSetAttribute");
+    return true;
+  }();
+  (void)opted_in;
+  dim3 grid(unsigned(ceil_div(View::m(a.g), BM)), unsigned(ceil_div(View::n(a.g), BN)),
+            unsigned(splits));
+  gemm_tf32<View, BM, BN, VEC><<<grid, BM * BN / 64, smem, stream>>>(a);
+}
+
+template <class View, bool VEC>
+void launch_view(const GemmArgs& a, int splits, cudaStream_t stream) {
+  const BlockTile t = pick_tile(View::m(a.g), View::n(a.g));
+  if (t.bn == 64)
+    launch<View, 128, 64, VEC>(a, splits, stream);
+  else if (t.bm == 64)
+    launch<View, 64, 128, VEC>(a, splits, stream);
+  else
+    launch<View, 128, 128, VEC>(a, splits, stream);
+}
+
+template <class View>
+void launch_view(const GemmArgs& a, int splits, bool vec, cudaStream_t stream) {
+  if (vec)
+    launch_view<View, true>(a, splits, stream);
+  else
+    launch_view<View, false>(a, splits, stream);
+}
+
+}  // namespace
+
+void launch_tf32(ViewKind view, const GemmArgs& args, int splits, bool vec, cudaStream_t stream) {
+  switch (view) {
+    case ViewKind::Fwd: launch_view<FwdView>(args, splits, vec, stream); break;
+    case ViewKind::Dgrad: launch_view<DgradView>(args, splits, vec, stream); break;
+    case ViewKind::Wgrad: launch_view<WgradView>(args, splits, vec, stream); break;
+  }
+}
+
+}  // namespace kernels::cuda::conv
