@@ -89,8 +89,19 @@ BatchNorm2d::BatchNorm2d(int64_t c, double eps_, double momentum_)
 }
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
-  if (is_training() && num_batches_tracked.device().is_cpu()) {
-    // Informational only (momentum is fixed), but checkpoints carry it, so keep it honest.
+  if (is_training()) {
+    // Informational only (momentum is fixed), but checkpoints carry it, so keep it honest on
+    // every device. It is a host counter (Module::to leaves it on the CPU, so counting costs no
+    // GPU round trip); if it reached a GPU anyway (a device tensor assigned or loaded into the
+    // slot), it moves back once, in place, as Module::to moves tensors, and counts from there.
+    if (!num_batches_tracked.device().is_cpu()) {
+      engine::NoGradGuard no_grad;
+      Tensor host = num_batches_tracked.detach().to(engine::Device::cpu()).contiguous();
+      engine::TensorImpl& impl = num_batches_tracked.impl();
+      impl.storage = host.impl().storage;
+      impl.strides = host.strides();
+      impl.offset = host.offset();
+    }
     num_batches_tracked.data<int64_t>()[0] += 1;
   }
   return engine::batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum,

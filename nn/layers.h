@@ -67,7 +67,8 @@ class Linear : public Module {
 
 // torch.nn.BatchNorm2d over the channels (last dim) of NHWC input. Parameters weight (1) and
 // bias (0); buffers running_mean (0), running_var (1) and num_batches_tracked (int64 scalar,
-// counted in training as PyTorch does; it stays on the host, see Module::to).
+// counted in training as PyTorch does, whatever the device; it stays on the host, see Module::to,
+// and one put on a GPU moves back to the host at the next training forward).
 class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(int64_t num_features, double eps = 1e-5, double momentum = 0.1);

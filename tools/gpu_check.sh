@@ -1,19 +1,47 @@
 #!/usr/bin/env bash
-# tools/gpu_check.sh OUT_DIR [BUILD_DIR] — everything a session on the GPU machine is for, in
-# one run of a few minutes (about 8 at most on an H100):
-#   1. every CUDA test: ctest -L cuda (or the cuda_tests binary itself when the build folder
-#      was moved, so CTest's recorded paths are stale);
-#   2. compute-sanitizer memcheck, then racecheck, over cuda_tests with ENGINE_CUDA_NO_CACHE=1
-#      (exact-size allocations freed at once, so every overrun and use-after-free is seen);
-#   3. every GPU benchmark in BUILD_DIR/bench (the kernel labs, bench/cuda/<family>_bench.cu:
-#      each validates its kernels against the CPU and times them), each writing JSON.
-# Writes OUT_DIR/<step>.log (full output), OUT_DIR/bench/<name>.json, OUT_DIR/results.json
-# (every step's status, time and summary, the benchmark JSON inlined) and prints a short
-# pass/fail table last. Exit status: 0 when nothing failed (skipped is fine), 1 otherwise.
+# tools/gpu_check.sh OUT_DIR [BUILD_DIR] — every correctness check a session on the GPU machine is
+# for, in one run of at most GPU_CHECK_BUDGET seconds (default 480: 8 of the session's ~15
+# minutes, the rest being machine start-up and a rerun). Steps, in the order of what a finding
+# is worth per second (each has a time cap; later steps get what is left, and are skipped when
+# too little is). Expected times on an H100 (16 cores) in brackets, estimated, not yet measured:
+#   0. deps          which library a binary cannot find, before anything runs           [0 s]
+#   1. tests         every CUDA test: ctest -L cuda (tests/cuda and the kernel labs'
+#                    tests/cuda_labs), or, when the build folder was moved (CTest's recorded
+#                    paths are stale), both binaries directly                       [30-60 s]
+#   2. app_smoke     tools/app_cuda_smoke.sh: every image2gps subcommand on CUDA, each result
+#                    that depends on the device held against the CPU's (eval --knn meters,
+#                    predict, forward), BatchNorm's batch counter in the checkpoints  [20-40 s]
+#   3. model_parity  tests/parity/test_models.py --device cuda: resnet18/50 and convnext_tiny
+#                    on CUDA (float32 on cuDNN/cuBLAS and on our kernels, float64) against
+#                    torchvision's float64 CPU reference: eval outputs, train-mode outputs,
+#                    every gradient, five AdamW steps; skipped when no python3 has torch and
+#                    torchvision                                                       [60-90 s]
+#   4. <lab>_bench   every kernel lab (bench/cuda/<family>_bench.cu: validates each version
+#                    against the CPU, then times it), each writing JSON         [10-30 s each]
+#   5. memcheck, then racecheck: compute-sanitizer over cuda_labs_tests (the hand-written
+#      kernels, quick), then cuda_tests, with ENGINE_CUDA_NO_CACHE=1 (exact-size allocations
+#      freed at once, so every overrun and use-after-free is seen)          [the rest: 60-180 s]
+# Why this order: 1-3 decide whether what users run is right on the GPU (3 is the slowest of
+# them, its PyTorch references being CPU work). The benchmarks come before the sanitizers
+# because their numbers exist nowhere else and each lab is also a correctness check of every
+# kernel version; the sanitizers slow kernels 10-100x, re-run tests that already passed in 1,
+# and are the steps a tight budget cuts: a sanitizer run that is cut with no error found is
+# PART (not a failure), one that finds an error is FAIL. The end-to-end GPU benchmarks against
+# PyTorch are tools/gpu_bench.sh's (its own budget), not this script's.
+# Writes OUT_DIR/<step>.log (full output), OUT_DIR/bench/<name>.json, OUT_DIR/app_smoke/,
+# OUT_DIR/results.json (every step's status, time and summary, the benchmark JSON inlined) and
+# prints a short table last. Exit status: 0 when nothing failed (SKIP and PART are fine), 1
+# otherwise. Without a GPU every GPU step is SKIP and the run takes seconds.
 #
 #   BUILD_DIR         the CUDA build (default build/cuda-release: cmake --preset cuda-release)
-#   GPU_CHECK_BUDGET  seconds for the whole run (default 470); later steps get what is left
+#                     with the targets cuda_tests, cuda_labs_tests, image2gps, modelrun and the
+#                     labs' <family>_bench
+#   GPU_CHECK_BUDGET  seconds for the whole run (default 480); later steps get what is left
+#   GPU_CHECK_ONLY    comma-separated steps to run (tests,app_smoke,model_parity,bench,memcheck,
+#                     racecheck), e.g. for a rerun on a warm machine; the rest are SKIP
 #   GTEST_FILTER      narrows the tests and the sanitizer runs (gtest's own variable)
+#   PARITY_PYTHON     the python with torch and torchvision (default: python3 if it imports
+#                     both, else /usr/bin/python3)
 #
 # Build on the build machine (no GPU needed), run here. What the binaries need at run time:
 # the NVIDIA driver, libcudart/libcublas (CUDA 13, /usr/local/cuda/lib64, added to
@@ -24,15 +52,18 @@
 # links it must carry a copy beside itself with an $ORIGIN rpath). The "deps" step below
 # lists any library a binary cannot find, before anything runs.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 
 out=${1:?usage: tools/gpu_check.sh OUT_DIR [BUILD_DIR]}
 build=${2:-${BUILD_DIR:-build/cuda-release}}
-budget=${GPU_CHECK_BUDGET:-470}
+budget=${GPU_CHECK_BUDGET:-480}
+only=${GPU_CHECK_ONLY:-}
 mkdir -p "$out/bench"
 out=$(cd "$out" && pwd)
 build=$(cd "$build" 2>/dev/null && pwd) || { echo "gpu_check: no build folder ${2:-${BUILD_DIR:-build/cuda-release}}" >&2; exit 2; }
 tests_bin=$build/tests/cuda_tests
+labs_bin=$build/tests/cuda_labs_tests
+test_bins=("$tests_bin" "$labs_bin")
 [ -d /usr/local/cuda/lib64 ] && export LD_LIBRARY_PATH=/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export PATH=$PATH:/usr/local/cuda/bin
 start=$(date +%s)
@@ -43,6 +74,8 @@ record() {  # name status seconds summary log
   names+=("$1") statuses+=("$2") seconds+=("$3") summaries+=("$4") logs+=("$5")
 }
 left() { echo $((budget - ($(date +%s) - start))); }
+cap() { local l=$(left); echo $((l < $1 ? l : $1)); }  # cap MAX: min(MAX, seconds left)
+wanted() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }  # wanted STEP: in GPU_CHECK_ONLY
 json_str() {  # a JSON string literal
   local s=${1//\\/\\\\}
   s=${s//\"/\\\"}
@@ -68,21 +101,25 @@ run() {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "build: $build"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 || echo "nvidia-smi: not available"
-  command -v nvcc >/dev/null && nvcc --version | tail -n 2
-  command -v compute-sanitizer >/dev/null && compute-sanitizer --version | head -n 2
+  # (time limits: a wedged driver must not eat the budget before the first step)
+  timeout 30 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 || echo "nvidia-smi: not available"
+  command -v nvcc >/dev/null && timeout 30 nvcc --version | tail -n 2
+  command -v compute-sanitizer >/dev/null && timeout 30 compute-sanitizer --version | head -n 2
 } >"$out/env.log" 2>&1
-device=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
+device=$(timeout 30 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
 device=${device:-no GPU visible}
 
+# The kernel labs: one binary per bench/cuda/<family>_bench.cu. (cpu_bench and e2e_bench are the
+# CPU suites, gpu_e2e_bench is tools/gpu_bench.sh's.)
 bench_bins=()
-if [ -d "$build/bench" ]; then
-  for b in "$build"/bench/*_bench; do
-    [ -x "$b" ] && [ -f "$b" ] && [ "$(basename "$b")" != cpu_bench ] && bench_bins+=("$b")
-  done
-fi
+for src in bench/cuda/*_bench.cu; do
+  b=$build/bench/$(basename "$src" .cu)
+  [ -x "$b" ] && [ -f "$b" ] && bench_bins+=("$b")
+done
+smoke_exe=$build/apps/image2gps
+modelrun=$build/tests/parity/modelrun
 missing=""
-for b in "$tests_bin" "${bench_bins[@]}"; do
+for b in "${test_bins[@]}" "$smoke_exe" "$modelrun" "${bench_bins[@]}"; do
   [ -x "$b" ] || continue
   m=$(ldd "$b" 2>/dev/null | awk '/not found/ {print $1}' | sort -u | tr '\n' ' ')
   [ -n "$m" ] && missing+="$(basename "$b"): $m; "
@@ -94,7 +131,6 @@ else
   record deps PASS 0 "every binary finds its libraries" deps.log
 fi
 
-# ---- 1. CUDA tests ---------------------------------------------------------------------------
 # count WORD LOG: the N of gtest's "[  PASSED  ] N tests." (FAILED, SKIPPED) lines.
 count() {
   grep -E "^\[  $1 *\] [0-9]+ tests?[,.]" "$2" | grep -oE '\] [0-9]+' | grep -oE '[0-9]+' |
@@ -103,63 +139,119 @@ count() {
 gtest_summary() { echo "$(count PASSED "$1") passed, $(count FAILED "$1") failed, $(count SKIPPED "$1") skipped"; }
 # Without a GPU the CUDA tests skip; a step is then SKIP, not PASS.
 have_gpu=0
-nvidia-smi -L >/dev/null 2>&1 && have_gpu=1
+timeout 30 nvidia-smi -L >/dev/null 2>&1 && have_gpu=1
 verdict() {  # rc: PASS, FAIL or SKIP
   if [ "$1" -ne 0 ]; then echo FAIL; elif [ $have_gpu -eq 0 ]; then echo SKIP; else echo PASS; fi
 }
-if [ ! -x "$tests_bin" ]; then
-  record tests FAIL 0 "no $tests_bin: build the cuda_tests target" tests.log
-else
-  limit=$(($(left) > 200 ? 200 : $(left)))
+timed_out() { [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; }
+# gate STEP LOG [MIN_SECONDS]: false (and the step recorded SKIP) when it is not wanted or the
+# budget has less than MIN_SECONDS (default 20) left.
+gate() {
+  if ! wanted "$1"; then
+    record "$1" SKIP 0 "not in GPU_CHECK_ONLY=$only" "$2"
+    return 1
+  fi
+  if [ "$(left)" -lt "${3:-20}" ]; then
+    record "$1" SKIP 0 "time budget spent" "$2"
+    return 1
+  fi
+}
+
+# ---- 1. CUDA tests (tests/cuda and tests/cuda_labs) --------------------------------------------
+missing_tests=""
+for b in "${test_bins[@]}"; do
+  [ -x "$b" ] || missing_tests+="$(basename "$b") "
+done
+if [ -n "$missing_tests" ]; then
+  record tests FAIL 0 "not built: $missing_tests(build those targets)" tests.log
+elif gate tests tests.log; then
+  limit=$(cap 200)
   cached=$(sed -n 's/^CMAKE_CACHEFILE_DIR:INTERNAL=//p' "$build/CMakeCache.txt" 2>/dev/null)
   if command -v ctest >/dev/null && [ "$cached" = "$build" ]; then
     run "$out/tests.log" "$limit" ctest --test-dir "$build" -L cuda --output-on-failure -j4 \
       --timeout 120 --output-junit "$out/tests_junit.xml"
     summary="ctest -L cuda: $(grep -oE '[0-9]+ tests failed out of [0-9]+' "$out/tests.log" |
       tail -n 1), $(grep -c '(Skipped)' "$out/tests.log") skipped"
+    timed_out && summary="timed out after ${limit}s; $summary"
+    record tests "$(verdict $rc)" "$secs" "$summary" tests.log
   else
-    # CTest's files hold the build folder's old absolute path: run the binary itself.
-    run "$out/tests.log" "$limit" "$tests_bin" --gtest_output=json:"$out/tests.json"
-    summary="cuda_tests (build folder moved, so not through CTest): $(gtest_summary "$out/tests.log")"
+    # CTest's files hold the build folder's old absolute path: run the binaries themselves,
+    # each its own step (the labs' tests are quick, so they go first).
+    for b in "$labs_bin" "$tests_bin"; do
+      name=$(basename "$b")
+      gate tests "$name.log" || break
+      if [ "$b" = "$labs_bin" ]; then limit=$(cap 60); else limit=$(cap 200); fi
+      run "$out/$name.log" "$limit" "$b" --gtest_output=json:"$out/$name.json"
+      summary="$name (build folder moved, so not through CTest): $(gtest_summary "$out/$name.log")"
+      timed_out && summary="timed out after ${limit}s; $summary"
+      record "tests:$name" "$(verdict $rc)" "$secs" "$summary" "$name.log"
+    done
   fi
-  record tests "$(verdict $rc)" "$secs" "$summary" tests.log
 fi
 
-# ---- 2. compute-sanitizer ------------------------------------------------------------------
-# API errors are not reported: the engine checks every call itself, and the tests provoke some
-# on purpose (the out-of-memory test asks for 1 PiB).
-sanitizer=$(command -v compute-sanitizer)
-for tool in memcheck racecheck; do
-  if [ $have_gpu -eq 0 ]; then
-    record "$tool" SKIP 0 "no GPU visible" "$tool.log"
-    continue
+# ---- 2. image2gps end to end on CUDA ---------------------------------------------------------
+if [ ! -x "$smoke_exe" ]; then
+  record app_smoke FAIL 0 "no $smoke_exe: build the image2gps target" app_smoke.log
+elif [ $have_gpu -eq 0 ]; then
+  record app_smoke SKIP 0 "no GPU visible (tools/app_cuda_smoke.sh BUILD OUT cpu checks the script)" app_smoke.log
+elif gate app_smoke app_smoke.log 30; then
+  limit=$(cap 90)
+  run "$out/app_smoke.log" "$limit" bash tools/app_cuda_smoke.sh "$build" "$out/app_smoke" cuda
+  if [ $rc -eq 0 ]; then
+    summary=$(grep -E '^app_smoke: PASS' "$out/app_smoke.log" | tail -n 1)
+  elif timed_out; then
+    summary="timed out after ${limit}s; last: $(grep '^app_smoke: ' "$out/app_smoke.log" | tail -n 1)"
+  else
+    summary=$(grep -E '^app_smoke: FAIL' "$out/app_smoke.log" | tail -n 1)
+    summary=${summary:-exit $rc (see app_smoke.log)}
   fi
-  if [ -z "$sanitizer" ] || [ ! -x "$tests_bin" ]; then
-    record "$tool" SKIP 0 "compute-sanitizer or cuda_tests missing" "$tool.log"
-    continue
-  fi
-  if [ "$(left)" -lt 30 ]; then
-    record "$tool" SKIP 0 "time budget spent" "$tool.log"
-    continue
-  fi
-  limit=$(($(left) > 170 ? 170 : $(left)))
-  ENGINE_CUDA_NO_CACHE=1 run "$out/$tool.log" "$limit" "$sanitizer" --tool "$tool" \
-    --report-api-errors no --error-exitcode 99 "$tests_bin" --gtest_brief=1
-  errors=$(grep -oE 'ERROR SUMMARY: [0-9]+' "$out/$tool.log" | tail -n 1 | grep -oE '[0-9]+$')
-  summary="${errors:-?} errors; tests: $(gtest_summary "$out/$tool.log")"
-  [ $rc -eq 124 ] || [ $rc -eq 137 ] && summary="timed out after ${limit}s; $summary"
-  record "$tool" "$(verdict $rc)" "$secs" "$summary" "$tool.log"
-done
+  record app_smoke "$(verdict $rc)" "$secs" "${summary#app_smoke: }" app_smoke.log
+fi
 
-# ---- 3. GPU benchmarks -------------------------------------------------------------------------
+# ---- 3. whole models on CUDA against torchvision ------------------------------------------------
+parity_py=${PARITY_PYTHON:-}
+if [ -z "$parity_py" ]; then
+  for p in python3 /usr/bin/python3; do
+    if "$p" -c 'import torch, torchvision, numpy' >/dev/null 2>&1; then
+      parity_py=$p
+      break
+    fi
+  done
+fi
+if [ ! -x "$modelrun" ]; then
+  record model_parity FAIL 0 "no $modelrun: build the modelrun target" model_parity.log
+elif [ -z "$parity_py" ]; then
+  record model_parity SKIP 0 "no python3 here imports torch, torchvision and numpy (set PARITY_PYTHON)" model_parity.log
+elif [ $have_gpu -eq 0 ]; then
+  record model_parity SKIP 0 "no GPU visible" model_parity.log
+elif gate model_parity model_parity.log 60; then
+  limit=$(cap 180)
+  run "$out/model_parity.log" "$limit" "$parity_py" tests/parity/test_models.py \
+    --build-dir "$build" --device cuda
+  summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out/model_parity.log" | tail -n 1)"
+  case $rc in
+    0) status=PASS ;;
+    77) status=SKIP summary=$(grep -m1 '^SKIPPED' "$out/model_parity.log") ;;
+    *) status=FAIL ;;
+  esac
+  timed_out && summary="timed out after ${limit}s; $summary"
+  [ $status = FAIL ] && summary="${summary:-exit $rc}; first: $(grep -m1 -E '^ *FAIL' "$out/model_parity.log")"
+  record model_parity "$status" "$secs" "$summary" model_parity.log
+fi
+
+# ---- 4. kernel-lab benchmarks ------------------------------------------------------------------
 # Exit codes of the labs: 0 valid, 1 a version disagrees with the CPU, 77 no GPU.
 for b in "${bench_bins[@]}"; do
   name=$(basename "$b")
+  if ! wanted bench; then
+    record "$name" SKIP 0 "not in GPU_CHECK_ONLY=$only" "bench_$name.log"
+    continue
+  fi
   if [ "$(left)" -lt 20 ]; then
     record "$name" SKIP 0 "time budget spent" "bench_$name.log"
     continue
   fi
-  run "$out/bench_$name.log" "$(($(left) > 90 ? 90 : $(left)))" "$b" --json "$out/bench/$name.json"
+  run "$out/bench_$name.log" "$(cap 90)" "$b" --json "$out/bench/$name.json"
   case $rc in
     0) status=PASS summary="valid; $(grep -c '"op"' "$out/bench/$name.json" 2>/dev/null || echo 0) timings" ;;
     77) status=SKIP summary="no GPU" ;;
@@ -168,7 +260,42 @@ for b in "${bench_bins[@]}"; do
   esac
   record "$name" "$status" "$secs" "$summary" "bench_$name.log"
 done
-[ ${#bench_bins[@]} -eq 0 ] && record benchmarks SKIP 0 "no GPU benchmark built in $build/bench" ""
+[ ${#bench_bins[@]} -eq 0 ] && record benchmarks SKIP 0 "no kernel lab (bench/cuda/*_bench.cu) built in $build/bench" ""
+
+# ---- 5. compute-sanitizer ------------------------------------------------------------------
+# API errors are not reported: the engine checks every call itself, and the tests provoke some
+# on purpose (the out-of-memory test asks for 1 PiB).
+sanitizer=$(command -v compute-sanitizer)
+for tool in memcheck racecheck; do
+  for b in "$labs_bin" "$tests_bin"; do
+    name=$(basename "$b")
+    step="$tool:$name" log="${tool}_$name.log"
+    if ! wanted "$tool"; then
+      record "$step" SKIP 0 "not in GPU_CHECK_ONLY=$only" "$log"
+    elif [ $have_gpu -eq 0 ]; then
+      record "$step" SKIP 0 "no GPU visible" "$log"
+    elif [ -z "$sanitizer" ] || [ ! -x "$b" ]; then
+      record "$step" SKIP 0 "compute-sanitizer or $name missing" "$log"
+    elif [ "$(left)" -lt 30 ]; then
+      record "$step" SKIP 0 "time budget spent" "$log"
+    else
+      if [ "$b" = "$labs_bin" ]; then limit=$(cap 90); else limit=$(cap 170); fi
+      ENGINE_CUDA_NO_CACHE=1 run "$out/$log" "$limit" "$sanitizer" --tool "$tool" \
+        --report-api-errors no --error-exitcode 99 "$b" --gtest_brief=1
+      errors=$(grep -oE 'ERROR SUMMARY: [0-9]+' "$out/$log" | tail -n 1 | grep -oE '[0-9]+$')
+      summary="${errors:-?} errors; tests: $(gtest_summary "$out/$log")"
+      status=$(verdict $rc)
+      if timed_out; then
+        # Cut by its time slice: the errors found so far decide (compute-sanitizer prints
+        # each as "========= Invalid ..." / "========= Race ..." when it happens).
+        found=$(grep -cE '^========= (Invalid|Race|Error|Uninitialized|Program hit)' "$out/$log")
+        summary="cut after ${limit}s; $found errors in the part that ran; tests: $(gtest_summary "$out/$log")"
+        if [ "$found" -gt 0 ]; then status=FAIL; else status=PART; fi
+      fi
+      record "$step" "$status" "$secs" "$summary" "$log"
+    fi
+  done
+done
 
 # ---- results.json and the table ----------------------------------------------------------------
 {

@@ -1,6 +1,8 @@
 // CUDA batch_norm against the CPU, our kernels and cuDNN's: training (batch statistics, the
 // running-stat update, the gradient through the statistics), eval, no affine part, [N, C]
 // inputs, float64 (ours only: cuDNN's path is float32); and ours against cuDNN directly.
+// Also the module, nn::BatchNorm2d: its num_batches_tracked counts training batches on CUDA.
+#include "nn/layers.h"
 #include "tests/cuda/op_check.h"
 
 namespace cuda_test {
@@ -84,6 +86,45 @@ TEST_F(CudaBatchNorm, OursAndCudnnAgree) {
   }
   EXPECT_TRUE(testing_util::all_close(ys[1], ys[0], 1e-4, 1e-4));
   EXPECT_TRUE(testing_util::all_close(rms[1], rms[0], 1e-5, 1e-6));
+}
+
+// PyTorch's num_batches_tracked goes into every checkpoint, so it must count training batches
+// on the GPU as on the CPU: with the counter where Module::to leaves it (on the host), and
+// with a counter that reached the GPU anyway (a device tensor put in its slot), which must
+// keep counting from its value. The running statistics move as the CPU module's do.
+TEST_F(CudaBatchNorm, ModuleCountsTrainingBatches) {
+  Tensor x = host_random({3, 5, 4, 6}, 31, -1, 2);
+  nn::BatchNorm2d cpu(6), gpu(6);
+  gpu.to(kGpu);
+  ASSERT_TRUE(gpu.running_mean.device().is_cuda());
+  Tensor gx = x.to(kGpu);
+  auto both = [&] {  // one forward of each module on the same batch
+    cpu(x);
+    gpu(gx);
+  };
+  both();
+  both();
+  EXPECT_EQ(gpu.num_batches_tracked.item(), 2.0);
+  EXPECT_EQ(gpu.num_batches_tracked.item(), cpu.num_batches_tracked.item());
+  gpu.eval();
+  cpu.eval();
+  both();
+  EXPECT_EQ(gpu.num_batches_tracked.item(), 2.0);  // eval does not count
+
+  gpu.train();
+  cpu.train();
+  gpu.num_batches_tracked = Tensor::full({}, 40, DType::Int64).to(kGpu);
+  ASSERT_TRUE(gpu.num_batches_tracked.device().is_cuda());
+  Tensor handle = gpu.state_dict().at("num_batches_tracked");  // shares the slot's TensorImpl
+  both();
+  EXPECT_EQ(gpu.num_batches_tracked.item(), 41.0);
+  EXPECT_TRUE(gpu.num_batches_tracked.device().is_cpu());  // back on the host, in place:
+  EXPECT_EQ(handle.item(), 41.0);                          // an earlier handle sees it
+  both();
+  EXPECT_EQ(gpu.state_dict().at("num_batches_tracked").item(), 42.0);
+  EXPECT_EQ(cpu.num_batches_tracked.item(), 4.0);
+  EXPECT_TRUE(testing_util::all_close(gpu.running_mean, cpu.running_mean, 1e-5, 1e-6));
+  EXPECT_TRUE(testing_util::all_close(gpu.running_var, cpu.running_var, 1e-5, 1e-6));
 }
 
 }  // namespace

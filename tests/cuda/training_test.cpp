@@ -2,7 +2,8 @@
 // norm in training mode with running statistics, ReLU, residual adds, global pool, the MLP
 // head's dropout and linears) takes three SGD-with-momentum steps on the same batch from the
 // same initial weights on both devices, with our kernels and with cuDNN's; the losses must
-// agree within 1e-3 and the weights must have moved the same way. (SGD, not Adam, so that the
+// agree within 1e-3, the weights must have moved the same way and every BatchNorm must have
+// counted its three batches (num_batches_tracked). (SGD, not Adam, so that the
 // update is linear in the gradient: Adam turns a gradient component that is zero up to
 // rounding into a full +-lr step whose sign the rounding decides. Adam's kernels are checked
 // in optimizer_test.cpp.)
@@ -57,7 +58,11 @@ TEST_F(CudaTraining, SmallCnnTrainsLikeOnTheCpu) {
     auto cs = cpu_model->state_dict(), gs = gpu_model->state_dict();
     ASSERT_EQ(cs.size(), gs.size());
     for (auto& [name, t] : cs) {
-      if (t.dtype() == DType::Int64) continue;  // num_batches_tracked: informational
+      if (t.dtype() == DType::Int64) {  // num_batches_tracked: three training forwards each
+        EXPECT_EQ(gs.at(name).item(), 3.0) << engine::cuda::impl_name(impl) << " " << name;
+        EXPECT_EQ(t.item(), 3.0) << name;
+        continue;
+      }
       EXPECT_TRUE(testing_util::all_close(gs.at(name), t, 1e-3, 1e-4))
           << engine::cuda::impl_name(impl) << " " << name;
     }

@@ -1,6 +1,7 @@
 // tests/parity/modelrun.cpp — runs a whole model for the PyTorch parity test (test_models.py).
 //
 //   modelrun SPEC.json WEIGHTS.safetensors IN.safetensors OUT.safetensors
+//   modelrun --probe cuda      exit 0 if this build can run on a GPU here, else 77 and why
 //
 // WEIGHTS is a torchvision state_dict converted by weights/convert.py (PyTorch names, OIHW
 // convs); it must fit the model exactly, head included. IN holds "x" (any float dtype) in NCHW
@@ -9,6 +10,10 @@
 //
 // SPEC: {"arch": "resnet18", "num_outputs": 1000, "head": "linear", "mode": "eval",
 //        "dtype": "float32", "drop_path_rate": 0, ...}
+//   device "cpu" (default) or "cuda": where the model, the input and the target live (weights
+//   are loaded on the host first, then moved, as the app does). Outputs come back to the host.
+//   On CUDA the cuBLAS/cuDNN-or-ours switches and TF32 follow the environment
+//   (ENGINE_CUDA_IMPL_<FAMILY>, ENGINE_CUDA_TF32; engine/cuda/runtime.h).
 //   dtype "float32" (default, what the app trains in) or "float64": every float parameter,
 //   buffer and the input are converted before the run, so the model's math can be compared
 //   with torch's float64 without float32 rounding (which flips ReLU / max-pool decisions on
@@ -31,6 +36,9 @@
 
 #include "engine/engine.h"
 #include "engine/io/safetensors.h"
+#ifdef ENGINE_WITH_CUDA
+#include "engine/cuda/runtime.h"
+#endif
 #include "models/model.h"
 #include "models/weights.h"
 #include "nn/optimizer.h"
@@ -90,7 +98,32 @@ Tensor loss_of(models::Model& model, const Tensor& x, const Tensor& target, Tens
   return mse_loss(y, target);
 }
 
+// `modelrun --probe cuda`: can this binary put a tensor on a GPU? The test script asks before
+// it spends minutes on PyTorch references; the engine's own message says why not.
+int probe(const std::string& device) {
+  check(device == "cuda", "modelrun: --probe takes 'cuda', got '", device, "'");
+  if (engine::cuda_available()) {
+#ifdef ENGINE_WITH_CUDA
+    namespace ec = engine::cuda;
+    std::cout << "cuda: " << ec::device_description() << "; TF32 " << (ec::tf32() ? "on" : "off");
+    for (auto f : {ec::Family::Gemm, ec::Family::Conv, ec::Family::Depthwise,
+                   ec::Family::BatchNorm, ec::Family::Pool})
+      std::cout << "; " << ec::family_name(f) << " " << ec::impl_name(ec::impl(f));
+    std::cout << "\n";
+#endif
+    return 0;
+  }
+  try {
+    Tensor::zeros({1}, DType::Float32, Device::cuda());
+    std::cout << "cuda: not available (no reason given)\n";
+  } catch (const std::exception& e) {
+    std::cout << "cuda: not available: " << e.what() << "\n";
+  }
+  return 77;
+}
+
 int run(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "--probe") return probe(argv[2]);
   check(argc == 5, "usage: modelrun SPEC.json WEIGHTS.safetensors IN.safetensors OUT.safetensors");
   std::ifstream spec_file(argv[1]);
   check(spec_file.good(), "modelrun: cannot read ", argv[1]);
@@ -109,12 +142,14 @@ int run(int argc, char** argv) {
   models::LoadOptions lo;
   lo.head = models::HeadMismatch::Error;  // the checkpoint carries exactly this head
   models::load_weights(*model, argv[2], lo);
+  const Device device = Device::parse(spec.value("device", "cpu"));
+  model->to(device);  // num_batches_tracked stays a host counter (nn::Module::to)
 
   auto in = io::load_safetensors(argv[3]).tensors;
   check(in.count("x"), "modelrun: ", argv[3], " has no 'x'");
   Tensor x_nchw = in.at("x");
   check(x_nchw.dim() == 4 && x_nchw.size(1) == 3, "modelrun: 'x' must be NCHW [N, 3, H, W]");
-  const Tensor x = x_nchw.to(dtype).permute({0, 2, 3, 1}).contiguous();
+  const Tensor x = x_nchw.to(dtype).permute({0, 2, 3, 1}).contiguous().to(device);
 
   TensorMap out;
   if (mode == "eval") {
@@ -124,7 +159,7 @@ int run(int argc, char** argv) {
     out["features"] = model->features(x);
   } else if (mode == "train_grad" || mode == "adamw") {
     check(in.count("target"), "modelrun: mode ", mode, " needs 'target' in ", argv[3]);
-    const Tensor target = in.at("target").to(dtype);
+    const Tensor target = in.at("target").to(dtype).to(device);
     model->train();
     if (mode == "train_grad") {
       Tensor loss = loss_of(*model, x, target, &out);

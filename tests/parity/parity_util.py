@@ -24,10 +24,13 @@ def require_torch():
         sys.exit(SKIP)
 
 
-def parse_args():
+def parse_args(add_arguments=None):
+    """--build-dir and -k for every script; add_arguments(parser) adds a script's own."""
     p = argparse.ArgumentParser()
     p.add_argument("--build-dir", required=True)
     p.add_argument("-k", default="", help="only cases whose name contains this")
+    if add_arguments:
+        add_arguments(p)
     return p.parse_args()
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tests/parity/test_models.py — whole models against torchvision, on the CPU.
+"""tests/parity/test_models.py — whole models against torchvision, on the CPU or on CUDA.
 
 For resnet18, resnet50 and convnext_tiny (full size) a torchvision model is built with
 torch.manual_seed(0), and then everything torchvision initialises to a constant is randomised
@@ -33,8 +33,36 @@ Checks (batch 2):
                  tolerance as eval_32. Reported as skipped when apps/image2gps is not built.
 The last lines printed are the worst error of each (model, check) next to its tolerance.
 
+--device cuda (or PARITY_DEVICE=cuda) runs our side on the GPU (a CUDA build's modelrun and
+image2gps) against the same PyTorch float64 references, computed on the CPU as above, so the
+CUDA results are held to the CPU's reference. TF32 is forced off (ENGINE_CUDA_TF32=0). Every
+float32 check runs twice, suffixed _vendor (cuBLAS/cuDNN for every family that has them) and
+_ours (ENGINE_CUDA_IMPL_<FAMILY>=ours: the engine's own kernels); float64 runs with the
+engine's defaults, which are our kernels for every cuDNN family (cuDNN takes float32 only here)
+and cuBLAS's DGEMM. The tolerances are the CPU's, for these reasons:
+  * float32: the GPU's sums run in another order (tiles, split reductions, FMA contraction)
+    than the CPU's, but their rounding error has the same size (~sqrt(terms) * 6e-8 relative),
+    which is what the CPU tolerances were set against with a wide margin (measured on the
+    CPU: worst eval_32 4e-7 against 1e-4, train_fwd_32 6e-6 and train_grad_32 1.5e-6 against
+    1e-3). cuDNN's Winograd and FFT algorithms, which the engine may pick for float32 (FMA
+    math, not TF32), add transform rounding that is larger but, by the literature, within
+    ~10x of a direct convolution's, still far inside these margins.
+  * train_grad_32 / train_fwd_32 / the states are compared by norm relative to the tensor's
+    norm, as on the CPU, so a few elements with large relative error (cancellation) do not
+    decide; cuDNN's batch-norm statistics are float32 sums (ours are shifted sums in
+    double), over at most 2x112x112 values per channel here: ~1e-6 relative, far below 1e-3.
+  * float64 (eval, train_grad, adamw): the engine's float64 kernels accumulate in float64 in
+    any order; their error (~1e-14) is as far below the tolerances as the CPU's. AdamW runs in
+    float64 for the reason the ResNets' gradients do: a float32 gradient component that is
+    zero up to rounding becomes a full +-lr step whose sign the rounding picks.
+The PyTorch references take most of the time on either device (one thread, see
+torch_threads: ~30 s for the three models on an idle core here); our side on an H100 is
+CUDA start-up, weight loading and milliseconds of compute per run.
+
     /usr/bin/python3 tests/parity/test_models.py --build-dir build [-k resnet18]
-Exit status: 0 pass, 1 fail, 77 skipped (torch/torchvision missing or modelrun not built).
+    /usr/bin/python3 tests/parity/test_models.py --build-dir build-cuda --device cuda
+Exit status: 0 pass, 1 fail, 77 skipped (torch/torchvision missing, modelrun not built, or
+--device cuda without a CUDA build or a visible GPU).
 """
 import copy
 import json
@@ -68,6 +96,18 @@ GRAD_TOL = {"float32": 1e-3, "float64": 1e-9}    # ||ours - torch|| / ||torch||,
 ADAMW_TOL = 1e-7                                 # same norm, float64; also each step's loss
 ADAMW = dict(lr=1e-4, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.05, steps=5)
 BATCH = 2
+CUDA_FAMILIES = ("GEMM", "CONV", "DEPTHWISE", "BATCHNORM", "POOL")  # engine/cuda/runtime.h
+
+
+def tolerance(mode):
+    """The tolerance of a check by its mode name (eval_32, train_grad_64_ours, ...)."""
+    base = mode.replace("_vendor", "").replace("_ours", "")
+    bits = "float64" if base.endswith("_64") else "float32"
+    if base.startswith("adamw"):
+        return ADAMW_TOL
+    if base.startswith("eval") or base.startswith("cli"):
+        return EVAL_TOL[bits]
+    return GRAD_TOL[bits]
 
 # arch -> (embedding dim, head module path, training-check resolution, float32 train_grad too).
 # float32 gradients of a ReLU network are not comparable to float64 ones: a pre-activation
@@ -222,27 +262,47 @@ class Tracker:
         print(f"  skip  {name}: {why}")
 
 
-def run_modelrun(build_dir, work, tag, spec, weights, inputs):
-    base = os.path.join(work, tag)
-    with open(base + ".json", "w") as f:
-        json.dump(spec, f)
-    pu.write_safetensors(base + ".in", inputs)
-    t0 = time.time()
-    # Idle OpenMP threads sleep instead of spinning: on a loaded machine (ctest -j) spinning
-    # threads tripled modelrun's CPU time. A user's own setting wins.
-    env = dict(os.environ)
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    r = pu.run_tool(build_dir, "tests/parity/modelrun",
-                    [base + ".json", weights, base + ".in", base + ".out"], env=env)
-    dt = time.time() - t0
-    if r.returncode != 0:
-        raise RuntimeError(f"modelrun {tag} failed (exit {r.returncode}): {r.stderr.strip()}")
-    return pu.read_safetensors(base + ".out"), dt
+class Ours:
+    """How our side runs: the build, a scratch folder, the device and, on CUDA, the
+    implementation variants each float32 check runs under."""
+
+    def __init__(self, build_dir, work, device):
+        self.build_dir, self.work, self.device = build_dir, work, device
+        self.env = dict(os.environ)
+        # Idle OpenMP threads sleep instead of spinning: on a loaded machine (ctest -j)
+        # spinning threads tripled modelrun's CPU time. A user's own setting wins.
+        self.env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        if device == "cuda":
+            self.env["ENGINE_CUDA_TF32"] = "0"  # the tolerances assume FMA float32 math
+            for f in CUDA_FAMILIES:  # each variant below says what it wants
+                self.env.pop(f"ENGINE_CUDA_IMPL_{f}", None)
+
+    def float32_variants(self):
+        """(mode suffix, extra environment) for each float32 run."""
+        if self.device == "cpu":
+            return [("", {})]
+        return [("_" + impl, {f"ENGINE_CUDA_IMPL_{f}": impl for f in CUDA_FAMILIES})
+                for impl in ("vendor", "ours")]
+
+    def run(self, tag, spec, weights, inputs, extra_env=None):
+        base = os.path.join(self.work, tag)
+        with open(base + ".json", "w") as f:
+            json.dump(dict(spec, device=self.device), f)
+        pu.write_safetensors(base + ".in", inputs)
+        t0 = time.time()
+        r = pu.run_tool(self.build_dir, "tests/parity/modelrun",
+                        [base + ".json", weights, base + ".in", base + ".out"],
+                        env=dict(self.env, **(extra_env or {})))
+        dt = time.time() - t0
+        if r.returncode != 0:
+            raise RuntimeError(f"modelrun {tag} on {self.device} failed (exit {r.returncode}): "
+                               f"{r.stderr.strip()}")
+        return pu.read_safetensors(base + ".out"), dt
 
 
 # ---- the checks ----------------------------------------------------------------------------
 
-def check_eval(tr, arch, model, weights, build_dir, work):
+def check_eval(tr, arch, model, weights, ours_side):
     _, head_path, _, _ = ARCHS[arch]
     g = torch.Generator().manual_seed(7)
     x = torch.randn(BATCH, 3, 224, 224, generator=g)
@@ -252,18 +312,19 @@ def check_eval(tr, arch, model, weights, build_dir, work):
         y, f = forward_with_features(ref, head_path, x.double())
     t_torch = time.time() - t0
     times = []
-    for dtype in ("float32", "float64"):
+    runs = [("float32", sfx, env) for sfx, env in ours_side.float32_variants()]
+    for dtype, sfx, env in runs + [("float64", "", {})]:
         spec = {"arch": arch, "num_outputs": 1000, "head": "linear", "mode": "eval",
                 "dtype": dtype}
-        ours, dt = run_modelrun(build_dir, work, f"{arch}_eval_{dtype}", spec, weights,
-                                {"x": x.numpy()})
-        mode = f"eval_{dtype[-2:]}"
+        ours, dt = ours_side.run(f"{arch}_eval_{dtype}{sfx}", spec, weights, {"x": x.numpy()},
+                                 env)
+        mode = f"eval_{dtype[-2:]}{sfx}"
         tr.compare(arch, mode, "out", ours.get("out"), y.numpy(), EVAL_TOL[dtype], "max")
         tr.compare(arch, mode, "features", ours.get("features"), f.flatten(1).numpy(),
                    EVAL_TOL[dtype], "max")
-        times.append(f"{dtype} {dt:.1f}s")
-    print(f"  {arch} eval 224x224: ours {', '.join(times)}; torch float64 {t_torch:.1f}s; "
-          f"output scale {float(y.abs().max()):.3g}")
+        times.append(f"{dtype}{sfx} {dt:.1f}s")
+    print(f"  {arch} eval 224x224 on {ours_side.device}: ours {', '.join(times)}; "
+          f"torch float64 {t_torch:.1f}s; output scale {float(y.abs().max()):.3g}")
 
 
 def train_inputs(arch):
@@ -309,15 +370,16 @@ def compare_state(tr, arch, mode, ref_state, ours, tol):
     tr.report.check(f"{arch}:{mode}:no_extra_state", not extra, f"unexpected {extra[:5]}")
 
 
-def check_train_grad(tr, arch, first, x, target, weights2, build_dir, work, dtype, grads=True):
+def check_train_grad(tr, arch, first, x, target, weights2, ours_side, dtype, grads=True,
+                     suffix="", env=None):
     """grads=False checks only the train-mode forward (output, loss, running stats): that much
     of a float32 ReLU network does not depend on which side of zero a tiny pre-activation
     falls."""
     spec = {"arch": arch, "num_outputs": 2, "head": "linear", "mode": "train_grad",
             "drop_path_rate": 0.0, "dtype": dtype}
-    ours, dt = run_modelrun(build_dir, work, f"{arch}_train_{dtype}", spec, weights2,
-                            {"x": x.numpy(), "target": target.numpy()})
-    mode, tol = f"train_{'grad' if grads else 'fwd'}_{dtype[-2:]}", GRAD_TOL[dtype]
+    ours, dt = ours_side.run(f"{arch}_train_{dtype}{suffix}", spec, weights2,
+                             {"x": x.numpy(), "target": target.numpy()}, env)
+    mode, tol = f"train_{'grad' if grads else 'fwd'}_{dtype[-2:]}{suffix}", GRAD_TOL[dtype]
     tr.compare(arch, mode, "out", ours.get("out"), first["out"], tol, "norm")
     tr.compare(arch, mode, "loss", ours.get("loss"), first["loss"], tol, "norm")
     if grads:
@@ -327,21 +389,22 @@ def check_train_grad(tr, arch, first, x, target, weights2, build_dir, work, dtyp
         tr.report.check(f"{arch}:{mode}:no_extra_grads", not extra, f"unexpected {extra[:5]}")
     compare_state(tr, arch, mode, first["state"], ours, tol)
     what = f"{len(first['grads'])} gradients" if grads else "output, loss and running stats"
-    print(f"  {arch} {mode} {x.shape[2]}x{x.shape[3]}: {what}, ours {dt:.1f}s")
+    print(f"  {arch} {mode} {x.shape[2]}x{x.shape[3]} on {ours_side.device}: {what}, "
+          f"ours {dt:.1f}s")
 
 
-def check_adamw(tr, arch, losses, final, x, target, weights2, build_dir, work):
+def check_adamw(tr, arch, losses, final, x, target, weights2, ours_side):
     spec = {"arch": arch, "num_outputs": 2, "head": "linear", "mode": "adamw",
             "drop_path_rate": 0.0, "dtype": "float64", **ADAMW}
-    ours, dt = run_modelrun(build_dir, work, f"{arch}_adamw", spec, weights2,
-                            {"x": x.numpy(), "target": target.numpy()})
+    ours, dt = ours_side.run(f"{arch}_adamw", spec, weights2,
+                             {"x": x.numpy(), "target": target.numpy()})
     got = ours.get("losses")
     for i, l in enumerate(losses):
         tr.compare(arch, "adamw_64", f"loss[{i}]", None if got is None else got[i:i + 1], [l],
                    ADAMW_TOL, "norm")
     compare_state(tr, arch, "adamw_64", final, ours, ADAMW_TOL)
-    print(f"  {arch} adamw float64: losses {' '.join('%.5g' % l for l in losses)}, "
-          f"ours {dt:.1f}s")
+    print(f"  {arch} adamw float64 on {ours_side.device}: losses "
+          f"{' '.join('%.5g' % l for l in losses)}, ours {dt:.1f}s")
 
 
 def write_png(path):
@@ -356,7 +419,8 @@ def write_png(path):
     Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB").save(path)
 
 
-def check_cli(tr, arch, model, weights, build_dir, work):
+def check_cli(tr, arch, model, weights, ours_side):
+    build_dir, work = ours_side.build_dir, ours_side.work
     exe = os.path.join(build_dir, "apps", "image2gps")
     if not os.path.exists(exe):
         tr.skip(f"{arch}:cli", f"{exe} is not built (cmake --build {build_dir} --target image2gps)")
@@ -373,8 +437,9 @@ def check_cli(tr, arch, model, weights, build_dir, work):
     tol = EVAL_TOL["float32"]  # the app runs in float32
     for flag, want in [([], y), (["--features"], f.flatten(1))]:
         key = "features" if flag else "out"
-        r = subprocess.run([exe, "forward", "--arch", arch, "--weights", weights] + flag + [png],
-                           capture_output=True, text=True)
+        r = subprocess.run([exe, "forward", "--arch", arch, "--weights", weights,
+                            "--device", ours_side.device] + flag + [png],
+                           capture_output=True, text=True, env=ours_side.env)
         if r.returncode != 0:
             tr.report.check(f"{arch}:cli:{key}", False,
                             f"image2gps forward exited {r.returncode}: {r.stderr.strip()}")
@@ -387,18 +452,53 @@ def check_cli(tr, arch, model, weights, build_dir, work):
         tr.compare(arch, "cli_32", key, got, want.numpy(), tol, "max")
 
 
+def add_device_argument(p):
+    p.add_argument("--device", choices=("cpu", "cuda"),
+                   default=os.environ.get("PARITY_DEVICE", "cpu"),
+                   help="where our side runs (default: $PARITY_DEVICE or cpu); the PyTorch "
+                        "reference is always float64 on the CPU")
+
+
+def probe_cuda(build_dir):
+    """Exits 77 (skipped) unless this build's modelrun can use a GPU; returns its line."""
+    r = pu.run_tool(build_dir, "tests/parity/modelrun", ["--probe", "cuda"])
+    line = (r.stdout.strip() or r.stderr.strip()).splitlines()
+    line = line[0] if line else f"modelrun --probe cuda exited {r.returncode}"
+    if r.returncode == pu.SKIP:
+        hint = ("configure a CUDA build: cmake -DENGINE_CUDA=ON" if "no CUDA backend" in line
+                else "run where a GPU is visible")
+        print(f"SKIPPED: --device cuda, but {build_dir}'s modelrun says {line} ({hint})")
+        sys.exit(pu.SKIP)
+    if r.returncode != 0:
+        print(f"FAIL: modelrun --probe cuda exited {r.returncode}: {line}")
+        sys.exit(1)
+    return line
+
+
+def torch_threads():
+    """One thread, on the CUDA run too: torch's float64 convolutions (the grouped/depthwise
+    ones most) run many tiny parallel regions. Measured here (2 cores, busy): ConvNeXt-T's
+    five float64 training steps at 160x160 took 15 s on one thread and 288 s wall (136 s CPU)
+    on two, the threads spinning at every region's end. PARITY_TORCH_THREADS overrides."""
+    return int(os.environ.get("PARITY_TORCH_THREADS", "1"))
+
+
 def main():
-    args = pu.parse_args()
+    args = pu.parse_args(add_device_argument)
     if not os.path.exists(os.path.join(args.build_dir, "tests", "parity", "modelrun")):
         print(f"SKIPPED: {args.build_dir}/tests/parity/modelrun is not built "
               f"(cmake --build {args.build_dir} --target modelrun)")
         sys.exit(pu.SKIP)
-    # One thread: torch's float64 convolutions (the grouped/depthwise ones most) run many small
-    # parallel regions, and on a busy CI machine its spinning threads burned 5-10x the CPU time.
-    torch.set_num_threads(1)
+    if args.device == "cuda":
+        print(probe_cuda(args.build_dir))
+    torch.set_num_threads(torch_threads())
+    print(f"our side on {args.device}; PyTorch {torch.__version__} / torchvision "
+          f"{torchvision.__version__} references in float64 on the CPU, "
+          f"{torch.get_num_threads()} thread(s)")
     tr = Tracker()
     start = time.time()
     with pu.tmpdir() as work:
+        ours_side = Ours(args.build_dir, work, args.device)
         for arch, (emb, head_path, _, f32_train) in ARCHS.items():
             if args.k and args.k not in arch:
                 continue
@@ -406,9 +506,9 @@ def main():
             try:
                 model = build_torch_model(arch)
                 weights = save_and_convert(model, work, arch)
-                check_eval(tr, arch, model, weights, args.build_dir, work)
+                check_eval(tr, arch, model, weights, ours_side)
                 if arch == "resnet18":
-                    check_cli(tr, arch, model, weights, args.build_dir, work)
+                    check_cli(tr, arch, model, weights, ours_side)
                 os.remove(weights)
                 model2 = copy.deepcopy(model)
                 set_head(model2, head_path, 2, emb, seed=3)
@@ -417,22 +517,19 @@ def main():
                 t0 = time.time()
                 first, losses, final = torch_training(model2, x, target)
                 print(f"  {arch} torch float64 training reference: {time.time() - t0:.1f}s")
-                check_train_grad(tr, arch, first, x, target, weights2, args.build_dir, work,
-                                 "float64")
-                check_train_grad(tr, arch, first, x, target, weights2, args.build_dir, work,
-                                 "float32", grads=f32_train)
-                check_adamw(tr, arch, losses, final, x, target, weights2, args.build_dir, work)
+                check_train_grad(tr, arch, first, x, target, weights2, ours_side, "float64")
+                for sfx, env in ours_side.float32_variants():
+                    check_train_grad(tr, arch, first, x, target, weights2, ours_side, "float32",
+                                     grads=f32_train, suffix=sfx, env=env)
+                check_adamw(tr, arch, losses, final, x, target, weights2, ours_side)
                 os.remove(weights2)
             except Exception as e:  # one model's crash must not hide the others' results
                 tr.report.check(f"{arch}:run", False, f"{type(e).__name__}: {e}")
-    tols = {"eval_32": EVAL_TOL["float32"], "eval_64": EVAL_TOL["float64"],
-            "cli_32": EVAL_TOL["float32"], "train_grad_32": GRAD_TOL["float32"],
-            "train_fwd_32": GRAD_TOL["float32"],
-            "train_grad_64": GRAD_TOL["float64"], "adamw_64": ADAMW_TOL}
-    print("worst error per model and check (eval/cli: max|ours-torch|/max|torch|; train_grad, "
-          "adamw: ||ours-torch||/||torch|| per tensor; torch in float64):")
+    print(f"worst error per model and check, our side on {args.device} (eval/cli: "
+          "max|ours-torch|/max|torch|; train, adamw: ||ours-torch||/||torch|| per tensor; "
+          "torch in float64):")
     for (arch, mode), (err, key) in sorted(tr.worst.items()):
-        print(f"  {arch:14s} {mode:14s} {err:9.3g}  (tolerance {tols.get(mode, 0):g}; worst: {key})")
+        print(f"  {arch:14s} {mode:20s} {err:9.3g}  (tolerance {tolerance(mode):g}; worst: {key})")
     print(f"total {time.time() - start:.0f}s")
     tr.report.exit()
 
