@@ -6,8 +6,10 @@
 // BM_matmul_fwd/{ours,libtorch}: forward only, no autograd tape. 2*4096*512*512 = 2.15 GFLOP.
 // BM_matmul_fwd_bwd/{ours,libtorch}: both operands require grad; forward, then backward of a
 //   fixed random output gradient (dA = dY B^T, dB = A^T dY): 3 GEMMs, 6.4 GFLOP.
-// Both sides use 2 threads (OpenBLAS's default on this 2-core machine; LibTorch is set to 2).
+// Both sides use 2 threads (our OpenMP team; LibTorch is set to 2, and so is the OpenBLAS it
+// calls, which is ours: our GEMM runs it single-threaded inside its own threads).
 #include <benchmark/benchmark.h>
+#include <cblas.h>
 
 #include <algorithm>
 #include <vector>
@@ -65,6 +67,7 @@ void settings(benchmark::internal::Benchmark* b) {
 #ifdef BENCH_WITH_LIBTORCH
 void matmul_fwd_libtorch(benchmark::State& state) {
   torch::set_num_threads(2);
+  openblas_set_num_threads(2);  // LibTorch's BLAS is our OpenBLAS, which our GEMM left at 1
   torch::manual_seed(3);
   torch::Tensor a = torch::randn({kM, kK}), b = torch::randn({kK, kN});
   torch::NoGradGuard no_grad;
@@ -78,6 +81,7 @@ void matmul_fwd_libtorch(benchmark::State& state) {
 
 void matmul_fwd_bwd_libtorch(benchmark::State& state) {
   torch::set_num_threads(2);
+  openblas_set_num_threads(2);
   torch::manual_seed(4);
   torch::Tensor a = torch::randn({kM, kK}).requires_grad_();
   torch::Tensor b = torch::randn({kK, kN}).requires_grad_();

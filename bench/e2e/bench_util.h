@@ -35,16 +35,26 @@ extern "C" void openblas_set_num_threads(int num_threads);  // OpenBLAS's own po
 namespace bench {
 
 // The thread count of both sides: 2 (this build machine's cores) unless BENCH_THREADS says
-// otherwise. Sets OpenMP (our kernels and, inside them, our GEMMs: kernels/cpu/matmul.cpp runs
-// OpenBLAS single-threaded and sets it back to 1 whenever it finds otherwise), OpenBLAS (for
-// LibTorch's own BLAS calls, if it shares our OpenBLAS) and LibTorch's intra-op pool.
-inline int set_threads() {
+// otherwise.
+inline int bench_threads() {
   int n = 2;
   if (const char* e = std::getenv("BENCH_THREADS")) n = std::max(1, std::atoi(e));
+  return n;
+}
+
+// LibTorch's BLAS is the OpenBLAS we link (Debian's libblas.so.3 wraps it), and our GEMM sets
+// it to one thread whenever it runs (kernels/cpu/matmul.cpp): give it its threads back before
+// each LibTorch turn.
+inline void libtorch_blas_threads() { openblas_set_num_threads(bench_threads()); }
+
+// Sets OpenMP (our kernels and, inside them, our GEMMs), OpenBLAS (for LibTorch, see above) and
+// LibTorch's intra-op pool to bench_threads().
+inline int set_threads() {
+  const int n = bench_threads();
 #if defined(_OPENMP)
   omp_set_num_threads(n);
 #endif
-  openblas_set_num_threads(n);
+  libtorch_blas_threads();
 #ifdef BENCH_WITH_LIBTORCH
   torch::set_num_threads(n);
 #endif

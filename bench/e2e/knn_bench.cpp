@@ -83,6 +83,7 @@ void knn_libtorch(benchmark::State& state, int64_t n, int warmup) {
   torch::NoGradGuard no_grad;
   mem.begin_steps();
   bench::time_steps(state, warmup, kQueries, [&] {
+    bench::libtorch_blas_threads();
     torch::Tensor idx = libtorch_knn(q, bank);
     benchmark::DoNotOptimize(idx.data_ptr());
   });

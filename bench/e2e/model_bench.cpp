@@ -116,6 +116,7 @@ class TorchSide {
           params_, torch::optim::AdamWOptions(kLr).weight_decay(kWeightDecay));
   }
   void step(bench::Phases* ph) {
+    bench::libtorch_blas_threads();  // ours, in the paired rounds, left OpenBLAS at 1 thread
     if (!train_) {
       torch::NoGradGuard no_grad;
       torch::Tensor out = net_->forward(images_);
