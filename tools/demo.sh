@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tools/demo.sh — the README's run command: installs what is missing, builds image2gps, and
 # runs `image2gps demo` (a synthetic geotagged campus: render, split, train, evaluate in
-# meters, plot). Extra arguments go to the demo, e.g. `bash tools/demo.sh --images 3000`.
+# meters, plot). Extra arguments go to the demo, e.g. `bash tools/demo.sh --images 8000`.
 #   BUILD_DIR=...  build folder (default build/release)
 set -euo pipefail
 cd "$(dirname "$0")/.."

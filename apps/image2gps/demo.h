@@ -13,9 +13,9 @@ namespace i2g {
 
 struct DemoOptions {
   std::string out = "demo-out";
-  int images = 3000;
+  int images = 5000;
   int image_size = 64;
-  int epochs = 12;
+  int epochs = 15;
   int batch_size = 32;
   double lr = 3e-3;
   uint64_t seed = 7;
