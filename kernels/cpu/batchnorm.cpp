@@ -8,47 +8,29 @@
 
 namespace kernels::cpu {
 
-namespace {
-
-// Parallelise only when there is enough work to pay for waking the threads.
-constexpr int64_t kParallelWork = 1 << 15;
-
-// How many row chunks a column reduction uses: one per thread for large inputs.
-int row_chunks(int64_t m, int64_t c) {
-  if (m * c <= kParallelWork) return 1;
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(max_threads(), m)));
-}
-
-}  // namespace
 
 template <class T>
 void batchnorm_stats(int64_t m, int64_t c, const T* x, T* mean, T* var) {
-  const int nt = row_chunks(m, c);
-  // part[t] = {sum d, sum d^2} over chunk t's rows, d = x - x[0, ch] (the shift).
-  std::vector<double> part(static_cast<size_t>(nt) * 2 * c, 0.0);
-#pragma omp parallel for schedule(static, 1) if (nt > 1)
-  for (int t = 0; t < nt; ++t) {
-    double* s1 = part.data() + static_cast<size_t>(t) * 2 * c;
-    double* s2 = s1 + c;
-    const int64_t r0 = m * t / nt, r1 = m * (t + 1) / nt;
-    for (int64_t r = r0; r < r1; ++r) {
-      const T* xr = x + r * c;
-      for (int64_t ch = 0; ch < c; ++ch) {
-        const double d = static_cast<double>(xr[ch]) - static_cast<double>(x[ch]);
-        s1[ch] += d;
-        s2[ch] += d * d;
-      }
-    }
-  }
+  // s1, s2 = sum d, sum d^2 per channel, d = x - x[0, ch] (the shift: no cancellation when the
+  // mean is large against the spread).
+  std::vector<double> s1(c), s2(c);
+  column_sums2<double>(
+      m, c,
+      [&](int64_t r0, int64_t r1, double* a, double* b) {
+        for (int64_t r = r0; r < r1; ++r) {
+          const T* xr = x + r * c;
+          for (int64_t ch = 0; ch < c; ++ch) {
+            const double d = static_cast<double>(xr[ch]) - static_cast<double>(x[ch]);
+            a[ch] += d;
+            b[ch] += d * d;
+          }
+        }
+      },
+      s1.data(), s2.data());
   for (int64_t ch = 0; ch < c; ++ch) {
-    double s1 = 0, s2 = 0;
-    for (int t = 0; t < nt; ++t) {
-      s1 += part[static_cast<size_t>(t) * 2 * c + ch];
-      s2 += part[static_cast<size_t>(t) * 2 * c + c + ch];
-    }
-    const double dm = s1 / static_cast<double>(m);  // mean of the shifted data
+    const double dm = s1[ch] / static_cast<double>(m);  // mean of the shifted data
     mean[ch] = static_cast<T>(static_cast<double>(x[ch]) + dm);
-    var[ch] = static_cast<T>(std::max(s2 / static_cast<double>(m) - dm * dm, 0.0));
+    var[ch] = static_cast<T>(std::max(s2[ch] / static_cast<double>(m) - dm * dm, 0.0));
   }
 }
 
@@ -99,33 +81,24 @@ void batchnorm_backward(int64_t m, int64_t c, const T* x, const T* dy, const T* 
   // x is only read (and may be null otherwise) when dweight or training-mode dx is wanted.
   const bool need_xmu = dweight || (training && dx);
   if (dbias || need_xmu) {
-    const int nt = row_chunks(m, c);
-    std::vector<double> part(static_cast<size_t>(nt) * 2 * c, 0.0);
-#pragma omp parallel for schedule(static, 1) if (nt > 1)
-    for (int t = 0; t < nt; ++t) {
-      double* s1 = part.data() + static_cast<size_t>(t) * 2 * c;
-      double* s2 = s1 + c;
-      const int64_t r0 = m * t / nt, r1 = m * (t + 1) / nt;
-      for (int64_t r = r0; r < r1; ++r) {
-        const T* gr = dy + r * c;
-        if (!need_xmu) {
-          for (int64_t ch = 0; ch < c; ++ch) s1[ch] += gr[ch];
-          continue;
-        }
-        const T* xr = x + r * c;
-        for (int64_t ch = 0; ch < c; ++ch) {
-          const double g = gr[ch];
-          s1[ch] += g;
-          s2[ch] += g * (static_cast<double>(xr[ch]) - static_cast<double>(mean[ch]));
-        }
-      }
-    }
-    for (int t = 0; t < nt; ++t) {
-      for (int64_t ch = 0; ch < c; ++ch) {
-        sum_dy[ch] += part[static_cast<size_t>(t) * 2 * c + ch];
-        sum_dy_xmu[ch] += part[static_cast<size_t>(t) * 2 * c + c + ch];
-      }
-    }
+    column_sums2<double>(
+        m, c,
+        [&](int64_t r0, int64_t r1, double* s1, double* s2) {
+          for (int64_t r = r0; r < r1; ++r) {
+            const T* gr = dy + r * c;
+            if (!need_xmu) {
+              for (int64_t ch = 0; ch < c; ++ch) s1[ch] += gr[ch];
+              continue;
+            }
+            const T* xr = x + r * c;
+            for (int64_t ch = 0; ch < c; ++ch) {
+              const double g = gr[ch];
+              s1[ch] += g;
+              s2[ch] += g * (static_cast<double>(xr[ch]) - static_cast<double>(mean[ch]));
+            }
+          }
+        },
+        sum_dy.data(), sum_dy_xmu.data());
   }
   for (int64_t ch = 0; ch < c; ++ch) {
     if (dbias) dbias[ch] = static_cast<T>(sum_dy[ch]);

@@ -52,7 +52,7 @@ constexpr int64_t kPixelBlock = 4;
 constexpr int64_t kTapBlock = 4;
 // Multiply-adds below which a call stays on one thread (~0.1 ms of work): waking the OpenMP
 // team costs microseconds on an idle machine but can cost a scheduler time slice on a busy one.
-constexpr int64_t kParallelWork = int64_t{1} << 20;
+constexpr int64_t kDepthwiseParallelWork = int64_t{1} << 20;
 // Forward and dx hand out output rows a few at a time (dynamic schedule): when the other
 // process on a shared core preempts one thread, the other takes its rows instead of waiting.
 // Each row is still computed by one thread in a fixed order, so results are bitwise
@@ -190,7 +190,7 @@ void direct(const Direct& g, const T* in, const T* wt, const T* bias, T* out) {
   const bool v3 = g.sw == 1 && g.dw == 1 && (g.s == 3 || g.s == 7);
   int64_t q_lo, q_hi;
   interior_cols(g.w, g.q, g.sw, g.pw, g.dw, 0, g.s, q_lo, q_hi);
-  const bool parallel = g.n * g.p * g.q * g.c * g.r * g.s > kParallelWork;
+  const bool parallel = g.n * g.p * g.q * g.c * g.r * g.s > kDepthwiseParallelWork;
 #pragma omp parallel for schedule(dynamic, kRowsPerGrab) if (parallel)
   for (int64_t np = 0; np < g.n * g.p; ++np) {
     const int64_t n = np / g.p, p = np % g.p;
@@ -353,7 +353,7 @@ void depthwise_conv2d_backward_data(const Conv2dShape& sh, const T* dy, const T*
   }
   // Strided: gather into each input row (n, h) from the output pixels whose taps read it.
   std::vector<T> wt = relayout_weight(sh, w, /*flip=*/false);
-  const bool parallel = sh.n * sh.h * sh.w * C * sh.r * sh.s > kParallelWork;
+  const bool parallel = sh.n * sh.h * sh.w * C * sh.r * sh.s > kDepthwiseParallelWork;
 #pragma omp parallel for schedule(dynamic, kRowsPerGrab) if (parallel)
   for (int64_t nh = 0; nh < sh.n * sh.h; ++nh) {
     const int64_t n = nh / sh.h, h = nh % sh.h;
@@ -387,7 +387,7 @@ void depthwise_conv2d_backward_weight(const Conv2dShape& sh, const T* x, const T
       static_cast<int>(std::clamp<int64_t>(max_threads(), 1, std::max<int64_t>(rows, 1)));
   // part[t] = thread t's dw in [R, S, C] layout, over its share of the output rows.
   std::vector<T> part(static_cast<size_t>(nt) * R * S * C, T(0));
-  const bool parallel = nt > 1 && rows * sh.q * C * R * S > kParallelWork;
+  const bool parallel = nt > 1 && rows * sh.q * C * R * S > kDepthwiseParallelWork;
 #pragma omp parallel for schedule(static, 1) if (parallel)
   for (int t = 0; t < nt; ++t) {
     T* acc = part.data() + static_cast<size_t>(t) * R * S * C;

@@ -8,18 +8,6 @@
 
 namespace kernels::cpu {
 
-namespace {
-
-// Parallelise only when there is enough work to pay for waking the threads.
-constexpr int64_t kParallelWork = 1 << 15;
-
-// How many row chunks the backward uses (each owns one partial dweight/dbias row).
-int row_chunks(int64_t m, int64_t c) {
-  if (m * c <= kParallelWork) return 1;
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(max_threads(), m)));
-}
-
-}  // namespace
 
 template <class T>
 void layernorm_forward(int64_t m, int64_t c, const T* x, const T* weight, const T* bias,
@@ -60,15 +48,9 @@ void layernorm_backward(int64_t m, int64_t c, const T* x, const T* dy, const T* 
   std::vector<T> ones;
   if (!weight) ones.assign(c, T(1)), weight = ones.data();
   const bool want_params = dweight || dbias;
-  const int nt = row_chunks(m, c);
-  // part[t] = {dweight, dbias} partial sums over chunk t's rows.
-  std::vector<T> part(want_params ? static_cast<size_t>(nt) * 2 * c : 0, T(0));
   const T inv_c = T(1) / static_cast<T>(c);
-#pragma omp parallel for schedule(static, 1) if (nt > 1)
-  for (int t = 0; t < nt; ++t) {
-    T* pw = want_params ? part.data() + static_cast<size_t>(t) * 2 * c : nullptr;
-    T* pb = want_params ? pw + c : nullptr;
-    const int64_t r0 = m * t / nt, r1 = m * (t + 1) / nt;
+  // pw, pb: this chunk's dweight and dbias partial sums (column_sums2 adds the chunks up).
+  auto rows = [&](int64_t r0, int64_t r1, T* pw, T* pb) {
     for (int64_t r = r0; r < r1; ++r) {
       const T* xr = x + r * c;
       const T* gr = dy + r * c;
@@ -103,17 +85,11 @@ void layernorm_backward(int64_t m, int64_t c, const T* x, const T* dy, const T* 
         dr[ch] = rs * (gr[ch] * weight[ch] - a - xh * b);
       }
     }
-  }
-  if (!want_params) return;
-  for (int64_t ch = 0; ch < c; ++ch) {
-    T sw = 0, sb = 0;
-    for (int t = 0; t < nt; ++t) {
-      sw += part[static_cast<size_t>(t) * 2 * c + ch];
-      sb += part[static_cast<size_t>(t) * 2 * c + c + ch];
-    }
-    if (dweight) dweight[ch] = sw;
-    if (dbias) dbias[ch] = sb;
-  }
+  };
+  std::vector<T> sw(c), sb(c);
+  column_sums2<T>(m, c, rows, sw.data(), sb.data());
+  if (dweight) std::copy(sw.begin(), sw.end(), dweight);
+  if (dbias) std::copy(sb.begin(), sb.end(), dbias);
 }
 
 template void layernorm_forward<float>(int64_t, int64_t, const float*, const float*,

@@ -1,6 +1,10 @@
 // kernels/cpu/parallel.h — the few OpenMP queries kernels need, safe without OpenMP.
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
@@ -21,6 +25,42 @@ inline int thread_index() {
 #else
   return 0;
 #endif
+}
+
+// Parallelise a loop only when it has at least this many elements of work: below it, waking
+// the threads costs more than they save.
+inline constexpr int64_t kParallelWork = 1 << 15;
+
+// How many row chunks a reduction over the rows of an [m, c] array uses: one per thread when
+// the work is large, else one.
+inline int row_chunks(int64_t m, int64_t c) {
+  if (m * c <= kParallelWork) return 1;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(max_threads(), m)));
+}
+
+// Two per-column sums over the rows of an [m, c] array (BatchNorm's statistics and both norms'
+// parameter gradients). The rows are cut into row_chunks(m, c) chunks, one per thread; each
+// chunk's body(r0, r1, s1, s2) adds its rows [r0, r1) into its own two zeroed arrays of c
+// accumulators (and may do other per-row work on the way), and the chunks' arrays are then
+// added in chunk order into out1 and out2 (c each, overwritten): no atomics, and the same
+// result every run for a given thread count.
+template <class Acc, class Body>
+void column_sums2(int64_t m, int64_t c, Body&& body, Acc* out1, Acc* out2) {
+  const int nt = row_chunks(m, c);
+  std::vector<Acc> part(static_cast<size_t>(nt) * 2 * c, Acc(0));
+#pragma omp parallel for schedule(static, 1) if (nt > 1)
+  for (int t = 0; t < nt; ++t) {
+    Acc* s1 = part.data() + static_cast<size_t>(t) * 2 * c;
+    body(m * t / nt, m * (t + 1) / nt, s1, s1 + c);
+  }
+  for (int64_t ch = 0; ch < c; ++ch) {
+    Acc a = 0, b = 0;
+    for (int t = 0; t < nt; ++t) {
+      a += part[static_cast<size_t>(t) * 2 * c + ch];
+      b += part[static_cast<size_t>(t) * 2 * c + c + ch];
+    }
+    out1[ch] = a, out2[ch] = b;
+  }
 }
 
 }  // namespace kernels::cpu

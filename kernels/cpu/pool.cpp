@@ -4,12 +4,9 @@
 #include <limits>
 #include <vector>
 
-namespace kernels::cpu {
+#include "kernels/cpu/parallel.h"
 
-namespace {
-// Parallelise only when there is enough work to pay for waking the threads.
-constexpr int64_t kParallelWork = 1 << 15;
-}  // namespace
+namespace kernels::cpu {
 
 template <class T>
 void max_pool2d_forward(const PoolShape& shape, const T* x, T* y, int64_t* idx) {
