@@ -123,6 +123,9 @@ TEST(CudaLabsGelu, BiasVariants) {
   check_bias_gelu(13, 33, 11, false, false);     // C % 4 != 0: v3 -> v2
   check_bias_gelu(1, 1, 12, false, false);       // one element
   check_bias_gelu(6001, 384, 13, false, false);  // several grid-stride laps: the carried column
+  // C = 100 divides no grid stride (an H100's 132 x 2048 threads is 704 rows of 384, so above
+  // the column never wraps there; here it must).
+  check_bias_gelu(30001, 100, 16, false, false);
   check_bias_gelu(9, 12, 14, true, false);       // misaligned
   check_bias_gelu(50, 20, 15, false, true);      // in place
 }

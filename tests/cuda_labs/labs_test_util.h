@@ -19,6 +19,18 @@
 
 namespace labs_test {
 
+// True when these tests are built for the CPU emulator (tools/cuda_emu, tests/cuda_emu/, CTest
+// label emu) instead of a GPU. There every CUDA thread is a CPU fiber, about a million times
+// slower than a GPU: a test may then use fewer or smaller shapes, keeping the awkward ones
+// (odd sizes, tails, misaligned pointers) and every version.
+constexpr bool emulated() {
+#if defined(LABS_CUDA_EMULATED)
+  return true;
+#else
+  return false;
+#endif
+}
+
 inline bool cuda_device_visible() {
   int n = 0;
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;

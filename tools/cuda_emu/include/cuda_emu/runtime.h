@@ -1,0 +1,176 @@
+// tools/cuda_emu/include/cuda_emu/runtime.h — the CUDA runtime API calls the kernel labs and
+// their tests make, and nothing else (a call the emulator does not know fails to compile).
+//
+// One emulated device (device 0) with 3 SMs. Memory calls act on memory.h's allocations and
+// check what the real runtime checks: that device pointers are device memory, host pointers
+// are not, and that a range stays inside its buffer. Everything is synchronous: "Async" calls
+// are done when they return, whatever the stream.
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+#include <string>
+
+#include "cuda_emu/device.h"
+#include "cuda_emu/errors.h"
+#include "cuda_emu/launch.h"
+#include "cuda_emu/memory.h"
+#include "cuda_emu/types.h"
+
+enum cudaMemcpyKind {
+  cudaMemcpyHostToHost = 0,
+  cudaMemcpyHostToDevice = 1,
+  cudaMemcpyDeviceToHost = 2,
+  cudaMemcpyDeviceToDevice = 3,
+};
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
+enum cudaFuncAttribute {
+  cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
+  cudaFuncAttributePreferredSharedMemoryCarveout = 9,
+};
+enum cudaSharedCarveout { cudaSharedmemCarveoutMaxShared = 100 };
+
+// ---- errors -----------------------------------------------------------------------------------
+inline cudaError_t cudaGetLastError() { return emu::take_pending(); }
+
+inline const char* cudaGetErrorString(cudaError_t code) {
+  const emu::ErrorState& e = emu::errors();
+  if (code == e.last_code && !e.message.empty()) return e.message.c_str();
+  switch (code) {
+    case cudaSuccess:
+      return "no error";
+    case cudaErrorInvalidValue:
+      return "invalid argument";
+    case cudaErrorMemoryAllocation:
+      return "out of memory";
+    case cudaErrorInvalidConfiguration:
+      return "invalid configuration argument";
+    case cudaErrorInvalidDevicePointer:
+      return "invalid device pointer";
+    case cudaErrorInvalidDeviceFunction:
+      return "invalid device function";
+    case cudaErrorIllegalAddress:
+      return "an illegal memory access was encountered";
+    case cudaErrorLaunchOutOfResources:
+      return "too many resources requested for launch";
+    case cudaErrorLaunchFailure:
+      return "unspecified launch failure";
+    case cudaErrorNotSupported:
+      return "operation not supported";
+  }
+  return "unknown error";
+}
+
+// ---- the device -------------------------------------------------------------------------------
+inline cudaError_t cudaGetDeviceCount(int* count) {
+  emu::announce();
+  *count = 1;
+  return cudaSuccess;
+}
+inline cudaError_t cudaGetDevice(int* device) {
+  *device = 0;
+  return cudaSuccess;
+}
+inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+  if (device != 0)
+    return emu::report(cudaErrorInvalidValue,
+                       "cudaDeviceGetAttribute: no device " + std::to_string(device));
+  if (attr != cudaDevAttrMultiProcessorCount)
+    return emu::report(cudaErrorInvalidValue, "cudaDeviceGetAttribute: attribute " +
+                                                  std::to_string(int(attr)) + " is not emulated");
+  *value = emu::kSmCount;
+  return cudaSuccess;
+}
+inline cudaError_t cudaDeviceSynchronize() { return emu::take_pending(); }
+
+// ---- kernels ----------------------------------------------------------------------------------
+// The same answer for every kernel: kBlocksPerSm (it depends on registers and shared memory,
+// which the emulator does not model); the labs size their persistent grids from it.
+inline cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, const void* kernel,
+                                                                 int block_size, size_t smem) {
+  if (kernel == nullptr || block_size < 1 || block_size > int(emu::kMaxThreadsPerBlock) ||
+      smem > emu::kMaxShared)
+    return emu::report(cudaErrorInvalidValue,
+                       "cudaOccupancyMaxActiveBlocksPerMultiprocessor: "
+                       "bad kernel, block size or shared memory");
+  *blocks = emu::kBlocksPerSm;
+  return cudaSuccess;
+}
+
+template <class... P>
+inline cudaError_t cudaFuncSetAttribute(void (*kernel)(P...), cudaFuncAttribute attr, int value) {
+  if (attr == cudaFuncAttributeMaxDynamicSharedMemorySize) {
+    if (value < 0 || size_t(value) > emu::kMaxShared)
+      return emu::report(cudaErrorInvalidValue,
+                         "cudaFuncSetAttribute: " + std::to_string(value) +
+                             " bytes of dynamic shared memory is over 227 KB");
+    emu::max_dynamic_shared()[reinterpret_cast<const void*>(kernel)] = size_t(value);
+    return cudaSuccess;
+  }
+  if (attr == cudaFuncAttributePreferredSharedMemoryCarveout) {  // a hint: only checked
+    if (value < -1 || value > 100)
+      return emu::report(cudaErrorInvalidValue, "cudaFuncSetAttribute: carveout " +
+                                                    std::to_string(value) + " not in -1..100");
+    return cudaSuccess;
+  }
+  return emu::report(cudaErrorInvalidValue, "cudaFuncSetAttribute: attribute " +
+                                                std::to_string(int(attr)) + " is not emulated");
+}
+
+// ---- memory -----------------------------------------------------------------------------------
+inline cudaError_t cudaMalloc(void** p, size_t bytes) {
+  emu::announce();
+  *p = emu::device_memory().allocate(bytes);
+  if (*p == nullptr && bytes > 0)
+    return emu::report(cudaErrorMemoryAllocation,
+                       "cudaMalloc of " + std::to_string(bytes) + " bytes failed");
+  return cudaSuccess;
+}
+inline cudaError_t cudaFree(void* p) {
+  if (p == nullptr || emu::device_memory().release(p)) return cudaSuccess;
+  return emu::report(cudaErrorInvalidDevicePointer,
+                     "cudaFree of a pointer cudaMalloc did not return");
+}
+inline cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t) {
+  return cudaMalloc(p, bytes);
+}
+inline cudaError_t cudaFreeAsync(void* p, cudaStream_t) { return cudaFree(p); }
+
+namespace emu {
+// A range the runtime is handed: device memory must be inside one buffer, host memory must
+// not be device memory.
+inline bool check_range(const char* call, const char* role, const void* p, size_t n, bool device) {
+  if (device && !device_memory().contains(p, n)) {
+    report(cudaErrorInvalidValue, std::string(call) + ": " + role + " [" +
+                                      std::to_string(reinterpret_cast<uintptr_t>(p)) + ", +" +
+                                      std::to_string(n) + ") is not inside one device buffer");
+    return false;
+  }
+  if (!device && n > 0 && device_memory().find(p) != nullptr) {
+    report(cudaErrorInvalidValue, std::string(call) + ": " + role +
+                                      " is device memory but the "
+                                      "copy kind says host");
+    return false;
+  }
+  return true;
+}
+}  // namespace emu
+
+inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  if (cudaError_t e = emu::take_pending(); e != cudaSuccess) return e;  // an earlier kernel's
+  const bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+  const bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+  if (!emu::check_range("cudaMemcpy", "destination", dst, bytes, dst_dev) ||
+      !emu::check_range("cudaMemcpy", "source", src, bytes, src_dev))
+    return emu::take_pending();
+  if (bytes > 0) std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
+  if (!emu::check_range("cudaMemset", "destination", dst, bytes, true)) return emu::take_pending();
+  if (bytes > 0) std::memset(dst, value, bytes);
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t) {
+  return cudaMemset(dst, value, bytes);
+}
