@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
-#include <vector>
 
 #include "kernels/cpu/matmul.h"
 
@@ -257,10 +256,11 @@ void conv2d_backward_weight(const Conv2dShape& sh, const T* x, const T* dy, T* d
   const int64_t chunk = rows_per_chunk<T>(sh, d, column_bytes);
   const int parts = ranges_for(sh.n * sh.p);
   const int64_t dw_size = K * d.rscg;
-  std::vector<T> partials(static_cast<size_t>((parts - 1) * dw_size));
+  // Not zeroed: each range's first chunk overwrites its accumulator (beta = 0).
+  const auto partials = std::make_unique_for_overwrite<T[]>(static_cast<size_t>((parts - 1) * dw_size));
   for_each_range(parts, sh.n * sh.p, 1, [&](int part, int64_t begin, int64_t end) {
     T* cols = workspace<T>(chunk * sh.q * d.rsc);
-    T* acc = part == 0 ? dw : partials.data() + (part - 1) * dw_size;
+    T* acc = part == 0 ? dw : partials.get() + (part - 1) * dw_size;
     for (int64_t np0 = begin; np0 < end; np0 += chunk) {
       const int64_t np1 = std::min(np0 + chunk, end);
       const int64_t rows = (np1 - np0) * sh.q;
@@ -273,11 +273,10 @@ void conv2d_backward_weight(const Conv2dShape& sh, const T* x, const T* dy, T* d
                 d.rsc, beta, acc + g * d.kg * d.rscg, d.rscg);
     }
   });
-  for (int part = 1; part < parts; ++part) {
-    const T* src = partials.data() + (part - 1) * dw_size;
-#pragma omp parallel for schedule(static) if (dw_size > (1 << 16))
-    for (int64_t i = 0; i < dw_size; ++i) dw[i] += src[i];
-  }
+  // One pass over dw, adding the ranges in order (the same sum every run).
+#pragma omp parallel for schedule(static) if (parts > 1 && dw_size > (1 << 16))
+  for (int64_t i = 0; i < dw_size; ++i)
+    for (int part = 1; part < parts; ++part) dw[i] += partials[(part - 1) * dw_size + i];
 }
 
 template void conv2d_forward<float>(const Conv2dShape&, const float*, const float*, const float*,
