@@ -6,6 +6,8 @@
 // with an odd offset, for example).
 #pragma once
 
+#include <cuda_runtime.h>
+
 #include <cstdint>
 
 namespace kernels::cuda {

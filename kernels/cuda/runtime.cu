@@ -219,13 +219,19 @@ struct FamilyInfo {
   Impl fallback;  // the default until ENGINE_CUDA_IMPL_<name> or set_impl says otherwise
 };
 // Every family starts on the vendor's library until ours is measured faster on our shapes
-// (tools/gpu_check.sh): GEMM = cuBLAS; CONV, DEPTHWISE, BATCHNORM, POOL = cuDNN.
+// (tools/gpu_check.sh): GEMM = cuBLAS; CONV, DEPTHWISE, BATCHNORM, POOL = cuDNN. Built for the
+// CPU emulator (tools/cuda_emu) there are no vendor libraries, so every family starts on ours.
+#if defined(ENGINE_CUDA_EMULATED)
+constexpr Impl kVendorUnlessEmulated = Impl::Ours;
+#else
+constexpr Impl kVendorUnlessEmulated = Impl::Vendor;
+#endif
 constexpr std::array<FamilyInfo, static_cast<size_t>(Family::kCount)> kFamilies = {{
-    {"GEMM", Impl::Vendor},
-    {"CONV", Impl::Vendor},
-    {"DEPTHWISE", Impl::Vendor},
-    {"BATCHNORM", Impl::Vendor},
-    {"POOL", Impl::Vendor},
+    {"GEMM", kVendorUnlessEmulated},
+    {"CONV", kVendorUnlessEmulated},
+    {"DEPTHWISE", kVendorUnlessEmulated},
+    {"BATCHNORM", kVendorUnlessEmulated},
+    {"POOL", kVendorUnlessEmulated},
 }};
 
 std::mutex g_impl_mu;

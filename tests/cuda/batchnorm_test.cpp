@@ -64,6 +64,7 @@ TEST_F(CudaBatchNorm, OursMatchesCpu) {
 }
 
 TEST_F(CudaBatchNorm, CudnnMatchesCpu) {
+  SKIP_WITHOUT_VENDOR_LIBRARIES();
   ImplScope vendor(Family::BatchNorm, Impl::Vendor);
   uint64_t seed = 100;
   for (const Case& c : kCases) {
@@ -75,6 +76,7 @@ TEST_F(CudaBatchNorm, CudnnMatchesCpu) {
 }
 
 TEST_F(CudaBatchNorm, OursAndCudnnAgree) {
+  SKIP_WITHOUT_VENDOR_LIBRARIES();
   Tensor x = host_random({8, 14, 14, 64}, 7, -2, 2).to(kGpu);
   Tensor w = host_random({64}, 8, 0.5, 1.5).to(kGpu), b = host_random({64}, 9, -1, 1).to(kGpu);
   Tensor ys[2], rms[2];

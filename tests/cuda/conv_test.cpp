@@ -79,11 +79,13 @@ TEST_F(CudaConv, OursDepthwiseMatchesCpu) {
 }
 
 TEST_F(CudaConv, CudnnMatchesCpu) {
+  SKIP_WITHOUT_VENDOR_LIBRARIES();
   check_all(kGeneral, Family::Conv, Impl::Vendor, 200, {DType::Float32});
   check_all(kDepthwise, Family::Depthwise, Impl::Vendor, 300, {DType::Float32});
 }
 
 TEST_F(CudaConv, OursAndCudnnAgree) {
+  SKIP_WITHOUT_VENDOR_LIBRARIES();
   uint64_t seed = 400;
   std::vector<Case> all = kGeneral;
   all.insert(all.end(), kDepthwise.begin(), kDepthwise.end());

@@ -24,6 +24,31 @@ using engine::Shape;
 using engine::Tensor;
 
 inline const engine::Device kGpu = engine::Device::cuda(0);
+
+// True when these tests run on tools/cuda_emu, the CPU emulator of CUDA threads (CTest names
+// "emu.engine.*", label emu), instead of a GPU. There only our kernels exist: cuBLAS and cuDNN
+// are stubs whose every call fails, so every family starts on ours there and a test
+// of the vendor's path skips with SKIP_WITHOUT_VENDOR_LIBRARIES().
+constexpr bool emulated() {
+#if defined(ENGINE_CUDA_EMULATED)
+  return true;
+#else
+  return false;
+#endif
+}
+
+#define SKIP_WITHOUT_VENDOR_LIBRARIES()                                                  \
+  do {                                                                                   \
+    if (::cuda_test::emulated())                                                         \
+      GTEST_SKIP() << "cuBLAS and cuDNN are not emulated (tools/cuda_emu runs our kernels " \
+                      "only); this test runs on a GPU";                                  \
+  } while (0)
+
+// The implementations a test that loops over both can run here: ours, and the vendor's on a GPU.
+inline std::vector<engine::cuda::Impl> available_impls() {
+  if (emulated()) return {engine::cuda::Impl::Ours};
+  return {engine::cuda::Impl::Ours, engine::cuda::Impl::Vendor};
+}
 inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 class CudaTest : public ::testing::Test {

@@ -39,7 +39,7 @@ const std::vector<Mkn> kShapes = {{1, 1, 1},     {17, 33, 65},  {129, 257, 63},
 
 TEST_F(CudaMatmul, BothImplementationsMatchCpuWithEveryTransposition) {
   uint64_t seed = 1;
-  for (Impl impl : {Impl::Ours, Impl::Vendor}) {
+  for (Impl impl : available_impls()) {
     GemmImpl use(impl);
     for (DType t : {DType::Float32, DType::Float64}) {
       for (const Mkn& s : kShapes) {
@@ -66,7 +66,7 @@ TEST_F(CudaMatmul, ExactOnSmallIntegers) {
   // in any order, so both GPU implementations must equal the CPU bit for bit.
   Tensor a = host_integers({130, 1000}, 7, 4), b = host_integers({1000, 67}, 8, 4);
   Tensor ref = engine::matmul(a, b);
-  for (Impl impl : {Impl::Ours, Impl::Vendor}) {
+  for (Impl impl : available_impls()) {
     GemmImpl use(impl);
     EXPECT_TRUE(same_values(engine::matmul(a.to(kGpu), b.to(kGpu)), ref))
         << engine::cuda::impl_name(impl);
@@ -77,7 +77,7 @@ TEST_F(CudaMatmul, BatchedBroadcastAndEmptyInnerDim) {
   Tensor a = host_random({2, 3, 19, 23}, 11), b = host_random({3, 23, 29}, 12);
   Tensor c = host_random({37, 23}, 13), d = host_random({4, 23, 5}, 14);
   Tensor z0 = host_random({3, 0}, 15), z1 = host_random({0, 4}, 16);
-  for (Impl impl : {Impl::Ours, Impl::Vendor}) {
+  for (Impl impl : available_impls()) {
     GemmImpl use(impl);
     EXPECT_TRUE(testing_util::all_close(engine::matmul(a.to(kGpu), b.to(kGpu)),
                                         engine::matmul(a, b), 1e-5, atol_for(DType::Float32, 23)));
@@ -89,7 +89,7 @@ TEST_F(CudaMatmul, BatchedBroadcastAndEmptyInnerDim) {
 }
 
 TEST_F(CudaMatmul, GradientsMatchCpu) {
-  for (Impl impl : {Impl::Ours, Impl::Vendor}) {
+  for (Impl impl : available_impls()) {
     GemmImpl use(impl);
     Tensor x = host_random({5, 31, 17}, 21, -1, 1, DType::Float64).requires_grad_();
     Tensor w = host_random({9, 17}, 22, -1, 1, DType::Float64).requires_grad_();
@@ -128,7 +128,7 @@ TEST_F(CudaMatmul, OursAndCublasAgreeWithAlphaBetaOffsetsAndLeadingDims) {
             kernels::cpu::gemm<T>(ta, tb, m, n, k, T(0.75), a.data<T>() + off, lda,
                                   b.data<T>() + off, ldb, T(beta), ref.data<T>() + off, ldc);
           });
-          for (Impl impl : {Impl::Ours, Impl::Vendor}) {
+          for (Impl impl : available_impls()) {
             GemmImpl use(impl);
             Tensor ga = a.to(kGpu), gb = b.to(kGpu), gc = c0.to(kGpu);
             kernels::cuda::gemm(ta, tb, m, n, k, 0.75, ga.raw_data(), off, lda, gb.raw_data(), off,

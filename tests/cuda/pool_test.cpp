@@ -78,6 +78,7 @@ TEST_F(CudaPool, AdaptiveAndGlobalAverageMatchCpu) {
 }
 
 TEST_F(CudaPool, CudnnMatchesCpuAndOurs) {
+  SKIP_WITHOUT_VENDOR_LIBRARIES();
   uint64_t seed = 40;
   // Continuous random values: no ties, so every implementation picks the same argmax.
   const Tolerance tol{1e-6, 1e-7};

@@ -46,7 +46,7 @@ TEST_F(CudaTraining, SmallCnnTrainsLikeOnTheCpu) {
   Tensor target = host_random({6, 2}, 2, -1, 1);
   std::shared_ptr<models::Model> cpu_model;
   const std::vector<double> ref = train_three_steps(engine::Device::cpu(), x, target, &cpu_model);
-  for (Impl impl : {Impl::Ours, Impl::Vendor}) {
+  for (Impl impl : available_impls()) {
     ImplScope conv(Family::Conv, impl), dw(Family::Depthwise, impl);
     ImplScope bn(Family::BatchNorm, impl), pool(Family::Pool, impl);
     std::shared_ptr<models::Model> gpu_model;

@@ -8,7 +8,7 @@ written, so the emulated tests run the lab's own code:
 
   kernel<<<grid, block, smem, stream>>>(args)
       ->  ::emu::Launcher(kernel, "kernel", grid, block, smem, stream)(args)
-  [extern] __shared__ [__align__(N)] T name[dims];
+  [extern] __shared__ [__align__(N) | alignas(N)] T name[dims];
       ->  auto& name = ::emu::shared_variable<T[dims], N, "file:line name">();
       ->  T* name = ::emu::dynamic_shared<T>();                       (extern: dynamic)
   asm [volatile] ("mnemonic operands;" : outputs : inputs : clobbers);
@@ -168,11 +168,13 @@ def rewrite_shared(s, name):
         decl = code[m.end():end]
         where = "%s:%d" % (name, line_of(s, m.start()))
         align = "0"
-        am = re.match(r"\s*__align__\(\s*(\d+)\s*\)", decl)
+        am = re.match(r"\s*(?:__align__|alignas)\(\s*(\d+)\s*\)", decl)
         if am:
             align, decl = am.group(1), decl[am.end():]
         if "=" in decl:
             raise TransformError(where + ": __shared__ variables cannot have initialisers")
+        if re.search(r"\b(__align__|alignas)\b", decl):  # anywhere else: not what it means
+            raise TransformError(where + ": write the alignment right after __shared__")
         declarators = [d.strip() for d in split_top_level(decl)]
         first = re.match(r"(.*?)([A-Za-z_]\w*)\s*((?:\[[^\]]*\]\s*)*)$", declarators[0], re.S)
         if not first or not first.group(1).strip():

@@ -51,8 +51,12 @@ class DeviceMemory {
     for (auto& [begin, a] : allocations_) give_back(a);
   }
 
+  // The emulated device's memory: what cudaMemGetInfo reports, and where cudaMalloc says "out
+  // of memory" (the host's own limits would otherwise decide, differently on every machine).
+  static constexpr size_t kCapacity = size_t{16} << 30;
+
   void* allocate(size_t bytes) {
-    if (bytes == 0) return nullptr;
+    if (bytes == 0 || bytes > kCapacity - in_use_) return nullptr;
     Allocation a;
     a.bytes = bytes;
 #if defined(EMU_ASAN)
@@ -75,12 +79,14 @@ class DeviceMemory {
     std::memset(a.data, poison_byte(), padded);
 #endif
     allocations_[reinterpret_cast<uintptr_t>(a.data)] = a;
+    in_use_ += bytes;
     return a.data;
   }
 
   bool release(void* p) {
     auto it = allocations_.find(reinterpret_cast<uintptr_t>(p));
     if (it == allocations_.end()) return false;
+    in_use_ -= it->second.bytes;
     give_back(it->second);
     allocations_.erase(it);
     return true;
@@ -101,6 +107,8 @@ class DeviceMemory {
     return a != nullptr && static_cast<const char*>(p) + n <= a->data + a->bytes;
   }
 
+  size_t in_use() const { return in_use_; }
+
   // The allocation whose mapping (guard pages included) contains p: for the fault handler.
   const Allocation* find_mapping(const void* p) const {
     for (const auto& [begin, a] : allocations_)
@@ -117,6 +125,7 @@ class DeviceMemory {
   }
 
   std::map<uintptr_t, Allocation> allocations_;  // by data address
+  size_t in_use_ = 0;                            // bytes asked for, all live allocations
 };
 
 inline DeviceMemory& device_memory() {

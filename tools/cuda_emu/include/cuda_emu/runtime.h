@@ -1,13 +1,16 @@
-// tools/cuda_emu/include/cuda_emu/runtime.h — the CUDA runtime API calls the kernel labs and
-// their tests make, and nothing else (a call the emulator does not know fails to compile).
+// tools/cuda_emu/include/cuda_emu/runtime.h — the CUDA runtime API calls the kernel labs, the
+// engine's CUDA backend (engine/cuda/, kernels/cuda/) and their tests make, and nothing else (a
+// call the emulator does not know fails to compile).
 //
-// One emulated device (device 0) with 3 SMs. Memory calls act on memory.h's allocations and
+// One emulated device (device 0) with kSmCount SMs and DeviceMemory::kCapacity bytes. Memory calls act on memory.h's allocations and
 // check what the real runtime checks: that device pointers are device memory, host pointers
 // are not, and that a range stays inside its buffer. Everything is synchronous: "Async" calls
 // are done when they return, whatever the stream.
 #pragma once
 
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -43,6 +46,8 @@ inline const char* cudaGetErrorString(cudaError_t code) {
       return "invalid argument";
     case cudaErrorMemoryAllocation:
       return "out of memory";
+    case cudaErrorCudartUnloading:
+      return "driver shutting down";
     case cudaErrorInvalidConfiguration:
       return "invalid configuration argument";
     case cudaErrorInvalidDevicePointer:
@@ -59,6 +64,23 @@ inline const char* cudaGetErrorString(cudaError_t code) {
       return "operation not supported";
   }
   return "unknown error";
+}
+
+inline const char* cudaGetErrorName(cudaError_t code) {
+  switch (code) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorCudartUnloading: return "cudaErrorCudartUnloading";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
+    case cudaErrorInvalidDeviceFunction: return "cudaErrorInvalidDeviceFunction";
+    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
+    case cudaErrorLaunchOutOfResources: return "cudaErrorLaunchOutOfResources";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorNotSupported: return "cudaErrorNotSupported";
+  }
+  return "cudaErrorUnknown";
 }
 
 // ---- the device -------------------------------------------------------------------------------
@@ -81,7 +103,66 @@ inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int d
   *value = emu::kSmCount;
   return cudaSuccess;
 }
+inline cudaError_t cudaSetDevice(int device) {
+  if (device != 0)
+    return emu::report(cudaErrorInvalidValue, "cudaSetDevice: no device " + std::to_string(device));
+  return cudaSuccess;
+}
 inline cudaError_t cudaDeviceSynchronize() { return emu::take_pending(); }
+
+// The fields the engine prints (engine::cuda::device_name); the name says what this is.
+struct cudaDeviceProp {
+  char name[256];
+  size_t totalGlobalMem;
+  int major, minor;
+  int multiProcessorCount;
+};
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+  if (device != 0)
+    return emu::report(cudaErrorInvalidValue,
+                       "cudaGetDeviceProperties: no device " + std::to_string(device));
+  *prop = {};
+  std::snprintf(prop->name, sizeof prop->name, "cuda_emu CPU emulator (not a GPU)");
+  prop->totalGlobalMem = emu::DeviceMemory::kCapacity;
+  prop->major = 9;  // what the code was compiled for on the GPU (sm_90)
+  prop->minor = 0;
+  prop->multiProcessorCount = emu::kSmCount;
+  return cudaSuccess;
+}
+
+// ---- streams and events -------------------------------------------------------------------------
+// Work is done when its call returns, so a stream is only a name and an event is always complete.
+// Creating them is still checked, and synchronising hands out a pending error as on the GPU.
+#define cudaStreamNonBlocking 0x01
+#define cudaEventDisableTiming 0x02
+typedef struct CUevent_st* cudaEvent_t;
+
+namespace emu {
+struct Token {};  // what a stream or event handle points at
+}  // namespace emu
+
+inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) {
+  emu::announce();
+  if (flags & ~0x01u)
+    return emu::report(cudaErrorInvalidValue, "cudaStreamCreateWithFlags: bad flags");
+  *s = reinterpret_cast<cudaStream_t>(new emu::Token);
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return emu::take_pending(); }
+inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned flags) {
+  if (flags & ~0x0Fu)
+    return emu::report(cudaErrorInvalidValue, "cudaEventCreateWithFlags: bad flags");
+  *e = reinterpret_cast<cudaEvent_t>(new emu::Token);
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
+  return e == nullptr ? emu::report(cudaErrorInvalidValue, "cudaEventRecord: null event")
+                      : cudaSuccess;
+}
+inline cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  if (e == nullptr) return emu::report(cudaErrorInvalidValue, "cudaEventSynchronize: null event");
+  return emu::take_pending();
+}
 
 // ---- kernels ----------------------------------------------------------------------------------
 // The same answer for every kernel: kBlocksPerSm (it depends on registers and shared memory,
@@ -131,6 +212,25 @@ inline cudaError_t cudaFree(void* p) {
   return emu::report(cudaErrorInvalidDevicePointer,
                      "cudaFree of a pointer cudaMalloc did not return");
 }
+inline cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+  *total_bytes = emu::DeviceMemory::kCapacity;
+  *free_bytes = emu::DeviceMemory::kCapacity - emu::device_memory().in_use();
+  return cudaSuccess;
+}
+
+// Pinned host memory is ordinary host memory here (never released: the engine's staging
+// buffers live as long as the process).
+#define cudaHostAllocDefault 0x00
+inline cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned flags) {
+  if (flags != cudaHostAllocDefault)
+    return emu::report(cudaErrorInvalidValue, "cudaHostAlloc: only cudaHostAllocDefault is emulated");
+  *p = std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096);
+  if (*p == nullptr)
+    return emu::report(cudaErrorMemoryAllocation, "cudaHostAlloc of " + std::to_string(bytes) +
+                                                      " bytes failed");
+  return cudaSuccess;
+}
+
 inline cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t) {
   return cudaMalloc(p, bytes);
 }
@@ -165,6 +265,10 @@ inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemc
     return emu::take_pending();
   if (bytes > 0) std::memmove(dst, src, bytes);
   return cudaSuccess;
+}
+inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
+                                   cudaStream_t) {
+  return cudaMemcpy(dst, src, bytes, kind);
 }
 inline cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
   if (!emu::check_range("cudaMemset", "destination", dst, bytes, true)) return emu::take_pending();
