@@ -31,7 +31,7 @@ set -uo pipefail
 build=${1:?usage: tools/app_cuda_smoke.sh BUILD_DIR OUT_DIR [DEVICE]}
 out=${2:?usage: tools/app_cuda_smoke.sh BUILD_DIR OUT_DIR [DEVICE]}
 dev=${3:-${SMOKE_DEVICE:-cuda}}
-exe=$build/apps/image2gps
+exe=${SMOKE_EXE:-$build/apps/image2gps}  # SMOKE_EXE: another binary (the emulated one)
 # Small enough for seconds on a GPU, large enough that k-NN and the splits are not degenerate.
 views=${SMOKE_VIEWS:-800}
 px=${SMOKE_PX:-64}

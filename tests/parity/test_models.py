@@ -268,6 +268,7 @@ class Ours:
 
     def __init__(self, build_dir, work, device):
         self.build_dir, self.work, self.device = build_dir, work, device
+        self.emulated = False  # set by main() from modelrun --probe cuda
         self.env = dict(os.environ)
         # Idle OpenMP threads sleep instead of spinning: on a loaded machine (ctest -j)
         # spinning threads tripled modelrun's CPU time. A user's own setting wins.
@@ -281,8 +282,10 @@ class Ours:
         """(mode suffix, extra environment) for each float32 run."""
         if self.device == "cpu":
             return [("", {})]
+        # tools/cuda_emu's emulated "GPU" has our kernels only (cuBLAS/cuDNN are not emulated).
+        impls = ("ours",) if self.emulated else ("vendor", "ours")
         return [("_" + impl, {f"ENGINE_CUDA_IMPL_{f}": impl for f in CUDA_FAMILIES})
-                for impl in ("vendor", "ours")]
+                for impl in impls]
 
     def run(self, tag, spec, weights, inputs, extra_env=None):
         base = os.path.join(self.work, tag)
@@ -489,8 +492,9 @@ def main():
         print(f"SKIPPED: {args.build_dir}/tests/parity/modelrun is not built "
               f"(cmake --build {args.build_dir} --target modelrun)")
         sys.exit(pu.SKIP)
-    if args.device == "cuda":
-        print(probe_cuda(args.build_dir))
+    probe = probe_cuda(args.build_dir) if args.device == "cuda" else ""
+    if probe:
+        print(probe)
     torch.set_num_threads(torch_threads())
     print(f"our side on {args.device}; PyTorch {torch.__version__} / torchvision "
           f"{torchvision.__version__} references in float64 on the CPU, "
@@ -499,6 +503,7 @@ def main():
     start = time.time()
     with pu.tmpdir() as work:
         ours_side = Ours(args.build_dir, work, args.device)
+        ours_side.emulated = "emulator" in probe  # tests/cuda_emu's modelrun_emu
         for arch, (emb, head_path, _, f32_train) in ARCHS.items():
             if args.k and args.k not in arch:
                 continue
