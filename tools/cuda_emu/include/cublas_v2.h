@@ -21,4 +21,6 @@ EMU_CUBLAS_STUB(cublasSetStream)
 EMU_CUBLAS_STUB(cublasSetMathMode)
 EMU_CUBLAS_STUB(cublasSgemm)
 EMU_CUBLAS_STUB(cublasDgemm)
+enum libraryPropertyType { MAJOR_VERSION = 0, MINOR_VERSION = 1, PATCH_LEVEL = 2 };
+EMU_CUBLAS_STUB(cublasGetProperty)
 #undef EMU_CUBLAS_STUB

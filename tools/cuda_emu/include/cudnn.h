@@ -47,6 +47,8 @@ inline const char* cudnnGetErrorString(cudnnStatus_t status) {
                                         : "cuDNN is not emulated (tools/cuda_emu runs our kernels only)";
 }
 
+inline size_t cudnnGetVersion() { return 0; }  // no cuDNN here
+
 #define EMU_CUDNN_STUB(name) \
   EMU_VENDOR_STUB(cudnnStatus_t, CUDNN_STATUS_NOT_SUPPORTED, "cuDNN", name)
 EMU_CUDNN_STUB(cudnnCreate)

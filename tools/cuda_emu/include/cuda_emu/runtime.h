@@ -8,6 +8,7 @@
 // are done when they return, whatever the stream.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -138,7 +139,14 @@ inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
 typedef struct CUevent_st* cudaEvent_t;
 
 namespace emu {
-struct Token {};  // what a stream or event handle points at
+struct Token {};  // what a stream handle points at
+// An event: when it was last recorded, by the host's clock (the work before it is done by then,
+// so host time between two records is the emulated work's time; it says nothing of a GPU's).
+struct Event {
+  bool timing = true;
+  bool recorded = false;
+  std::chrono::steady_clock::time_point at;
+};
 }  // namespace emu
 
 inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) {
@@ -149,19 +157,48 @@ inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) {
   return cudaSuccess;
 }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return emu::take_pending(); }
+inline emu::Event* emu_event(cudaEvent_t e) { return reinterpret_cast<emu::Event*>(e); }
 inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned flags) {
   if (flags & ~0x0Fu)
     return emu::report(cudaErrorInvalidValue, "cudaEventCreateWithFlags: bad flags");
-  *e = reinterpret_cast<cudaEvent_t>(new emu::Token);
+  auto* ev = new emu::Event;
+  ev->timing = !(flags & cudaEventDisableTiming);
+  *e = reinterpret_cast<cudaEvent_t>(ev);
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventCreate(cudaEvent_t* e) { return cudaEventCreateWithFlags(e, 0); }
+inline cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  delete emu_event(e);
   return cudaSuccess;
 }
 inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
-  return e == nullptr ? emu::report(cudaErrorInvalidValue, "cudaEventRecord: null event")
-                      : cudaSuccess;
+  if (e == nullptr) return emu::report(cudaErrorInvalidValue, "cudaEventRecord: null event");
+  emu_event(e)->recorded = true;
+  emu_event(e)->at = std::chrono::steady_clock::now();
+  return cudaSuccess;
 }
 inline cudaError_t cudaEventSynchronize(cudaEvent_t e) {
   if (e == nullptr) return emu::report(cudaErrorInvalidValue, "cudaEventSynchronize: null event");
   return emu::take_pending();
+}
+inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  if (start == nullptr || end == nullptr || !emu_event(start)->timing || !emu_event(end)->timing ||
+      !emu_event(start)->recorded || !emu_event(end)->recorded)
+    return emu::report(cudaErrorInvalidValue,
+                       "cudaEventElapsedTime: an event is null, not recorded, or created with "
+                       "cudaEventDisableTiming");
+  *ms = std::chrono::duration<float, std::milli>(emu_event(end)->at - emu_event(start)->at).count();
+  return cudaSuccess;
+}
+
+// Versions: 0, there is no CUDA runtime or driver here (the device's name says "emulator").
+inline cudaError_t cudaRuntimeGetVersion(int* v) {
+  *v = 0;
+  return cudaSuccess;
+}
+inline cudaError_t cudaDriverGetVersion(int* v) {
+  *v = 0;
+  return cudaSuccess;
 }
 
 // ---- kernels ----------------------------------------------------------------------------------
