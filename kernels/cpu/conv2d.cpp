@@ -13,13 +13,13 @@
 // GEMMs themselves are split across the threads instead (kernels::cpu::gemm).
 #include "kernels/cpu/conv2d.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 #include <memory>
 
+#include "kernels/cpu/conv2d_winograd.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/parallel.h"
 
 namespace kernels::cpu {
 
@@ -156,24 +156,11 @@ void col2im(const Conv2dShape& sh, const Dims& d, const T* dcols, int64_t np0, i
 }
 
 
-// Calls f(part, begin, end) for `parts` contiguous ranges of [0, units * unit_len) cut at
-// multiples of unit_len, one range per OpenMP thread; parts = 1 runs f on the calling thread
-// (so the GEMMs inside may use the whole team).
-template <class F>
-void for_each_range(int parts, int64_t units, int64_t unit_len, F&& f) {
-  if (parts <= 1) {
-    f(0, int64_t{0}, units * unit_len);
-    return;
-  }
-#pragma omp parallel for num_threads(parts) schedule(static, 1)
-  for (int i = 0; i < parts; ++i)
-    f(i, units * i / parts * unit_len, units * (i + 1) / parts * unit_len);
-}
-
-// How many ranges to split `units` into: one per thread, none smaller than one unit.
-int ranges_for(int64_t units) {
-  const int team = omp_in_parallel() ? 1 : omp_get_max_threads();
-  return static_cast<int>(std::clamp<int64_t>(units, 1, team));
+// Winograd (conv2d_winograd.h) takes the 3x3 stride-1 convolutions with enough channels for
+// its 16 GEMMs to pay; an explicit column_bytes asks for im2col (the tests' chunking cases).
+bool use_winograd(const Conv2dShape& sh, int64_t column_bytes, bool data_gradient) {
+  return column_bytes == 0 && conv2d_algo() == Conv2dAlgo::Auto && winograd_applies(sh) &&
+         sh.c >= 16 && sh.k >= 16 && (!data_gradient || (sh.pad_h <= 2 && sh.pad_w <= 2));
 }
 
 }  // namespace
@@ -181,6 +168,8 @@ int ranges_for(int64_t units) {
 template <class T>
 void conv2d_forward(const Conv2dShape& sh, const T* x, const T* w, const T* bias, T* y,
                     int64_t column_bytes) {
+  if (use_winograd(sh, column_bytes, false))
+    return conv2d_forward_winograd(sh, x, w, bias, y);
   const Dims d = dims_of(sh);
   const int64_t K = sh.k, G = sh.groups;
   // y starts as bias (broadcast over pixels) or 0 (beta = 0); each GEMM adds into it.
@@ -214,6 +203,7 @@ void conv2d_forward(const Conv2dShape& sh, const T* x, const T* w, const T* bias
 template <class T>
 void conv2d_backward_data(const Conv2dShape& sh, const T* dy, const T* w, T* dx,
                           int64_t column_bytes) {
+  if (use_winograd(sh, column_bytes, true)) return conv2d_backward_data_winograd(sh, dy, w, dx);
   const Dims d = dims_of(sh);
   const int64_t K = sh.k, G = sh.groups;
   if (is_pointwise(sh)) {

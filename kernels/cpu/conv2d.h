@@ -18,6 +18,9 @@
 // (leading dimension R*S*C) and each group is one GEMM with no copies.
 // Bias, when given, seeds y before the GEMM (beta = 1); its gradient is a sum the engine does.
 //
+// 3x3 stride-1 convolutions with 16 or more channels in and out run Winograd's F(2x2, 3x3)
+// instead, forward and data gradient (conv2d_winograd.h: 2.25x fewer multiply-adds); their
+// weight gradient stays im2col + GEMM. set_conv2d_algo(Conv2dAlgo::Im2col) turns that off.
 // Depthwise convolutions (G == C == K) have their own direct kernel: depthwise_conv2d.h.
 #pragma once
 
@@ -44,7 +47,8 @@ inline constexpr int64_t kColumnBytes = int64_t{2} << 20;
 inline constexpr int64_t kMinChunkPixels = 512;
 
 // The last argument of each function overrides the buffer size in bytes (tests use it to force
-// many small chunks); 0 picks it as above. A chunk is never less than one output row.
+// many small chunks; it also selects im2col over Winograd); 0 picks it as above. A chunk is
+// never less than one output row.
 
 // y = conv(x, w) + bias; bias may be null.
 template <class T>

@@ -63,4 +63,29 @@ void column_sums2(int64_t m, int64_t c, Body&& body, Acc* out1, Acc* out2) {
   }
 }
 
+// Calls f(part, begin, end) for `parts` contiguous ranges of [0, units * unit_len) cut at
+// multiples of unit_len, one range per OpenMP thread; parts = 1 runs f on the calling thread
+// (so the GEMMs inside may use the whole team). The convolutions split their work this way.
+template <class F>
+void for_each_range(int parts, int64_t units, int64_t unit_len, F&& f) {
+  if (parts <= 1) {
+    f(0, int64_t{0}, units * unit_len);
+    return;
+  }
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+  for (int i = 0; i < parts; ++i)
+    f(i, units * i / parts * unit_len, units * (i + 1) / parts * unit_len);
+}
+
+// How many ranges to split `units` into: one per thread (one inside a parallel region), none
+// smaller than one unit.
+inline int ranges_for(int64_t units) {
+#if defined(_OPENMP)
+  const int team = omp_in_parallel() ? 1 : omp_get_max_threads();
+#else
+  const int team = 1;
+#endif
+  return static_cast<int>(std::clamp<int64_t>(units, 1, team));
+}
+
 }  // namespace kernels::cpu

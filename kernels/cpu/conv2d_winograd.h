@@ -1,0 +1,53 @@
+// kernels/cpu/conv2d_winograd.h — 3x3 stride-1 convolutions by Winograd's minimal filtering
+// F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016).
+//
+// Layouts as conv2d.h: x [N, H, W, C], w [K, 3, 3, C], y [N, P, Q, K], any padding.
+//
+// The idea: a 2x2 block of outputs of one filter needs a 4x4 patch of the input. Computed
+// directly that is 2*2*9 = 36 multiplies per channel; transformed, it is 16:
+//   V = B^T d B   (the 4x4 input patch d, transformed: additions only)
+//   U = G g G^T   (the 3x3 filter g, transformed once per call)
+//   Y = A^T [ sum over c of U_c (.) V_c ] A    ((.) elementwise, 16 products per channel)
+// The sum over channels of the 16 elementwise products is, for each of the 16 positions xi, a
+// matrix product over all the tiles and filters at once:
+//   M_xi [tiles, K] = V_xi [tiles, C] @ U_xi [C, K]
+// so the work is 16 GEMMs with 2.25x fewer multiply-adds than im2col + GEMM (which does 9 per
+// output and channel), plus the transforms, which are additions and memory-bound. C is
+// contiguous in NHWC, so each transform is a loop over channels that the compiler vectorises.
+//
+// Tiles are processed in chunks whose V and M (16 x tiles x (C + K) values) stay in L2, one
+// contiguous range of tiles per OpenMP thread (as conv2d.cpp's output rows).
+//
+// Rounding: the transforms only add and halve, so the error stays within a few times that of
+// the direct sum (tests/engine/conv_test.cpp holds it to the same tolerances as im2col).
+//
+// The data gradient of a 3x3 stride-1 convolution is itself one: dx = conv(dy, w') with the
+// filters flipped and transposed, w'[c, r, s, k] = w[k, 2 - r, 2 - s, c], and padding 2 - pad.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu/conv2d.h"
+
+namespace kernels::cpu {
+
+// Which algorithm conv2d_forward / conv2d_backward_data use for the shapes Winograd takes:
+// Auto (Winograd where it applies), or always im2col (the tests compare the two).
+enum class Conv2dAlgo { Auto, Im2col };
+void set_conv2d_algo(Conv2dAlgo algo);
+Conv2dAlgo conv2d_algo();
+
+// 3x3 filters, stride 1, dilation 1, one group, and the output size stride 1 implies.
+bool winograd_applies(const Conv2dShape& sh);
+
+// y = conv(x, w) + bias (bias may be null). Requires winograd_applies(sh).
+template <class T>
+void conv2d_forward_winograd(const Conv2dShape& sh, const T* x, const T* w, const T* bias, T* y,
+                             int64_t chunk_bytes = 0);
+
+// dx = d(sum(y * dy)) / dx; overwrites dx. Requires winograd_applies(sh) and pad <= 2.
+template <class T>
+void conv2d_backward_data_winograd(const Conv2dShape& sh, const T* dy, const T* w, T* dx,
+                                   int64_t chunk_bytes = 0);
+
+}  // namespace kernels::cpu
