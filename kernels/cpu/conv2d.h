@@ -18,9 +18,10 @@
 // (leading dimension R*S*C) and each group is one GEMM with no copies.
 // Bias, when given, seeds y before the GEMM (beta = 1); its gradient is a sum the engine does.
 //
-// 3x3 stride-1 convolutions with 16 or more channels in and out run Winograd's F(2x2, 3x3)
-// instead, forward and data gradient (conv2d_winograd.h: 2.25x fewer multiply-adds); their
-// weight gradient stays im2col + GEMM. set_conv2d_algo(Conv2dAlgo::Im2col) turns that off.
+// 3x3 stride-1 convolutions with 16 or more channels in and out and enough output pixels per
+// channel run Winograd's F(2x2, 3x3) instead (conv2d_winograd.h: 2.25x fewer multiply-adds;
+// where it was measured faster, see use_winograd in conv2d.cpp).
+// set_conv2d_algo(Conv2dAlgo::Im2col) turns that off.
 // Depthwise convolutions (G == C == K) have their own direct kernel: depthwise_conv2d.h.
 #pragma once
 

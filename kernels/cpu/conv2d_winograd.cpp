@@ -28,6 +28,10 @@ std::atomic<Conv2dAlgo> g_algo{Conv2dAlgo::Auto};
 constexpr int64_t kChunkBytes = int64_t{1} << 20;
 // Fewer tiles than this make each of the 16 GEMMs too short to run at speed.
 constexpr int64_t kMinChunkTiles = 32;
+// The weight gradient's GEMMs reduce over the tiles of a chunk into a [C, K] accumulator that
+// each chunk reads and writes again: with fewer tiles than this, that traffic dominates (512
+// channels: 32 tiles per chunk made ResNet-18's step slower than im2col).
+constexpr int64_t kMinWeightChunkTiles = 256;
 
 // A per-thread buffer of at least n elements, kept between calls (slot: which of the thread's
 // buffers).
@@ -143,14 +147,56 @@ void transform_outputs(const Problem<T>& pr, int64_t t0, int64_t t1, int64_t pla
   }
 }
 
+// D[xi][tile][co] = (A dy A^T)[xi] for the tiles [t0, t1): the gradient of M, from the 2x2
+// output gradients of each tile (those past the edge read zeros).
+template <class T>
+void transform_output_grads(const Problem<T>& pr, const T* dy, int64_t t0, int64_t t1,
+                            int64_t plane, T* D, const T* zeros) {
+  const int64_t TH = (pr.p + 1) / 2, TW = (pr.q + 1) / 2, K = pr.cout;
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t n = t / (TH * TW), th = t / TW % TH, tw = t % TW;
+    const T* e[2][2];
+    for (int a = 0; a < 2; ++a)
+      for (int b = 0; b < 2; ++b) {
+        const int64_t p = 2 * th + a, q = 2 * tw + b;
+        e[a][b] = p < pr.p && q < pr.q ? dy + ((n * pr.p + p) * pr.q + q) * K : zeros;
+      }
+    T* d = D + (t - t0) * K;
+#pragma omp simd
+    for (int64_t k = 0; k < K; ++k) {
+      T r[4][2];  // A e: rows
+      for (int b = 0; b < 2; ++b) {
+        r[0][b] = e[0][b][k];
+        r[1][b] = e[0][b][k] + e[1][b][k];
+        r[2][b] = e[0][b][k] - e[1][b][k];
+        r[3][b] = -e[1][b][k];
+      }
+      for (int i = 0; i < 4; ++i) {  // (A e) A^T: columns
+        d[(4 * i + 0) * plane + k] = r[i][0];
+        d[(4 * i + 1) * plane + k] = r[i][0] + r[i][1];
+        d[(4 * i + 2) * plane + k] = r[i][0] - r[i][1];
+        d[(4 * i + 3) * plane + k] = -r[i][1];
+      }
+    }
+  }
+}
+
+// Tiles per chunk: as many as fit the byte budget (kChunkBytes unless given), at least
+// min_tiles (1 when a budget is given: the tests' many-chunk cases), at most all.
+template <class T>
+int64_t chunk_tiles(const Problem<T>& pr, int64_t tiles, int64_t chunk_bytes,
+                    int64_t min_tiles = kMinChunkTiles) {
+  const int64_t tile_bytes = 16 * (pr.cin + pr.cout) * static_cast<int64_t>(sizeof(T));
+  const int64_t budget = chunk_bytes > 0 ? chunk_bytes : kChunkBytes;
+  const int64_t floor = chunk_bytes > 0 ? 1 : min_tiles;
+  return std::clamp<int64_t>(budget / tile_bytes, floor, tiles);
+}
+
 template <class T>
 void run(const Problem<T>& pr, int64_t chunk_bytes) {
   const int64_t tiles = pr.n * ((pr.p + 1) / 2) * ((pr.q + 1) / 2);
   if (tiles == 0) return;
-  const int64_t tile_bytes = 16 * (pr.cin + pr.cout) * static_cast<int64_t>(sizeof(T));
-  const int64_t budget = chunk_bytes > 0 ? chunk_bytes : kChunkBytes;
-  const int64_t floor = chunk_bytes > 0 ? 1 : kMinChunkTiles;
-  const int64_t chunk = std::clamp<int64_t>(budget / tile_bytes, floor, tiles);
+  const int64_t chunk = chunk_tiles(pr, tiles, chunk_bytes);
   for_each_range(ranges_for(tiles), tiles, 1, [&](int, int64_t begin, int64_t end) {
     T* V = scratch<T, 0>(16 * chunk * pr.cin);
     T* M = scratch<T, 1>(16 * chunk * pr.cout);
@@ -210,6 +256,58 @@ void conv2d_backward_data_winograd(const Conv2dShape& sh, const T* dy, const T* 
       chunk_bytes);
 }
 
+template <class T>
+void conv2d_backward_weight_winograd(const Conv2dShape& sh, const T* x, const T* dy, T* dw,
+                                     int64_t chunk_bytes) {
+  const int64_t C = sh.c, K = sh.k, plane = C * K;
+  const Problem<T> pr{sh.n, sh.h, sh.w, C, sh.p, sh.q, K, sh.pad_h, sh.pad_w, x, nullptr, nullptr,
+                      nullptr};
+  const int64_t tiles = sh.n * ((sh.p + 1) / 2) * ((sh.q + 1) / 2);
+  const int64_t chunk = tiles > 0 ? chunk_tiles(pr, tiles, chunk_bytes, kMinWeightChunkTiles) : 1;
+  const int parts = ranges_for(tiles);
+  // dU[xi][c][k] = sum over tiles of V[xi][tile][c] D[xi][tile][k]: one accumulator per range,
+  // added in range order below (the same sum every run for a given thread count).
+  std::vector<T> dU(static_cast<size_t>(parts * 16 * plane), T(0));
+  for_each_range(parts, tiles, 1, [&](int part, int64_t begin, int64_t end) {
+    T* V = scratch<T, 0>(16 * chunk * C);
+    T* D = scratch<T, 1>(16 * chunk * K);
+    T* zeros = scratch<T, 2>(std::max(C, K));
+    std::fill(zeros, zeros + std::max(C, K), T(0));
+    T* acc = dU.data() + part * 16 * plane;
+    for (int64_t t0 = begin; t0 < end; t0 += chunk) {
+      const int64_t t1 = std::min(t0 + chunk, end), nt = t1 - t0;
+      transform_inputs(pr, t0, t1, chunk * C, V, zeros);
+      transform_output_grads(pr, dy, t0, t1, chunk * K, D, zeros);
+      // dU_xi [C, K] += V_xi [nt, C]^T @ D_xi [nt, K]
+      for (int xi = 0; xi < 16; ++xi)
+        gemm<T>(true, false, C, K, nt, T(1), V + xi * chunk * C, C, D + xi * chunk * K, K, T(1),
+                acc + xi * plane, K);
+    }
+  });
+  // dw[k, r, s, c] = (G^T dU G)[r][s], with the ranges' dU added in order.
+#pragma omp parallel for schedule(static) if (plane * 16 > kParallelWork)
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t k = 0; k < K; ++k) {
+      T u[4][4], a[3][4];
+      for (int xi = 0; xi < 16; ++xi) {
+        T sum = dU[xi * plane + c * K + k];
+        for (int part = 1; part < parts; ++part) sum += dU[(part * 16 + xi) * plane + c * K + k];
+        u[xi / 4][xi % 4] = sum;
+      }
+      for (int j = 0; j < 4; ++j) {  // a = G^T u
+        a[0][j] = u[0][j] + (u[1][j] + u[2][j]) * T(0.5);
+        a[1][j] = (u[1][j] - u[2][j]) * T(0.5);
+        a[2][j] = (u[1][j] + u[2][j]) * T(0.5) + u[3][j];
+      }
+      T* out = dw + k * 9 * C + c;
+      for (int r = 0; r < 3; ++r) {  // a G
+        out[(r * 3 + 0) * C] = a[r][0] + (a[r][1] + a[r][2]) * T(0.5);
+        out[(r * 3 + 1) * C] = (a[r][1] - a[r][2]) * T(0.5);
+        out[(r * 3 + 2) * C] = (a[r][1] + a[r][2]) * T(0.5) + a[r][3];
+      }
+    }
+}
+
 template void conv2d_forward_winograd<float>(const Conv2dShape&, const float*, const float*,
                                              const float*, float*, int64_t);
 template void conv2d_forward_winograd<double>(const Conv2dShape&, const double*, const double*,
@@ -218,5 +316,10 @@ template void conv2d_backward_data_winograd<float>(const Conv2dShape&, const flo
                                                    float*, int64_t);
 template void conv2d_backward_data_winograd<double>(const Conv2dShape&, const double*,
                                                     const double*, double*, int64_t);
+
+template void conv2d_backward_weight_winograd<float>(const Conv2dShape&, const float*,
+                                                     const float*, float*, int64_t);
+template void conv2d_backward_weight_winograd<double>(const Conv2dShape&, const double*,
+                                                      const double*, double*, int64_t);
 
 }  // namespace kernels::cpu

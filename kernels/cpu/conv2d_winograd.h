@@ -23,6 +23,7 @@
 //
 // The data gradient of a 3x3 stride-1 convolution is itself one: dx = conv(dy, w') with the
 // filters flipped and transposed, w'[c, r, s, k] = w[k, 2 - r, 2 - s, c], and padding 2 - pad.
+// The weight gradient reuses the input transform (below).
 #pragma once
 
 #include <cstdint>
@@ -49,5 +50,12 @@ void conv2d_forward_winograd(const Conv2dShape& sh, const T* x, const T* w, cons
 template <class T>
 void conv2d_backward_data_winograd(const Conv2dShape& sh, const T* dy, const T* w, T* dx,
                                    int64_t chunk_bytes = 0);
+
+// dw = d(sum(y * dy)) / dw; overwrites dw. Requires winograd_applies(sh). The filter
+// gradient through the same transforms: with D = A dy A^T per tile (the gradient of M),
+//   dU_xi [C, K] = V_xi [tiles, C]^T @ D_xi [tiles, K]   and   dw = G^T dU G.
+template <class T>
+void conv2d_backward_weight_winograd(const Conv2dShape& sh, const T* x, const T* dy, T* dw,
+                                     int64_t chunk_bytes = 0);
 
 }  // namespace kernels::cpu

@@ -1,5 +1,5 @@
-// Winograd F(2x2, 3x3) convolution (kernels/cpu/conv2d_winograd.cpp): forward and data gradient
-// against naive float64 loops on awkward shapes (odd output sizes, so the last tiles hang over
+// Winograd F(2x2, 3x3) convolution (kernels/cpu/conv2d_winograd.cpp): forward, data and weight
+// gradients against naive float64 loops on awkward shapes (odd output sizes, so the last tiles hang over
 // the edge; padding 0, 1 and 2; channel counts that are not multiples of the vector width),
 // with chunks of a few tiles and 1-3 threads; and conv2d() choosing it against im2col.
 #include <omp.h>
@@ -67,6 +67,25 @@ std::vector<double> backward_data_ref(const Conv2dShape& sh, const std::vector<d
   return dx;
 }
 
+// dw[k,r,s,c] = sum over (n, p, q) of dy[n,p,q,k] x[n, p-pad_h+r, q-pad_w+s, c], in float64.
+std::vector<double> backward_weight_ref(const Conv2dShape& sh, const std::vector<double>& x,
+                                        const std::vector<double>& dy) {
+  std::vector<double> dw(sh.k * 9 * sh.c, 0.0);
+  for (int64_t n = 0; n < sh.n; ++n)
+    for (int64_t p = 0; p < sh.p; ++p)
+      for (int64_t q = 0; q < sh.q; ++q)
+        for (int64_t r = 0; r < 3; ++r)
+          for (int64_t s = 0; s < 3; ++s) {
+            const int64_t h = p - sh.pad_h + r, wi = q - sh.pad_w + s;
+            if (h < 0 || h >= sh.h || wi < 0 || wi >= sh.w) continue;
+            for (int64_t k = 0; k < sh.k; ++k)
+              for (int64_t c = 0; c < sh.c; ++c)
+                dw[((k * 3 + r) * 3 + s) * sh.c + c] +=
+                    dy[((n * sh.p + p) * sh.q + q) * sh.k + k] * x[((n * sh.h + h) * sh.w + wi) * sh.c + c];
+          }
+  return dw;
+}
+
 struct Named {
   const char* name;
   Conv2dShape sh;
@@ -106,6 +125,15 @@ Tensor run_backward_data(const Conv2dShape& sh, const Tensor& dy, const Tensor& 
   return dx;
 }
 
+template <class T>
+Tensor run_backward_weight(const Conv2dShape& sh, const Tensor& x, const Tensor& dy,
+                           int64_t chunk_bytes) {
+  Tensor dw = Tensor::full({sh.k, 3, 3, sh.c}, NAN, dtype_of<T>());
+  kernels::cpu::conv2d_backward_weight_winograd<T>(sh, x.data<T>(), dy.data<T>(), dw.data<T>(),
+                                                   chunk_bytes);
+  return dw;
+}
+
 }  // namespace
 
 TEST(Conv2dWinograd, AppliesToThreeByThreeStrideOneOnly) {
@@ -136,6 +164,8 @@ TEST(Conv2dWinograd, Float64MatchesTheDefinition) {
                                              {sh.n, sh.p, sh.q, sh.k});
     const Tensor dx_ref = Tensor::from_vector(backward_data_ref(sh, to_vec(dy), to_vec(w)),
                                               {sh.n, sh.h, sh.w, sh.c});
+    const Tensor dw_ref = Tensor::from_vector(backward_weight_ref(sh, to_vec(x), to_vec(dy)),
+                                              {sh.k, 3, 3, sh.c});
     // Chunks of one tile (bytes 1), of a few, and automatic; one to three threads, each on
     // its own range of tiles.
     const int64_t tile_bytes = 16 * (sh.c + sh.k) * 8;
@@ -150,6 +180,7 @@ TEST(Conv2dWinograd, Float64MatchesTheDefinition) {
                                                   y_ref.shape()),
                               1e-12, 1e-12));
         EXPECT_TRUE(all_close(run_backward_data<double>(sh, dy, w, bytes), dx_ref, 1e-12, 1e-12));
+        EXPECT_TRUE(all_close(run_backward_weight<double>(sh, x, dy, bytes), dw_ref, 1e-12, 1e-12));
       }
   }
   omp_set_num_threads(threads);
@@ -175,14 +206,20 @@ TEST(Conv2dWinograd, Float32IsAccurate) {
                           fwd_terms * std::ldexp(1.0, -20)));
     EXPECT_TRUE(all_close(run_backward_data<float>(sh, dy, w, 0).to(DType::Float64), dx_ref, 1e-6,
                           bwd_terms * std::ldexp(1.0, -20)));
+    // dw sums N * P * Q products.
+    Tensor dw_ref = Tensor::from_vector(backward_weight_ref(sh, to_vec(x), to_vec(dy)),
+                                        {sh.k, 3, 3, sh.c});
+    EXPECT_TRUE(all_close(run_backward_weight<float>(sh, x, dy, 0).to(DType::Float64), dw_ref,
+                          1e-6, double(sh.n * sh.p * sh.q) * std::ldexp(1.0, -20)));
   }
 }
 
 // Through the engine: conv2d() takes Winograd for a 3x3 stride-1 convolution with 16 or more
-// channels in and out, and its output and gradients equal im2col's (the algorithm switch).
+// channels in and out and enough tiles (here 4 * 5 * 6 = 120, over 4x the 24 channels: all
+// three passes), and its output and gradients equal im2col's (the algorithm switch).
 TEST(Conv2dWinograd, EngineChoosesItAndMatchesIm2col) {
   using kernels::cpu::Conv2dAlgo;
-  Tensor x0 = random({2, 9, 11, 24}, 11), w0 = random({20, 3, 3, 24}, 12);
+  Tensor x0 = random({4, 9, 11, 24}, 11), w0 = random({20, 3, 3, 24}, 12);
   Tensor b0 = random({20}, 13);
   Tensor out[2], gx[2], gw[2], gb[2];
   for (int v = 0; v < 2; ++v) {
@@ -198,6 +235,8 @@ TEST(Conv2dWinograd, EngineChoosesItAndMatchesIm2col) {
   EXPECT_TRUE(all_close(gx[0], gx[1], 1e-12, 1e-12));
   EXPECT_TRUE(all_close(gw[0], gw[1], 1e-12, 1e-12));
   EXPECT_TRUE(all_close(gb[0], gb[1], 1e-12, 1e-12));
-  // And Winograd did run: its result is not bit-identical to im2col's (other rounding).
+  // And Winograd did run: its results are not bit-identical to im2col's (other rounding).
   EXPECT_NE(out[0].to_vector(), out[1].to_vector());
+  EXPECT_NE(gx[0].to_vector(), gx[1].to_vector());
+  EXPECT_NE(gw[0].to_vector(), gw[1].to_vector());
 }
