@@ -214,7 +214,8 @@ void conv2d_forward(const Conv2dShape& sh, const T* x, const T* w, const T* bias
 template <class T>
 void conv2d_backward_data(const Conv2dShape& sh, const T* dy, const T* w, T* dx,
                           int64_t column_bytes) {
-  if (use_winograd(sh, column_bytes, Pass::Data)) return conv2d_backward_data_winograd(sh, dy, w, dx);
+  if (use_winograd(sh, column_bytes, Pass::Data))
+    return conv2d_backward_data_winograd(sh, dy, w, dx);
   const Dims d = dims_of(sh);
   const int64_t K = sh.k, G = sh.groups;
   if (is_pointwise(sh)) {

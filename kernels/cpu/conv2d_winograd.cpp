@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <memory>
 #include <vector>
 
 #include "kernels/cpu/matmul.h"
@@ -28,9 +27,10 @@ std::atomic<Conv2dAlgo> g_algo{Conv2dAlgo::Auto};
 constexpr int64_t kChunkBytes = int64_t{1} << 20;
 // Fewer tiles than this make each of the 16 GEMMs too short to run at speed.
 constexpr int64_t kMinChunkTiles = 32;
-// The weight gradient's GEMMs reduce over the tiles of a chunk into a [C, K] accumulator that
-// each chunk reads and writes again: with fewer tiles than this, that traffic dominates (512
-// channels: 32 tiles per chunk made ResNet-18's step slower than im2col).
+// The weight gradient's 16 GEMMs reduce over a chunk's tiles into [C, K] accumulators that
+// every chunk reads and writes again: 2 * nt flops per accumulator value moved, so chunks of
+// at least this many tiles keep that traffic small next to the arithmetic (a choice, not tuned:
+// use_winograd in conv2d.cpp keeps the weight gradient to shapes with many tiles anyway).
 constexpr int64_t kMinWeightChunkTiles = 256;
 
 // A per-thread buffer of at least n elements, kept between calls (slot: which of the thread's
@@ -231,9 +231,10 @@ void conv2d_forward_winograd(const Conv2dShape& sh, const T* x, const T* w, cons
                              int64_t chunk_bytes) {
   std::vector<T> U(static_cast<size_t>(16 * sh.c * sh.k));
   const int64_t C = sh.c;
-  transform_filters<T>(sh.c, sh.k,
-                       [&](int64_t co, int64_t ci, int r, int s) { return w[((co * 3 + r) * 3 + s) * C + ci]; },
-                       U.data());
+  transform_filters<T>(
+      sh.c, sh.k,
+      [&](int64_t co, int64_t ci, int r, int s) { return w[((co * 3 + r) * 3 + s) * C + ci]; },
+      U.data());
   run(Problem<T>{sh.n, sh.h, sh.w, sh.c, sh.p, sh.q, sh.k, sh.pad_h, sh.pad_w, x, U.data(), bias,
                  y},
       chunk_bytes);

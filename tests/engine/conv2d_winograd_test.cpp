@@ -1,7 +1,7 @@
 // Winograd F(2x2, 3x3) convolution (kernels/cpu/conv2d_winograd.cpp): forward, data and weight
-// gradients against naive float64 loops on awkward shapes (odd output sizes, so the last tiles hang over
-// the edge; padding 0, 1 and 2; channel counts that are not multiples of the vector width),
-// with chunks of a few tiles and 1-3 threads; and conv2d() choosing it against im2col.
+// gradients against naive float64 loops on awkward shapes (odd output sizes, so the last tiles
+// hang over the edge; padding 0, 1 and 2; channel counts that are not multiples of the vector
+// width), with chunks of a few tiles and 1-3 threads; and conv2d() choosing it against im2col.
 #include <omp.h>
 
 #include <cmath>
@@ -40,7 +40,8 @@ std::vector<double> forward_ref(const Conv2dShape& sh, const std::vector<double>
               const int64_t h = p - sh.pad_h + r, wi = q - sh.pad_w + s;
               if (h < 0 || h >= sh.h || wi < 0 || wi >= sh.w) continue;
               for (int64_t c = 0; c < sh.c; ++c)
-                acc += x[((n * sh.h + h) * sh.w + wi) * sh.c + c] * w[((k * 3 + r) * 3 + s) * sh.c + c];
+                acc += x[((n * sh.h + h) * sh.w + wi) * sh.c + c] *
+                       w[((k * 3 + r) * 3 + s) * sh.c + c];
             }
           y[((n * sh.p + p) * sh.q + q) * sh.k + k] = acc;
         }
@@ -62,7 +63,8 @@ std::vector<double> backward_data_ref(const Conv2dShape& sh, const std::vector<d
             for (int64_t k = 0; k < sh.k; ++k)
               for (int64_t c = 0; c < sh.c; ++c)
                 dx[((n * sh.h + h) * sh.w + wi) * sh.c + c] +=
-                    dy[((n * sh.p + p) * sh.q + q) * sh.k + k] * w[((k * 3 + r) * 3 + s) * sh.c + c];
+                    dy[((n * sh.p + p) * sh.q + q) * sh.k + k] *
+                    w[((k * 3 + r) * 3 + s) * sh.c + c];
           }
   return dx;
 }
@@ -81,7 +83,8 @@ std::vector<double> backward_weight_ref(const Conv2dShape& sh, const std::vector
             for (int64_t k = 0; k < sh.k; ++k)
               for (int64_t c = 0; c < sh.c; ++c)
                 dw[((k * 3 + r) * 3 + s) * sh.c + c] +=
-                    dy[((n * sh.p + p) * sh.q + q) * sh.k + k] * x[((n * sh.h + h) * sh.w + wi) * sh.c + c];
+                    dy[((n * sh.p + p) * sh.q + q) * sh.k + k] *
+                    x[((n * sh.h + h) * sh.w + wi) * sh.c + c];
           }
   return dw;
 }

@@ -10,8 +10,8 @@ enum cublasOperation_t { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1 };
 enum cublasMath_t { CUBLAS_DEFAULT_MATH = 0, CUBLAS_TF32_TENSOR_OP_MATH = 3 };
 
 inline const char* cublasGetStatusString(cublasStatus_t status) {
-  return status == CUBLAS_STATUS_SUCCESS ? "CUBLAS_STATUS_SUCCESS"
-                                         : "cuBLAS is not emulated (tools/cuda_emu runs our kernels only)";
+  if (status == CUBLAS_STATUS_SUCCESS) return "CUBLAS_STATUS_SUCCESS";
+  return "cuBLAS is not emulated (tools/cuda_emu runs our kernels only)";
 }
 
 #define EMU_CUBLAS_STUB(name) \

@@ -43,8 +43,8 @@ using cudnnConvolutionBwdDataAlgoPerf_t = cudnnConvolutionFwdAlgoPerf_t;
 using cudnnConvolutionBwdFilterAlgoPerf_t = cudnnConvolutionFwdAlgoPerf_t;
 
 inline const char* cudnnGetErrorString(cudnnStatus_t status) {
-  return status == CUDNN_STATUS_SUCCESS ? "CUDNN_STATUS_SUCCESS"
-                                        : "cuDNN is not emulated (tools/cuda_emu runs our kernels only)";
+  if (status == CUDNN_STATUS_SUCCESS) return "CUDNN_STATUS_SUCCESS";
+  return "cuDNN is not emulated (tools/cuda_emu runs our kernels only)";
 }
 
 inline size_t cudnnGetVersion() { return 0; }  // no cuDNN here

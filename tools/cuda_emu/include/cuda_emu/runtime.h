@@ -2,10 +2,10 @@
 // engine's CUDA backend (engine/cuda/, kernels/cuda/) and their tests make, and nothing else (a
 // call the emulator does not know fails to compile).
 //
-// One emulated device (device 0) with kSmCount SMs and DeviceMemory::kCapacity bytes. Memory calls act on memory.h's allocations and
-// check what the real runtime checks: that device pointers are device memory, host pointers
-// are not, and that a range stays inside its buffer. Everything is synchronous: "Async" calls
-// are done when they return, whatever the stream.
+// One emulated device (device 0) with kSmCount SMs and DeviceMemory::kCapacity bytes. Memory
+// calls act on memory.h's allocations and check what the real runtime checks: that device
+// pointers are device memory, host pointers are not, and that a range stays inside its buffer.
+// Everything is synchronous: "Async" calls are done when they return, whatever the stream.
 #pragma once
 
 #include <chrono>
@@ -260,7 +260,8 @@ inline cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
 #define cudaHostAllocDefault 0x00
 inline cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned flags) {
   if (flags != cudaHostAllocDefault)
-    return emu::report(cudaErrorInvalidValue, "cudaHostAlloc: only cudaHostAllocDefault is emulated");
+    return emu::report(cudaErrorInvalidValue,
+                       "cudaHostAlloc: only cudaHostAllocDefault is emulated");
   *p = std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096);
   if (*p == nullptr)
     return emu::report(cudaErrorMemoryAllocation, "cudaHostAlloc of " + std::to_string(bytes) +

@@ -2,8 +2,9 @@
 // runs our kernels, and the vendors' libraries are closed GPU code. Their headers (cublas_v2.h,
 // cudnn.h next to this one) declare the names the engine's vendor paths use, so those paths
 // compile unchanged, and every call fails with "not supported" and a message saying why. The
-// emulated engine starts every family on our kernels (kernels/cuda/runtime.cu, ENGINE_CUDA_EMULATED);
-// a test that compares our kernel with the vendor's skips there (tests/cuda/cuda_util.h).
+// emulated engine starts every family on our kernels (kernels/cuda/runtime.cu,
+// ENGINE_CUDA_EMULATED); a test that compares our kernel with the vendor's skips there
+// (tests/cuda/cuda_util.h).
 #pragma once
 
 #include <string>
