@@ -143,6 +143,25 @@ void Module::to(engine::Device device) {
   }
 }
 
+void Module::to(engine::DType dtype) {
+  engine::check(dtype == engine::DType::Float32 || dtype == engine::DType::Float64,
+                "Module::to: expected float32 or float64, got ", engine::dtype_name(dtype));
+  engine::NoGradGuard no_grad;
+  std::vector<std::pair<std::string, Tensor*>> slots;
+  collect("", true, true, slots);
+  for (auto& [name, slot] : slots) {
+    Tensor& t = *slot;
+    if (t.dtype() == dtype || t.dtype() == engine::DType::Int64) continue;
+    Tensor converted = t.detach().to(dtype).contiguous();  // on the tensor's own device
+    engine::TensorImpl& impl = t.impl();
+    impl.storage = converted.impl().storage;
+    impl.strides = converted.strides();
+    impl.offset = converted.offset();
+    impl.dtype = dtype;
+    impl.grad = nullptr;
+  }
+}
+
 void Module::set_requires_grad(bool on) {
   std::vector<std::pair<std::string, Tensor*>> slots;
   collect("", true, false, slots);

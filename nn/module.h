@@ -53,6 +53,9 @@ class Module {
   // move still holds the right parameters. Integer buffers (BatchNorm's num_batches_tracked)
   // are host-side counters that no kernel reads: they stay on the CPU.
   void to(engine::Device device);
+  // Converts every float parameter and buffer to `dtype` (float32 or float64) the same way,
+  // in place; integer buffers keep theirs. Gradients are dropped (they had the old dtype).
+  void to(engine::DType dtype);
   // Frozen parameters get no gradient and so no optimizer update (freezing drops any stale
   // gradient too).
   void set_requires_grad(bool on);

@@ -1,5 +1,5 @@
 // Module bookkeeping: dotted names in PyTorch's order, state dicts, lookup, freezing, train
-// mode, moving (identity kept) and registration errors.
+// mode, moving and converting (identity kept) and registration errors.
 #include "nn/layers.h"
 #include "nn/module.h"
 #include "tests/common/check.h"
@@ -124,6 +124,26 @@ TEST(Module, ToCudaMovesInPlaceWhenAvailable) {
   EXPECT_EQ(w.to_vector(), values);
   EXPECT_TRUE(w.requires_grad());
   EXPECT_TRUE(b.bn->num_batches_tracked.device().is_cpu());  // host-side counter
+}
+
+TEST(Module, ToFloat64ConvertsInPlaceAndTrainsThere) {
+  Generator gen(1);
+  Block b(gen);
+  Tensor w = b.conv->weight;  // a handle taken before, as an optimizer holds one
+  const auto values = w.to_vector();
+  Tensor x = testing_util::random({2, 5, 5, 4}, 2, -1, 1, DType::Float32);
+  sum(b.forward(x)).backward();
+  ASSERT_TRUE(w.grad().defined());
+  b.to(DType::Float64);
+  EXPECT_EQ(w.dtype(), DType::Float64);  // the same handle sees the converted tensor
+  EXPECT_EQ(w.to_vector(), values);      // float32 values are exact in float64
+  EXPECT_FALSE(w.grad().defined());      // the old float32 gradient is dropped
+  EXPECT_TRUE(w.requires_grad() && w.is_leaf());
+  EXPECT_EQ(b.bn->running_var.dtype(), DType::Float64);
+  EXPECT_EQ(b.bn->num_batches_tracked.dtype(), DType::Int64);  // integer buffers keep theirs
+  sum(b.forward(x.to(DType::Float64))).backward();
+  EXPECT_EQ(w.grad().dtype(), DType::Float64);
+  EXPECT_THROW(b.to(DType::Int64), Error);
 }
 
 TEST(Module, RegistrationErrors) {

@@ -70,24 +70,6 @@ void export_grads(models::Model& model, TensorMap& out) {
   }
 }
 
-// Converts every float parameter and buffer in place (as Module::to swaps the storage under the
-// existing TensorImpl, so the layers' members see it). Integer buffers keep their dtype.
-void convert_model(models::Model& model, DType dtype) {
-  NoGradGuard no_grad;
-  auto convert = [dtype](const Tensor& t) {
-    if (t.dtype() == DType::Int64 || t.dtype() == dtype) return;
-    Tensor c = t.detach().to(dtype).contiguous();
-    TensorImpl& impl = t.impl();
-    impl.storage = c.impl().storage;
-    impl.strides = c.strides();
-    impl.offset = c.offset();
-    impl.dtype = dtype;
-    impl.grad = nullptr;
-  };
-  for (const auto& [name, t] : model.named_parameters()) convert(t);
-  for (const auto& [name, t] : model.named_buffers()) convert(t);
-}
-
 void export_state(models::Model& model, TensorMap& out) {
   for (const auto& [name, t] : models::export_state_dict(model)) out["state." + name] = t;
 }
@@ -138,7 +120,7 @@ int run(int argc, char** argv) {
   check(dtype_name == "float32" || dtype_name == "float64", "modelrun: dtype '", dtype_name,
         "' is not float32 or float64");
   const DType dtype = dtype_name == "float64" ? DType::Float64 : DType::Float32;
-  convert_model(*model, dtype);  // before loading: loading copies (and converts) in place
+  model->to(dtype);  // before loading: loading copies (and converts) in place
   models::LoadOptions lo;
   lo.head = models::HeadMismatch::Error;  // the checkpoint carries exactly this head
   models::load_weights(*model, argv[2], lo);
