@@ -49,6 +49,7 @@ inline std::vector<engine::cuda::Impl> available_impls() {
   if (emulated()) return {engine::cuda::Impl::Ours};
   return {engine::cuda::Impl::Ours, engine::cuda::Impl::Vendor};
 }
+
 inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 class CudaTest : public ::testing::Test {
