@@ -17,6 +17,18 @@ void check_name(const std::string& name, const char* what) {
                 " name '", name, "' must be non-empty and contain no '.'");
 }
 
+// Puts `next`'s bytes (and dtype) under t's existing TensorImpl and drops its gradient: every
+// handle to this parameter (an optimizer's list, a user's copy) sees the new tensor, as
+// PyTorch's param.data = ... does.
+void swap_in_place(Tensor& t, const Tensor& next) {
+  engine::TensorImpl& impl = t.impl();
+  impl.storage = next.impl().storage;
+  impl.strides = next.strides();
+  impl.offset = next.offset();
+  impl.dtype = next.dtype();
+  impl.grad = nullptr;
+}
+
 }  // namespace
 
 void Module::register_parameter(const std::string& name, Tensor* slot) {
@@ -132,14 +144,7 @@ void Module::to(engine::Device device) {
   for (auto& [name, slot] : slots) {
     Tensor& t = *slot;
     if (t.device() == device || t.dtype() == engine::DType::Int64) continue;
-    // Swap the bytes under the existing TensorImpl: every handle to this parameter (an
-    // optimizer's list, a user's copy) sees the moved tensor, as PyTorch's param.data = ...
-    Tensor moved = t.detach().to(device);
-    engine::TensorImpl& impl = t.impl();
-    impl.storage = moved.impl().storage;
-    impl.strides = moved.strides();
-    impl.offset = moved.offset();
-    impl.grad = nullptr;
+    swap_in_place(t, t.detach().to(device));
   }
 }
 
@@ -152,13 +157,7 @@ void Module::to(engine::DType dtype) {
   for (auto& [name, slot] : slots) {
     Tensor& t = *slot;
     if (t.dtype() == dtype || t.dtype() == engine::DType::Int64) continue;
-    Tensor converted = t.detach().to(dtype).contiguous();  // on the tensor's own device
-    engine::TensorImpl& impl = t.impl();
-    impl.storage = converted.impl().storage;
-    impl.strides = converted.strides();
-    impl.offset = converted.offset();
-    impl.dtype = dtype;
-    impl.grad = nullptr;
+    swap_in_place(t, t.detach().to(dtype));  // on the tensor's own device
   }
 }
 
