@@ -34,7 +34,10 @@ constexpr int64_t kMinChunkTiles = 32;
 constexpr int64_t kMinWeightChunkTiles = 256;
 
 // A per-thread buffer of at least n elements, kept between calls (slot: which of the thread's
-// buffers).
+// buffers), so no call allocates once the sizes have been seen. Slots 0-3 are a tile range's
+// working buffers; kFilterSlot is the calling thread's transformed filters (or their gradient),
+// which every range reads, and which the calling thread keeps while it also runs range 0.
+constexpr int kFilterSlot = 4;
 template <class T, int slot>
 T* scratch(int64_t n) {
   thread_local std::vector<T> buf;
@@ -81,14 +84,29 @@ struct Problem {
   T* y;
 };
 
+// The output cut in 2x2 tiles, numbered row-major over (image, tile row, tile column); the
+// last tile of a row or column hangs over the edge when Q or P is odd.
+struct Tile {
+  int64_t n, th, tw;
+};
+template <class T>
+int64_t tile_count(const Problem<T>& pr) {
+  return pr.n * ((pr.p + 1) / 2) * ((pr.q + 1) / 2);
+}
+template <class T>
+Tile tile_at(const Problem<T>& pr, int64_t t) {
+  const int64_t TH = (pr.p + 1) / 2, TW = (pr.q + 1) / 2;
+  return {t / (TH * TW), t / TW % TH, t % TW};
+}
+
 // V[xi][tile][ci] for the tiles [t0, t1): B^T d B of each tile's 4x4 input patch, channel by
 // channel. Taps in the padding read a row of zeros, so the channel loop has no branches.
 template <class T>
 void transform_inputs(const Problem<T>& pr, int64_t t0, int64_t t1, int64_t plane, T* V,
                       const T* zeros) {
-  const int64_t TH = (pr.p + 1) / 2, TW = (pr.q + 1) / 2, C = pr.cin;
+  const int64_t C = pr.cin;
   for (int64_t t = t0; t < t1; ++t) {
-    const int64_t n = t / (TH * TW), th = t / TW % TH, tw = t % TW;
+    const auto [n, th, tw] = tile_at(pr, t);
     const T* d[4][4];
     for (int i = 0; i < 4; ++i)
       for (int j = 0; j < 4; ++j) {
@@ -121,10 +139,10 @@ void transform_inputs(const Problem<T>& pr, int64_t t0, int64_t t1, int64_t plan
 template <class T>
 void transform_outputs(const Problem<T>& pr, int64_t t0, int64_t t1, int64_t plane, const T* M,
                        const T* zeros, T* discard) {
-  const int64_t TH = (pr.p + 1) / 2, TW = (pr.q + 1) / 2, K = pr.cout;
+  const int64_t K = pr.cout;
   const T* bias = pr.bias ? pr.bias : zeros;
   for (int64_t t = t0; t < t1; ++t) {
-    const int64_t n = t / (TH * TW), th = t / TW % TH, tw = t % TW;
+    const auto [n, th, tw] = tile_at(pr, t);
     T* out[2][2];
     for (int a = 0; a < 2; ++a)
       for (int b = 0; b < 2; ++b) {
@@ -152,9 +170,9 @@ void transform_outputs(const Problem<T>& pr, int64_t t0, int64_t t1, int64_t pla
 template <class T>
 void transform_output_grads(const Problem<T>& pr, const T* dy, int64_t t0, int64_t t1,
                             int64_t plane, T* D, const T* zeros) {
-  const int64_t TH = (pr.p + 1) / 2, TW = (pr.q + 1) / 2, K = pr.cout;
+  const int64_t K = pr.cout;
   for (int64_t t = t0; t < t1; ++t) {
-    const int64_t n = t / (TH * TW), th = t / TW % TH, tw = t % TW;
+    const auto [n, th, tw] = tile_at(pr, t);
     const T* e[2][2];
     for (int a = 0; a < 2; ++a)
       for (int b = 0; b < 2; ++b) {
@@ -194,7 +212,7 @@ int64_t chunk_tiles(const Problem<T>& pr, int64_t tiles, int64_t chunk_bytes,
 
 template <class T>
 void run(const Problem<T>& pr, int64_t chunk_bytes) {
-  const int64_t tiles = pr.n * ((pr.p + 1) / 2) * ((pr.q + 1) / 2);
+  const int64_t tiles = tile_count(pr);
   if (tiles == 0) return;
   const int64_t chunk = chunk_tiles(pr, tiles, chunk_bytes);
   for_each_range(ranges_for(tiles), tiles, 1, [&](int, int64_t begin, int64_t end) {
@@ -229,14 +247,12 @@ bool winograd_applies(const Conv2dShape& sh) {
 template <class T>
 void conv2d_forward_winograd(const Conv2dShape& sh, const T* x, const T* w, const T* bias, T* y,
                              int64_t chunk_bytes) {
-  std::vector<T> U(static_cast<size_t>(16 * sh.c * sh.k));
+  T* U = scratch<T, kFilterSlot>(16 * sh.c * sh.k);
   const int64_t C = sh.c;
   transform_filters<T>(
       sh.c, sh.k,
-      [&](int64_t co, int64_t ci, int r, int s) { return w[((co * 3 + r) * 3 + s) * C + ci]; },
-      U.data());
-  run(Problem<T>{sh.n, sh.h, sh.w, sh.c, sh.p, sh.q, sh.k, sh.pad_h, sh.pad_w, x, U.data(), bias,
-                 y},
+      [&](int64_t co, int64_t ci, int r, int s) { return w[((co * 3 + r) * 3 + s) * C + ci]; }, U);
+  run(Problem<T>{sh.n, sh.h, sh.w, sh.c, sh.p, sh.q, sh.k, sh.pad_h, sh.pad_w, x, U, bias, y},
       chunk_bytes);
 }
 
@@ -245,15 +261,15 @@ void conv2d_backward_data_winograd(const Conv2dShape& sh, const T* dy, const T* 
                                    int64_t chunk_bytes) {
   // dx = conv(dy, w') over dy's K channels, w'[c, r, s, k] = w[k, 2 - r, 2 - s, c], padding
   // 2 - pad: output row h reads dy rows h + pad - r for r = 0..2.
-  std::vector<T> U(static_cast<size_t>(16 * sh.k * sh.c));
+  T* U = scratch<T, kFilterSlot>(16 * sh.k * sh.c);
   const int64_t C = sh.c;
   transform_filters<T>(sh.k, sh.c,
                        [&](int64_t c, int64_t k, int r, int s) {
                          return w[((k * 3 + (2 - r)) * 3 + (2 - s)) * C + c];
                        },
-                       U.data());
-  run(Problem<T>{sh.n, sh.p, sh.q, sh.k, sh.h, sh.w, sh.c, 2 - sh.pad_h, 2 - sh.pad_w, dy,
-                 U.data(), nullptr, dx},
+                       U);
+  run(Problem<T>{sh.n, sh.p, sh.q, sh.k, sh.h, sh.w, sh.c, 2 - sh.pad_h, 2 - sh.pad_w, dy, U,
+                 nullptr, dx},
       chunk_bytes);
 }
 
@@ -263,25 +279,27 @@ void conv2d_backward_weight_winograd(const Conv2dShape& sh, const T* x, const T*
   const int64_t C = sh.c, K = sh.k, plane = C * K;
   const Problem<T> pr{sh.n, sh.h, sh.w, C, sh.p, sh.q, K, sh.pad_h, sh.pad_w, x, nullptr, nullptr,
                       nullptr};
-  const int64_t tiles = sh.n * ((sh.p + 1) / 2) * ((sh.q + 1) / 2);
+  const int64_t tiles = tile_count(pr);
   const int64_t chunk = tiles > 0 ? chunk_tiles(pr, tiles, chunk_bytes, kMinWeightChunkTiles) : 1;
   const int parts = ranges_for(tiles);
   // dU[xi][c][k] = sum over tiles of V[xi][tile][c] D[xi][tile][k]: one accumulator per range,
-  // added in range order below (the same sum every run for a given thread count).
-  std::vector<T> dU(static_cast<size_t>(parts * 16 * plane), T(0));
+  // added in range order below (the same sum every run for a given thread count). Not zeroed:
+  // each range's first chunk overwrites its accumulator (beta = 0); every range has a tile.
+  T* dU = scratch<T, kFilterSlot>(parts * 16 * plane);
   for_each_range(parts, tiles, 1, [&](int part, int64_t begin, int64_t end) {
     T* V = scratch<T, 0>(16 * chunk * C);
     T* D = scratch<T, 1>(16 * chunk * K);
     T* zeros = scratch<T, 2>(std::max(C, K));
     std::fill(zeros, zeros + std::max(C, K), T(0));
-    T* acc = dU.data() + part * 16 * plane;
+    T* acc = dU + part * 16 * plane;
     for (int64_t t0 = begin; t0 < end; t0 += chunk) {
       const int64_t t1 = std::min(t0 + chunk, end), nt = t1 - t0;
       transform_inputs(pr, t0, t1, chunk * C, V, zeros);
       transform_output_grads(pr, dy, t0, t1, chunk * K, D, zeros);
-      // dU_xi [C, K] += V_xi [nt, C]^T @ D_xi [nt, K]
+      // dU_xi [C, K] (+)= V_xi [nt, C]^T @ D_xi [nt, K]
+      const T beta = t0 == begin ? T(0) : T(1);
       for (int xi = 0; xi < 16; ++xi)
-        gemm<T>(true, false, C, K, nt, T(1), V + xi * chunk * C, C, D + xi * chunk * K, K, T(1),
+        gemm<T>(true, false, C, K, nt, T(1), V + xi * chunk * C, C, D + xi * chunk * K, K, beta,
                 acc + xi * plane, K);
     }
   });
