@@ -70,10 +70,24 @@ void map(int64_t n, const T* x, T* y, F f) {
   for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
 }
 
+// x (the op's input) or y (its output) may be null when the derivative does not need it. The
+// null tests sit outside the loops: a `x ? x[i] : 0` inside one keeps it scalar, and for ReLU a
+// scalar loop pays a mispredicted branch on about half the elements (it was 11% of a ResNet-50
+// training step on the CPU; the vectorised loop turns the comparison into a blend).
+// f(in, out, dy) returns dx for one element. x (the op's input) or y (its output) may be null
+// when f does not need it; the null tests sit outside the loops, and the pointers are captured by
+// value, so each loop vectorises (ReLU's backward, a scalar loop with a mispredicted branch on
+// about half its elements, was 11% of a ResNet-50 training step on the CPU).
 template <class T, class F>
 void map_backward(int64_t n, const T* x, const T* y, const T* dy, T* dx, F f) {
+  auto loop = [n, dy, dx](auto grad) {
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * f(x ? x[i] : T(0), y ? y[i] : T(0));
+    for (int64_t i = 0; i < n; ++i) dx[i] = grad(i, dy[i]);
+  };
+  if (x && y) return loop([=](int64_t i, T g) { return f(x[i], y[i], g); });
+  if (x) return loop([=](int64_t i, T g) { return f(x[i], T(0), g); });
+  if (y) return loop([=](int64_t i, T g) { return f(T(0), y[i], g); });
+  loop([=](int64_t, T g) { return f(T(0), T(0), g); });
 }
 
 }  // namespace
@@ -119,18 +133,20 @@ void unary_backward(UnaryOp op, int64_t n, const T* x, const T* y, const T* dy, 
                     T p1) {
   auto run = [&](auto f) { map_backward(n, x, y, dy, dx, f); };
   switch (op) {
-    case UnaryOp::Neg: return run([](T, T) { return T(-1); });
-    case UnaryOp::Exp: return run([](T, T out) { return out; });
-    case UnaryOp::Log: return run([](T in, T) { return T(1) / in; });
-    case UnaryOp::Sqrt: return run([](T, T out) { return T(0.5) / out; });
-    case UnaryOp::Abs: return run([](T in, T) { return in > 0 ? T(1) : (in < 0 ? T(-1) : T(0)); });
-    case UnaryOp::Relu: return run([](T in, T) { return in > T(0) ? T(1) : T(0); });
-    case UnaryOp::Sigmoid: return run([](T, T out) { return out * (T(1) - out); });
-    case UnaryOp::Tanh: return run([](T, T out) { return T(1) - out * out; });
+    case UnaryOp::Neg: return run([](T, T, T g) { return -g; });
+    case UnaryOp::Exp: return run([](T, T out, T g) { return g * out; });
+    case UnaryOp::Log: return run([](T in, T, T g) { return g * (T(1) / in); });
+    case UnaryOp::Sqrt: return run([](T, T out, T g) { return g * (T(0.5) / out); });
+    case UnaryOp::Abs: return run([](T in, T, T g) { return in > 0 ? g : (in < 0 ? -g : T(0)); });
+    // Selects rather than multiplies, as PyTorch's threshold_backward: where the input was not
+    // positive the gradient is 0 even if the incoming one is inf or NaN.
+    case UnaryOp::Relu: return run([](T in, T, T g) { return in > T(0) ? g : T(0); });
+    case UnaryOp::Sigmoid: return run([](T, T out, T g) { return g * (out * (T(1) - out)); });
+    case UnaryOp::Tanh: return run([](T, T out, T g) { return g * (T(1) - out * out); });
     // Inside [low, high] the gradient passes; PyTorch also passes it at the boundaries.
-    case UnaryOp::Clamp: return run([=](T in, T) { return in >= p0 && in <= p1 ? T(1) : T(0); });
+    case UnaryOp::Clamp: return run([=](T in, T, T g) { return in >= p0 && in <= p1 ? g : T(0); });
     case UnaryOp::PowScalar:
-      return run([=](T in, T) { return p0 == T(0) ? T(0) : p0 * std::pow(in, p0 - T(1)); });
+      return run([=](T in, T, T g) { return p0 == T(0) ? T(0) : g * (p0 * std::pow(in, p0 - T(1))); });
   }
 }
 

@@ -79,20 +79,22 @@ __device__ __forceinline__ T apply_unary(UnaryOp op, T v, T p0, T p1) {
   return T(0);
 }
 
-// op'(x) given the saved input x and/or output y (0 where the op does not save it).
+// dx = dy * op'(x) given the saved input x and/or output y (0 where the op does not save it).
+// ReLU, Clamp and Abs select instead of multiplying, as PyTorch: where the derivative is 0 the
+// gradient is 0 even if dy is inf or NaN (the CPU kernel in kernels/cpu/elementwise.cpp agrees).
 template <class T>
-__device__ __forceinline__ T derivative(UnaryOp op, T x, T y, T p0, T p1) {
+__device__ __forceinline__ T input_grad(UnaryOp op, T x, T y, T g, T p0, T p1) {
   switch (op) {
-    case UnaryOp::Neg: return T(-1);
-    case UnaryOp::Exp: return y;
-    case UnaryOp::Log: return T(1) / x;
-    case UnaryOp::Sqrt: return T(0.5) / y;
-    case UnaryOp::Abs: return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
-    case UnaryOp::Relu: return x > T(0) ? T(1) : T(0);
-    case UnaryOp::Sigmoid: return y * (T(1) - y);
-    case UnaryOp::Tanh: return T(1) - y * y;
-    case UnaryOp::Clamp: return x >= p0 && x <= p1 ? T(1) : T(0);
-    case UnaryOp::PowScalar: return p0 == T(0) ? T(0) : p0 * m_pow(x, p0 - T(1));
+    case UnaryOp::Neg: return -g;
+    case UnaryOp::Exp: return g * y;
+    case UnaryOp::Log: return g * (T(1) / x);
+    case UnaryOp::Sqrt: return g * (T(0.5) / y);
+    case UnaryOp::Abs: return x > T(0) ? g : (x < T(0) ? -g : T(0));
+    case UnaryOp::Relu: return x > T(0) ? g : T(0);
+    case UnaryOp::Sigmoid: return g * (y * (T(1) - y));
+    case UnaryOp::Tanh: return g * (T(1) - y * y);
+    case UnaryOp::Clamp: return x >= p0 && x <= p1 ? g : T(0);
+    case UnaryOp::PowScalar: return p0 == T(0) ? T(0) : g * (p0 * m_pow(x, p0 - T(1)));
   }
   return T(0);
 }
@@ -171,13 +173,13 @@ __global__ void unary_backward_kernel(UnaryOp op, int64_t n, const T* __restrict
       if (x) px = load_pack(x + i * V);
       if (y) py = load_pack(y + i * V);
 #pragma unroll
-      for (int j = 0; j < V; ++j) pd.v[j] = pg.v[j] * derivative(op, px.v[j], py.v[j], p0, p1);
+      for (int j = 0; j < V; ++j) pd.v[j] = input_grad(op, px.v[j], py.v[j], pg.v[j], p0, p1);
       store_pack(dx + i * V, pd);
     }
     tail = n / V * V;
   }
   for (int64_t i = tail + first; i < n; i += step)
-    dx[i] = dy[i] * derivative(op, x ? x[i] : T(0), y ? y[i] : T(0), p0, p1);
+    dx[i] = input_grad(op, x ? x[i] : T(0), y ? y[i] : T(0), dy[i], p0, p1);
 }
 
 const char* op_name(BinaryOp op) {

@@ -1,8 +1,11 @@
 // CUDA elementwise ops against the CPU: every binary op over broadcast layouts, every unary op
 // forward and backward (through autograd, so the engine's CUDA call sites are covered too),
 // NaN semantics, and the scalar fallback for unaligned views.
+#include <cmath>
 #include <functional>
+#include <limits>
 #include <string>
+#include <vector>
 
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cuda/elementwise.h"
@@ -144,6 +147,40 @@ TEST_F(CudaElementwise, UnaryOpsAndGradientsMatchCpu) {
         EXPECT_TRUE(testing_util::all_close(gx.grad(), x.grad(), rtol, atol))
             << c.name << " backward " << t << " n=" << n;
       }
+    }
+  }
+}
+
+// ReLU's and Clamp's backward select (as on the CPU and in PyTorch): a NaN or inf incoming
+// gradient stays out of the masked-off elements. 1027 elements: the 128-bit body and the tail.
+TEST_F(CudaElementwise, MaskGradientsIgnoreNonFiniteIncomingGradients) {
+  const double inf = std::numeric_limits<double>::infinity();
+  for (DType t : {DType::Float32, DType::Float64}) {
+    Tensor x = host_random({1027}, 41, -2, 2, t);
+    std::vector<double> g(1027);
+    for (size_t i = 0; i < g.size(); ++i) g[i] = i % 3 == 0 ? kNaN : (i % 3 == 1 ? inf : 1.5);
+    Tensor dy = Tensor::from_vector(g, {1027}).to(t);
+    const std::vector<double> xs = x.to_vector();
+    for (int op = 0; op < 2; ++op) {
+      auto f = [&](const Tensor& v) { return op == 0 ? engine::relu(v) : engine::clamp(v, -1, 1); };
+      Tensor cx = x.detach().requires_grad_(), gx = x.to(kGpu).requires_grad_();
+      f(cx).backward(dy);
+      f(gx).backward(dy.to(kGpu));
+      std::vector<double> want = cx.grad().to_vector(), got = gx.grad().to(engine::Device::cpu()).to_vector();
+      int64_t masked = 0;
+      for (size_t i = 0; i < want.size(); ++i) {
+        const bool passes = op == 0 ? xs[i] > 0 : std::abs(xs[i]) <= 1;
+        if (!passes) {
+          ++masked;
+          EXPECT_EQ(got[i], 0) << (op == 0 ? "relu" : "clamp") << " " << t << " i=" << i;
+        }
+        // NaN compares unequal to itself: compare NaN-ness, then the value.
+        ASSERT_EQ(std::isnan(got[i]), std::isnan(want[i])) << i;
+        if (!std::isnan(want[i])) {
+          EXPECT_EQ(got[i], want[i]) << i;
+        }
+      }
+      EXPECT_GT(masked, 100);  // the random inputs really exercise the mask
     }
   }
 }

@@ -4,6 +4,7 @@
 // differences away from kinks; scalar overloads and operators; dtype/device/shape errors.
 #include <cmath>
 #include <functional>
+#include <limits>
 
 #include "tests/common/check.h"
 
@@ -281,6 +282,30 @@ TEST(Unary, ClampAndReluGradientsAreMasks) {
   sum(relu(x)).backward();
   EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{0, 0, 1, 1}));
   EXPECT_THROW(clamp(x, 1, -1), Error);
+}
+
+// As PyTorch's threshold_backward: the masks select, they do not multiply, so where the mask is
+// 0 the gradient is 0 even if the incoming one is inf or NaN (0 * inf would be NaN).
+TEST(Unary, MaskGradientsIgnoreNonFiniteIncomingGradients) {
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
+  for (DType t : {DType::Float64, DType::Float32}) {
+    Tensor x = Tensor::from_vector(std::vector<double>{-2, -0.25, 0.5, 3}, {4}).to(t);
+    Tensor dy = Tensor::from_vector(std::vector<double>{nan, inf, 5, -inf}, {4}).to(t);
+    x.requires_grad_();
+    relu(x).backward(dy);
+    std::vector<double> g = x.grad().to_vector();
+    EXPECT_EQ(g[0], 0) << t;
+    EXPECT_EQ(g[1], 0) << t;
+    EXPECT_EQ(g[2], 5) << t;
+    EXPECT_EQ(g[3], -inf) << t;
+    x.zero_grad();
+    clamp(x, -1, 1).backward(dy);
+    g = x.grad().to_vector();
+    EXPECT_EQ(g[0], 0) << t;
+    EXPECT_EQ(g[1], inf) << t;
+    EXPECT_EQ(g[2], 5) << t;
+    EXPECT_EQ(g[3], 0) << t;
+  }
 }
 
 TEST(Elementwise, Errors) {
