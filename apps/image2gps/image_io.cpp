@@ -3,6 +3,7 @@
 #include "apps/image2gps/image_io.h"
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 
 #include "apps/image2gps/exif.h"
@@ -47,9 +48,10 @@ bool jpeg_is_complete(const uint8_t* d, size_t n) {
     if (in_scan) {
       // Inside entropy-coded data a 0xFF byte is followed by 0x00 (stuffing) or a restart
       // marker RST0..7; anything else is a real marker that ends the scan.
-      if (d[i] != 0xFF) {
-        ++i;
-        continue;
+      if (d[i] != 0xFF) {  // most of a scan: jump to its next 0xFF (memchr is vectorised)
+        const void* ff = std::memchr(d + i, 0xFF, n - i);
+        if (ff == nullptr) return false;
+        i = static_cast<size_t>(static_cast<const uint8_t*>(ff) - d);
       }
       if (i + 1 >= n) return false;
       const uint8_t m = d[i + 1];

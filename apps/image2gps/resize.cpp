@@ -166,11 +166,19 @@ void to_normalized_nhwc(const Image& image, float* out, const std::array<float, 
   for (int c = 0; c < 3; ++c)
     engine::check(std[c] > 0.0f, "to_normalized_nhwc: std[", c, "] = ", std[c],
                   " must be positive");
-  const size_t n = image.rgb.size();
-  for (size_t i = 0; i < n; ++i) {
-    const int c = static_cast<int>(i % 3);
-    // Same float32 operations as ToTensor (x / 255) then Normalize ((x - m) / s).
-    out[i] = (static_cast<float>(image.rgb[i]) / 255.0f - mean[c]) / std[c];
+  // Same float32 operations as ToTensor (x / 255) then Normalize ((x - m) / s), done once per
+  // channel and byte value: a lookup gives bit-identical results at a fraction of the cost of
+  // two divisions per element (this loop was a fifth of the loader's time).
+  float table[3][256];
+  for (int c = 0; c < 3; ++c)
+    for (int v = 0; v < 256; ++v)
+      table[c][v] = (static_cast<float>(v) / 255.0f - mean[c]) / std[c];
+  const size_t pixels = image.rgb.size() / 3;
+  const uint8_t* rgb = image.rgb.data();
+  for (size_t p = 0; p < pixels; ++p) {
+    out[3 * p + 0] = table[0][rgb[3 * p + 0]];
+    out[3 * p + 1] = table[1][rgb[3 * p + 1]];
+    out[3 * p + 2] = table[2][rgb[3 * p + 2]];
   }
 }
 

@@ -1,6 +1,7 @@
 // tests/apps/resize_test.cpp — Pillow-exact bilinear resize, crop, flip and normalisation.
 #include "apps/image2gps/resize.h"
 
+#include <array>
 #include <cmath>
 
 #include "data_test_util.h"
@@ -146,6 +147,22 @@ TEST(Resize, NormalizedNhwcMatchesToTensorNormalize) {
   const std::vector<float> plain = i2g::to_normalized_nhwc(src, {0, 0, 0}, {1, 1, 1});
   for (size_t i = 0; i < plain.size(); ++i) ASSERT_FLOAT_EQ(plain[i], src.rgb[i] / 255.0f);
   EXPECT_THROW(i2g::to_normalized_nhwc(src, {0, 0, 0}, {1, 0, 1}), engine::Error);
+}
+
+// Bit-identical to torchvision's float32 ToTensor + Normalize for every byte value in every
+// channel (the function uses a per-channel table of exactly these operations).
+TEST(Resize, NormalizedNhwcIsBitExactForEveryByteValue) {
+  i2g::Image src;
+  src.width = 256, src.height = 1;
+  for (int v = 0; v < 256; ++v)
+    for (int c = 0; c < 3; ++c) src.rgb.push_back(static_cast<uint8_t>((v + 85 * c) % 256));
+  const std::array<float, 3> mean = {0.485f, 0.456f, 0.406f}, std = {0.229f, 0.224f, 0.225f};
+  const std::vector<float> x = i2g::to_normalized_nhwc(src, mean, std);
+  ASSERT_EQ(x.size(), src.rgb.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    const int c = static_cast<int>(i % 3);
+    ASSERT_EQ(x[i], (static_cast<float>(src.rgb[i]) / 255.0f - mean[c]) / std[c]) << i;
+  }
 }
 
 }  // namespace
