@@ -62,6 +62,7 @@ struct Row {
   int version = 0;  // -1: cuDNN
   double ms = 0, min_ms = 0, flops = 0, bytes = 0, cudnn_ms = 0;
   bool valid = true;
+  bool ran = true;  // false: a cuDNN row where cuDNN had no algorithm (nothing was computed)
   double peak() const { return math == "tf32" ? kPeakTf32FlopPerS : bench::kPeakFp32FlopPerS; }
   double floor_ms() const { return 1e3 * std::max(bytes / bench::kPeakBytesPerS, flops / peak()); }
 };
@@ -283,25 +284,29 @@ int main(int argc, char** argv) {
       const char* short_name = op == Op::Fwd ? "fwd" : op == Op::Dgrad ? "dgrad" : "wgrad";
       if (which_op != "all" && which_op != short_name) continue;
       const double bytes = 4.0 * double(nx + nw + ny);  // two activations + the filter, each pass
-      // One run of version v (v < 0: cuDNN) with or without the bias (validation only).
+      // One run of version v (v < 0: cuDNN) with or without the bias (validation only). The
+      // cuDNN wrappers return false when cuDNN has no deterministic FMA (or TF32) algorithm for
+      // the shape: nothing was computed, and the row says so instead of timing nothing.
+      bool vendor_ran = true;
       auto run = [&](int v, bool with_bias, void* ws) {
         if (op == Op::Fwd) {
           if (v < 0)
-            kc::conv2d_forward_vendor(vs, d_x.get(), d_w.get(), with_bias ? d_b.get() : nullptr,
-                                      d_y.get(), kernels::DType::Float32);
+            vendor_ran &= kc::conv2d_forward_vendor(vs, d_x.get(), d_w.get(),
+                                                    with_bias ? d_b.get() : nullptr, d_y.get(),
+                                                    kernels::DType::Float32);
           else
             kc::conv2d_forward(v, sh, d_x.get(), d_w.get(), with_bias ? d_b.get() : nullptr,
                                d_y.get(), stream);
         } else if (op == Op::Dgrad) {
           if (v < 0)
-            kc::conv2d_backward_data_vendor(vs, d_dy.get(), d_w.get(), d_dx.get(),
-                                            kernels::DType::Float32);
+            vendor_ran &= kc::conv2d_backward_data_vendor(vs, d_dy.get(), d_w.get(), d_dx.get(),
+                                                          kernels::DType::Float32);
           else
             kc::conv2d_backward_data(v, sh, d_dy.get(), d_w.get(), d_dx.get(), stream);
         } else {
           if (v < 0)
-            kc::conv2d_backward_weight_vendor(vs, d_x.get(), d_dy.get(), d_dw.get(),
-                                              kernels::DType::Float32);
+            vendor_ran &= kc::conv2d_backward_weight_vendor(vs, d_x.get(), d_dy.get(), d_dw.get(),
+                                                            kernels::DType::Float32);
           else
             kc::conv2d_backward_weight(v, sh, d_x.get(), d_dy.get(), d_dw.get(),
                                        with_bias ? d_db.get() : nullptr, ws, stream);
@@ -314,6 +319,7 @@ int main(int argc, char** argv) {
                                    : 0);
         Row row{op_name(op), L.name, label, tf32 ? "tf32" : "fp32", v};
         row.flops = flops, row.bytes = bytes;
+        vendor_ran = true;
         if (validate && !again) {
           d_y.poison(), d_dx.poison(), d_dw.poison(), d_db.poison();
           run(v, true, ws.get());
@@ -334,6 +340,11 @@ int main(int argc, char** argv) {
             bench::time_it([&] { run(v, false, ws.get()); }, stream, flusher, reps);
         row.ms = t.median_ms, row.min_ms = t.min_ms;
         kc::set_tf32(false);
+        if (!vendor_ran) {  // nothing of cuDNN's ran: its time is of nothing, compare nothing
+          row.label += " (no cuDNN algorithm)";
+          row.ran = false;
+          row.valid = false;
+        }
         return row;
       };
       std::vector<Row> op_rows;
@@ -341,7 +352,7 @@ int main(int argc, char** argv) {
       if (cudnn) {
         op_rows.push_back(measure(-1, false, "cuDNN fp32", false));
         op_rows.push_back(measure(-1, true, "cuDNN tf32", false));
-        cudnn_ms[0] = op_rows[0].ms, cudnn_ms[1] = op_rows[1].ms;
+        for (int m = 0; m < 2; ++m) cudnn_ms[m] = op_rows[m].ran ? op_rows[m].ms : 0;
       }
       for (int v : versions) {
         const bool tf32 = v == kc::kConv2dTf32Version;

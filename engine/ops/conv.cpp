@@ -104,9 +104,11 @@ void forward_cuda(const Conv2dShape& sh, const Tensor& x, const Tensor& w, const
                   const Tensor& y) {
   namespace kc = kernels::cuda;
   const void* bp = b.defined() ? b.raw_data() : nullptr;
-  if (use_vendor(sh, x.dtype()))
-    kc::conv2d_forward_vendor(sh, x.raw_data(), w.raw_data(), bp, y.raw_data(), x.dtype());
-  else if (is_depthwise(sh))
+  // The vendor calls return false when cuDNN has no algorithm for the shape: ours runs then.
+  if (use_vendor(sh, x.dtype()) &&
+      kc::conv2d_forward_vendor(sh, x.raw_data(), w.raw_data(), bp, y.raw_data(), x.dtype()))
+    return;
+  if (is_depthwise(sh))
     kc::depthwise_conv2d_forward(sh, x.raw_data(), w.raw_data(), bp, y.raw_data(), x.dtype());
   else
     kc::conv2d_forward(sh, x.raw_data(), w.raw_data(), bp, y.raw_data(), x.dtype());
@@ -115,9 +117,10 @@ void forward_cuda(const Conv2dShape& sh, const Tensor& x, const Tensor& w, const
 Tensor backward_data_cuda(const Conv2dShape& sh, const Tensor& dy, const Tensor& w) {
   namespace kc = kernels::cuda;
   Tensor dx = Tensor::empty({sh.n, sh.h, sh.w, sh.c}, dy.dtype(), dy.device());
-  if (use_vendor(sh, dy.dtype()))
-    kc::conv2d_backward_data_vendor(sh, dy.raw_data(), w.raw_data(), dx.raw_data(), dx.dtype());
-  else if (is_depthwise(sh))
+  if (use_vendor(sh, dy.dtype()) &&
+      kc::conv2d_backward_data_vendor(sh, dy.raw_data(), w.raw_data(), dx.raw_data(), dx.dtype()))
+    return dx;
+  if (is_depthwise(sh))
     kc::depthwise_conv2d_backward_data(sh, dy.raw_data(), w.raw_data(), dx.raw_data(), dx.dtype());
   else
     kc::conv2d_backward_data(sh, dy.raw_data(), w.raw_data(), dx.raw_data(), dx.dtype());
@@ -128,9 +131,11 @@ Tensor backward_weight_cuda(const Conv2dShape& sh, const Shape& w_shape, const T
                             const Tensor& dy) {
   namespace kc = kernels::cuda;
   Tensor dw = Tensor::empty(w_shape, dy.dtype(), dy.device());
-  if (use_vendor(sh, dy.dtype()))
-    kc::conv2d_backward_weight_vendor(sh, x.raw_data(), dy.raw_data(), dw.raw_data(), dw.dtype());
-  else if (is_depthwise(sh))
+  if (use_vendor(sh, dy.dtype()) &&
+      kc::conv2d_backward_weight_vendor(sh, x.raw_data(), dy.raw_data(), dw.raw_data(),
+                                        dw.dtype()))
+    return dw;
+  if (is_depthwise(sh))
     kc::depthwise_conv2d_backward_weight(sh, x.raw_data(), dy.raw_data(), dw.raw_data(),
                                          dw.dtype());
   else

@@ -26,11 +26,18 @@
 // 14.8 GFLOP -> 0.22 ms at ~67 TFLOP/s fp32; im2col adds a 462 MB column matrix written and
 // read (~0.36 ms at ~2.6 TB/s): the reason the lab is an implicit GEMM.
 #include <algorithm>
+#include <atomic>
 #include <climits>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "kernels/cuda/conv2d.h"
 #include "kernels/cuda/conv2d_ops.h"
+#include "kernels/cuda/cudnn_algos.h"
 #include "kernels/cuda/cudnn_util.cuh"
 #include "kernels/cuda/matmul.h"
 #include "kernels/cuda/runtime.h"
@@ -275,26 +282,59 @@ struct ConvDescs {
   }
 };
 
-// The first algorithm of cuDNN's ranking that runs with FMA math (no TF32; any math when
-// tf32() is on) and, if asked, is deterministic; failing that the first such one; failing that
-// the first that runs at all (the descriptor's math type still binds cuDNN).
-template <class Perf>
-Perf pick(const char* op, const std::vector<Perf>& perf, int count, bool deterministic) {
-  const bool any_math = tf32();
-  for (int pass = deterministic ? 0 : 1; pass < 3; ++pass)
-    for (int i = 0; i < count; ++i) {
-      const Perf& p = perf[i];
-      if (p.status != CUDNN_STATUS_SUCCESS) continue;
-      if (pass < 2 && !any_math && p.mathType != CUDNN_FMA_MATH) continue;
-      if (pass == 0 && p.determinism != CUDNN_DETERMINISTIC) continue;
-      return p;
-    }
-  raise(std::string(op) + ": cuDNN offers no algorithm for this shape");
+// Workspaces above this are skipped (the next algorithm usually needs far less); PyTorch caps
+// nothing, but one conv asking for several GiB of a 80 GiB card mid-step is not worth it.
+constexpr size_t kMaxWorkspaceBytes = size_t(1) << 30;
+
+std::atomic<int64_t> g_fallbacks{0};
+
+// Says once per op name that cuDNN could not take a convolution and our kernel ran instead.
+void note_fallback(const char* op, const Conv2dShape& sh) {
+  g_fallbacks.fetch_add(1);
+  static std::mutex mu;
+  static std::set<std::string> said;
+  std::lock_guard<std::mutex> lock(mu);
+  if (!said.insert(op).second) return;
+  std::fprintf(stderr,
+               "engine: %s: no %sFMA%s algorithm of cuDNN runs [n=%lld h=%lld w=%lld c=%lld] "
+               "k=%lld %lldx%lld groups=%lld; our kernel runs instead (said once per op; "
+               "kernels::cuda::conv_vendor_fallbacks() counts them)\n",
+               op, std::strstr(op, "backward") ? "deterministic " : "", tf32() ? " or TF32" : "",
+               (long long)sh.n, (long long)sh.h, (long long)sh.w, (long long)sh.c,
+               (long long)sh.k, (long long)sh.r, (long long)sh.s, (long long)sh.groups);
+}
+
+// Runs the first of cuDNN's ranked algorithms (filtered by conv_algo_candidates) that cuDNN
+// accepts: its math type on the descriptor, its workspace, the call. An algorithm whose
+// workspace query or call says CUDNN_STATUS_NOT_SUPPORTED (or whose workspace is above the cap)
+// is passed over; any other error is raised. False when none ran.
+//   workspace(algo, &bytes) -> cudnnStatus_t;  run(algo, workspace, bytes) -> cudnnStatus_t
+template <class Perf, class Workspace, class Run>
+bool run_ranked(const char* op, const ConvDescs& d, const std::vector<Perf>& ranked, int count,
+                bool deterministic, Workspace workspace, Run run) {
+  const bool allow_tf32 = tf32();
+  for (const Perf& p : conv_algo_candidates(ranked.data(), count, allow_tf32, deterministic)) {
+    KCUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), allow_tf32 ? p.mathType
+                                                                      : CUDNN_FMA_MATH));
+    size_t bytes = 0;
+    cudnnStatus_t status = workspace(p.algo, &bytes);
+    if (status == CUDNN_STATUS_NOT_SUPPORTED || bytes > kMaxWorkspaceBytes) continue;
+    check_cudnn(status, op, __FILE__, __LINE__);
+    Scratch ws(bytes);
+    status = run(p.algo, ws.get(), bytes);
+    if (status == CUDNN_STATUS_NOT_SUPPORTED) continue;
+    check_cudnn(status, op, __FILE__, __LINE__);
+    after_library_call(op);
+    return true;
+  }
+  return false;
 }
 
 }  // namespace
 
-void conv2d_forward_vendor(const Conv2dShape& sh, const void* x, const void* w, const void* bias,
+int64_t conv_vendor_fallbacks() { return g_fallbacks.load(); }
+
+bool conv2d_forward_vendor(const Conv2dShape& sh, const void* x, const void* w, const void* bias,
                            void* y, DType dtype) {
   const char* op = "conv2d (cuDNN)";
   ConvDescs d(op, sh, dtype);
@@ -304,19 +344,26 @@ void conv2d_forward_vendor(const Conv2dShape& sh, const void* x, const void* w, 
   std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(std::max(max_count, 1));
   KCUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x.get(), d.w.get(), d.conv.get(),
                                                       d.y.get(), max_count, &count, perf.data()));
-  const auto algo = pick(op, perf, count, false).algo;
-  size_t bytes = 0;
-  KCUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, d.x.get(), d.w.get(), d.conv.get(),
-                                                       d.y.get(), algo, &bytes));
-  Scratch ws(bytes);
   Blend b(dtype);
-  KCUDNN_CHECK(cudnnConvolutionForward(h, b.one(), d.x.get(), x, d.w.get(), w, d.conv.get(), algo,
-                                       ws.get(), bytes, b.zero(), d.y.get(), y));
-  after_library_call(op);
+  const bool ran = run_ranked(
+      op, d, perf, count, /*deterministic=*/false,
+      [&](auto algo, size_t* bytes) {
+        return cudnnGetConvolutionForwardWorkspaceSize(h, d.x.get(), d.w.get(), d.conv.get(),
+                                                       d.y.get(), algo, bytes);
+      },
+      [&](auto algo, void* ws, size_t bytes) {
+        return cudnnConvolutionForward(h, b.one(), d.x.get(), x, d.w.get(), w, d.conv.get(),
+                                       algo, ws, bytes, b.zero(), d.y.get(), y);
+      });
+  if (!ran) {
+    note_fallback(op, sh);
+    return false;
+  }
   if (bias) add_bias_rows(sh.n * sh.p * sh.q, sh.k, bias, y, dtype);
+  return true;
 }
 
-void conv2d_backward_data_vendor(const Conv2dShape& sh, const void* dy, const void* w, void* dx,
+bool conv2d_backward_data_vendor(const Conv2dShape& sh, const void* dy, const void* w, void* dx,
                                  DType dtype) {
   const char* op = "conv2d backward data (cuDNN)";
   ConvDescs d(op, sh, dtype);
@@ -326,18 +373,22 @@ void conv2d_backward_data_vendor(const Conv2dShape& sh, const void* dy, const vo
   std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(std::max(max_count, 1));
   KCUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
       h, d.w.get(), d.y.get(), d.conv.get(), d.x.get(), max_count, &count, perf.data()));
-  const auto algo = pick(op, perf, count, true).algo;
-  size_t bytes = 0;
-  KCUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w.get(), d.y.get(), d.conv.get(),
-                                                            d.x.get(), algo, &bytes));
-  Scratch ws(bytes);
   Blend b(dtype);
-  KCUDNN_CHECK(cudnnConvolutionBackwardData(h, b.one(), d.w.get(), w, d.y.get(), dy, d.conv.get(),
-                                            algo, ws.get(), bytes, b.zero(), d.x.get(), dx));
-  after_library_call(op);
+  const bool ran = run_ranked(
+      op, d, perf, count, /*deterministic=*/true,
+      [&](auto algo, size_t* bytes) {
+        return cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w.get(), d.y.get(),
+                                                            d.conv.get(), d.x.get(), algo, bytes);
+      },
+      [&](auto algo, void* ws, size_t bytes) {
+        return cudnnConvolutionBackwardData(h, b.one(), d.w.get(), w, d.y.get(), dy, d.conv.get(),
+                                            algo, ws, bytes, b.zero(), d.x.get(), dx);
+      });
+  if (!ran) note_fallback(op, sh);
+  return ran;
 }
 
-void conv2d_backward_weight_vendor(const Conv2dShape& sh, const void* x, const void* dy, void* dw,
+bool conv2d_backward_weight_vendor(const Conv2dShape& sh, const void* x, const void* dy, void* dw,
                                    DType dtype) {
   const char* op = "conv2d backward weight (cuDNN)";
   ConvDescs d(op, sh, dtype);
@@ -347,15 +398,21 @@ void conv2d_backward_weight_vendor(const Conv2dShape& sh, const void* x, const v
   std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(std::max(max_count, 1));
   KCUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
       h, d.x.get(), d.y.get(), d.conv.get(), d.w.get(), max_count, &count, perf.data()));
-  const auto algo = pick(op, perf, count, true).algo;
-  size_t bytes = 0;
-  KCUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x.get(), d.y.get(), d.conv.get(),
-                                                              d.w.get(), algo, &bytes));
-  Scratch ws(bytes);
   Blend b(dtype);
-  KCUDNN_CHECK(cudnnConvolutionBackwardFilter(h, b.one(), d.x.get(), x, d.y.get(), dy, d.conv.get(),
-                                              algo, ws.get(), bytes, b.zero(), d.w.get(), dw));
-  after_library_call(op);
+  const bool ran = run_ranked(
+      op, d, perf, count, /*deterministic=*/true,
+      [&](auto algo, size_t* bytes) {
+        return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x.get(), d.y.get(),
+                                                              d.conv.get(), d.w.get(), algo,
+                                                              bytes);
+      },
+      [&](auto algo, void* ws, size_t bytes) {
+        return cudnnConvolutionBackwardFilter(h, b.one(), d.x.get(), x, d.y.get(), dy,
+                                              d.conv.get(), algo, ws, bytes, b.zero(), d.w.get(),
+                                              dw);
+      });
+  if (!ran) note_fallback(op, sh);
+  return ran;
 }
 
 }  // namespace kernels::cuda

@@ -32,15 +32,20 @@ void conv2d_backward_weight(const Conv2dShape& sh, const void* x, const void* dy
                             DType dtype);
 
 // ---- cuDNN (also runs depthwise convolutions: groups = C) ------------------------------------
-// Algorithms from cuDNN's heuristics (cudnnGet*Algorithm_v7), FMA math (no TF32), the
-// deterministic ones preferred for the backward passes; workspaces from the engine's allocator.
+// The first of cuDNN's heuristically ranked algorithms (cudnnGet*Algorithm_v7) that runs with
+// FMA math (TF32 too when tf32() is on; never FP16 conversion), deterministic for the backward
+// passes (kernels/cuda/cudnn_algos.h); workspaces from the engine's allocator. Each returns
+// false, having written nothing, when cuDNN has no such algorithm for the shape: the caller
+// runs our kernel instead (engine/ops/conv.cpp), a line on stderr says so once per op, and
+// conv_vendor_fallbacks() counts it, so tests and benchmarks can tell which path ran.
 bool conv_vendor_takes(DType dtype);
-void conv2d_forward_vendor(const Conv2dShape& sh, const void* x, const void* w, const void* bias,
-                           void* y, DType dtype);
-void conv2d_backward_data_vendor(const Conv2dShape& sh, const void* dy, const void* w, void* dx,
-                                 DType dtype);
-void conv2d_backward_weight_vendor(const Conv2dShape& sh, const void* x, const void* dy, void* dw,
-                                   DType dtype);
+[[nodiscard]] bool conv2d_forward_vendor(const Conv2dShape& sh, const void* x, const void* w,
+                                         const void* bias, void* y, DType dtype);
+[[nodiscard]] bool conv2d_backward_data_vendor(const Conv2dShape& sh, const void* dy,
+                                               const void* w, void* dx, DType dtype);
+[[nodiscard]] bool conv2d_backward_weight_vendor(const Conv2dShape& sh, const void* x,
+                                                 const void* dy, void* dw, DType dtype);
+int64_t conv_vendor_fallbacks();
 
 // y[r, k] += bias[k] over a contiguous [rows, k] array (shared by the conv paths).
 void add_bias_rows(int64_t rows, int64_t k, const void* bias, void* y, DType dtype);

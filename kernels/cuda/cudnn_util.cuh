@@ -21,7 +21,12 @@ class TensorDesc {
  public:
   TensorDesc(DType t, int n, int h, int w, int c) {
     KCUDNN_CHECK(cudnnCreateTensorDescriptor(&d_));
-    KCUDNN_CHECK(cudnnSetTensor4dDescriptor(d_, CUDNN_TENSOR_NHWC, cudnn_type(t), n, c, h, w));
+    try {
+      KCUDNN_CHECK(cudnnSetTensor4dDescriptor(d_, CUDNN_TENSOR_NHWC, cudnn_type(t), n, c, h, w));
+    } catch (...) {  // no destructor runs for a half-built object
+      cudnnDestroyTensorDescriptor(d_);
+      throw;
+    }
   }
   TensorDesc() { KCUDNN_CHECK(cudnnCreateTensorDescriptor(&d_)); }  // filled by the caller
   ~TensorDesc() { cudnnDestroyTensorDescriptor(d_); }
@@ -38,8 +43,13 @@ class FilterDesc {
  public:
   FilterDesc(DType t, int k, int r, int s, int c_per_group) {
     KCUDNN_CHECK(cudnnCreateFilterDescriptor(&d_));
-    KCUDNN_CHECK(
-        cudnnSetFilter4dDescriptor(d_, cudnn_type(t), CUDNN_TENSOR_NHWC, k, c_per_group, r, s));
+    try {
+      KCUDNN_CHECK(
+          cudnnSetFilter4dDescriptor(d_, cudnn_type(t), CUDNN_TENSOR_NHWC, k, c_per_group, r, s));
+    } catch (...) {
+      cudnnDestroyFilterDescriptor(d_);
+      throw;
+    }
   }
   ~FilterDesc() { cudnnDestroyFilterDescriptor(d_); }
   FilterDesc(const FilterDesc&) = delete;
@@ -54,16 +64,23 @@ class ConvDesc {
  public:
   // Cross-correlation (what deep-learning "convolution" means), accumulating in the data type;
   // FMA math: no TF32 tensor cores for float32, so results match the CPU within float rounding;
-  // with kernels::cuda::tf32() on, float32 may use them (PyTorch's allow_tf32).
+  // with kernels::cuda::tf32() on, CUDNN_DEFAULT_MATH lets float32 use them (PyTorch's
+  // allow_tf32; conv2d_ops.cu then sets each algorithm's own math type before running it).
+  // Never CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: that one may convert float32 data to FP16.
   ConvDesc(DType t, int pad_h, int pad_w, int stride_h, int stride_w, int dil_h, int dil_w,
            int groups) {
     KCUDNN_CHECK(cudnnCreateConvolutionDescriptor(&d_));
-    KCUDNN_CHECK(cudnnSetConvolution2dDescriptor(d_, pad_h, pad_w, stride_h, stride_w, dil_h, dil_w,
-                                                 CUDNN_CROSS_CORRELATION, cudnn_type(t)));
-    KCUDNN_CHECK(cudnnSetConvolutionGroupCount(d_, groups));
-    const bool tensor_ops = t == DType::Float32 && tf32();
-    KCUDNN_CHECK(cudnnSetConvolutionMathType(
-        d_, tensor_ops ? CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : CUDNN_FMA_MATH));
+    try {
+      KCUDNN_CHECK(cudnnSetConvolution2dDescriptor(d_, pad_h, pad_w, stride_h, stride_w, dil_h,
+                                                   dil_w, CUDNN_CROSS_CORRELATION, cudnn_type(t)));
+      KCUDNN_CHECK(cudnnSetConvolutionGroupCount(d_, groups));
+      const bool allow_tf32 = t == DType::Float32 && tf32();
+      KCUDNN_CHECK(
+          cudnnSetConvolutionMathType(d_, allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+    } catch (...) {
+      cudnnDestroyConvolutionDescriptor(d_);
+      throw;
+    }
   }
   ~ConvDesc() { cudnnDestroyConvolutionDescriptor(d_); }
   ConvDesc(const ConvDesc&) = delete;
@@ -79,8 +96,13 @@ class PoolDesc {
   PoolDesc(cudnnPoolingMode_t mode, int win_h, int win_w, int pad_h, int pad_w, int stride_h,
            int stride_w) {
     KCUDNN_CHECK(cudnnCreatePoolingDescriptor(&d_));
-    KCUDNN_CHECK(cudnnSetPooling2dDescriptor(d_, mode, CUDNN_PROPAGATE_NAN, win_h, win_w, pad_h,
-                                             pad_w, stride_h, stride_w));
+    try {
+      KCUDNN_CHECK(cudnnSetPooling2dDescriptor(d_, mode, CUDNN_PROPAGATE_NAN, win_h, win_w, pad_h,
+                                               pad_w, stride_h, stride_w));
+    } catch (...) {
+      cudnnDestroyPoolingDescriptor(d_);
+      throw;
+    }
   }
   ~PoolDesc() { cudnnDestroyPoolingDescriptor(d_); }
   PoolDesc(const PoolDesc&) = delete;

@@ -10,8 +10,10 @@ namespace kernels::cuda {
 
 // Gemm: matmul (cuBLAS). Conv: general conv2d, Depthwise: groups == C == K conv2d (cuDNN).
 // BatchNorm: batch_norm (cuDNN's batch-norm calls). Pool: max_pool2d and the average pools
-// (cuDNN pooling). Where the vendor cannot take a case (float64 for the cuDNN families, an eps
-// below CUDNN_BN_MIN_EPSILON, adaptive windows that do not tile the input) our kernel runs.
+// (cuDNN pooling). Where the vendor cannot take a case (float64 for the cuDNN families,
+// adaptive windows that do not tile the input, a convolution for which cuDNN offers no
+// deterministic FMA algorithm: see conv2d_ops.h) our kernel runs. (cuDNN 9's
+// CUDNN_BN_MIN_EPSILON is 0, so every eps the engine accepts goes to cuDNN.)
 enum class Family { Gemm, Conv, Depthwise, BatchNorm, Pool, kCount };
 enum class Impl { Ours, Vendor };
 

@@ -170,7 +170,9 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double al
     const T al = static_cast<T>(alpha), be = static_cast<T>(beta);
     const int im = static_cast<int>(m), in = static_cast<int>(n), ik = static_cast<int>(k);
 
-    if (impl(Family::Gemm) == Impl::Ours) {
+    // k == 0 (C = beta C, an empty sum) always takes our kernel: BLAS's rule for it is not
+    // something cuBLAS documents, and PyTorch never hands it one either.
+    if (impl(Family::Gemm) == Impl::Ours || k == 0) {
       if constexpr (sizeof(T) == 4)
         launch_tiled<T, 128, 128, 8, 8, 8>(trans_a, trans_b, im, in, ik, al, pa, lda, pb, ldb, be,
                                            pc, ldc);

@@ -63,8 +63,11 @@ void check_cublas(cublasStatus_t status, const char* what, const char* file, int
 
 void check_cudnn(cudnnStatus_t status, const char* what, const char* file, int line) {
   if (status == CUDNN_STATUS_SUCCESS) return;
+  // cuDNN 9 keeps why the last call failed (which descriptor field, which constraint).
+  char detail[1024] = {};
+  cudnnGetLastErrorString(detail, sizeof detail);
   raise(std::string("cuDNN error: ") + what + " failed at " + where(file, line) + ": " +
-        cudnnGetErrorString(status));
+        cudnnGetErrorString(status) + (detail[0] ? std::string(" (") + detail + ")" : ""));
 }
 
 namespace {

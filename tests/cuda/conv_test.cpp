@@ -1,6 +1,10 @@
 // CUDA conv2d against the CPU, forward and both gradients, for each implementation: our
 // im2col + GEMM (general) and depthwise kernels (the lab for float32 stride 1, simple kernels
 // otherwise), and cuDNN's; then ours against cuDNN on the same inputs.
+#include <cudnn.h>
+
+#include "kernels/cuda/conv2d_ops.h"
+#include "kernels/cuda/cudnn_algos.h"
 #include "tests/cuda/op_check.h"
 
 namespace cuda_test {
@@ -82,6 +86,58 @@ TEST_F(CudaConv, CudnnMatchesCpu) {
   SKIP_WITHOUT_VENDOR_LIBRARIES();
   check_all(kGeneral, Family::Conv, Impl::Vendor, 200, {DType::Float32});
   check_all(kDepthwise, Family::Depthwise, Impl::Vendor, 300, {DType::Float32});
+}
+
+// The shapes our networks use must really run on cuDNN when it is asked for (a convolution
+// cuDNN has no deterministic FMA algorithm for runs ours and counts a fallback).
+TEST_F(CudaConv, CudnnTakesTheNetworksShapes) {
+  SKIP_WITHOUT_VENDOR_LIBRARIES();
+  uint64_t seed = 500;
+  for (const Case& c : {kGeneral[0], kGeneral[1], kGeneral[2], kGeneral[3], kDepthwise[0]}) {
+    ImplScope conv(Family::Conv, Impl::Vendor), dw(Family::Depthwise, Impl::Vendor);
+    const int64_t before = kernels::cuda::conv_vendor_fallbacks();
+    Tensor x = host_random(c.x, ++seed).to(kGpu).requires_grad_();
+    Tensor w = host_random(c.w, ++seed).to(kGpu).requires_grad_();
+    Tensor y = engine::conv2d(x, w, {}, c.p);
+    y.backward(host_random(y.shape(), ++seed).to(kGpu));
+    EXPECT_EQ(kernels::cuda::conv_vendor_fallbacks(), before)
+        << c.what << ": cuDNN offered no deterministic FMA algorithm for forward, data or "
+        << "weight gradient (stderr names which)";
+  }
+}
+
+// Which of cuDNN's ranked algorithms the engine may run (kernels/cuda/cudnn_algos.h): host
+// code on cuDNN's types, so this runs without a GPU.
+TEST(CudnnAlgos, CandidatesKeepRankOnlyFmaOrTf32AndDeterministicWhenAsked) {
+  using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
+  auto perf = [](int algo, cudnnStatus_t st, cudnnDeterminism_t det, cudnnMathType_t math) {
+    Perf p{};
+    p.algo = static_cast<decltype(p.algo)>(algo);
+    p.status = st, p.determinism = det, p.mathType = math;
+    return p;
+  };
+  const cudnnStatus_t ok = CUDNN_STATUS_SUCCESS, no = CUDNN_STATUS_NOT_SUPPORTED;
+  const std::vector<Perf> ranked = {
+      perf(0, ok, CUDNN_DETERMINISTIC, CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION),  // FP16: never
+      perf(1, ok, CUDNN_DETERMINISTIC, CUDNN_TENSOR_OP_MATH),                   // TF32 only
+      perf(2, no, CUDNN_DETERMINISTIC, CUDNN_FMA_MATH),                         // cannot run
+      perf(3, ok, CUDNN_NON_DETERMINISTIC, CUDNN_FMA_MATH),                     // atomics
+      perf(4, ok, CUDNN_DETERMINISTIC, CUDNN_DEFAULT_MATH),
+      perf(5, ok, CUDNN_DETERMINISTIC, CUDNN_FMA_MATH),
+  };
+  auto algos = [&](bool tf32, bool det) {
+    std::vector<int> out;
+    for (const Perf& p : kernels::cuda::conv_algo_candidates(ranked.data(), int(ranked.size()),
+                                                             tf32, det))
+      out.push_back(static_cast<int>(p.algo));
+    return out;
+  };
+  EXPECT_EQ(algos(false, true), (std::vector<int>{4, 5}));
+  EXPECT_EQ(algos(false, false), (std::vector<int>{3, 4, 5}));
+  EXPECT_EQ(algos(true, true), (std::vector<int>{1, 4, 5}));
+  EXPECT_EQ(algos(true, false), (std::vector<int>{1, 3, 4, 5}));
+  // Only the first `count` entries are cuDNN's answer.
+  EXPECT_TRUE(kernels::cuda::conv_algo_candidates(ranked.data(), 3, false, false).empty());
 }
 
 TEST_F(CudaConv, OursAndCudnnAgree) {

@@ -57,6 +57,9 @@ class CudaTest : public ::testing::Test {
   void SetUp() override {
     if (!engine::cuda_available()) GTEST_SKIP() << "no CUDA device visible";
     engine::cuda::set_poison(true);
+    // The float32 tolerances assume FMA math: ENGINE_CUDA_TF32=1 in the environment must not
+    // turn the TF32 tensor cores on under them.
+    engine::cuda::set_tf32(false);
   }
   void TearDown() override {
     if (!engine::cuda_available()) return;

@@ -80,8 +80,11 @@ TEST_F(CudaPool, AdaptiveAndGlobalAverageMatchCpu) {
 TEST_F(CudaPool, CudnnMatchesCpuAndOurs) {
   SKIP_WITHOUT_VENDOR_LIBRARIES();
   uint64_t seed = 40;
-  // Continuous random values: no ties, so every implementation picks the same argmax.
-  const Tolerance tol{1e-6, 1e-7};
+  // Continuous random values: no ties, so every implementation picks the same argmax. The
+  // forward is a selection (exact); an input's gradient sums dy over up to 9 windows, in an
+  // order cuDNN does not document: float32 reordering of such a sum, with cancellation, is
+  // worth a few 1e-7 absolute.
+  const Tolerance tol{1e-6, 1e-7, 1e-5, 1e-6};
   for (const MaxCase& c : kMaxCases) {
     Tensor x = host_random(c.shape, ++seed, -1, 1);
     OpFn f = [c](const std::vector<Tensor>& in) {

@@ -48,6 +48,9 @@ inline const char* cudnnGetErrorString(cudnnStatus_t status) {
 }
 
 inline size_t cudnnGetVersion() { return 0; }  // no cuDNN here
+inline void cudnnGetLastErrorString(char* message, size_t max_size) {
+  if (max_size > 0) message[0] = '\0';
+}
 
 #define EMU_CUDNN_STUB(name) \
   EMU_VENDOR_STUB(cudnnStatus_t, CUDNN_STATUS_NOT_SUPPORTED, "cuDNN", name)
