@@ -5,27 +5,20 @@
 #include <new>
 
 #include "engine/error.h"
+#include "engine/host_cache.h"
 #include "engine/storage.h"
 
 namespace engine {
 
-namespace {
-constexpr size_t kHostAlign = 64;  // one cache line; also what AVX-512 loads like
-}
-
 void* alloc_bytes(size_t nbytes, Device device) {
   if (device.is_cuda()) return cuda::alloc(nbytes, device.index);
-  size_t rounded = (nbytes + kHostAlign - 1) / kHostAlign * kHostAlign;
-  if (rounded == 0) rounded = kHostAlign;
-  void* p = std::aligned_alloc(kHostAlign, rounded);
-  if (!p) fail("out of host memory: could not allocate ", nbytes, " bytes");
-  return p;
+  return host_cache().allocate(nbytes);
 }
 
 void free_bytes(void* ptr, size_t nbytes, Device device) {
   if (!ptr) return;
   if (device.is_cuda()) return cuda::free(ptr, nbytes, device.index);
-  std::free(ptr);
+  host_cache().release(ptr, nbytes);
 }
 
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes) {

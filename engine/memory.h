@@ -1,7 +1,8 @@
 // engine/memory.h — raw byte allocation and copies, per device.
 //
-// The CPU side is aligned host memory. The CUDA side (engine/cuda/) is the caching device
-// allocator; in a build without CUDA those functions throw a clear engine::Error.
+// The CPU side is 64-byte aligned host memory, its large blocks kept for reuse
+// (engine/host_cache.h). The CUDA side (engine/cuda/) is the caching device allocator; in a
+// build without CUDA those functions throw a clear engine::Error.
 #pragma once
 
 #include <cstddef>
