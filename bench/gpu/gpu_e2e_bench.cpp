@@ -46,6 +46,7 @@
 #include "bench/gpu/e2e_common.h"
 #include "engine/cuda/runtime.h"
 #include "engine/engine.h"
+#include "kernels/cuda/conv2d_ops.h"
 #include "models/model.h"
 #include "nn/optimizer.h"
 
@@ -192,6 +193,7 @@ e2e::Record model_bench(const Config& c, const std::string& arch, bool train,
     r.set("impl_families", apply_impl(impl));
   }
   MemoryProbe mem(gpu);
+  const int64_t fallbacks0 = gpu ? kernels::cuda::conv_vendor_fallbacks() : 0;
   std::shared_ptr<models::Model> model = models::create(arch, kOutputs, models::Head::Linear);
   model->to(c.device);
   model->train(train);
@@ -234,6 +236,9 @@ e2e::Record model_bench(const Config& c, const std::string& arch, bool train,
       });
   e2e::put_times(r, st);
   r.set("img_s", c.batch / (e2e::median(st.ms) * 1e-3));
+  // Convolutions asked of cuDNN that ran on our kernels (no deterministic FMA/TF32 algorithm
+  // for the shape): 0 means a "vendor" row is all cuDNN's.
+  if (gpu) r.set("conv_vendor_fallbacks", kernels::cuda::conv_vendor_fallbacks() - fallbacks0);
   ph.put(r);
   mem.put(r);
   // Sanity, after timing: the steps computed finite numbers (the JSON keeps the first and last
