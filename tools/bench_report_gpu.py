@@ -388,6 +388,12 @@ def text_table(run):
         out.append("  %-13s %-4s >= %.1fx %-7s: %s" % (
             LABEL[model], dict(PRECISIONS)[prec], goal, peer,
             "not measured" if s is None else "%.2fx  %s" % (s, "MET" if s >= goal else "not met")))
+    fell_back = [r for r in run.records if r.get("conv_vendor_fallbacks")]
+    if fell_back:  # a "vendor" row where some convolutions ran on our kernels
+        out.append("")
+        out.append("cuDNN could not take every convolution (ours ran them): " + "; ".join(
+            "%s %s %s %s: %d" % (r.get("bench"), r.get("model"), r.get("precision", ""),
+                                 r.get("variant", ""), r["conv_vendor_fallbacks"]) for r in fell_back))
     bad = [r for r in run.records if r.get("status") not in ("ok", None)]
     if bad:
         out.append("")
