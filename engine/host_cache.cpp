@@ -57,9 +57,13 @@ size_t HostBlockCache::block_size(size_t nbytes) {
   return (nbytes + kGranule - 1) / kGranule * kGranule;
 }
 
+bool HostBlockCache::cacheable_size(size_t bytes) const {
+  return enabled_ && bytes >= kMinCachedBytes && bytes <= limit_ / 8;
+}
+
 void* HostBlockCache::allocate(size_t nbytes) {
   const size_t bytes = block_size(nbytes);
-  const bool cacheable = enabled_ && bytes >= kMinCachedBytes;
+  const bool cacheable = cacheable_size(bytes);
   if (cacheable) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = free_.lower_bound(bytes);
@@ -87,7 +91,7 @@ void HostBlockCache::release(void* ptr, size_t nbytes) {
   // larger than block_size(nbytes), and is filed again under that smaller size, so it is only
   // ever handed out for requests it covers.
   const size_t bytes = block_size(nbytes);
-  if (!enabled_ || bytes < kMinCachedBytes || bytes > limit_) {
+  if (!cacheable_size(bytes)) {
     std::free(ptr);
     return;
   }

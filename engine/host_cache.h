@@ -11,9 +11,11 @@
 // of system time in the paired benchmark, against none once this cache keeps the blocks.
 //
 // The policy, as the CUDA allocator's (engine/cuda/allocator.h) but for host memory:
-//   - blocks of at least kMinCachedBytes (1 MiB) are rounded up to 64 KiB and, when freed,
-//     kept on a free list by size; smaller ones go straight to malloc/free (glibc keeps those
-//     in its own bins);
+//   - blocks of at least kMinCachedBytes (1 MiB) and at most an eighth of the limit are
+//     rounded up to 64 KiB and, when freed, kept on a free list by size; smaller ones go
+//     straight to malloc/free (glibc keeps those in its own bins), and so do larger ones: a
+//     block that big is usually a one-off (a bank of embeddings being built, a checkpoint
+//     being read) that would otherwise stay resident unused;
 //   - a request takes the smallest cached block that fits, if it exceeds the request by at
 //     most a sixteenth (a 4 MiB request does not pin a 1 GiB block); blocks are not split,
 //     which costs some peak memory where glibc would carve a small request out of a freed
@@ -66,6 +68,7 @@ class HostBlockCache {
   static size_t block_size(size_t nbytes);
 
  private:
+  bool cacheable_size(size_t bytes) const;  // a block of this size goes on the free lists
   void trim_locked(size_t limit);  // frees the largest cached blocks until at most `limit`
 
   bool enabled_;

@@ -48,6 +48,16 @@ Tensor from_host(const std::vector<T>& v, const Shape& shape, Device device) {
   copy_bytes(t.raw_data(), device, v.data(), Device::cpu(), v.size() * sizeof(T));
   return t;
 }
+
+// Values computed in float64 on the host, as a tensor of `dtype` on `device`. A float32 result
+// is converted straight into its own storage: no float64 tensor twice its size on the way.
+Tensor from_doubles(const std::vector<double>& v, const Shape& shape, DType dtype, Device device) {
+  if (dtype != DType::Float32) return from_host(v, shape, Device::cpu()).to(dtype).to(device);
+  Tensor t = Tensor::empty(shape, DType::Float32, Device::cpu());
+  float* p = t.data<float>();
+  for (size_t i = 0; i < v.size(); ++i) p[i] = static_cast<float>(v[i]);
+  return t.to(device);
+}
 }  // namespace
 
 Tensor Tensor::from_vector(const std::vector<float>& v, const Shape& s, Device d) {
@@ -71,7 +81,7 @@ Tensor Tensor::randn(const Shape& shape, Generator& gen, DType dtype, Device dev
   uint64_t first = gen.reserve(n);
   std::vector<double> v(n);
   for (int64_t i = 0; i < n; ++i) v[i] = kernels::rng_normal(gen.seed(), first + i);
-  return from_host(v, shape, Device::cpu()).to(dtype).to(device);
+  return from_doubles(v, shape, dtype, device);
 }
 
 Tensor Tensor::rand(const Shape& shape, Generator& gen, double low, double high, DType dtype,
@@ -80,13 +90,13 @@ Tensor Tensor::rand(const Shape& shape, Generator& gen, double low, double high,
   uint64_t first = gen.reserve(n);
   std::vector<double> v(n);
   for (int64_t i = 0; i < n; ++i) v[i] = low + (high - low) * kernels::rng_uniform(gen.seed(), first + i);
-  return from_host(v, shape, Device::cpu()).to(dtype).to(device);
+  return from_doubles(v, shape, dtype, device);
 }
 
 Tensor Tensor::arange(int64_t n, DType dtype, Device device) {
   std::vector<double> v(n);
   for (int64_t i = 0; i < n; ++i) v[i] = static_cast<double>(i);
-  return from_host(v, {n}, Device::cpu()).to(dtype).to(device);
+  return from_doubles(v, {n}, dtype, device);
 }
 
 // ---- metadata ------------------------------------------------------------------------------

@@ -66,6 +66,10 @@ labs_bin=$build/tests/cuda_labs_tests
 test_bins=("$tests_bin" "$labs_bin")
 [ -d /usr/local/cuda/lib64 ] && export LD_LIBRARY_PATH=/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export PATH=$PATH:/usr/local/cuda/bin
+# cuDNN 9 says why a call failed (which descriptor field, which constraint) in its error log;
+# into every step's log, as the vendor paths run here for the first time. The engine's own
+# messages add cudnnGetLastErrorString too.
+export CUDNN_LOGERR_DBG=${CUDNN_LOGERR_DBG:-1} CUDNN_LOGDEST_DBG=${CUDNN_LOGDEST_DBG:-stderr}
 start=$(date +%s)
 
 # ---- bookkeeping: one record per step --------------------------------------------------------
