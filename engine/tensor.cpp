@@ -49,14 +49,22 @@ Tensor from_host(const std::vector<T>& v, const Shape& shape, Device device) {
   return t;
 }
 
-// Values computed in float64 on the host, as a tensor of `dtype` on `device`. A float32 result
-// is converted straight into its own storage: no float64 tensor twice its size on the way.
-Tensor from_doubles(const std::vector<double>& v, const Shape& shape, DType dtype, Device device) {
-  if (dtype != DType::Float32) return from_host(v, shape, Device::cpu()).to(dtype).to(device);
-  Tensor t = Tensor::empty(shape, DType::Float32, Device::cpu());
-  float* p = t.data<float>();
-  for (size_t i = 0; i < v.size(); ++i) p[i] = static_cast<float>(v[i]);
-  return t.to(device);
+// Element i = value(i), computed in float64 on the host, as a tensor of `dtype` on `device`.
+// float32 and float64 are written straight into the tensor's storage (no staging vector, no
+// float64 tensor twice the size of a float32 one on the way); other dtypes convert from float64.
+template <class F>
+Tensor from_values(const Shape& shape, DType dtype, Device device, F value) {
+  const int64_t n = engine::numel(shape);
+  const DType host_dtype = dtype == DType::Float32 ? DType::Float32 : DType::Float64;
+  Tensor t = Tensor::empty(shape, host_dtype, Device::cpu());
+  if (host_dtype == DType::Float32) {
+    float* p = t.data<float>();
+    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(value(i));
+  } else {
+    double* p = t.data<double>();
+    for (int64_t i = 0; i < n; ++i) p[i] = value(i);
+  }
+  return t.to(dtype).to(device);
 }
 }  // namespace
 
@@ -77,26 +85,21 @@ Tensor Tensor::scalar(double value, DType dtype, Device device) {
 Tensor Tensor::randn(const Shape& shape, Generator& gen, DType dtype, Device device) {
   // Drawn on the host in float64 from the counter-based RNG, so CPU and GPU tensors made
   // from the same generator state are identical.
-  int64_t n = engine::numel(shape);
-  uint64_t first = gen.reserve(n);
-  std::vector<double> v(n);
-  for (int64_t i = 0; i < n; ++i) v[i] = kernels::rng_normal(gen.seed(), first + i);
-  return from_doubles(v, shape, dtype, device);
+  const uint64_t first = gen.reserve(engine::numel(shape)), seed = gen.seed();
+  return from_values(shape, dtype, device,
+                     [&](int64_t i) { return kernels::rng_normal(seed, first + i); });
 }
 
 Tensor Tensor::rand(const Shape& shape, Generator& gen, double low, double high, DType dtype,
                     Device device) {
-  int64_t n = engine::numel(shape);
-  uint64_t first = gen.reserve(n);
-  std::vector<double> v(n);
-  for (int64_t i = 0; i < n; ++i) v[i] = low + (high - low) * kernels::rng_uniform(gen.seed(), first + i);
-  return from_doubles(v, shape, dtype, device);
+  const uint64_t first = gen.reserve(engine::numel(shape)), seed = gen.seed();
+  return from_values(shape, dtype, device, [&](int64_t i) {
+    return low + (high - low) * kernels::rng_uniform(seed, first + i);
+  });
 }
 
 Tensor Tensor::arange(int64_t n, DType dtype, Device device) {
-  std::vector<double> v(n);
-  for (int64_t i = 0; i < n; ++i) v[i] = static_cast<double>(i);
-  return from_doubles(v, {n}, dtype, device);
+  return from_values({n}, dtype, device, [](int64_t i) { return static_cast<double>(i); });
 }
 
 // ---- metadata ------------------------------------------------------------------------------

@@ -18,18 +18,22 @@
 #   REPORT         the Markdown file to write (default docs/BENCHMARKS.md; "-" = don't)
 #   BENCH_DATE     the date the report states (default: today)
 # Both sides use 2 threads (BENCH_THREADS overrides, see bench/e2e/bench_util.h).
-# Both sides also run with glibc told to keep freed memory (BENCH_GLIBC_TUNABLES, default
-# below; "-" = glibc's defaults): otherwise glibc unmaps large freed blocks and trims its heap,
-# and in the paired runs, where our engine and LibTorch share a process, a step then pays page
-# faults for the memory the other side's step freed (measured 2026-11-26: 40-90k faults and
-# up to 0.5 s of system time per ResNet-50 step, landing on whichever side keeps less of its
-# own memory). With it neither side faults after the warm-up, alone or paired, and LibTorch
-# alone is ~7% faster too. Our engine keeps its large blocks itself (engine/host_cache.h).
+# The training, inference and per-kernel benchmarks run both sides with glibc told to keep
+# freed memory (BENCH_GLIBC_TUNABLES, default below; "-" = glibc's defaults): otherwise glibc
+# unmaps large freed blocks and trims its heap, and in the paired runs, where our engine and
+# LibTorch share a process, a step then pays page faults for the memory the other side's step
+# freed (measured 2026-11-26: 40-90k faults and up to 0.5 s of system time per ResNet-50
+# step, landing on whichever side keeps less of its own memory). With it neither side faults
+# after the warm-up, alone or paired, and LibTorch alone is ~7% faster too. Our engine keeps
+# its large blocks itself (engine/host_cache.h). k-NN and the loader run with glibc's
+# defaults: their one-off setup buffers would stay resident and inflate both sides' peaks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tunables=${BENCH_GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=17179869184}
-if [ "$tunables" != - ]; then export GLIBC_TUNABLES=$tunables; fi
+[ "$tunables" = - ] && tunables=
+# with_tunables CMD...: CMD with GLIBC_TUNABLES set (when there are any).
+with_tunables() { if [ -n "$tunables" ]; then GLIBC_TUNABLES=$tunables "$@"; else "$@"; fi; }
 
 out=${1:-out/bench-cpu}
 build=${BUILD_DIR:-build/bench-cpu}
@@ -44,12 +48,13 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DENGINE_BENCH=ON -DE
 cmake --build "$build" -j"$(nproc)" --target cpu_bench e2e_bench >"$out/logs/build.log" 2>&1 \
   || { tail -50 "$out/logs/build.log"; exit 1; }
 
-python3 tools/bench_report.py env "$out/env.json" --build-dir "$build" --phase start
+BENCH_GLIBC_TUNABLES_USED=$tunables \
+  python3 tools/bench_report.py env "$out/env.json" --build-dir "$build" --phase start
 
 # ---- per-kernel suite: one process, its own repetitions and statistics ----------------------------
 if [ "${SKIP_KERNELS:-0}" != 1 ]; then
   say "cpu_bench (per kernel)"
-  "$build/bench/cpu_bench" --benchmark_out="$out/cpu_bench.json" --benchmark_out_format=json \
+  with_tunables "$build/bench/cpu_bench" --benchmark_out="$out/cpu_bench.json" --benchmark_out_format=json \
     >"$out/logs/cpu_bench.log" 2>&1 || { tail -30 "$out/logs/cpu_bench.log"; exit 1; }
 fi
 
@@ -61,7 +66,9 @@ for name in "${names[@]}"; do
   file=$(printf '%s' "${name%%/iterations:*}" | tr '/' '.')
   say "$name"
   # Anchored filter on the listed name: it holds no regex characters but '/', '_' and ':'.
-  if ! timeout 900 "$build/bench/e2e_bench" --benchmark_filter="^${name}\$" \
+  env_cmd=(timeout 900)
+  [[ $name =~ ^BM_e2e_(train|infer)_ ]] && [ -n "$tunables" ] && env_cmd=(env "GLIBC_TUNABLES=$tunables" timeout 900)
+  if ! "${env_cmd[@]}" "$build/bench/e2e_bench" --benchmark_filter="^${name}\$" \
       --benchmark_out="$out/e2e/$file.json" --benchmark_out_format=json \
       >"$out/logs/$file.log" 2>&1; then
     say "FAILED: $name (see $out/logs/$file.log)"; tail -5 "$out/logs/$file.log"

@@ -110,7 +110,7 @@ def collect_env(path, build_dir, phase):
             "benchmark_pkg": dpkg("libbenchmark-dev"),
             "git": sh("git -C '%s' rev-parse --short HEAD" % ROOT),
             "git_dirty": bool(sh("git -C '%s' status --porcelain --untracked-files=no" % ROOT)),
-            "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
+            "glibc_tunables": os.environ.get("BENCH_GLIBC_TUNABLES_USED", ""),
             "time_start": datetime.datetime.now().isoformat(timespec="seconds"),
             "load_start": [round(x, 2) for x in load],
         }
@@ -458,9 +458,10 @@ def machine_section(env, contexts, date, results):
         "| OS | %s, Linux %s |" % (env.get("os", "?"), env.get("kernel", "?")),
         "| threads | 2 on both sides (one OpenMP pool for ours, OpenBLAS single-threaded inside it; `torch::set_num_threads(2)` for LibTorch) |",
         "| memory allocator | %s |" % (
-            ("glibc on both sides with `GLIBC_TUNABLES=%s` (freed memory stays mapped, so no step pays page "
-             "faults for memory freed by the other side in the paired runs; see tools/bench_cpu.sh); ours "
-             "also keeps its large blocks (engine/host_cache.h)" % env["glibc_tunables"])
+            ("training, inference and per-kernel rows: glibc on both sides with `GLIBC_TUNABLES=%s` (freed "
+             "memory stays mapped, so no step pays page faults for memory freed by the other side in the "
+             "paired runs; see tools/bench_cpu.sh); k-NN and loader rows: glibc's defaults. Ours also keeps "
+             "its large blocks (engine/host_cache.h)" % env["glibc_tunables"])
             if env.get("glibc_tunables") else
             "glibc defaults on both sides; ours keeps its large blocks (engine/host_cache.h)"),
         "| compiler | %s, %s, -O3 -march=%s |" % (env.get("compiler", "?"), env.get("build_type", "?"),

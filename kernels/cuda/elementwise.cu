@@ -90,7 +90,7 @@ __device__ __forceinline__ T input_grad(UnaryOp op, T x, T y, T g, T p0, T p1) {
     case UnaryOp::Log: return g * (T(1) / x);
     case UnaryOp::Sqrt: return g * (T(0.5) / y);
     case UnaryOp::Abs: return x > T(0) ? g : (x < T(0) ? -g : T(0));
-    case UnaryOp::Relu: return x > T(0) ? g : T(0);
+    case UnaryOp::Relu: return y > T(0) ? g : T(0);  // from the output, as on the CPU
     case UnaryOp::Sigmoid: return g * (y * (T(1) - y));
     case UnaryOp::Tanh: return g * (T(1) - y * y);
     case UnaryOp::Clamp: return x >= p0 && x <= p1 ? g : T(0);
