@@ -53,7 +53,8 @@ HostBlockCache::HostBlockCache(bool enabled, size_t limit_bytes)
 HostBlockCache::~HostBlockCache() { empty(); }
 
 size_t HostBlockCache::block_size(size_t nbytes) {
-  if (nbytes < kMinCachedBytes) return std::max<size_t>((nbytes + kAlign - 1) / kAlign, 1) * kAlign;
+  if (nbytes < kMinCachedBytes)
+    return std::max<size_t>((nbytes + kAlign - 1) / kAlign, 1) * kAlign;
   return (nbytes + kGranule - 1) / kGranule * kGranule;
 }
 
@@ -87,9 +88,8 @@ void* HostBlockCache::allocate(size_t nbytes) {
 
 void HostBlockCache::release(void* ptr, size_t nbytes) {
   if (ptr == nullptr) return;
-  // A block keeps the size class it was allocated with: a reused block may be up to a quarter
-  // larger than block_size(nbytes), and is filed again under that smaller size, so it is only
-  // ever handed out for requests it covers.
+  // A reused block may be up to a sixteenth larger than block_size(nbytes); it is filed again
+  // under that smaller size, so it is only ever handed out for requests it covers.
   const size_t bytes = block_size(nbytes);
   if (!cacheable_size(bytes)) {
     std::free(ptr);
