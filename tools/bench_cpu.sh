@@ -54,7 +54,8 @@ BENCH_GLIBC_TUNABLES_USED=$tunables \
 # ---- per-kernel suite: one process, its own repetitions and statistics ----------------------------
 if [ "${SKIP_KERNELS:-0}" != 1 ]; then
   say "cpu_bench (per kernel)"
-  with_tunables "$build/bench/cpu_bench" --benchmark_out="$out/cpu_bench.json" --benchmark_out_format=json \
+  with_tunables "$build/bench/cpu_bench" --benchmark_out="$out/cpu_bench.json" \
+    --benchmark_out_format=json \
     >"$out/logs/cpu_bench.log" 2>&1 || { tail -30 "$out/logs/cpu_bench.log"; exit 1; }
 fi
 
