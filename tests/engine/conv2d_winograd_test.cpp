@@ -26,66 +26,48 @@ Conv2dShape shape3x3(int64_t n, int64_t h, int64_t w, int64_t c, int64_t k, int6
   return sh;
 }
 
-// y[n,p,q,k] = b[k] + sum_{r,s,c} x[n, p-pad_h+r, q-pad_w+s, c] w[k,r,s,c], in float64.
+// Calls f(xi, wi, yi) for every product x[xi] * w[wi] that the 3x3 stride-1 convolution adds
+// into y[yi]: y[n,p,q,k] = sum_{r,s,c} x[n, p-pad_h+r, q-pad_w+s, c] w[k,r,s,c] (taps in the
+// padding skipped). The three references below are this one sum read three ways; for a given
+// y[yi] the terms come in (r, s, c) order.
+template <class F>
+void for_each_term(const Conv2dShape& sh, F f) {
+  for (int64_t n = 0; n < sh.n; ++n)
+    for (int64_t p = 0; p < sh.p; ++p)
+      for (int64_t q = 0; q < sh.q; ++q)
+        for (int64_t r = 0; r < 3; ++r)
+          for (int64_t s = 0; s < 3; ++s) {
+            const int64_t h = p - sh.pad_h + r, wi = q - sh.pad_w + s;
+            if (h < 0 || h >= sh.h || wi < 0 || wi >= sh.w) continue;
+            for (int64_t k = 0; k < sh.k; ++k)
+              for (int64_t c = 0; c < sh.c; ++c)
+                f(((n * sh.h + h) * sh.w + wi) * sh.c + c, ((k * 3 + r) * 3 + s) * sh.c + c,
+                  ((n * sh.p + p) * sh.q + q) * sh.k + k);
+          }
+}
+
+// y = b + conv(x, w), in float64.
 std::vector<double> forward_ref(const Conv2dShape& sh, const std::vector<double>& x,
                                 const std::vector<double>& w, const std::vector<double>& b) {
   std::vector<double> y(sh.n * sh.p * sh.q * sh.k);
-  for (int64_t n = 0; n < sh.n; ++n)
-    for (int64_t p = 0; p < sh.p; ++p)
-      for (int64_t q = 0; q < sh.q; ++q)
-        for (int64_t k = 0; k < sh.k; ++k) {
-          double acc = b.empty() ? 0.0 : b[k];
-          for (int64_t r = 0; r < 3; ++r)
-            for (int64_t s = 0; s < 3; ++s) {
-              const int64_t h = p - sh.pad_h + r, wi = q - sh.pad_w + s;
-              if (h < 0 || h >= sh.h || wi < 0 || wi >= sh.w) continue;
-              for (int64_t c = 0; c < sh.c; ++c)
-                acc += x[((n * sh.h + h) * sh.w + wi) * sh.c + c] *
-                       w[((k * 3 + r) * 3 + s) * sh.c + c];
-            }
-          y[((n * sh.p + p) * sh.q + q) * sh.k + k] = acc;
-        }
+  for (size_t i = 0; i < y.size(); ++i) y[i] = b.empty() ? 0.0 : b[i % sh.k];
+  for_each_term(sh, [&](int64_t xi, int64_t wi, int64_t yi) { y[yi] += x[xi] * w[wi]; });
   return y;
 }
 
-// dx[n,h,w,c] = sum over (p, q, k, r, s) with p - pad_h + r = h, q - pad_w + s = w of
-// dy[n,p,q,k] w[k,r,s,c]: the definition of the data gradient, in float64.
+// dx[xi] = sum of dy[yi] w[wi] over the terms that read x[xi]: the data gradient, in float64.
 std::vector<double> backward_data_ref(const Conv2dShape& sh, const std::vector<double>& dy,
                                       const std::vector<double>& w) {
   std::vector<double> dx(sh.n * sh.h * sh.w * sh.c, 0.0);
-  for (int64_t n = 0; n < sh.n; ++n)
-    for (int64_t p = 0; p < sh.p; ++p)
-      for (int64_t q = 0; q < sh.q; ++q)
-        for (int64_t r = 0; r < 3; ++r)
-          for (int64_t s = 0; s < 3; ++s) {
-            const int64_t h = p - sh.pad_h + r, wi = q - sh.pad_w + s;
-            if (h < 0 || h >= sh.h || wi < 0 || wi >= sh.w) continue;
-            for (int64_t k = 0; k < sh.k; ++k)
-              for (int64_t c = 0; c < sh.c; ++c)
-                dx[((n * sh.h + h) * sh.w + wi) * sh.c + c] +=
-                    dy[((n * sh.p + p) * sh.q + q) * sh.k + k] *
-                    w[((k * 3 + r) * 3 + s) * sh.c + c];
-          }
+  for_each_term(sh, [&](int64_t xi, int64_t wi, int64_t yi) { dx[xi] += dy[yi] * w[wi]; });
   return dx;
 }
 
-// dw[k,r,s,c] = sum over (n, p, q) of dy[n,p,q,k] x[n, p-pad_h+r, q-pad_w+s, c], in float64.
+// dw[wi] = sum of dy[yi] x[xi] over the terms that read w[wi]: the weight gradient, float64.
 std::vector<double> backward_weight_ref(const Conv2dShape& sh, const std::vector<double>& x,
                                         const std::vector<double>& dy) {
   std::vector<double> dw(sh.k * 9 * sh.c, 0.0);
-  for (int64_t n = 0; n < sh.n; ++n)
-    for (int64_t p = 0; p < sh.p; ++p)
-      for (int64_t q = 0; q < sh.q; ++q)
-        for (int64_t r = 0; r < 3; ++r)
-          for (int64_t s = 0; s < 3; ++s) {
-            const int64_t h = p - sh.pad_h + r, wi = q - sh.pad_w + s;
-            if (h < 0 || h >= sh.h || wi < 0 || wi >= sh.w) continue;
-            for (int64_t k = 0; k < sh.k; ++k)
-              for (int64_t c = 0; c < sh.c; ++c)
-                dw[((k * 3 + r) * 3 + s) * sh.c + c] +=
-                    dy[((n * sh.p + p) * sh.q + q) * sh.k + k] *
-                    x[((n * sh.h + h) * sh.w + wi) * sh.c + c];
-          }
+  for_each_term(sh, [&](int64_t xi, int64_t wi, int64_t yi) { dw[wi] += dy[yi] * x[xi]; });
   return dw;
 }
 
