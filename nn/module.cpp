@@ -137,28 +137,29 @@ void Module::train(bool on) {
   for (const auto& [name, child] : children_) child->train(on);
 }
 
-void Module::to(engine::Device device) {
+void Module::convert_floats(const std::function<Tensor(const Tensor&)>& convert) {
   engine::NoGradGuard no_grad;
   std::vector<std::pair<std::string, Tensor*>> slots;
   collect("", true, true, slots);
   for (auto& [name, slot] : slots) {
-    Tensor& t = *slot;
-    if (t.device() == device || t.dtype() == engine::DType::Int64) continue;
-    swap_in_place(t, t.detach().to(device));
+    if (slot->dtype() == engine::DType::Int64) continue;
+    const Tensor next = convert(*slot);
+    if (next.defined()) swap_in_place(*slot, next);
   }
+}
+
+void Module::to(engine::Device device) {
+  convert_floats([&](const Tensor& t) {
+    return t.device() == device ? Tensor() : t.detach().to(device);
+  });
 }
 
 void Module::to(engine::DType dtype) {
   engine::check(dtype == engine::DType::Float32 || dtype == engine::DType::Float64,
                 "Module::to: expected float32 or float64, got ", engine::dtype_name(dtype));
-  engine::NoGradGuard no_grad;
-  std::vector<std::pair<std::string, Tensor*>> slots;
-  collect("", true, true, slots);
-  for (auto& [name, slot] : slots) {
-    Tensor& t = *slot;
-    if (t.dtype() == dtype || t.dtype() == engine::DType::Int64) continue;
-    swap_in_place(t, t.detach().to(dtype));  // on the tensor's own device
-  }
+  convert_floats([&](const Tensor& t) {  // on the tensor's own device
+    return t.dtype() == dtype ? Tensor() : t.detach().to(dtype);
+  });
 }
 
 void Module::set_requires_grad(bool on) {

@@ -6,6 +6,7 @@
 // modules are therefore neither copyable nor movable (hold them in std::shared_ptr).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -82,6 +83,9 @@ class Module {
   };
   void collect(const std::string& prefix, bool params, bool buffers,
                std::vector<std::pair<std::string, Tensor*>>& out) const;
+  // to(Device) and to(DType): each float parameter and buffer (the int64 counters stay) is
+  // replaced in place by convert(it), unless convert returns an undefined tensor (already so).
+  void convert_floats(const std::function<Tensor(const Tensor&)>& convert);
 
   std::vector<Slot> params_, buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
