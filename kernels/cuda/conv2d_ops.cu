@@ -28,8 +28,10 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <compare>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -304,30 +306,76 @@ void note_fallback(const char* op, const Conv2dShape& sh) {
                (long long)sh.k, (long long)sh.r, (long long)sh.s, (long long)sh.groups);
 }
 
-// Runs the first of cuDNN's ranked algorithms (filtered by conv_algo_candidates) that cuDNN
+// The algorithm chosen for a (pass, shape, TF32 setting): a training step runs the same
+// convolutions every iteration, and cuDNN's heuristics query (plus a workspace query per
+// candidate) on every call would be host work repeated ~160 times per ResNet-50 step.
+// PyTorch caches its choice per shape the same way.
+struct AlgoKey {
+  int pass;  // 0 forward, 1 data gradient, 2 weight gradient
+  int64_t n, h, w, c, k, r, s, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups;
+  bool tf32;
+  auto operator<=>(const AlgoKey&) const = default;
+};
+struct AlgoChoice {
+  bool found;  // false: no algorithm of cuDNN's runs this one (ours does)
+  int algo;
+  cudnnMathType_t math;
+  size_t bytes;
+};
+std::mutex g_algo_mu;
+std::map<AlgoKey, AlgoChoice> g_algos;
+
+// Runs the convolution with the algorithm cached for its key, or else with the first of
+// cuDNN's ranked algorithms (query fills them; filtered by conv_algo_candidates) that cuDNN
 // accepts: its math type on the descriptor, its workspace, the call. An algorithm whose
 // workspace query or call says CUDNN_STATUS_NOT_SUPPORTED (or whose workspace is above the cap)
-// is passed over; any other error is raised. False when none ran.
-//   workspace(algo, &bytes) -> cudnnStatus_t;  run(algo, workspace, bytes) -> cudnnStatus_t
-template <class Perf, class Workspace, class Run>
-bool run_ranked(const char* op, const ConvDescs& d, const std::vector<Perf>& ranked, int count,
-                bool deterministic, Workspace workspace, Run run) {
+// is passed over; any other error is raised. False when none runs (also cached).
+//   query(std::vector<Perf>& ranked) -> count;  workspace(algo, &bytes) -> cudnnStatus_t;
+//   run(algo, workspace, bytes) -> cudnnStatus_t
+template <class Perf, class Query, class Workspace, class Run>
+bool run_ranked(const char* op, int pass, const Conv2dShape& sh, const ConvDescs& d,
+                bool deterministic, Query query, Workspace workspace, Run run) {
+  using Algo = decltype(Perf::algo);
   const bool allow_tf32 = tf32();
-  for (const Perf& p : conv_algo_candidates(ranked.data(), count, allow_tf32, deterministic)) {
-    KCUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), allow_tf32 ? p.mathType
-                                                                      : CUDNN_FMA_MATH));
-    size_t bytes = 0;
-    cudnnStatus_t status = workspace(p.algo, &bytes);
-    if (status == CUDNN_STATUS_NOT_SUPPORTED || bytes > kMaxWorkspaceBytes) continue;
-    check_cudnn(status, op, __FILE__, __LINE__);
+  const AlgoKey key{pass, sh.n, sh.h, sh.w, sh.c, sh.k, sh.r, sh.s, sh.stride_h, sh.stride_w,
+                    sh.pad_h, sh.pad_w, sh.dil_h, sh.dil_w, sh.groups, allow_tf32};
+  auto attempt = [&](Algo algo, cudnnMathType_t math, size_t bytes) {
+    KCUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), math));
     Scratch ws(bytes);
-    status = run(p.algo, ws.get(), bytes);
-    if (status == CUDNN_STATUS_NOT_SUPPORTED) continue;
+    const cudnnStatus_t status = run(algo, ws.get(), bytes);
+    if (status == CUDNN_STATUS_NOT_SUPPORTED) return false;
     check_cudnn(status, op, __FILE__, __LINE__);
     after_library_call(op);
     return true;
+  };
+  {
+    std::unique_lock<std::mutex> lock(g_algo_mu);
+    auto it = g_algos.find(key);
+    if (it != g_algos.end()) {
+      const AlgoChoice choice = it->second;
+      lock.unlock();
+      if (!choice.found) return false;
+      if (attempt(static_cast<Algo>(choice.algo), choice.math, choice.bytes)) return true;
+    }
   }
-  return false;
+  std::vector<Perf> ranked;
+  const int count = query(ranked);
+  AlgoChoice choice{false, 0, CUDNN_FMA_MATH, 0};
+  for (const Perf& p : conv_algo_candidates(ranked.data(), count, allow_tf32, deterministic)) {
+    const cudnnMathType_t math = allow_tf32 ? p.mathType : CUDNN_FMA_MATH;
+    KCUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), math));
+    size_t bytes = 0;
+    const cudnnStatus_t status = workspace(p.algo, &bytes);
+    if (status == CUDNN_STATUS_NOT_SUPPORTED || bytes > kMaxWorkspaceBytes) continue;
+    check_cudnn(status, op, __FILE__, __LINE__);
+    if (attempt(p.algo, math, bytes)) {
+      choice = {true, static_cast<int>(p.algo), math, bytes};
+      break;
+    }
+  }
+  std::lock_guard<std::mutex> lock(g_algo_mu);
+  g_algos[key] = choice;
+  return choice.found;
 }
 
 }  // namespace
@@ -339,14 +387,17 @@ bool conv2d_forward_vendor(const Conv2dShape& sh, const void* x, const void* w, 
   const char* op = "conv2d (cuDNN)";
   ConvDescs d(op, sh, dtype);
   cudnnHandle_t h = cudnn_handle();
-  int max_count = 0, count = 0;
-  KCUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count));
-  std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(std::max(max_count, 1));
-  KCUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x.get(), d.w.get(), d.conv.get(),
-                                                      d.y.get(), max_count, &count, perf.data()));
   Blend b(dtype);
-  const bool ran = run_ranked(
-      op, d, perf, count, /*deterministic=*/false,
+  const bool ran = run_ranked<cudnnConvolutionFwdAlgoPerf_t>(
+      op, 0, sh, d, /*deterministic=*/false,
+      [&](std::vector<cudnnConvolutionFwdAlgoPerf_t>& ranked) {
+        int max_count = 0, count = 0;
+        KCUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count));
+        ranked.resize(std::max(max_count, 1));
+        KCUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
+            h, d.x.get(), d.w.get(), d.conv.get(), d.y.get(), max_count, &count, ranked.data()));
+        return count;
+      },
       [&](auto algo, size_t* bytes) {
         return cudnnGetConvolutionForwardWorkspaceSize(h, d.x.get(), d.w.get(), d.conv.get(),
                                                        d.y.get(), algo, bytes);
@@ -368,14 +419,17 @@ bool conv2d_backward_data_vendor(const Conv2dShape& sh, const void* dy, const vo
   const char* op = "conv2d backward data (cuDNN)";
   ConvDescs d(op, sh, dtype);
   cudnnHandle_t h = cudnn_handle();
-  int max_count = 0, count = 0;
-  KCUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count));
-  std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(std::max(max_count, 1));
-  KCUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
-      h, d.w.get(), d.y.get(), d.conv.get(), d.x.get(), max_count, &count, perf.data()));
   Blend b(dtype);
-  const bool ran = run_ranked(
-      op, d, perf, count, /*deterministic=*/true,
+  const bool ran = run_ranked<cudnnConvolutionBwdDataAlgoPerf_t>(
+      op, 1, sh, d, /*deterministic=*/true,
+      [&](std::vector<cudnnConvolutionBwdDataAlgoPerf_t>& ranked) {
+        int max_count = 0, count = 0;
+        KCUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count));
+        ranked.resize(std::max(max_count, 1));
+        KCUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+            h, d.w.get(), d.y.get(), d.conv.get(), d.x.get(), max_count, &count, ranked.data()));
+        return count;
+      },
       [&](auto algo, size_t* bytes) {
         return cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w.get(), d.y.get(),
                                                             d.conv.get(), d.x.get(), algo, bytes);
@@ -393,14 +447,17 @@ bool conv2d_backward_weight_vendor(const Conv2dShape& sh, const void* x, const v
   const char* op = "conv2d backward weight (cuDNN)";
   ConvDescs d(op, sh, dtype);
   cudnnHandle_t h = cudnn_handle();
-  int max_count = 0, count = 0;
-  KCUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count));
-  std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(std::max(max_count, 1));
-  KCUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-      h, d.x.get(), d.y.get(), d.conv.get(), d.w.get(), max_count, &count, perf.data()));
   Blend b(dtype);
-  const bool ran = run_ranked(
-      op, d, perf, count, /*deterministic=*/true,
+  const bool ran = run_ranked<cudnnConvolutionBwdFilterAlgoPerf_t>(
+      op, 2, sh, d, /*deterministic=*/true,
+      [&](std::vector<cudnnConvolutionBwdFilterAlgoPerf_t>& ranked) {
+        int max_count = 0, count = 0;
+        KCUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count));
+        ranked.resize(std::max(max_count, 1));
+        KCUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+            h, d.x.get(), d.y.get(), d.conv.get(), d.w.get(), max_count, &count, ranked.data()));
+        return count;
+      },
       [&](auto algo, size_t* bytes) {
         return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x.get(), d.y.get(),
                                                               d.conv.get(), d.w.get(), algo,

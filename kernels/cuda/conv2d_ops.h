@@ -34,7 +34,8 @@ void conv2d_backward_weight(const Conv2dShape& sh, const void* x, const void* dy
 // ---- cuDNN (also runs depthwise convolutions: groups = C) ------------------------------------
 // The first of cuDNN's heuristically ranked algorithms (cudnnGet*Algorithm_v7) that runs with
 // FMA math (TF32 too when tf32() is on; never FP16 conversion), deterministic for the backward
-// passes (kernels/cuda/cudnn_algos.h); workspaces from the engine's allocator. Each returns
+// passes (kernels/cuda/cudnn_algos.h), chosen once per pass, shape and TF32 setting and then
+// reused (conv2d_ops.cu); workspaces from the engine's allocator. Each returns
 // false, having written nothing, when cuDNN has no such algorithm for the shape: the caller
 // runs our kernel instead (engine/ops/conv.cpp), a line on stderr says so once per op, and
 // conv_vendor_fallbacks() counts it, so tests and benchmarks can tell which path ran.
