@@ -16,4 +16,12 @@ void copy(void*, Device, const void*, Device, size_t) {
   fail("this build of the engine has no CUDA backend (configure with -DENGINE_CUDA=ON)");
 }
 
+size_t max_copy_to_host_later() { return 0; }
+
+size_t begin_copy_to_host(const void*, size_t, int) {
+  fail("this build of the engine has no CUDA backend (configure with -DENGINE_CUDA=ON)");
+}
+
+void end_copy_to_host(size_t, void*) {}
+
 }  // namespace engine::cuda

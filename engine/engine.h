@@ -6,6 +6,7 @@
 #include "engine/dtype.h"
 #include "engine/error.h"
 #include "engine/random.h"
+#include "engine/readback.h"
 #include "engine/shape.h"
 #include "engine/tensor.h"
 #include "engine/ops/batchnorm.h"

@@ -22,6 +22,12 @@ bool available();
 void* alloc(size_t nbytes, int device_index);
 void free(void* ptr, size_t nbytes, int device_index);
 void copy(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes);
+// A device-to-host copy the host collects later (engine/readback.h): begin queues it behind the
+// work queued so far and returns a ticket; end waits for it (only for it) and writes dst, or
+// with dst null drops it without waiting. At most max_copy_to_host_later() bytes per copy.
+size_t max_copy_to_host_later();
+size_t begin_copy_to_host(const void* src, size_t nbytes, int device_index);
+void end_copy_to_host(size_t ticket, void* dst);
 }  // namespace cuda
 
 }  // namespace engine

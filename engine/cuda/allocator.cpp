@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "engine/cuda/host_wait.h"
 #include "engine/error.h"
 #include "kernels/cuda/runtime.h"
 
@@ -102,7 +103,7 @@ void CachingAllocator::release(void* ptr) {
     return;
   }
   // No cache: give it back now. Wait for queued work first, which may still use the block.
-  cudaError_t status = cudaStreamSynchronize(kernels::cuda::stream());
+  cudaError_t status = wait_for_stream_nothrow();
   if (status == cudaSuccess) status = cudaFree(ptr);
   // At process exit the runtime may be gone already; that is not worth a message.
   if (status != cudaSuccess && status != cudaErrorCudartUnloading)
@@ -113,7 +114,7 @@ void CachingAllocator::release(void* ptr) {
 void CachingAllocator::free_cached_locked() {
   if (free_.empty()) return;
   // Work queued on the stream may still read blocks freed by the host a moment ago.
-  KCUDA_CHECK(cudaStreamSynchronize(kernels::cuda::stream()));
+  wait_for_stream();
   for (auto& [size, ptr] : free_) {
     KCUDA_CHECK(cudaFree(ptr));
     stats_.reserved -= size;

@@ -1,22 +1,18 @@
 // engine/cuda/runtime.cpp — the engine's side of the CUDA backend: device discovery, the
-// entry points of engine/memory.h (alloc, free, copy) and the controls of engine/cuda/runtime.h.
-//
-// Host<->device copies go through two pinned staging buffers used in turn, so the DMA engine
-// reads/writes page-locked memory at full PCIe speed and the host copy of one chunk overlaps
-// the transfer of the next:
-//   host -> device: memcpy into a staging buffer, cudaMemcpyAsync on the compute stream, move
-//     on (the buffer is reused only after its event says the transfer is done). The call
-//     returns before the data arrives; later work on the stream sees it.
-//   device -> host: cudaMemcpyAsync into a staging buffer, wait for its event, memcpy out.
-//     This wait is where the host synchronises with the GPU (to_vector, item, saving).
+// entry points of engine/memory.h (alloc, free, copy; host<->device copies go through the
+// pinned pool of engine/cuda/staging.h), the host waits of engine/cuda/host_wait.h and the
+// controls of engine/cuda/runtime.h.
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
 
 #include "engine/cuda/allocator.h"
+#include "engine/cuda/host_wait.h"
 #include "engine/cuda/runtime.h"
+#include "engine/cuda/staging.h"
 #include "engine/error.h"
 #include "engine/memory.h"
 #include "kernels/cuda/runtime.h"
@@ -70,60 +66,6 @@ void require_device(int device_index) {
         device_index);
 }
 
-// Two pinned buffers used in turn; each has an event marking the end of its last transfer.
-class Staging {
- public:
-  static constexpr size_t kChunk = 8 << 20;  // 8 MiB: long enough to reach full PCIe speed
-
-  void to_device(void* dst, const void* src, size_t nbytes) {
-    std::lock_guard<std::mutex> lock(mu_);
-    init();
-    for (size_t off = 0, b = 0; off < nbytes; off += kChunk, b ^= 1) {
-      const size_t len = std::min(kChunk, nbytes - off);
-      KCUDA_CHECK(cudaEventSynchronize(done_[b]));  // its previous transfer has left
-      std::memcpy(buf_[b], static_cast<const char*>(src) + off, len);
-      KCUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(dst) + off, buf_[b], len,
-                                  cudaMemcpyHostToDevice, kernels::cuda::stream()));
-      KCUDA_CHECK(cudaEventRecord(done_[b], kernels::cuda::stream()));
-    }
-  }
-
-  void to_host(void* dst, const void* src, size_t nbytes) {
-    std::lock_guard<std::mutex> lock(mu_);
-    init();
-    auto issue = [&](size_t off, size_t b) {
-      const size_t len = std::min(kChunk, nbytes - off);
-      KCUDA_CHECK(cudaMemcpyAsync(buf_[b], static_cast<const char*>(src) + off, len,
-                                  cudaMemcpyDeviceToHost, kernels::cuda::stream()));
-      KCUDA_CHECK(cudaEventRecord(done_[b], kernels::cuda::stream()));
-    };
-    issue(0, 0);
-    for (size_t off = 0, b = 0; off < nbytes; off += kChunk, b ^= 1) {
-      if (off + kChunk < nbytes) issue(off + kChunk, b ^ 1);  // next chunk in flight
-      KCUDA_CHECK(cudaEventSynchronize(done_[b]));
-      std::memcpy(static_cast<char*>(dst) + off, buf_[b], std::min(kChunk, nbytes - off));
-    }
-  }
-
- private:
-  void init() {
-    if (buf_[0]) return;
-    for (int b = 0; b < 2; ++b) {
-      KCUDA_CHECK(cudaHostAlloc(&buf_[b], kChunk, cudaHostAllocDefault));
-      KCUDA_CHECK(cudaEventCreateWithFlags(&done_[b], cudaEventDisableTiming));
-    }
-  }
-
-  std::mutex mu_;
-  void* buf_[2] = {nullptr, nullptr};
-  cudaEvent_t done_[2] = {nullptr, nullptr};
-};
-
-Staging& staging() {
-  static Staging* s = new Staging();  // leaked like the allocator: freed pinned memory at exit
-  return *s;                          // is the driver's job, and it may be gone already
-}
-
 }  // namespace
 
 // ---- engine/memory.h -----------------------------------------------------------------------
@@ -152,6 +94,36 @@ void copy(void* dst, Device dst_device, const void* src, Device src_device, size
   std::memcpy(dst, src, nbytes);
 }
 
+size_t max_copy_to_host_later() { return Staging::kChunk; }
+
+size_t begin_copy_to_host(const void* src, size_t nbytes, int device_index) {
+  require_device(device_index);
+  return staging().begin_to_host(src, nbytes);
+}
+
+void end_copy_to_host(size_t ticket, void* dst) { staging().end_to_host(ticket, dst); }
+
+// ---- engine/cuda/host_wait.h ---------------------------------------------------------------
+
+namespace {
+std::atomic<size_t> g_host_syncs{0};
+}  // namespace
+
+void wait_for_stream() {
+  g_host_syncs.fetch_add(1);
+  KCUDA_CHECK(cudaStreamSynchronize(kernels::cuda::stream()));
+}
+
+cudaError_t wait_for_stream_nothrow() {
+  g_host_syncs.fetch_add(1);
+  return cudaStreamSynchronize(kernels::cuda::stream());
+}
+
+void wait_for_event(cudaEvent_t event, bool counted) {
+  if (counted) g_host_syncs.fetch_add(1);
+  KCUDA_CHECK(cudaEventSynchronize(event));
+}
+
 // ---- engine/cuda/runtime.h -----------------------------------------------------------------
 
 MemoryStats memory_stats() { return allocator().stats(); }
@@ -167,8 +139,12 @@ cudaStream_t stream() {
 
 void synchronize() {
   if (!available()) return;
-  KCUDA_CHECK(cudaStreamSynchronize(kernels::cuda::stream()));
+  wait_for_stream();
 }
+
+size_t host_syncs() { return g_host_syncs.load(); }
+
+size_t pinned_staging_bytes() { return available() ? staging().pinned_bytes() : 0; }
 
 void set_sync_after_launch(bool on) { kernels::cuda::set_sync_after_launch(on); }
 

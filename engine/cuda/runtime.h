@@ -44,6 +44,15 @@ void set_poison(bool on);
 cudaStream_t stream();
 // Waits for all queued work; throws engine::Error if any of it failed.
 void synchronize();
+// How many times so far the engine made the host wait for the GPU: synchronize(), each copy to
+// the host (to_vector, item, .to(cpu), saving), each Readback collected, and the rare waits of
+// the allocator (out of memory, ENGINE_CUDA_NO_CACHE) and of the staging pool (all its chunks
+// in flight). Counted whether or not the GPU had finished already, so the count is the same on
+// every run. Queuing ops and copies to the device adds nothing: a training loop that reads its
+// loss with engine::Readback a step later adds one per step and keeps the GPU's queue full.
+size_t host_syncs();
+// Pinned host memory held by the host<->device staging pool (engine/cuda/staging.h).
+size_t pinned_staging_bytes();
 // The same switch as ENGINE_CUDA_SYNC=1.
 void set_sync_after_launch(bool on);
 

@@ -21,6 +21,7 @@ enum cudaError_t {
   cudaErrorInvalidConfiguration = 9,
   cudaErrorInvalidDevicePointer = 17,
   cudaErrorInvalidDeviceFunction = 98,
+  cudaErrorNotReady = 600,  // cudaEventQuery's "not yet": never returned here (events are complete)
   cudaErrorIllegalAddress = 700,
   cudaErrorLaunchOutOfResources = 701,
   cudaErrorLaunchFailure = 719,

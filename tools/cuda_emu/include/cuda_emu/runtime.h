@@ -61,6 +61,8 @@ inline const char* cudaGetErrorString(cudaError_t code) {
       return "too many resources requested for launch";
     case cudaErrorLaunchFailure:
       return "unspecified launch failure";
+    case cudaErrorNotReady:
+      return "device not ready";
     case cudaErrorNotSupported:
       return "operation not supported";
   }
@@ -79,6 +81,7 @@ inline const char* cudaGetErrorName(cudaError_t code) {
     case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
     case cudaErrorLaunchOutOfResources: return "cudaErrorLaunchOutOfResources";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorNotReady: return "cudaErrorNotReady";
     case cudaErrorNotSupported: return "cudaErrorNotSupported";
   }
   return "cudaErrorUnknown";
@@ -179,6 +182,11 @@ inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
 }
 inline cudaError_t cudaEventSynchronize(cudaEvent_t e) {
   if (e == nullptr) return emu::report(cudaErrorInvalidValue, "cudaEventSynchronize: null event");
+  return emu::take_pending();
+}
+// Always complete (cudaErrorNotReady never comes back): only a pending error is handed out.
+inline cudaError_t cudaEventQuery(cudaEvent_t e) {
+  if (e == nullptr) return emu::report(cudaErrorInvalidValue, "cudaEventQuery: null event");
   return emu::take_pending();
 }
 inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
