@@ -1,5 +1,7 @@
 #include "apps/image2gps/inference.h"
 
+#include "engine/readback.h"
+
 namespace i2g {
 
 Predictions run_model(models::Model& model, const Dataset& data, const CoordNorm& norm,
@@ -16,23 +18,41 @@ Predictions run_model(models::Model& model, const Dataset& data, const CoordNorm
 
   Predictions p;
   std::vector<engine::Tensor> embs;
-  double loss_sum = 0;
+  double loss_sum = 0;  // squared errors on normalised coordinates, summed in double
+  // Batch b's outputs are read after batch b + 1 is queued (engine::Readback): on a GPU it
+  // computes one batch while the host reads the one before, instead of waiting per batch.
+  engine::Readback pending;
+  std::vector<size_t> pending_rows;
+  std::vector<float> pending_targets;
+  auto collect = [&] {
+    if (!pending.started()) return;
+    const std::vector<double>& out = pending.get();  // [B, 2], values of float32 outputs
+    for (size_t i = 0; i < pending_rows.size(); ++i) {
+      for (size_t k = 2 * i; k < 2 * i + 2; ++k) {
+        const double d = out[k] - pending_targets[k];
+        loss_sum += d * d;
+      }
+      auto ll = norm.denormalize(static_cast<float>(out[2 * i]),
+                                 static_cast<float>(out[2 * i + 1]));
+      p.pred.push_back({ll[0], ll[1]});
+      const GeoRecord& r = data.records[pending_rows[i]];
+      p.truth.push_back({r.lat, r.lon});
+      p.rows.push_back(pending_rows[i]);
+    }
+    pending = engine::Readback();
+  };
   Batch b;
   while (loader.next(b)) {
     engine::Tensor x = b.images.to(device);
     engine::Tensor e = model.features(x);
     engine::Tensor y = model.forward_head(e);
     if (options.embeddings) embs.push_back(e.detach());
-    loss_sum += engine::mse_loss(y, b.targets.to(device), engine::Reduction::Sum).item();
-    std::vector<float> out = y.to_float_vector();
-    for (size_t i = 0; i < b.indices.size(); ++i) {
-      auto ll = norm.denormalize(out[2 * i], out[2 * i + 1]);
-      p.pred.push_back({ll[0], ll[1]});
-      const GeoRecord& r = data.records[b.indices[i]];
-      p.truth.push_back({r.lat, r.lon});
-      p.rows.push_back(b.indices[i]);
-    }
+    collect();
+    pending = engine::Readback(y);
+    pending_rows = b.indices;
+    pending_targets = b.targets.to_float_vector();  // on the host already: no wait
   }
+  collect();
   model.train(was_training);
   engine::check(!p.rows.empty(), data.dir, ": no readable images");
   p.loss = loss_sum / (2.0 * static_cast<double>(p.rows.size()));

@@ -13,6 +13,7 @@
 #include "apps/image2gps/loader.h"
 #include "apps/image2gps/progress.h"
 #include "apps/image2gps/svg_plot.h"
+#include "engine/readback.h"
 #include "kernels/cpu/parallel.h"
 #include "models/weights.h"
 #include "nn/scheduler.h"
@@ -227,25 +228,40 @@ TrainResult loop(Run& r) {
     auto t0 = std::chrono::steady_clock::now();
     size_t images = 0, b_index = 0;
     Batch batch;
+    // Step b's loss is read after step b + 1 is queued (engine::Readback): reading it right
+    // after its forward pass would make the host wait for the GPU there, and the GPU would
+    // then idle while the host queued the backward pass and the next batch. So a NaN loss
+    // stops training one step later, still before anything is saved: the checkpoint on disk
+    // stays the last good one.
+    engine::Readback pending;
+    size_t pending_batch = 0, pending_images = 0;
+    auto settle = [&] {
+      if (!pending.started()) return;
+      const double lv = pending.get()[0];
+      pending = engine::Readback();
+      engine::check(std::isfinite(lv), "training stopped: the loss became ", lv, " at epoch ",
+                    r.epoch + 1, ", batch ", pending_batch, "; the last good checkpoint is ",
+                    (r.dir() / "last.ckpt").string(), " (try a lower --lr)");
+      r.loss_sum += lv * pending_images;
+      r.loss_count += pending_images;
+    };
     while (loader.next(batch)) {
       if (b_index++ < r.batch) continue;  // resumed mid-epoch: these batches are done
       Tensor x = batch.images.to(r.device), y = batch.targets.to(r.device);
       Tensor pred = r.model->forward(x);
       Tensor loss = r.cfg.loss == "huber" ? engine::huber_loss(pred, y, r.cfg.huber_delta)
                                           : engine::mse_loss(pred, y);
-      double lv = loss.item();
-      engine::check(std::isfinite(lv), "training stopped: the loss became ", lv, " at epoch ",
-                    r.epoch + 1, ", batch ", b_index, "; the last good checkpoint is ",
-                    (r.dir() / "last.ckpt").string(), " (try a lower --lr)");
       loss.backward();
       r.opt->step();
       r.opt->zero_grad();
       r.batch = b_index;
-      r.loss_sum += lv * batch.indices.size();
-      r.loss_count += batch.indices.size();
+      settle();  // the previous step's loss, computed long before this step's work
+      pending = engine::Readback(loss);
+      pending_batch = b_index, pending_images = batch.indices.size();
       images += batch.indices.size();
       progress.update(b_index, images, r.loss_sum / std::max<size_t>(r.loss_count, 1));
       if (g_stop) {
+        settle();
         save_last(r);
         progress.finish("interrupted: saved " + (r.dir() / "last.ckpt").string() +
                         "; continue with image2gps train --resume " + r.dir().string());
@@ -256,6 +272,7 @@ TrainResult loop(Run& r) {
         return res;
       }
     }
+    settle();
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (loader.skipped() > 0)
       std::fprintf(stderr, "skipped %zu unreadable images (--skip-bad)\n", loader.skipped());
