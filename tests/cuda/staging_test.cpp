@@ -20,6 +20,11 @@ using engine::cuda::host_syncs;
 using engine::cuda::Staging;
 using CudaStaging = CudaTest;
 
+// The counts below assume the caching allocator: with ENGINE_CUDA_NO_CACHE=1 (gpu_check.sh's
+// compute-sanitizer runs) every free waits for the GPU before cudaFree, so there the tests
+// check the values only.
+bool waits_countable() { return engine::cuda::caching_enabled(); }
+
 // Floats in `chunks` staging chunks.
 int64_t floats_in_chunks(double chunks) {
   return static_cast<int64_t>(chunks * Staging::kChunk / sizeof(float));
@@ -36,10 +41,14 @@ TEST_F(CudaStaging, CopiesToTheDeviceNeverWaitForQueuedWork) {
     Tensor x = host.to(kGpu);
     acc = engine::add(acc, engine::mul(x, x));  // work queued between the copies
   }
-  EXPECT_EQ(host_syncs(), syncs) << "a copy to the device waited for the GPU";
+  if (waits_countable()) {
+    EXPECT_EQ(host_syncs(), syncs) << "a copy to the device waited for the GPU";
+  }
   Tensor ref = engine::mul(engine::mul(host, host), Tensor::full({}, 4.0));
   EXPECT_TRUE(testing_util::all_close(acc.to(engine::Device::cpu()), ref, 1e-6, 1e-6));
-  EXPECT_EQ(host_syncs(), syncs + 1);  // the one copy back
+  if (waits_countable()) {
+    EXPECT_EQ(host_syncs(), syncs + 1);  // the one copy back
+  }
 }
 
 // A training step (copy the batch over, forward, loss, backward, AdamW, zero_grad) queues all
@@ -79,14 +88,16 @@ TEST_F(CudaStaging, ATrainingStepWaitsOnlyWhereItsLossIsRead) {
     loss.backward();
     opt.step();
     opt.zero_grad();
-    if (step == 0) {
+    if (step == 0 && waits_countable()) {
       EXPECT_EQ(host_syncs(), syncs) << "a training step waited for the GPU";
     }
     if (previous.started()) read.push_back(previous.get()[0]);
     previous = Readback(loss);
   }
   read.push_back(previous.get()[0]);
-  EXPECT_EQ(host_syncs(), syncs + 3) << "one wait per loss read, none elsewhere";
+  if (waits_countable()) {
+    EXPECT_EQ(host_syncs(), syncs + 3) << "one wait per loss read, none elsewhere";
+  }
   ASSERT_EQ(read.size(), 3u);
   // The same steps as with item(), up to cuDNN's run-to-run rounding on a GPU.
   for (int step = 0; step < 3; ++step)
@@ -116,7 +127,9 @@ TEST_F(CudaStaging, UncollectedAndLargeReadbacks) {
   for (int i = 0; i < 3 * static_cast<int>(Staging::kMaxChunks); ++i) {
     Readback dropped(Tensor::full({2}, 1.0 * i, DType::Float32, kGpu));
   }
-  EXPECT_EQ(host_syncs(), syncs) << "dropping a Readback waited";
+  if (waits_countable()) {
+    EXPECT_EQ(host_syncs(), syncs) << "dropping a Readback waited";
+  }
   EXPECT_LE(engine::cuda::pinned_staging_bytes(), (Staging::kMaxChunks + 1) * Staging::kChunk);
   const int64_t n = floats_in_chunks(0.6) + 1;  // 1.2 chunks as float64 values
   Tensor big = host_random({n}, 9);
@@ -138,6 +151,7 @@ TEST_F(CudaStaging, TheStagingPoolStaysBounded) {
 // runs every kernel when it is queued, so there is nothing to measure there.)
 TEST_F(CudaStaging, CollectingDoesNotWaitForLaterWork) {
   if (emulated()) GTEST_SKIP() << "the emulator runs work as it is queued: timing needs a GPU";
+  if (!waits_countable()) GTEST_SKIP() << "ENGINE_CUDA_NO_CACHE=1: frees wait for the GPU";
   Tensor a = host_random({2048, 2048}, 4).to(kGpu);
   Tensor s = engine::sum(a);
   Readback r(s);
