@@ -11,4 +11,9 @@ void add_eval_commands(CLI::App& app);     // cli_eval.cpp:    eval, export, pre
 void add_forward_command(CLI::App& app);   // cli_forward.cpp: forward
 void add_demo_command(CLI::App& app);      // cli_demo.cpp:    demo
 
+// --workers of train, grid, eval, export and predict (decode_workers in loader.h).
+inline constexpr const char* kWorkersHelp =
+    "Image decoding threads; 0: 2 with --device cpu (the model needs the cores), every core "
+    "but one (at most 16) on a GPU";
+
 }  // namespace i2g

@@ -21,7 +21,7 @@ struct EvalArgs {
   std::string data, ckpt, bundle, bank_dir, json, csv, plot, device = "auto";
   int64_t knn = 15, cosine_k = 20;
   double temperature = 0.1;
-  int workers = 2;
+  int workers = 0;
   bool skip_bad = false;
 };
 
@@ -151,7 +151,9 @@ void add_eval_commands(CLI::App& app) {
   e->add_option("--csv", a->csv, "Write per-image predictions as CSV");
   e->add_option("--plot", a->plot, "Write predicted-vs-actual SVG (and NAME-knn.svg)");
   e->add_option("--device", a->device, "auto | cpu | cuda")->capture_default_str();
-  e->add_option("--workers", a->workers, "Image decoding threads")->capture_default_str();
+  e->add_option("--workers", a->workers, kWorkersHelp)
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   e->add_flag("--skip-bad", a->skip_bad, "Skip unreadable images instead of failing");
   e->callback([a] { run_eval(*a); });
 
@@ -159,7 +161,7 @@ void add_eval_commands(CLI::App& app) {
     std::string run, out, device = "auto";
     int64_t k = 15;
     double t = 0.1;
-    int workers = 2;
+    int workers = 0;
   };
   auto x = std::make_shared<ExportArgs>();
   auto* ex = app.add_subcommand("export", "One file with weights, k-NN bank, coordinate "
@@ -169,7 +171,9 @@ void add_eval_commands(CLI::App& app) {
   ex->add_option("--knn", x->k, "Default k for predict")->capture_default_str();
   ex->add_option("--temperature", x->t, "Default cosine temperature")->capture_default_str();
   ex->add_option("--device", x->device, "auto | cpu | cuda")->capture_default_str();
-  ex->add_option("--workers", x->workers, "Image decoding threads")->capture_default_str();
+  ex->add_option("--workers", x->workers, kWorkersHelp)
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   ex->callback([x] {
     export_bundle(x->run, x->out, resolve_device(x->device), x->k, x->t, x->workers);
     std::printf("wrote %s\n", x->out.c_str());

@@ -50,7 +50,9 @@ void add_config_options(CLI::App* c, TrainConfig& cfg) {
   c->add_option("--drop-path", cfg.drop_path, "ConvNeXt stochastic depth rate");
   c->add_option("--seed", cfg.seed, "Seed of every random stream")->capture_default_str();
   c->add_option("--device", cfg.device, "auto | cpu | cuda")->capture_default_str();
-  c->add_option("--workers", cfg.workers, "Image decoding threads")->capture_default_str();
+  c->add_option("--workers", cfg.workers, kWorkersHelp)
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   c->add_option("--threads", cfg.threads, "CPU compute threads (0: all cores)")
       ->capture_default_str();
   c->add_flag("--skip-bad", cfg.skip_bad, "Skip unreadable images (counted) instead of failing");

@@ -12,7 +12,7 @@ Predictions run_model(models::Model& model, const Dataset& data, const CoordNorm
   LoaderOptions lo;
   lo.batch_size = options.batch_size;
   lo.augment.size = options.image_size;
-  lo.workers = options.workers;
+  lo.workers = decode_workers(options.workers, device);
   lo.skip_bad = options.skip_bad;
   Loader loader(data, norm, lo, /*epoch=*/0);
 

@@ -22,7 +22,7 @@ struct Predictions {
 struct InferenceOptions {
   int image_size = 224;
   int batch_size = 32;
-  int workers = 2;
+  int workers = 0;  // decoding threads; 0: auto (decode_workers in loader.h)
   bool embeddings = false;
   bool skip_bad = false;
 };

@@ -66,6 +66,13 @@ Loader::Loader(const Dataset& data, const CoordNorm& norm, const LoaderOptions& 
   for (int i = 0; i < nw && !ranges_.empty(); ++i) threads_.emplace_back([this] { work(); });
 }
 
+int decode_workers(int requested, engine::Device device) {
+  if (requested > 0) return requested;
+  if (!device.is_cuda()) return 2;
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  return std::clamp(cores - 1, 2, 16);
+}
+
 Loader::~Loader() {
   {
     std::lock_guard<std::mutex> lock(mu_);

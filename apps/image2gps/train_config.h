@@ -16,7 +16,7 @@ struct TrainConfig {
   int image_size = 224;
   std::string augment = "none";  // none | geo-safe
   bool hflip = false;
-  int workers = 2;
+  int workers = 0;  // decoding threads; 0: auto (decode_workers in loader.h)
   bool skip_bad = false;
 
   // model

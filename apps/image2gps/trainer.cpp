@@ -220,7 +220,7 @@ TrainResult loop(Run& r) {
     lo.augment.preset = parse_augment_preset(r.cfg.augment);
     lo.augment.size = r.cfg.image_size;
     lo.augment.hflip = r.cfg.hflip;
-    lo.workers = r.cfg.workers;
+    lo.workers = decode_workers(r.cfg.workers, r.device);
     lo.skip_bad = r.cfg.skip_bad;
     Loader loader(r.train_data, r.norm, lo, r.epoch, r.cache);
     Progress progress("epoch " + std::to_string(r.epoch + 1) + "/" + std::to_string(r.cfg.epochs),
