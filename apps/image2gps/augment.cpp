@@ -43,57 +43,76 @@ inline uint8_t blend(int in1, int in2, float alpha) {
   return static_cast<uint8_t>(v);
 }
 
-// Pillow's rgb2hsv_row (float/double mix kept on purpose, see the file comment).
+// Pillow's rgb2hsv_row (float/double mix kept on purpose, see the file comment). Every case is
+// computed and the right one selected instead of branched to: which channel is the largest
+// changes from pixel to pixel, and mispredicted branches made this the loader's slowest step.
 void rgb_to_hsv(const uint8_t* in, uint8_t* out) {
-  const uint8_t r = in[0], g = in[1], b = in[2];
-  const uint8_t maxc = std::max(r, std::max(g, b));
-  const uint8_t minc = std::min(r, std::min(g, b));
-  uint8_t uh = 0, us = 0;
-  if (minc != maxc) {
-    const float cr = static_cast<float>(maxc - minc);
-    const float s = cr / static_cast<float>(maxc);
-    const float rc = static_cast<float>(maxc - r) / cr;
-    const float gc = static_cast<float>(maxc - g) / cr;
-    const float bc = static_cast<float>(maxc - b) / cr;
-    float h;
-    if (r == maxc) {
-      h = bc - gc;
-    } else if (g == maxc) {
-      h = static_cast<float>(2.0 + rc - bc);
-    } else {
-      h = static_cast<float>(4.0 + gc - rc);
-    }
-    h = static_cast<float>(std::fmod(h / 6.0 + 1.0, 1.0));
-    uh = clip8(static_cast<int>(h * 255.0));
-    us = clip8(static_cast<int>(s * 255.0));
-  }
-  out[0] = uh;
-  out[1] = us;
-  out[2] = maxc;
+  const int r = in[0], g = in[1], b = in[2];
+  // Plain comparisons: GCC does not inline std::max/std::min into code under this file's
+  // optimize pragma (a different optimisation setting), and a call per pixel is costly.
+  const int maxc = r > g ? (r > b ? r : b) : (g > b ? g : b);
+  const int minc = r < g ? (r < b ? r : b) : (g < b ? g : b);
+  const bool grey = maxc == minc;  // Pillow: h = s = 0 (cr = 1 below only avoids 0 / 0)
+  const float cr = static_cast<float>(grey ? 1 : maxc - minc);
+  const float s = cr / static_cast<float>(grey ? 1 : maxc);
+  const float rc = static_cast<float>(maxc - r) / cr;
+  const float gc = static_cast<float>(maxc - g) / cr;
+  const float bc = static_cast<float>(maxc - b) / cr;
+  const float h_r = bc - gc;                                // red is the largest
+  const float h_g = static_cast<float>(2.0 + rc - bc);      // green
+  const float h_b = static_cast<float>(4.0 + gc - rc);      // blue
+  const float h = r == maxc ? h_r : (g == maxc ? h_g : h_b);  // in [-1, 5]
+  double wrapped = h / 6.0 + 1.0;                      // in [5/6, 11/6]
+  wrapped -= static_cast<double>(wrapped >= 1.0);     // fmod(wrapped, 1.0), exactly
+  out[0] = grey ? 0 : clip8(static_cast<int>(static_cast<float>(wrapped) * 255.0));
+  out[1] = grey ? 0 : clip8(static_cast<int>(s * 255.0));
+  out[2] = static_cast<uint8_t>(maxc);
 }
 
-// Pillow's hsv2rgb.
+// std::round for x >= 0, inlined (std::round is a libm call) and without a branch (rounding up
+// or down is a coin toss per pixel): exact, as x - trunc(x) is.
+inline double round_nonneg(double x) {
+  const double t = std::trunc(x);
+  return t + static_cast<double>(x - t >= 0.5);
+}
+
+// Pillow's hsv2rgb splits the hue circle into six sectors: the sector i % 6 and the position f
+// in it depend on h alone, so they are computed once per h value (by Pillow's expressions).
+struct HueSector {
+  int k;    // i % 6
+  float f;  // position in the sector, [0, 1)
+};
+const std::array<HueSector, 256>& hue_sectors() {
+  static const std::array<HueSector, 256> table = [] {
+    std::array<HueSector, 256> t{};
+    for (int h = 0; h < 256; ++h) {
+      const double x = static_cast<float>(h) * 6.0 / 255.0;
+      const int i = static_cast<int>(std::floor(x));
+      t[h] = {i % 6, static_cast<float>(x - static_cast<float>(i))};
+    }
+    return t;
+  }();
+  return table;
+}
+
+// Pillow's hsv2rgb; its switch over the sector is a selection here (no branch to mispredict).
 void hsv_to_rgb(const uint8_t* in, uint8_t* out) {
-  const uint8_t h = in[0], s = in[1], v = in[2];
-  if (s == 0) {
-    out[0] = out[1] = out[2] = v;
-    return;
-  }
-  const int i = static_cast<int>(std::floor(static_cast<float>(h) * 6.0 / 255.0));
-  const float f = static_cast<float>(static_cast<float>(h) * 6.0 / 255.0 - static_cast<float>(i));
-  const float fs = f * s;
-  const uint8_t p = clip8(static_cast<int>(std::round(static_cast<float>(v) * (255.0 - s) / 255.0)));
-  const uint8_t q = clip8(static_cast<int>(std::round(static_cast<float>(v) * (255.0 - fs) / 255.0)));
-  const uint8_t t =
-      clip8(static_cast<int>(std::round(static_cast<float>(v) * (255.0 - s + fs) / 255.0)));
-  switch (i % 6) {
-    case 0: out[0] = v; out[1] = t; out[2] = p; break;
-    case 1: out[0] = q; out[1] = v; out[2] = p; break;
-    case 2: out[0] = p; out[1] = v; out[2] = t; break;
-    case 3: out[0] = p; out[1] = q; out[2] = v; break;
-    case 4: out[0] = t; out[1] = p; out[2] = v; break;
-    default: out[0] = v; out[1] = p; out[2] = q; break;
-  }
+  const int h = in[0], s = in[1], v = in[2];
+  const HueSector sector = hue_sectors()[h];
+  const int k = sector.k;
+  const float fs = sector.f * s;
+  const double vd = static_cast<float>(v);  // Pillow's float v, in double arithmetic
+  const int p = clip8(static_cast<int>(round_nonneg(vd * (255.0 - s) / 255.0)));
+  const int q = clip8(static_cast<int>(round_nonneg(vd * (255.0 - fs) / 255.0)));
+  const int t = clip8(static_cast<int>(round_nonneg(vd * (255.0 - s + fs) / 255.0)));
+  // Sector:  0        1        2        3        4        5
+  // (r,g,b): (v,t,p)  (q,v,p)  (p,v,t)  (p,q,v)  (t,p,v)  (v,p,q)
+  const int red = k == 0 || k == 5 ? v : (k == 1 ? q : (k == 4 ? t : p));
+  const int green = k == 1 || k == 2 ? v : (k == 0 ? t : (k == 3 ? q : p));
+  const int blue = k == 3 || k == 4 ? v : (k == 2 ? t : (k == 5 ? q : p));
+  out[0] = static_cast<uint8_t>(s == 0 ? v : red);  // no saturation: grey
+  out[1] = static_cast<uint8_t>(s == 0 ? v : green);
+  out[2] = static_cast<uint8_t>(s == 0 ? v : blue);
 }
 
 void check_image(const Image& img, const char* op) {
