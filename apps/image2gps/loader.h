@@ -51,7 +51,7 @@ class ImageCache {
 };
 
 // Decoding threads for a requested count; 0 means "auto": 2 when the model runs on the CPU
-// (its own threads need the cores, and 2 workers decode far more than a CPU trains on: ~490
+// (its own threads need the cores, and 2 workers decode far more than a CPU trains on: ~690
 // img/s with geo-safe augmentation against 5-20 consumed, docs/BENCHMARKS.md); on a GPU, which
 // consumes thousands of images per second, every core but one (the thread that queues the
 // GPU's work), at most 16.
