@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -214,6 +215,44 @@ TEST(Conv2d, DepthwiseKernelMatchesGeneralKernel) {
     EXPECT_TRUE(all_close(y[0], y[1], 1e-5, 1e-5));
     EXPECT_TRUE(all_close(dx[0], dx[1], 1e-5, 1e-5));
     EXPECT_TRUE(all_close(dw[0], dw[1], 1e-5, 1e-6 * d.n * sh.p * sh.q));
+  }
+}
+
+// Version 4 of the depthwise forward (AVX-512, 16 pixels x 16 channels per block) sums each
+// output's taps in version 3's order: the two must agree bit for bit, forward and dx (the
+// forward kernel on the flipped filter), on ConvNeXt's shape and on awkward ones (channel
+// tails past 16, rows shorter than a block, 3-wide filters).
+TEST(Conv2d, DepthwiseAvx512MatchesAvx2BitForBit) {
+  if (!kernels::cpu::depthwise_avx512_available())
+    GTEST_SKIP() << "this CPU has no AVX-512: version 4 never runs here";
+  struct DwCase {
+    int64_t n, h, w, c, r;
+  };
+  for (const DwCase& d : {DwCase{2, 56, 56, 96, 7}, DwCase{1, 9, 37, 40, 7},
+                          DwCase{2, 7, 7, 768, 7}, DwCase{1, 12, 33, 19, 3},
+                          DwCase{1, 5, 16, 48, 3}, DwCase{1, 4, 15, 32, 7}}) {
+    SCOPED_TRACE(testing::Message() << "N=" << d.n << " H=" << d.h << " W=" << d.w
+                                    << " C=" << d.c << " R=" << d.r);
+    const int64_t pad = d.r / 2;
+    kernels::cpu::Conv2dShape sh{d.n, d.h, d.w, d.c, d.c, d.r, d.r, d.h, d.w,
+                                 1,   1,   pad, pad, 1,   1,   d.c};
+    const DType f = DType::Float32;
+    Tensor x = random({d.n, d.h, d.w, d.c}, 31, -1, 1, f),
+           w = random({d.c, d.r, d.r, 1}, 32, -1, 1, f), b = random({d.c}, 33, -1, 1, f);
+    Tensor y[2], dx[2];
+    for (int v = 0; v < 2; ++v) {
+      kernels::cpu::set_depthwise_avx512(v == 0);
+      y[v] = Tensor::empty(x.shape(), f);
+      dx[v] = Tensor::empty(x.shape(), f);
+      kernels::cpu::depthwise_conv2d_forward<float>(sh, x.data<float>(), w.data<float>(),
+                                                    b.data<float>(), y[v].data<float>());
+      kernels::cpu::depthwise_conv2d_backward_data<float>(sh, x.data<float>(), w.data<float>(),
+                                                          dx[v].data<float>());
+    }
+    kernels::cpu::set_depthwise_avx512(true);
+    const size_t bytes = static_cast<size_t>(x.numel()) * sizeof(float);
+    EXPECT_EQ(std::memcmp(y[0].data<float>(), y[1].data<float>(), bytes), 0);
+    EXPECT_EQ(std::memcmp(dx[0].data<float>(), dx[1].data<float>(), bytes), 0);
   }
 }
 
