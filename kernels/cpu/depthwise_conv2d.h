@@ -23,7 +23,8 @@
 //            register scheme transposed (S tap sums in registers, dy and x loaded once), or
 //            one dy vector reused for 4 taps otherwise.
 // ConvNeXt's 7x7 pad 3 stride-1 blocks are the case this is tuned for. On the build machine
-// (one core, [8,56,56,96], float32) forward / dx / dw take about 5 ms each.
+// (one core, [8,56,56,96], float32, 2026-11-26) the forward takes 3.0 ms with version 4
+// (LibTorch's oneDNN: 3.3 ms), 5.6 ms with version 3.
 #pragma once
 
 #include "kernels/cpu/conv2d.h"
