@@ -2,6 +2,8 @@
 
 #include <vector>
 
+#include "kernels/cpu/parallel.h"
+
 namespace kernels::cpu {
 
 template <class Src, class Dst>
@@ -20,8 +22,7 @@ void copy_strided(int ndim, const int64_t* shape, const Src* src, const int64_t*
 
   // Each row (all dims but the last) is independent: split rows across threads and
   // recompute the row's start offsets from its linear index.
-#pragma omp parallel for schedule(static) if (total > (1 << 16))
-  for (int64_t r = 0; r < rows; ++r) {
+  parallel_for(rows, total > (1 << 16), [=](int64_t r) {
     int64_t so = 0, dof = 0, rem = r;
     for (int d = ndim - 2; d >= 0; --d) {
       int64_t i = rem % shape[d];
@@ -36,12 +37,16 @@ void copy_strided(int ndim, const int64_t* shape, const Src* src, const int64_t*
     } else {
       for (int64_t j = 0; j < inner; ++j) o[j * ds] = static_cast<Dst>(s[j * ss]);
     }
-  }
+  });
 }
 
 template <class T>
 void fill(T* dst, int64_t n, T value) {
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
+  if (n <= (1 << 16)) {  // one thread, no parallel region (see parallel_for)
+    for (int64_t i = 0; i < n; ++i) dst[i] = value;
+    return;
+  }
+#pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) dst[i] = value;
 }
 

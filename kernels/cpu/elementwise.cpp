@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/parallel.h"
+
 namespace kernels::cpu {
 
 namespace {
@@ -37,8 +39,7 @@ void binary_loop(int nd, const int64_t* s, const T* a, const int64_t* sa, const 
   const int64_t inner = s[nd - 1], ia = sa[nd - 1], ib = sb[nd - 1];
   int64_t rows = 1;
   for (int d = 0; d < nd - 1; ++d) rows *= s[d];
-#pragma omp parallel for schedule(static) if (rows * inner > kParallelMin)
-  for (int64_t r = 0; r < rows; ++r) {
+  parallel_for(rows, rows * inner > kParallelMin, [=](int64_t r) {
     int64_t oa = 0, ob = 0, rem = r;
     for (int d = nd - 2; d >= 0; --d) {
       int64_t i = rem % s[d];
@@ -61,12 +62,16 @@ void binary_loop(int nd, const int64_t* s, const T* a, const int64_t* sa, const 
     } else {
       for (int64_t j = 0; j < inner; ++j) po[j] = f(pa[j * ia], pb[j * ib]);
     }
-  }
+  });
 }
 
 template <class T, class F>
 void map(int64_t n, const T* x, T* y, F f) {
-#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  if (n <= kParallelMin) {  // one thread, no parallel region (see parallel_for)
+    for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+    return;
+  }
+#pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
 }
 
@@ -77,7 +82,11 @@ void map(int64_t n, const T* x, T* y, F f) {
 template <class T, class F>
 void map_backward(int64_t n, const T* x, const T* y, const T* dy, T* dx, F f) {
   auto loop = [n, dy, dx](auto grad) {
-#pragma omp parallel for schedule(static) if (n > kParallelMin)
+    if (n <= kParallelMin) {  // one thread, no parallel region (see parallel_for)
+      for (int64_t i = 0; i < n; ++i) dx[i] = grad(i, dy[i]);
+      return;
+    }
+#pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; ++i) dx[i] = grad(i, dy[i]);
   };
   if (x && y) return loop([=](int64_t i, T g) { return f(x[i], y[i], g); });

@@ -31,6 +31,21 @@ inline int thread_index() {
 // the threads costs more than they save.
 inline constexpr int64_t kParallelWork = 1 << 15;
 
+// body(i) for every i in [0, n): split across the OpenMP team when `parallel`, else on the
+// calling thread without entering a parallel region at all. libgomp ends even an
+// `omp parallel if (false)` region's one-thread team with a futex system call, which was a
+// third of a small elementwise op's cost (bench/cpu/op_overhead_bench.cpp). Capture pointers
+// in `body` by value: through references g++ may not vectorise the loop.
+template <class F>
+inline void parallel_for(int64_t n, bool parallel, F body) {
+  if (!parallel) {
+    for (int64_t i = 0; i < n; ++i) body(i);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) body(i);
+}
+
 // How many row chunks a reduction over the rows of an [m, c] array uses: one per thread when
 // the work is large, else one.
 inline int row_chunks(int64_t m, int64_t c) {

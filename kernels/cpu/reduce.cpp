@@ -11,13 +11,12 @@ template <class T>
 void reduce_sum(int64_t outer, int64_t r, int64_t inner, const T* x, T* out) {
   if (inner == 1) {
     // Row sums: each output is one contiguous run.
-#pragma omp parallel for schedule(static) if (outer * r > (1 << 15))
-    for (int64_t o = 0; o < outer; ++o) {
+    parallel_for(outer, outer * r > (1 << 15), [=](int64_t o) {
       const T* p = x + o * r;
       double acc = 0;
       for (int64_t k = 0; k < r; ++k) acc += p[k];
       out[o] = static_cast<T>(acc);
-    }
+    });
     return;
   }
   // Column sums: walk rows in order (contiguous, vectorised) adding into an accumulator row.
@@ -43,15 +42,14 @@ void reduce_sum(int64_t outer, int64_t r, int64_t inner, const T* x, T* out) {
     }
     return;
   }
-#pragma omp parallel for schedule(static) if (work > (1 << 15))
-  for (int64_t o = 0; o < outer; ++o) {
+  parallel_for(outer, work > (1 << 15), [=](int64_t o) {
     std::vector<double> acc(inner, 0.0);
     for (int64_t k = 0; k < r; ++k) {
       const T* p = x + (o * r + k) * inner;
       for (int64_t i = 0; i < inner; ++i) acc[i] += p[i];
     }
     for (int64_t i = 0; i < inner; ++i) out[o * inner + i] = static_cast<T>(acc[i]);
-  }
+  });
 }
 
 template <class T>
