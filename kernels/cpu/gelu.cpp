@@ -1,6 +1,19 @@
 #include "kernels/cpu/gelu.h"
 
+#include <algorithm>
 #include <cmath>
+#include <type_traits>
+
+#include "kernels/cpu/parallel.h"
+
+#if defined(KERNELS_HAVE_LIBMVEC) && defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+// glibc's vector math (libmvec): erfc and exp on 8 floats, within a few ulp like the scalar
+// libm calls, which g++ only vectorises to these under -ffast-math.
+extern "C" __m256 _ZGVdN8v_erfcf(__m256);
+extern "C" __m256 _ZGVdN8v_expf(__m256);
+#define GELU_VECTOR_MATH 1
+#endif
 
 namespace kernels::cpu {
 
@@ -8,34 +21,108 @@ namespace {
 
 constexpr int64_t kParallelMin = 1 << 14;  // erf is ~20 flops, so threads pay off earlier
 
+// Phi(x) = P(Z <= x) = erfc(-x / sqrt 2) / 2, as the CUDA kernels compute it: unlike
+// (1 + erf(x / sqrt 2)) / 2 it does not cancel for x << 0, where GELU(x) = x Phi(x) is tiny.
+template <class T>
+T phi(T v) {
+  return T(0.5) * std::erfc(v * T(-0.70710678118654752440));  // -1/sqrt(2)
+}
+
 template <class T>
 T gelu(T v) {
-  return T(0.5) * v * (T(1) + std::erf(v * T(0.70710678118654752440)));  // 1/sqrt(2)
+  return v * phi(v);
 }
 
 template <class T>
 T gelu_grad(T v) {
-  const T cdf = T(0.5) * (T(1) + std::erf(v * T(0.70710678118654752440)));
   const T pdf = std::exp(T(-0.5) * v * v) * T(0.39894228040143267794);  // 1/sqrt(2 pi)
-  return cdf + v * pdf;
+  return phi(v) + v * pdf;
 }
+
+#if defined(GELU_VECTOR_MATH)
+// The same on 8 floats (version 2 of the float32 loops): erfc and exp were 40% of ConvNeXt-T's
+// training step on the CPU as scalar libm calls.
+inline __m256 phi8(__m256 v) {
+  const __m256 z = _mm256_mul_ps(v, _mm256_set1_ps(-0.70710678118654752440f));
+  return _mm256_mul_ps(_mm256_set1_ps(0.5f), _ZGVdN8v_erfcf(z));
+}
+inline __m256 gelu8(__m256 v) { return _mm256_mul_ps(v, phi8(v)); }
+inline __m256 gelu_grad8(__m256 v) {
+  const __m256 e = _ZGVdN8v_expf(_mm256_mul_ps(_mm256_mul_ps(v, v), _mm256_set1_ps(-0.5f)));
+  const __m256 pdf = _mm256_mul_ps(e, _mm256_set1_ps(0.39894228040143267794f));
+  return _mm256_add_ps(phi8(v), _mm256_mul_ps(v, pdf));
+}
+
+// out[i] = f(x[i] (+ b[i]), dy[i]) over [0, n) in blocks of 8; the last partial block goes
+// through a zero-padded copy, so every element takes the same arithmetic. b, dy may be null.
+template <class F8>
+void blocks8(int64_t n, const float* x, const float* b, const float* dy, float* out, F8 f) {
+  auto one = [&](const float* xp, const float* bp, const float* dp, float* op) {
+    __m256 v = _mm256_loadu_ps(xp);
+    if (b) v = _mm256_add_ps(v, _mm256_loadu_ps(bp));
+    __m256 r = f(v);
+    if (dy) r = _mm256_mul_ps(_mm256_loadu_ps(dp), r);
+    _mm256_storeu_ps(op, r);
+  };
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) one(x + i, b + (b ? i : 0), dy + (dy ? i : 0), out + i);
+  if (i == n) return;
+  float xs[8] = {}, bs[8] = {}, ds[8] = {}, os[8];
+  for (int64_t k = i; k < n; ++k) {
+    xs[k - i] = x[k];
+    if (b) bs[k - i] = b[k];
+    if (dy) ds[k - i] = dy[k];
+  }
+  one(xs, bs, ds, os);
+  for (int64_t k = i; k < n; ++k) out[k] = os[k - i];
+}
+#endif
 
 }  // namespace
 
 template <class T>
 void gelu_forward(int64_t n, const T* x, T* y) {
+#if defined(GELU_VECTOR_MATH)
+  if constexpr (std::is_same_v<T, float>) {
+    const int64_t chunks = (n + 4095) / 4096;  // 4096 elements per task, a multiple of 8
+    parallel_for(chunks, n > kParallelMin, [=](int64_t c) {
+      const int64_t i0 = c * 4096, len = std::min<int64_t>(4096, n - i0);
+      blocks8(len, x + i0, nullptr, nullptr, y + i0, gelu8);
+    });
+    return;
+  }
+#endif
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) y[i] = gelu(x[i]);
 }
 
 template <class T>
 void gelu_backward(int64_t n, const T* x, const T* dy, T* dx) {
+#if defined(GELU_VECTOR_MATH)
+  if constexpr (std::is_same_v<T, float>) {
+    const int64_t chunks = (n + 4095) / 4096;
+    parallel_for(chunks, n > kParallelMin, [=](int64_t c) {
+      const int64_t i0 = c * 4096, len = std::min<int64_t>(4096, n - i0);
+      blocks8(len, x + i0, nullptr, dy + i0, dx + i0, gelu_grad8);
+    });
+    return;
+  }
+#endif
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * gelu_grad(x[i]);
 }
 
 template <class T>
 void bias_gelu_forward(int64_t rows, int64_t channels, const T* x, const T* bias, T* y) {
+#if defined(GELU_VECTOR_MATH)
+  if constexpr (std::is_same_v<T, float>) {
+    parallel_for(rows, rows * channels > kParallelMin, [=](int64_t r) {
+      const int64_t o = r * channels;
+      blocks8(channels, x + o, bias, nullptr, y + o, gelu8);
+    });
+    return;
+  }
+#endif
 #pragma omp parallel for schedule(static) if (rows * channels > kParallelMin)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * channels;
@@ -47,6 +134,15 @@ void bias_gelu_forward(int64_t rows, int64_t channels, const T* x, const T* bias
 template <class T>
 void bias_gelu_backward(int64_t rows, int64_t channels, const T* x, const T* bias, const T* dy,
                         T* dx) {
+#if defined(GELU_VECTOR_MATH)
+  if constexpr (std::is_same_v<T, float>) {
+    parallel_for(rows, rows * channels > kParallelMin, [=](int64_t r) {
+      const int64_t o = r * channels;
+      blocks8(channels, x + o, bias, dy + o, dx + o, gelu_grad8);
+    });
+    return;
+  }
+#endif
 #pragma omp parallel for schedule(static) if (rows * channels > kParallelMin)
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t o = r * channels;
