@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "bench/cpu/repeated_runs.h"
 #include "engine/engine.h"
 #ifdef BENCH_WITH_LIBTORCH
 #include <torch/torch.h>
@@ -52,17 +53,7 @@ void layernorm_fwd_bwd_ours(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * 5 * kElems * 4);
 }
 
-// Every benchmark here: wall-clock time (the work runs on 2 threads) of single iterations,
-// repeated 30 times, reported as median and min (plus Google Benchmark's
-// mean/stddev/cv). The build machine is shared: other jobs only ever add time, and single
-// iterations let the min show an undisturbed run even when the median cannot.
-void settings(benchmark::internal::Benchmark* b) {
-  b->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(1)
-      ->Repetitions(30)->ReportAggregatesOnly(true)
-      ->ComputeStatistics("min", [](const std::vector<double>& v) {
-        return *std::min_element(v.begin(), v.end());
-      });
-}
+using bench_cpu::repeated_runs;  // bench/cpu/repeated_runs.h
 
 #ifdef BENCH_WITH_LIBTORCH
 void layernorm_fwd_libtorch(benchmark::State& state) {
@@ -95,13 +86,13 @@ void layernorm_fwd_bwd_libtorch(benchmark::State& state) {
 }
 #endif
 
-BENCHMARK(layernorm_fwd_ours)->Name("BM_layernorm_fwd/ours")->Apply(settings);
+BENCHMARK(layernorm_fwd_ours)->Name("BM_layernorm_fwd/ours")->Apply(repeated_runs);
 #ifdef BENCH_WITH_LIBTORCH
-BENCHMARK(layernorm_fwd_libtorch)->Name("BM_layernorm_fwd/libtorch")->Apply(settings);
+BENCHMARK(layernorm_fwd_libtorch)->Name("BM_layernorm_fwd/libtorch")->Apply(repeated_runs);
 #endif
-BENCHMARK(layernorm_fwd_bwd_ours)->Name("BM_layernorm_fwd_bwd/ours")->Apply(settings);
+BENCHMARK(layernorm_fwd_bwd_ours)->Name("BM_layernorm_fwd_bwd/ours")->Apply(repeated_runs);
 #ifdef BENCH_WITH_LIBTORCH
-BENCHMARK(layernorm_fwd_bwd_libtorch)->Name("BM_layernorm_fwd_bwd/libtorch")->Apply(settings);
+BENCHMARK(layernorm_fwd_bwd_libtorch)->Name("BM_layernorm_fwd_bwd/libtorch")->Apply(repeated_runs);
 #endif
 
 }  // namespace

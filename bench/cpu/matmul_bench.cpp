@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "bench/cpu/repeated_runs.h"
 #include "engine/engine.h"
 #ifdef BENCH_WITH_LIBTORCH
 #include <torch/torch.h>
@@ -52,17 +53,7 @@ void matmul_fwd_bwd_ours(benchmark::State& state) {
       benchmark::Counter(3 * kFlop * 1e-9 * state.iterations(), benchmark::Counter::kIsRate);
 }
 
-// Every benchmark here: wall-clock time (the work runs on 2 threads) of single iterations,
-// repeated 30 times, reported as median and min (plus Google Benchmark's
-// mean/stddev/cv). The build machine is shared: other jobs only ever add time, and single
-// iterations let the min show an undisturbed run even when the median cannot.
-void settings(benchmark::internal::Benchmark* b) {
-  b->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(1)
-      ->Repetitions(30)->ReportAggregatesOnly(true)
-      ->ComputeStatistics("min", [](const std::vector<double>& v) {
-        return *std::min_element(v.begin(), v.end());
-      });
-}
+using bench_cpu::repeated_runs;  // bench/cpu/repeated_runs.h
 
 #ifdef BENCH_WITH_LIBTORCH
 void matmul_fwd_libtorch(benchmark::State& state) {
@@ -97,13 +88,13 @@ void matmul_fwd_bwd_libtorch(benchmark::State& state) {
 }
 #endif
 
-BENCHMARK(matmul_fwd_ours)->Name("BM_matmul_fwd/ours")->Apply(settings);
+BENCHMARK(matmul_fwd_ours)->Name("BM_matmul_fwd/ours")->Apply(repeated_runs);
 #ifdef BENCH_WITH_LIBTORCH
-BENCHMARK(matmul_fwd_libtorch)->Name("BM_matmul_fwd/libtorch")->Apply(settings);
+BENCHMARK(matmul_fwd_libtorch)->Name("BM_matmul_fwd/libtorch")->Apply(repeated_runs);
 #endif
-BENCHMARK(matmul_fwd_bwd_ours)->Name("BM_matmul_fwd_bwd/ours")->Apply(settings);
+BENCHMARK(matmul_fwd_bwd_ours)->Name("BM_matmul_fwd_bwd/ours")->Apply(repeated_runs);
 #ifdef BENCH_WITH_LIBTORCH
-BENCHMARK(matmul_fwd_bwd_libtorch)->Name("BM_matmul_fwd_bwd/libtorch")->Apply(settings);
+BENCHMARK(matmul_fwd_bwd_libtorch)->Name("BM_matmul_fwd_bwd/libtorch")->Apply(repeated_runs);
 #endif
 
 }  // namespace

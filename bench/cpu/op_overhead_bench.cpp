@@ -11,9 +11,8 @@
 // Time per call is for all 10,000 ops: 10 ms means 1 us per op.
 #include <benchmark/benchmark.h>
 
-#include <algorithm>
-#include <vector>
 
+#include "bench/cpu/repeated_runs.h"
 #include "engine/engine.h"
 #ifdef BENCH_WITH_LIBTORCH
 #include <torch/torch.h>
@@ -49,14 +48,7 @@ void op_overhead_chain_bwd_ours(benchmark::State& state) {
   }
 }
 
-// As matmul_bench.cpp: single iterations repeated 30 times, median and min.
-void settings(benchmark::internal::Benchmark* b) {
-  b->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(1)
-      ->Repetitions(30)->ReportAggregatesOnly(true)
-      ->ComputeStatistics("min", [](const std::vector<double>& v) {
-        return *std::min_element(v.begin(), v.end());
-      });
-}
+using bench_cpu::repeated_runs;  // bench/cpu/repeated_runs.h
 
 #ifdef BENCH_WITH_LIBTORCH
 void op_overhead_grad_libtorch(benchmark::State& state) {
@@ -87,19 +79,21 @@ void op_overhead_chain_bwd_libtorch(benchmark::State& state) {
 }
 #endif
 
-BENCHMARK(op_overhead_grad_ours)->Name("BM_op_overhead_grad/ours")->Apply(settings);
+BENCHMARK(op_overhead_grad_ours)->Name("BM_op_overhead_grad/ours")->Apply(repeated_runs);
 #ifdef BENCH_WITH_LIBTORCH
-BENCHMARK(op_overhead_grad_libtorch)->Name("BM_op_overhead_grad/libtorch")->Apply(settings);
+BENCHMARK(op_overhead_grad_libtorch)->Name("BM_op_overhead_grad/libtorch")->Apply(repeated_runs);
 #endif
-BENCHMARK(op_overhead_nograd_ours)->Name("BM_op_overhead_nograd/ours")->Apply(settings);
+BENCHMARK(op_overhead_nograd_ours)->Name("BM_op_overhead_nograd/ours")->Apply(repeated_runs);
 #ifdef BENCH_WITH_LIBTORCH
-BENCHMARK(op_overhead_nograd_libtorch)->Name("BM_op_overhead_nograd/libtorch")->Apply(settings);
+BENCHMARK(op_overhead_nograd_libtorch)
+    ->Name("BM_op_overhead_nograd/libtorch")
+    ->Apply(repeated_runs);
 #endif
-BENCHMARK(op_overhead_chain_bwd_ours)->Name("BM_op_overhead_chain_bwd/ours")->Apply(settings);
+BENCHMARK(op_overhead_chain_bwd_ours)->Name("BM_op_overhead_chain_bwd/ours")->Apply(repeated_runs);
 #ifdef BENCH_WITH_LIBTORCH
 BENCHMARK(op_overhead_chain_bwd_libtorch)
     ->Name("BM_op_overhead_chain_bwd/libtorch")
-    ->Apply(settings);
+    ->Apply(repeated_runs);
 #endif
 
 }  // namespace
