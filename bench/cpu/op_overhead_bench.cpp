@@ -11,7 +11,6 @@
 // Time per call is for all 10,000 ops: 10 ms means 1 us per op.
 #include <benchmark/benchmark.h>
 
-
 #include "bench/cpu/repeated_runs.h"
 #include "engine/engine.h"
 #ifdef BENCH_WITH_LIBTORCH
