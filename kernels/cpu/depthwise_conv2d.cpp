@@ -94,6 +94,12 @@ void interior_cols(int64_t W, int64_t Q, int64_t stride, int64_t pad, int64_t di
   hi = std::clamp<int64_t>(floor_div(W - 1 + pad - (s1 - 1) * dil, stride) + 1, lo, Q);
 }
 
+// Taps [r0, r1) of output row p read rows inside the image; the others would read zero padding.
+void tap_rows(const Direct& g, int64_t p, int64_t& r0, int64_t& r1) {
+  r0 = std::clamp<int64_t>(ceil_div(g.ph - p * g.sh, g.dh), 0, g.r);
+  r1 = std::clamp<int64_t>(floor_div(g.h - 1 + g.ph - p * g.sh, g.dh) + 1, r0, g.r);
+}
+
 // Version 1: one output pixel, channels [c0, c1), every tap bounds-checked. Used at borders
 // and for channel tails.
 template <class T>
@@ -189,9 +195,8 @@ void direct_pixels_v3(const Direct& g, const T* in_n, const T* wt, const T* bias
 template <class T, int64_t S>
 void direct_row_v3(const Direct& g, const T* in_n, const T* wt, const T* bias, int64_t p,
                    T* out_row) {
-  // Taps r0..r1-1 read rows inside the image; the others would read zero padding.
-  const int64_t r0 = std::clamp<int64_t>(ceil_div(g.ph - p * g.sh, g.dh), 0, g.r);
-  const int64_t r1 = std::clamp<int64_t>(floor_div(g.h - 1 + g.ph - p * g.sh, g.dh) + 1, r0, g.r);
+  int64_t r0, r1;
+  tap_rows(g, p, r0, r1);
   int64_t q = 0;
   for (; q + 8 <= g.q; q += 8) direct_pixels_v3<T, S, 8>(g, in_n, wt, bias, p, q, r0, r1, out_row);
   for (; q + 4 <= g.q; q += 4) direct_pixels_v3<T, S, 4>(g, in_n, wt, bias, p, q, r0, r1, out_row);
@@ -241,8 +246,8 @@ __attribute__((target("avx512f"))) void direct_row_v4(const Direct& g, const flo
                                                       const float* wt, const float* bias,
                                                       int64_t p, float* out_row) {
   constexpr int64_t QB = 16;
-  const int64_t r0 = std::clamp<int64_t>(ceil_div(g.ph - p * g.sh, g.dh), 0, g.r);
-  const int64_t r1 = std::clamp<int64_t>(floor_div(g.h - 1 + g.ph - p * g.sh, g.dh) + 1, r0, g.r);
+  int64_t r0, r1;
+  tap_rows(g, p, r0, r1);
   const int64_t c16 = g.c - g.c % 16;
   int64_t q = 0;
   for (; q + QB <= g.q; q += QB) {
