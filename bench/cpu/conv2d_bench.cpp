@@ -1,5 +1,5 @@
 // bench/cpu/conv2d_bench.cpp — a ResNet stage-1 conv: 3x3, 64 -> 64 channels, pad 1, on a
-// [8,56,56,64] NHWC float32 batch; ours (Winograd F(2x2,3x3) + OpenBLAS GEMMs,
+// [8,56,56,64] NHWC float32 batch; ours (Winograd F(4x4,3x3) + OpenBLAS GEMMs,
 // kernels/cpu/conv2d_winograd.cpp) next to LibTorch in one process. What is timed and the
 // counters: conv_bench.h.
 //

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "kernels/cpu/conv2d_winograd.h"
 #include "kernels/cpu/matmul.h"
@@ -159,19 +160,33 @@ void col2im(const Conv2dShape& sh, const Dims& d, const T* dcols, int64_t np0, i
 enum class Pass { Forward, Data, Weight };
 
 // Winograd (conv2d_winograd.h) takes the 3x3 stride-1 convolutions where it was measured faster
-// than im2col: enough channels for its 16 GEMMs to pay, and enough 2x2 output tiles per channel
-// that transforming the filters and packing its GEMMs' [C, K] operands (16 of them) does not
-// dominate. ResNet-18's four stages at batch 8 (tiles : channels = 98, 12, 1.5, 0.25), ms,
-// im2col -> Winograd, 2-core build machine, 2026-11-26: forward 10.2 -> 5.8, 9.6 -> 6.1,
-// 9.4 -> 7.1, 9.9 -> 16.1; the data gradient alike; weight gradient 18.3 -> 7.1, 9.7 -> 6.2,
-// 9.5 -> 9.3, 10.4 -> 38.2. An explicit column_bytes asks for im2col (the tests' chunk cases).
-bool use_winograd(const Conv2dShape& sh, int64_t column_bytes, Pass pass) {
+// than im2col: enough channels for its GEMMs to pay, and enough output tiles per channel that
+// transforming the filters and packing its GEMMs' [C, K] operands (16 or 36 of them) does not
+// dominate. F(2x2), ResNet-18's four stages at batch 8 (2x2 tiles : channels = 98, 12, 1.5,
+// 0.25), ms, im2col -> F(2x2), 2-core build machine, 2026-11-26: forward 10.2 -> 5.8, 9.6 ->
+// 6.1, 9.4 -> 7.1, 9.9 -> 16.1; the data gradient alike; weight gradient 18.3 -> 7.1, 9.7 ->
+// 6.2, 9.5 -> 9.3, 10.4 -> 38.2. F(4x4) where it has many tiles per channel (4x4 tiles :
+// channels = r below), ms, F(2x2) -> F(4x4), same machine, 2026-11-26 (after both got the odd
+// plane stride of conv2d_winograd.cpp):
+//   forward, batch 8: 56x56x64 (r = 24.5) 4.6 -> 3.2; 28x28x128 (r = 3.1) 4.6 -> 3.6;
+//     14x14x256 (r = 0.5) 6.9 -> 8.7; batch 32 at 14x14x256 (r = 2) 22.6 -> 21.0; batch 4 at
+//     28x28x128 (r = 1.5) 2.43 -> 2.38; batch 2 (r = 0.8) 1.49 -> 1.70. The data gradient alike.
+//   weight gradient: batch 8 56x56x64 4.7 -> 3.5; 28x28x64 (r = 6.1) 1.24 -> 1.16; but
+//     28x28x128 (r = 3.1) 5.3 -> 5.3 and batch 64 at 14x14x256 (r = 4) 39.1 -> 40.6.
+// So F(4x4) from r >= 2 (forward, data) and r >= 6 (weight). An explicit column_bytes asks for
+// im2col (the tests' chunk cases).
+std::optional<WinogradTile> winograd_tile(const Conv2dShape& sh, int64_t column_bytes,
+                                          Pass pass) {
   if (column_bytes != 0 || conv2d_algo() != Conv2dAlgo::Auto || !winograd_applies(sh) ||
       sh.c < 16 || sh.k < 16)
-    return false;
-  if (pass == Pass::Data && (sh.pad_h > 2 || sh.pad_w > 2)) return false;
-  const int64_t tiles = sh.n * ((sh.p + 1) / 2) * ((sh.q + 1) / 2);
-  return tiles >= (pass == Pass::Weight ? 4 : 1) * std::max(sh.c, sh.k);
+    return std::nullopt;
+  if (pass == Pass::Data && (sh.pad_h > 2 || sh.pad_w > 2)) return std::nullopt;
+  const int64_t channels = std::max(sh.c, sh.k);
+  const int64_t tiles4 = sh.n * ((sh.p + 3) / 4) * ((sh.q + 3) / 4);
+  if (tiles4 >= (pass == Pass::Weight ? 6 : 2) * channels) return WinogradTile::F4x4;
+  const int64_t tiles2 = sh.n * ((sh.p + 1) / 2) * ((sh.q + 1) / 2);
+  if (tiles2 >= (pass == Pass::Weight ? 4 : 1) * channels) return WinogradTile::F2x2;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -179,8 +194,8 @@ bool use_winograd(const Conv2dShape& sh, int64_t column_bytes, Pass pass) {
 template <class T>
 void conv2d_forward(const Conv2dShape& sh, const T* x, const T* w, const T* bias, T* y,
                     int64_t column_bytes) {
-  if (use_winograd(sh, column_bytes, Pass::Forward))
-    return conv2d_forward_winograd(sh, x, w, bias, y);
+  if (const auto tile = winograd_tile(sh, column_bytes, Pass::Forward))
+    return conv2d_forward_winograd(sh, x, w, bias, y, *tile);
   const Dims d = dims_of(sh);
   const int64_t K = sh.k, G = sh.groups;
   // y starts as bias (broadcast over pixels) or 0 (beta = 0); each GEMM adds into it.
@@ -214,8 +229,8 @@ void conv2d_forward(const Conv2dShape& sh, const T* x, const T* w, const T* bias
 template <class T>
 void conv2d_backward_data(const Conv2dShape& sh, const T* dy, const T* w, T* dx,
                           int64_t column_bytes) {
-  if (use_winograd(sh, column_bytes, Pass::Data))
-    return conv2d_backward_data_winograd(sh, dy, w, dx);
+  if (const auto tile = winograd_tile(sh, column_bytes, Pass::Data))
+    return conv2d_backward_data_winograd(sh, dy, w, dx, *tile);
   const Dims d = dims_of(sh);
   const int64_t K = sh.k, G = sh.groups;
   if (is_pointwise(sh)) {
@@ -245,8 +260,8 @@ void conv2d_backward_data(const Conv2dShape& sh, const T* dy, const T* w, T* dx,
 template <class T>
 void conv2d_backward_weight(const Conv2dShape& sh, const T* x, const T* dy, T* dw,
                             int64_t column_bytes) {
-  if (use_winograd(sh, column_bytes, Pass::Weight))
-    return conv2d_backward_weight_winograd(sh, x, dy, dw);
+  if (const auto tile = winograd_tile(sh, column_bytes, Pass::Weight))
+    return conv2d_backward_weight_winograd(sh, x, dy, dw, *tile);
   const Dims d = dims_of(sh);
   const int64_t K = sh.k, G = sh.groups;
   if (is_pointwise(sh)) {

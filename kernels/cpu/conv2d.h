@@ -19,8 +19,9 @@
 // Bias, when given, seeds y before the GEMM (beta = 1); its gradient is a sum the engine does.
 //
 // 3x3 stride-1 convolutions with 16 or more channels in and out and enough output pixels per
-// channel run Winograd's F(2x2, 3x3) instead (conv2d_winograd.h: 2.25x fewer multiply-adds;
-// where it was measured faster, see use_winograd in conv2d.cpp).
+// channel run Winograd's F(2x2, 3x3) or, with many output pixels per channel, F(4x4, 3x3)
+// instead (conv2d_winograd.h: 2.25x and 4x fewer multiply-adds; each where it was measured
+// faster, see winograd_tile in conv2d.cpp).
 // set_conv2d_algo(Conv2dAlgo::Im2col) turns that off.
 // Depthwise convolutions (G == C == K) have their own direct kernel: depthwise_conv2d.h.
 #pragma once

@@ -1,10 +1,11 @@
-// Winograd F(2x2, 3x3) convolution (kernels/cpu/conv2d_winograd.cpp): forward, data and weight
-// gradients against naive float64 loops on awkward shapes (odd output sizes, so the last tiles
+// Winograd F(2x2, 3x3) and F(4x4, 3x3) convolution (kernels/cpu/conv2d_winograd.cpp): forward,
+// data and weight gradients of both tile sizes against naive float64 loops on awkward shapes (odd output sizes, so the last tiles
 // hang over the edge; padding 0, 1 and 2; channel counts that are not multiples of the vector
 // width), with chunks of a few tiles and 1-3 threads; and conv2d() choosing it against im2col.
 #include <omp.h>
 
 #include <cmath>
+#include <cstdio>
 #include <vector>
 
 #include "kernels/cpu/conv2d.h"
@@ -13,6 +14,7 @@
 
 using namespace engine;
 using kernels::cpu::Conv2dShape;
+using kernels::cpu::WinogradTile;
 using testing_util::all_close;
 using testing_util::random;
 
@@ -93,29 +95,29 @@ std::vector<double> to_vec(const Tensor& t) { return t.to_vector(); }
 
 template <class T>
 Tensor run_forward(const Conv2dShape& sh, const Tensor& x, const Tensor& w, const Tensor& b,
-                   int64_t chunk_bytes) {
+                   WinogradTile tile, int64_t chunk_bytes) {
   Tensor y = Tensor::full({sh.n, sh.p, sh.q, sh.k}, NAN, dtype_of<T>());  // must be overwritten
   kernels::cpu::conv2d_forward_winograd<T>(sh, x.data<T>(), w.data<T>(),
                                            b.defined() ? b.data<T>() : nullptr, y.data<T>(),
-                                           chunk_bytes);
+                                           tile, chunk_bytes);
   return y;
 }
 
 template <class T>
 Tensor run_backward_data(const Conv2dShape& sh, const Tensor& dy, const Tensor& w,
-                         int64_t chunk_bytes) {
+                         WinogradTile tile, int64_t chunk_bytes) {
   Tensor dx = Tensor::full({sh.n, sh.h, sh.w, sh.c}, NAN, dtype_of<T>());
   kernels::cpu::conv2d_backward_data_winograd<T>(sh, dy.data<T>(), w.data<T>(), dx.data<T>(),
-                                                 chunk_bytes);
+                                                 tile, chunk_bytes);
   return dx;
 }
 
 template <class T>
 Tensor run_backward_weight(const Conv2dShape& sh, const Tensor& x, const Tensor& dy,
-                           int64_t chunk_bytes) {
+                           WinogradTile tile, int64_t chunk_bytes) {
   Tensor dw = Tensor::full({sh.k, 3, 3, sh.c}, NAN, dtype_of<T>());
   kernels::cpu::conv2d_backward_weight_winograd<T>(sh, x.data<T>(), dy.data<T>(), dw.data<T>(),
-                                                   chunk_bytes);
+                                                   tile, chunk_bytes);
   return dw;
 }
 
@@ -139,6 +141,14 @@ TEST(Conv2dWinograd, AppliesToThreeByThreeStrideOneOnly) {
   EXPECT_FALSE(winograd_applies(five));
 }
 
+struct NamedTile {
+  const char* name;
+  WinogradTile tile;
+  int A;  // inputs per tile side
+};
+const NamedTile kTiles[] = {{"F(2x2,3x3)", WinogradTile::F2x2, 4},
+                            {"F(4x4,3x3)", WinogradTile::F4x4, 6}};
+
 TEST(Conv2dWinograd, Float64MatchesTheDefinition) {
   const int threads = omp_get_max_threads();
   for (const Named& cs : cases()) {
@@ -147,55 +157,89 @@ TEST(Conv2dWinograd, Float64MatchesTheDefinition) {
     Tensor b = random({sh.k}, 3), dy = random({sh.n, sh.p, sh.q, sh.k}, 4);
     const Tensor y_ref = Tensor::from_vector(forward_ref(sh, to_vec(x), to_vec(w), to_vec(b)),
                                              {sh.n, sh.p, sh.q, sh.k});
+    const Tensor y0_ref = Tensor::from_vector(forward_ref(sh, to_vec(x), to_vec(w), {}),
+                                              y_ref.shape());
     const Tensor dx_ref = Tensor::from_vector(backward_data_ref(sh, to_vec(dy), to_vec(w)),
                                               {sh.n, sh.h, sh.w, sh.c});
     const Tensor dw_ref = Tensor::from_vector(backward_weight_ref(sh, to_vec(x), to_vec(dy)),
                                               {sh.k, 3, 3, sh.c});
-    // Chunks of one tile (bytes 1), of a few, and automatic; one to three threads, each on
-    // its own range of tiles.
-    const int64_t tile_bytes = 16 * (sh.c + sh.k) * 8;
-    for (int team : {1, 2, 3})
-      for (int64_t bytes : {int64_t{1}, 3 * tile_bytes, int64_t{0}}) {
-        SCOPED_TRACE(testing::Message() << cs.name << ", " << team << " threads, chunk bytes "
-                                        << bytes);
-        omp_set_num_threads(team);
-        EXPECT_TRUE(all_close(run_forward<double>(sh, x, w, b, bytes), y_ref, 1e-12, 1e-12));
-        EXPECT_TRUE(all_close(run_forward<double>(sh, x, w, Tensor(), bytes),
-                              Tensor::from_vector(forward_ref(sh, to_vec(x), to_vec(w), {}),
-                                                  y_ref.shape()),
-                              1e-12, 1e-12));
-        EXPECT_TRUE(all_close(run_backward_data<double>(sh, dy, w, bytes), dx_ref, 1e-12, 1e-12));
-        EXPECT_TRUE(all_close(run_backward_weight<double>(sh, x, dy, bytes), dw_ref, 1e-12, 1e-12));
-      }
+    for (const NamedTile& tl : kTiles) {
+      // Chunks of one tile (bytes 1), of a few, and automatic; one to three threads, each on
+      // its own range of tiles.
+      const int64_t tile_bytes = tl.A * tl.A * (sh.c + sh.k) * 8;
+      for (int team : {1, 2, 3})
+        for (int64_t bytes : {int64_t{1}, 3 * tile_bytes, int64_t{0}}) {
+          SCOPED_TRACE(testing::Message() << cs.name << ", " << tl.name << ", " << team
+                                          << " threads, chunk bytes " << bytes);
+          omp_set_num_threads(team);
+          EXPECT_TRUE(all_close(run_forward<double>(sh, x, w, b, tl.tile, bytes), y_ref, 1e-12,
+                                1e-12));
+          EXPECT_TRUE(all_close(run_forward<double>(sh, x, w, Tensor(), tl.tile, bytes), y0_ref,
+                                1e-12, 1e-12));
+          EXPECT_TRUE(all_close(run_backward_data<double>(sh, dy, w, tl.tile, bytes), dx_ref,
+                                1e-12, 1e-12));
+          EXPECT_TRUE(all_close(run_backward_weight<double>(sh, x, dy, tl.tile, bytes), dw_ref,
+                                1e-12, 1e-12));
+        }
+    }
   }
   omp_set_num_threads(threads);
 }
 
-// Float32 against float64 on the same rounded inputs. The transforms add up to 4 input values
-// per direction and halve the filter's: the rounding stays within a small multiple of the
-// direct sum's, which 2^-20 per term bounds (the im2col tests use 2^-22).
+// The largest error of got against ref, in units of float32's epsilon times the magnitude
+// scale[i] of each reference value (the sum of the absolute values of its terms).
+double max_error_in_eps(const Tensor& got, const std::vector<double>& ref,
+                        const std::vector<double>& scale) {
+  const std::vector<double> g = got.to_vector();
+  double worst = 0.0;
+  for (size_t i = 0; i < g.size(); ++i)
+    worst = std::max(worst, std::abs(g[i] - ref[i]) / (scale[i] * std::ldexp(1.0, -23)));
+  return worst;
+}
+
+std::vector<double> abs_values(const Tensor& t) {
+  std::vector<double> v = t.to_vector();
+  for (double& e : v) e = std::abs(e);
+  return v;
+}
+
+// Float32 against float64 on the same rounded inputs. Each result's error is measured against
+// the sum of the absolute values of its terms (the references run on |x|, |w|, |dy|), in units
+// of float32's epsilon: a direct float32 sum stays under ~terms * eps of it in the worst case
+// and near sqrt(terms) * eps in practice. The bounds below are about 3x what each variant
+// showed on these cases (F(2x2) adds and halves; F(4x4) multiplies by up to 8 and divides by
+// 24 and rounds some 10x worse): loose enough for other compilers' FMA contraction, tight
+// enough that a wrong transform constant, which makes errors of order 1 (10^7 eps), fails.
 TEST(Conv2dWinograd, Float32IsAccurate) {
   for (const Named& cs : cases()) {
-    SCOPED_TRACE(cs.name);
     const Conv2dShape& sh = cs.sh;
     Tensor x = random({sh.n, sh.h, sh.w, sh.c}, 5, -1, 1, DType::Float32);
     Tensor w = random({sh.k, 3, 3, sh.c}, 6, -1, 1, DType::Float32);
     Tensor b = random({sh.k}, 7, -1, 1, DType::Float32);
     Tensor dy = random({sh.n, sh.p, sh.q, sh.k}, 8, -1, 1, DType::Float32);
-    const double fwd_terms = 9.0 * sh.c + 1, bwd_terms = 9.0 * sh.k;
-    Tensor y_ref = Tensor::from_vector(forward_ref(sh, to_vec(x), to_vec(w), to_vec(b)),
-                                       {sh.n, sh.p, sh.q, sh.k});
-    Tensor dx_ref = Tensor::from_vector(backward_data_ref(sh, to_vec(dy), to_vec(w)),
-                                        {sh.n, sh.h, sh.w, sh.c});
-    EXPECT_TRUE(all_close(run_forward<float>(sh, x, w, b, 0).to(DType::Float64), y_ref, 1e-6,
-                          fwd_terms * std::ldexp(1.0, -20)));
-    EXPECT_TRUE(all_close(run_backward_data<float>(sh, dy, w, 0).to(DType::Float64), dx_ref, 1e-6,
-                          bwd_terms * std::ldexp(1.0, -20)));
-    // dw sums N * P * Q products.
-    Tensor dw_ref = Tensor::from_vector(backward_weight_ref(sh, to_vec(x), to_vec(dy)),
-                                        {sh.k, 3, 3, sh.c});
-    EXPECT_TRUE(all_close(run_backward_weight<float>(sh, x, dy, 0).to(DType::Float64), dw_ref,
-                          1e-6, double(sh.n * sh.p * sh.q) * std::ldexp(1.0, -20)));
+    const std::vector<double> ax = abs_values(x), aw = abs_values(w), ab = abs_values(b),
+                              ady = abs_values(dy);
+    const std::vector<double> y_ref = forward_ref(sh, to_vec(x), to_vec(w), to_vec(b));
+    const std::vector<double> dx_ref = backward_data_ref(sh, to_vec(dy), to_vec(w));
+    const std::vector<double> dw_ref = backward_weight_ref(sh, to_vec(x), to_vec(dy));
+    const std::vector<double> y_scale = forward_ref(sh, ax, aw, ab);
+    const std::vector<double> dx_scale = backward_data_ref(sh, ady, aw);
+    const std::vector<double> dw_scale = backward_weight_ref(sh, ax, ady);
+    for (const NamedTile& tl : kTiles) {
+      SCOPED_TRACE(testing::Message() << cs.name << ", " << tl.name);
+      const double bound = tl.tile == WinogradTile::F2x2 ? 8.0 : 64.0;
+      const double fwd = max_error_in_eps(run_forward<float>(sh, x, w, b, tl.tile, 0), y_ref,
+                                          y_scale);
+      const double data = max_error_in_eps(run_backward_data<float>(sh, dy, w, tl.tile, 0),
+                                           dx_ref, dx_scale);
+      const double weight = max_error_in_eps(run_backward_weight<float>(sh, x, dy, tl.tile, 0),
+                                             dw_ref, dw_scale);
+      std::printf("%-18s %s: max error / (eps * sum|terms|): forward %.2f, data %.2f, weight %.2f\n",
+                  cs.name, tl.name, fwd, data, weight);
+      EXPECT_LT(fwd, bound);
+      EXPECT_LT(data, bound);
+      EXPECT_LT(weight, bound);
+    }
   }
 }
 
@@ -224,4 +268,32 @@ TEST(Conv2dWinograd, EngineChoosesItAndMatchesIm2col) {
   EXPECT_NE(out[0].to_vector(), out[1].to_vector());
   EXPECT_NE(gx[0].to_vector(), gx[1].to_vector());
   EXPECT_NE(gw[0].to_vector(), gw[1].to_vector());
+}
+
+// With many 4x4 output tiles per channel (2 * 8 * 8 = 128 for 16 channels: over the 6x that
+// conv2d.cpp asks for the weight gradient) conv2d() takes F(4x4): its results are bit for bit
+// those of calling F(4x4) directly, and equal im2col's within float64 rounding.
+TEST(Conv2dWinograd, EngineChoosesFourByFourForLargeImages) {
+  using kernels::cpu::Conv2dAlgo;
+  const Conv2dShape sh = shape3x3(2, 30, 31, 16, 16, 1, 1);  // P = 30, Q = 31: edge tiles
+  Tensor x0 = random({sh.n, sh.h, sh.w, sh.c}, 21), w0 = random({sh.k, 3, 3, sh.c}, 22);
+  Tensor dy = random({sh.n, sh.p, sh.q, sh.k}, 23);
+  Tensor out[2], gx[2], gw[2];
+  for (int v = 0; v < 2; ++v) {
+    kernels::cpu::set_conv2d_algo(v == 0 ? Conv2dAlgo::Auto : Conv2dAlgo::Im2col);
+    Tensor x = x0.detach().requires_grad_(), w = w0.detach().requires_grad_();
+    out[v] = conv2d(x, w, Tensor(), Conv2dParams::make(1, 1));
+    out[v].backward(dy);
+    gx[v] = x.grad(), gw[v] = w.grad();
+  }
+  kernels::cpu::set_conv2d_algo(Conv2dAlgo::Auto);
+  EXPECT_TRUE(all_close(out[0], out[1], 1e-12, 1e-12));
+  EXPECT_TRUE(all_close(gx[0], gx[1], 1e-12, 1e-12));
+  EXPECT_TRUE(all_close(gw[0], gw[1], 1e-12, 1e-12));
+  EXPECT_EQ(out[0].to_vector(), run_forward<double>(sh, x0, w0, Tensor(), WinogradTile::F4x4, 0)
+                                    .to_vector());
+  EXPECT_EQ(gx[0].to_vector(),
+            run_backward_data<double>(sh, dy, w0, WinogradTile::F4x4, 0).to_vector());
+  EXPECT_EQ(gw[0].to_vector(),
+            run_backward_weight<double>(sh, x0, dy, WinogradTile::F4x4, 0).to_vector());
 }
