@@ -29,6 +29,7 @@
 #include "kernels/cuda/conv2d.h"
 #include "kernels/cuda/conv2d_gemm_view.cuh"
 #include "kernels/cuda/labs_common.cuh"
+#include "kernels/cuda/mma_tf32.cuh"
 
 namespace kernels::cuda::conv {
 
@@ -38,22 +39,9 @@ using labs::ceil_div;
 
 constexpr int kBK = 16, kStages = 4;
 
-// ---- PTX wrappers (sm_80+) -------------------------------------------------------------------
-__device__ __forceinline__ uint32_t to_tf32(float v) {  // round to nearest, ties away from 0
-  uint32_t r;
-  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(v));
-  return r;
-}
-
-// d += a * b for one 16x8x8 block (fragments as in the header comment).
-__device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4],
-                                         const uint32_t (&b)[2]) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
-      "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
+// ---- PTX wrappers (sm_80+); to_tf32 and mma_tf32 are in mma_tf32.cuh ----------------------
+using mma::mma_tf32;
+using mma::to_tf32;
 
 // Copy 16 (or 4) bytes global -> shared, asynchronously; when !valid nothing is read and the
 // destination is zero-filled (src-size 0), so `src` only has to be some valid address.

@@ -16,7 +16,7 @@
 // entries below it) and one shuffle-up. On random data almost every candidate fails that test:
 // after m candidates the chance a new one enters is k/m.
 //
-// Versions (launcher argument `version`; 0 = the fastest = 3):
+// Versions (launcher argument `version`; 0 = the fastest measured = 3 until an H100 has timed v4):
 //   v1  distance matrix [Q, N] in the workspace by a 16x16 shared-memory tiled GEMM (one output
 //       per thread, row norms from a warp-per-row kernel), then one 256-thread block per row
 //       selects the top k (each warp scans a strided part of the row into its own list, warp 0
@@ -32,19 +32,24 @@
 //       workspace of that size. For Q <= 8 a GEMM tile would waste 127/128 of its FLOPs, so v3
 //       streams the bank instead: a warp per bank row, 16-byte loads, the queries in shared
 //       memory, one warp-sum per query, per-warp lists in registers, merged per block.
+//   v4  v3 with the GEMM tile on tensor cores: 8 warps of 64x32, mma.sync m16n8k8 TF32, each
+//       operand split in two TF32 halves (3xTF32, mma_tf32.cuh) so the dot products keep about
+//       float32's accuracy and the neighbours stay those of v3 (plain TF32 would keep ~3
+//       digits: near-ties would swap). Q <= 8 streams the bank as v3.
 //   -Xptxas -v (sm_90, nvcc 13.0): see kernels/README.md; no spills.
 //
 // Roofline (H100: 2.6 TB/s, 67 TFLOP/s fp32 on CUDA cores):
 //   Q=1024, N=100000, D=768, k=15: 2*Q*N*D = 157.3 GFLOP -> 2.35 ms; bank 307 MB -> 0.12 ms;
 //     compute-bound. v1/v2 also write and read the 410 MB matrix (+0.32 ms).
-//     PyTorch cdist + topk: 5.8 ms (27 TFLOP/s). TF32 mma (495 TFLOP/s) is the next step: the
-//     FLOP floor drops to 0.32 ms, below the matrix traffic v1/v2 pay.
+//     PyTorch cdist + topk: 5.8 ms (27 TFLOP/s). v4 runs 3 TF32 products per product on the
+//     tensor cores (495 TFLOP/s dense): a floor of 3 x 157.3 GFLOP -> 0.95 ms.
 //   Q=1, N=1,000,000, D=768: bank 3.07 GB -> 1.18 ms; 1.5 GFLOP -> 0.02 ms; memory-bound.
 #include <algorithm>
 #include <string>
 
 #include "kernels/cuda/knn.h"
 #include "kernels/cuda/labs_common.cuh"
+#include "kernels/cuda/mma_tf32.cuh"
 
 namespace kernels::cuda {
 
@@ -233,7 +238,8 @@ __device__ __forceinline__ float4 load_slice(const float* __restrict__ x, int64_
   return make_float4(kk < d ? p[0] : 0.f, kk + 1 < d ? p[1] : 0.f, kk + 2 < d ? p[2] : 0.f,
                      kk + 3 < d ? p[3] : 0.f);
 }
-__device__ __forceinline__ void store_slice(float (*s)[kLd], float4 v) {
+template <int LD>
+__device__ __forceinline__ void store_slice(float (*s)[LD], float4 v) {
   const int r = threadIdx.x >> 1, kk = (threadIdx.x & 1) * 4;
   s[kk][r] = v.x, s[kk + 1][r] = v.y, s[kk + 2][r] = v.z, s[kk + 3][r] = v.w;
 }
@@ -326,14 +332,126 @@ static_assert(sizeof(GemmSmem) <= kTileBytes, "the GEMM staging aliases the scor
 
 size_t fused_smem(int k) { return kTileBytes + size_t(kBM) * k * 8 + size_t(kBM) * 8; }
 
-// grid (query tiles, bank splits). partial: [Q][splits][k] keys.
+// tile[r][c] = score of query m0 + r against bank row n0 + c, from the GEMM accumulators of
+// v2's thread layout. Starts after gemm_tile's final barrier.
+__device__ __forceinline__ void store_scores(const float (&acc)[8][8], const float* __restrict__ qn,
+                                             const float* __restrict__ bn, int64_t q, int64_t n,
+                                             int64_t m0, int64_t n0, bool cosine, float* tile) {
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const int r = tile_row(i);
+    const float qv = m0 + r < q ? qn[m0 + r] : 0.f;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int c = tile_col(j);
+      const float bv = n0 + c < n ? bn[n0 + c] : 0.f;
+      tile[r * kLd + c] = score(acc[i][j], qv, bv, cosine);
+    }
+  }
+}
+
+// ---- v4: the 128x128 tile on tensor cores (3xTF32) ---------------------------------------------
+// Staged as v2 ([k][row], double-buffered 8-deep slices) but with rows kBM + 8 apart: a warp's
+// fragment reads (k = t, row = g) then hit bank (8t + g) mod 32, 32 different banks (v2's + 4
+// would pair them up). Warp w owns rows wm..wm+63 and columns wn..wn+31 of the tile (2 x 4
+// warps), as 4 x 4 blocks of 16x8; fragment layouts in mma_tf32.cuh.
+constexpr int kLdT = kBM + 8;
+struct __align__(16) GemmSmemTf32 {
+  float a[2][kBK][kLdT];
+  float b[2][kBK][kLdT];
+};
+static_assert(sizeof(GemmSmemTf32) <= kTileBytes, "the GEMM staging aliases the score tile");
+
+// acc[mi][ni][i] = A[m0 + row] . B[n0 + col] for fragment element i of block (mi, ni) (zero
+// rows past the ends), each product as big*big + big*small + small*big. Ends with a barrier.
+__device__ __forceinline__ void gemm_tile_tf32(const float* __restrict__ A, int64_t rows_a,
+                                               const float* __restrict__ B, int64_t rows_b, int d,
+                                               int64_t m0, int64_t n0, GemmSmemTf32& s,
+                                               float (&acc)[4][4][4], bool vec) {
+  using mma::mma_tf32;
+  using mma::split_tf32;
+#pragma unroll
+  for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[mi][ni][i] = 0.f;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
+  const int g = lane >> 2, t = lane & 3;
+  const int slices = int(ceil_div(d, kBK));
+  store_slice(s.a[0], load_slice(A, rows_a, d, m0, 0, vec));
+  store_slice(s.b[0], load_slice(B, rows_b, d, n0, 0, vec));
+  __syncthreads();
+  for (int sl = 0; sl < slices; ++sl) {
+    const int buf = sl & 1;
+    const bool more = sl + 1 < slices;
+    float4 na, nb;  // the next slice, in flight while this one is multiplied
+    if (more) {
+      na = load_slice(A, rows_a, d, m0, (sl + 1) * kBK, vec);
+      nb = load_slice(B, rows_b, d, n0, (sl + 1) * kBK, vec);
+    }
+    uint32_t b_big[4][2], b_small[4][2];  // b0 (k = t, n = g), b1 (k = t + 4, n = g)
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+        split_tf32(s.b[buf][t + 4 * h][wn + ni * 8 + g], b_big[ni][h], b_small[ni][h]);
+#pragma unroll
+    for (int mi = 0; mi < 4; ++mi) {
+      uint32_t a_big[4], a_small[4];  // a0 (g, t), a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4)
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        split_tf32(s.a[buf][t + 4 * (i >> 1)][wm + mi * 16 + g + 8 * (i & 1)], a_big[i],
+                   a_small[i]);
+#pragma unroll
+      for (int ni = 0; ni < 4; ++ni) {  // the two small terms, then big * big (as CUTLASS)
+        mma_tf32(acc[mi][ni], a_small, b_big[ni]);
+        mma_tf32(acc[mi][ni], a_big, b_small[ni]);
+        mma_tf32(acc[mi][ni], a_big, b_big[ni]);
+      }
+    }
+    if (more) {
+      store_slice(s.b[buf ^ 1], nb);  // buffer buf^1 was last read before the previous barrier
+      store_slice(s.a[buf ^ 1], na);
+    }
+    __syncthreads();
+  }
+}
+
+// v4's tile of scores: c0 (g, 2t), c1 (g, 2t + 1), c2 (g + 8, 2t), c3 (g + 8, 2t + 1) of each
+// 16x8 block.
+__device__ __forceinline__ void store_scores_tf32(const float (&acc)[4][4][4],
+                                                  const float* __restrict__ qn,
+                                                  const float* __restrict__ bn, int64_t q,
+                                                  int64_t n, int64_t m0, int64_t n0, bool cosine,
+                                                  float* tile) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int r = wm + mi * 16 + g + 8 * (i >> 1);
+      const float qv = m0 + r < q ? qn[m0 + r] : 0.f;
+#pragma unroll
+      for (int ni = 0; ni < 4; ++ni) {
+        const int c = wn + ni * 8 + 2 * t + (i & 1);
+        const float bv = n0 + c < n ? bn[n0 + c] : 0.f;
+        tile[r * kLd + c] = score(acc[mi][ni][i], qv, bv, cosine);
+      }
+    }
+}
+
+// grid (query tiles, bank splits). partial: [Q][splits][k] keys. kTensorCores: v4's GEMM tile.
+template <bool kTensorCores>
 __global__ void __launch_bounds__(256, 2)  // <= 128 registers: two blocks per SM
-    knn_fused_v3(const float* __restrict__ qs, const float* __restrict__ bank,
+    knn_fused(const float* __restrict__ qs, const float* __restrict__ bank,
                  const float* __restrict__ qn, const float* __restrict__ bn, int64_t q, int64_t n,
                  int d, int k, bool cosine, int chunks_per_split, uint64_t* __restrict__ partial,
                  bool vec) {
   extern __shared__ __align__(16) unsigned char smem_fused[];
-  GemmSmem& gs = *reinterpret_cast<GemmSmem*>(smem_fused);
   float* tile = reinterpret_cast<float*>(smem_fused);  // [128][kLd] scores, after the GEMM
   uint64_t* lists = reinterpret_cast<uint64_t*>(smem_fused + kTileBytes);  // [128][k]
   uint64_t* thr_s = lists + kBM * k;                                       // [128]
@@ -346,18 +464,15 @@ __global__ void __launch_bounds__(256, 2)  // <= 128 registers: two blocks per S
   const int64_t c_end = c_begin + chunks_per_split < chunks ? c_begin + chunks_per_split : chunks;
   for (int64_t chunk = c_begin; chunk < c_end; ++chunk) {
     const int64_t n0 = chunk * kBN;
-    float acc[8][8];
-    gemm_tile(qs, q, bank, n, d, m0, n0, gs, acc, vec);  // ends with a barrier
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const int r = tile_row(i);
-      const float qv = m0 + r < q ? qn[m0 + r] : 0.f;
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        const int c = tile_col(j);
-        const float bv = n0 + c < n ? bn[n0 + c] : 0.f;
-        tile[r * kLd + c] = score(acc[i][j], qv, bv, cosine);
-      }
+    if constexpr (kTensorCores) {
+      float acc[4][4][4];
+      gemm_tile_tf32(qs, q, bank, n, d, m0, n0, *reinterpret_cast<GemmSmemTf32*>(smem_fused), acc,
+                     vec);  // ends with a barrier
+      store_scores_tf32(acc, qn, bn, q, n, m0, n0, cosine, tile);
+    } else {
+      float acc[8][8];
+      gemm_tile(qs, q, bank, n, d, m0, n0, *reinterpret_cast<GemmSmem*>(smem_fused), acc, vec);
+      store_scores(acc, qn, bn, q, n, m0, n0, cosine, tile);
     }
     __syncthreads();
     // Warp w updates the lists of rows w*16 .. w*16+15 with this chunk's 128 candidates.
@@ -513,13 +628,22 @@ void check_args(int64_t q, int64_t n, int d, int k, const char* op) {
 
 struct Plan {
   int version = 3;
-  bool stream = false;       // v3 with Q <= 8: the bank-streaming kernel
+  bool stream = false;       // v3/v4 with Q <= 8: the bank-streaming kernel
   int splits = 1;            // v3: blocks along the bank per query (tile)
   int chunks_per_split = 0;  // v3 GEMM path
   size_t smem = 0;           // v3 dynamic shared memory
   size_t norms_bytes = 0, matrix_bytes = 0, partial_bytes = 0;
   size_t total() const { return norms_bytes + matrix_bytes + partial_bytes; }
 };
+
+// Allows the fused kernel its dynamic shared memory; returns how many of its blocks fit the GPU.
+template <bool kTensorCores>
+int64_t prepare_fused(size_t smem, const char* op) {
+  labs::check(cudaFuncSetAttribute(knn_fused<kTensorCores>,
+                                   cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+              op);
+  return labs::resident_blocks(reinterpret_cast<const void*>(knn_fused<kTensorCores>), 256, smem);
+}
 
 Plan make_plan(int version, int64_t q, int64_t n, int d, int k, bool /*cosine*/, const char* op) {
   if (version < 0 || version > kKnnVersions) {
@@ -528,7 +652,7 @@ Plan make_plan(int version, int64_t q, int64_t n, int d, int k, bool /*cosine*/,
   }
   check_args(q, n, d, k, op);
   Plan p;
-  p.version = version == 0 ? 3 : version;
+  p.version = version == 0 ? kKnnFastest : version;
   if (p.version < 3) {
     p.norms_bytes = align256(size_t(q + n) * sizeof(float));
     p.matrix_bytes = align256(size_t(q) * size_t(n) * sizeof(float));
@@ -549,12 +673,9 @@ Plan make_plan(int version, int64_t q, int64_t n, int d, int k, bool /*cosine*/,
     return p;
   }
   p.smem = fused_smem(k);
-  labs::check(
-      cudaFuncSetAttribute(knn_fused_v3, cudaFuncAttributeMaxDynamicSharedMemorySize, int(p.smem)),
-      op);
   const int64_t q_tiles = ceil_div(q, kBM), chunks = ceil_div(n, kBN);
   const int64_t resident =
-      labs::resident_blocks(reinterpret_cast<const void*>(knn_fused_v3), 256, p.smem);
+      p.version == 4 ? prepare_fused<true>(p.smem, op) : prepare_fused<false>(p.smem, op);
   int64_t splits = std::clamp<int64_t>(resident / q_tiles, 1, std::min<int64_t>(chunks, 65535));
   p.chunks_per_split = int(ceil_div(chunks, splits));
   p.splits = int(ceil_div(chunks, p.chunks_per_split));  // no empty splits
@@ -614,8 +735,14 @@ void knn_search(int version, const float* queries, const float* bank, int64_t q,
     launch_norms(queries, q, d, cosine, norms, stream);
     launch_norms(bank, n, d, cosine, norms + q, stream);
     labs::check_launch(op);
-    knn_fused_v3<<<dim3(unsigned(ceil_div(q, kBM)), unsigned(p.splits)), 256, p.smem, stream>>>(
-        queries, bank, norms, norms + q, q, n, d, k, cosine, p.chunks_per_split, partial, vec);
+    const dim3 grid(unsigned(ceil_div(q, kBM)), unsigned(p.splits));
+    if (p.version == 4) {
+      knn_fused<true><<<grid, 256, p.smem, stream>>>(queries, bank, norms, norms + q, q, n, d, k,
+                                                     cosine, p.chunks_per_split, partial, vec);
+    } else {
+      knn_fused<false><<<grid, 256, p.smem, stream>>>(queries, bank, norms, norms + q, q, n, d, k,
+                                                      cosine, p.chunks_per_split, partial, vec);
+    }
   }
   labs::check_launch(op);
   merge_partials<<<unsigned(q), 256, 0, stream>>>(partial, int64_t(p.splits) * k, k, cosine, values,

@@ -17,16 +17,19 @@
 
 namespace kernels::cuda {
 
-inline constexpr int kKnnVersions = 3;  // 0 = fastest (3)
+inline constexpr int kKnnVersions = 4;
+// What version 0 runs: v3 until v4 (tensor cores) has been timed on an H100 (knn.cu).
+inline constexpr int kKnnFastest = 3;
 inline constexpr int kKnnMaxK = 64;     // k <= 64: a warp holds a top-k list in 2 registers/lane
 
 // Bytes of scratch knn_search needs for (version, Q, N, D, k, cosine): the distance matrix for
-// versions 1 and 2, row norms and per-split partial top-k lists for version 3.
+// versions 1 and 2, row norms and per-split partial top-k lists for versions 3 and 4.
 size_t knn_search_workspace(int version, int64_t q, int64_t n, int d, int k, bool cosine);
 
 // For each query the k nearest bank rows. v1: simple tiled distance matrix + per-row selection;
 // v2: register-blocked 128x128 distance matrix + selection; v3: fused (distance tiles never
-// leave shared memory; Q <= 8 streams the bank once with warp dot products instead).
+// leave shared memory; Q <= 8 streams the bank once with warp dot products instead); v4: v3 with
+// the distance tiles on tensor cores (3xTF32, about float32's accuracy).
 // workspace: at least knn_search_workspace() bytes, or null (then cudaMallocAsync on stream).
 void knn_search(int version, const float* queries, const float* bank, int64_t q, int64_t n, int d,
                 int k, bool cosine, float* values, int64_t* indices, void* workspace,

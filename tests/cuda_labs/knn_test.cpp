@@ -236,9 +236,9 @@ TEST(CudaLabsKnn, RejectsBadArguments) {
   EXPECT_THROW(kernels::cuda::knn_search(0, &dummy, &dummy, 1, 10, 4, 11, false, &dummy, &idx,
                                          nullptr, nullptr),
                std::runtime_error);  // k > N
-  EXPECT_THROW(kernels::cuda::knn_search(4, &dummy, &dummy, 1, 10, 4, 1, false, &dummy, &idx,
-                                         nullptr, nullptr),
-               std::runtime_error);  // no version 4
+  EXPECT_THROW(kernels::cuda::knn_search(kernels::cuda::kKnnVersions + 1, &dummy, &dummy, 1, 10,
+                                         4, 1, false, &dummy, &idx, nullptr, nullptr),
+               std::runtime_error);  // a version past the last
   EXPECT_THROW(kernels::cuda::topk_rows(&dummy, 1, 5, 6, false, &dummy, &idx, nullptr),
                std::runtime_error);
 }

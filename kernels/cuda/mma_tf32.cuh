@@ -1,0 +1,45 @@
+// kernels/cuda/mma_tf32.cuh — the TF32 tensor-core instructions the kernel labs use
+// (conv2d_tf32.cu, knn.cu), as inline PTX (sm_80+).
+//
+// mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32: one warp computes D = A B + C for a
+// 16x8 block, A 16x8 and B 8x8 in TF32 (a float with a 10-bit mantissa: the tensor core reads
+// the top 19 bits), products exact and summed in fp32. Each lane holds part of every operand
+// (PTX ISA, "Matrix Fragments for mma.m16n8k8", .tf32; g = lane >> 2, t = lane & 3):
+//   A 16x8:  a0 (g, t)  a1 (g+8, t)  a2 (g, t+4)  a3 (g+8, t+4)            (row, k)
+//   B 8x8:   b0 (k=t, n=g)  b1 (k=t+4, n=g)
+//   C 16x8:  c0 (g, 2t)  c1 (g, 2t+1)  c2 (g+8, 2t)  c3 (g+8, 2t+1)         (row, n)
+//
+// 3xTF32 (split): a float x is big + small with big = tf32(x) and small = tf32(x - big), and
+// x y ~ big_x big_y + big_x small_y + small_x big_y (the small x small term is ~2^-22 of x y and
+// dropped). Three tensor-core products give about float32's accuracy, where one TF32 product
+// keeps only ~3 decimal digits.
+#pragma once
+
+#include <cstdint>
+
+namespace kernels::cuda::mma {
+
+// Round to TF32: nearest, ties away from zero (the result is a float bit pattern).
+__device__ __forceinline__ uint32_t to_tf32(float v) {
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(v));
+  return r;
+}
+
+// x = big + small, both TF32 (see the header comment).
+__device__ __forceinline__ void split_tf32(float x, uint32_t& big, uint32_t& small) {
+  big = to_tf32(x);
+  small = to_tf32(x - __uint_as_float(big));
+}
+
+// d += a * b for one 16x8x8 block (fragments as in the header comment).
+__device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4],
+                                         const uint32_t (&b)[2]) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
+      "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+}  // namespace kernels::cuda::mma
