@@ -174,18 +174,27 @@ enum class Pass { Forward, Data, Weight };
 //   weight gradient: batch 8 56x56x64 4.7 -> 3.5; 28x28x64 (r = 6.1) 1.24 -> 1.16; but
 //     28x28x128 (r = 3.1) 5.3 -> 5.3 and batch 64 at 14x14x256 (r = 4) 39.1 -> 40.6.
 // So F(4x4) from r >= 2 (forward, data) and r >= 6 (weight). An explicit column_bytes asks for
-// im2col (the tests' chunk cases).
-std::optional<WinogradTile> winograd_tile(const Conv2dShape& sh, int64_t column_bytes,
-                                          Pass pass) {
+// im2col (the tests' chunk cases). Either variant keeps its A * A transformed filters (the
+// weight gradient: one copy per thread) in per-thread buffers that live as long as the thread;
+// above kWinogradFilterBytes for them it is not used, so a huge layer cannot pin gigabytes
+// (ResNet's largest, 512 x 512 channels, needs 37.7 MB for F(4x4) in float32).
+constexpr int64_t kWinogradFilterBytes = int64_t{256} << 20;
+
+std::optional<WinogradTile> winograd_tile(const Conv2dShape& sh, int64_t column_bytes, Pass pass,
+                                          int64_t elem_bytes) {
   if (column_bytes != 0 || conv2d_algo() != Conv2dAlgo::Auto || !winograd_applies(sh) ||
       sh.c < 16 || sh.k < 16)
     return std::nullopt;
   if (pass == Pass::Data && (sh.pad_h > 2 || sh.pad_w > 2)) return std::nullopt;
+  const int64_t copies = pass == Pass::Weight ? ranges_for(sh.n * sh.p * sh.q) : 1;
+  auto fits = [&](int64_t positions) {
+    return positions * sh.c * sh.k * elem_bytes * copies <= kWinogradFilterBytes;
+  };
   const int64_t channels = std::max(sh.c, sh.k);
   const int64_t tiles4 = sh.n * ((sh.p + 3) / 4) * ((sh.q + 3) / 4);
-  if (tiles4 >= (pass == Pass::Weight ? 6 : 2) * channels) return WinogradTile::F4x4;
+  if (tiles4 >= (pass == Pass::Weight ? 6 : 2) * channels && fits(36)) return WinogradTile::F4x4;
   const int64_t tiles2 = sh.n * ((sh.p + 1) / 2) * ((sh.q + 1) / 2);
-  if (tiles2 >= (pass == Pass::Weight ? 4 : 1) * channels) return WinogradTile::F2x2;
+  if (tiles2 >= (pass == Pass::Weight ? 4 : 1) * channels && fits(16)) return WinogradTile::F2x2;
   return std::nullopt;
 }
 
@@ -194,7 +203,7 @@ std::optional<WinogradTile> winograd_tile(const Conv2dShape& sh, int64_t column_
 template <class T>
 void conv2d_forward(const Conv2dShape& sh, const T* x, const T* w, const T* bias, T* y,
                     int64_t column_bytes) {
-  if (const auto tile = winograd_tile(sh, column_bytes, Pass::Forward))
+  if (const auto tile = winograd_tile(sh, column_bytes, Pass::Forward, sizeof(T)))
     return conv2d_forward_winograd(sh, x, w, bias, y, *tile);
   const Dims d = dims_of(sh);
   const int64_t K = sh.k, G = sh.groups;
@@ -229,7 +238,7 @@ void conv2d_forward(const Conv2dShape& sh, const T* x, const T* w, const T* bias
 template <class T>
 void conv2d_backward_data(const Conv2dShape& sh, const T* dy, const T* w, T* dx,
                           int64_t column_bytes) {
-  if (const auto tile = winograd_tile(sh, column_bytes, Pass::Data))
+  if (const auto tile = winograd_tile(sh, column_bytes, Pass::Data, sizeof(T)))
     return conv2d_backward_data_winograd(sh, dy, w, dx, *tile);
   const Dims d = dims_of(sh);
   const int64_t K = sh.k, G = sh.groups;
@@ -260,7 +269,7 @@ void conv2d_backward_data(const Conv2dShape& sh, const T* dy, const T* w, T* dx,
 template <class T>
 void conv2d_backward_weight(const Conv2dShape& sh, const T* x, const T* dy, T* dw,
                             int64_t column_bytes) {
-  if (const auto tile = winograd_tile(sh, column_bytes, Pass::Weight))
+  if (const auto tile = winograd_tile(sh, column_bytes, Pass::Weight, sizeof(T)))
     return conv2d_backward_weight_winograd(sh, x, dy, dw, *tile);
   const Dims d = dims_of(sh);
   const int64_t K = sh.k, G = sh.groups;
