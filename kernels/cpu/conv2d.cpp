@@ -160,24 +160,37 @@ void col2im(const Conv2dShape& sh, const Dims& d, const T* dcols, int64_t np0, i
 enum class Pass { Forward, Data, Weight };
 
 // Winograd (conv2d_winograd.h) takes the 3x3 stride-1 convolutions where it was measured faster
-// than im2col: enough channels for its GEMMs to pay, and enough output tiles per channel that
-// transforming the filters and packing its GEMMs' [C, K] operands (16 or 36 of them) does not
-// dominate. F(2x2), ResNet-18's four stages at batch 8 (2x2 tiles : channels = 98, 12, 1.5,
-// 0.25), ms, im2col -> F(2x2), 2-core build machine, 2026-11-26: forward 10.2 -> 5.8, 9.6 ->
-// 6.1, 9.4 -> 7.1, 9.9 -> 16.1; the data gradient alike; weight gradient 18.3 -> 7.1, 9.7 ->
-// 6.2, 9.5 -> 9.3, 10.4 -> 38.2. F(4x4) where it has many tiles per channel (4x4 tiles :
-// channels = r below), ms, F(2x2) -> F(4x4), same machine, 2026-11-26 (after both got the odd
-// plane stride of conv2d_winograd.cpp):
-//   forward, batch 8: 56x56x64 (r = 24.5) 4.6 -> 3.2; 28x28x128 (r = 3.1) 4.6 -> 3.6;
-//     14x14x256 (r = 0.5) 6.9 -> 8.7; batch 32 at 14x14x256 (r = 2) 22.6 -> 21.0; batch 4 at
-//     28x28x128 (r = 1.5) 2.43 -> 2.38; batch 2 (r = 0.8) 1.49 -> 1.70. The data gradient alike.
-//   weight gradient: batch 8 56x56x64 4.7 -> 3.5; 28x28x64 (r = 6.1) 1.24 -> 1.16; but
-//     28x28x128 (r = 3.1) 5.3 -> 5.3 and batch 64 at 14x14x256 (r = 4) 39.1 -> 40.6.
-// So F(4x4) from r >= 2 (forward, data) and r >= 6 (weight). An explicit column_bytes asks for
-// im2col (the tests' chunk cases). Either variant keeps its A * A transformed filters (the
-// weight gradient: one copy per thread) in per-thread buffers that live as long as the thread;
-// above kWinogradFilterBytes for them it is not used, so a huge layer cannot pin gigabytes
-// (ResNet's largest, 512 x 512 channels, needs 37.7 MB for F(4x4) in float32).
+// than im2col, and F(4x4) where it was measured faster than F(2x2). What decides is the number of
+// output tiles per channel, r2 = (2x2 tiles) / max(C, K) and r4 = (4x4 tiles) / max(C, K): with
+// few tiles the fixed costs (transforming the filters, packing the 16 or 36 GEMMs' [C, K]
+// operands) are not repaid. ms per call on ResNet's layers (bench/cpu/conv2d_winograd_bench.cpp
+// and the same at other batches), im2col / F(2x2) / F(4x4), 2-core build machine, 2026-11-26:
+//   layer, batch    r2, r4       forward              data gradient        weight gradient
+//   56x56x64, 1    12.3, 3.1    1.34 / 0.62 / 0.48   1.61 / 0.61 / 0.45   1.38 / 0.60 / 0.44
+//   28x28x128, 1   1.5, 0.38    1.17 / 0.62 / 0.57   1.34 / 0.59 / 0.50   1.21 / 0.62 / 0.49
+//   28x28x128, 8   12, 3.1      9.45 / 4.27 / 2.88   9.50 / 4.28 / 2.77   9.45 / 4.76 / 3.67
+//   14x14x256, 1   0.19, 0.06   1.22 / 1.12 / 1.36   1.17 / 0.96 / 1.10   1.31 / 0.79 / 1.38
+//   14x14x256, 4   0.77, 0.25   4.57 / 3.29 / 3.42   4.54 / 3.08 / 2.80   4.82 / 2.50 / 3.03
+//   14x14x256, 8   1.5, 0.5     9.25 / 5.53 / 5.47   9.19 / 5.44 / 5.08   9.48 / 5.11 / 5.15
+//   7x7x512, 2     0.06, 0.02   2.80 / 5.88 / 12.5   2.72 / 3.47 / 6.09   3.41 / 3.68 / 8.63
+//   7x7x512, 4     0.13, 0.03   4.99 / 7.39 / 13.5   4.96 / 4.98 / 6.97   5.63 / 5.20 / 9.18
+//   7x7x512, 8     0.25, 0.06   9.58 / 11.1 / 15.4   9.60 / 8.62 / 8.47   10.1 / 8.16 / 10.9
+// The forward pass pays most for few tiles (its filters must also be transposed), the weight
+// gradient least (its fixed cost is one transform of dU); F(4x4) also wastes the most on 14x14
+// images (4x4 tiles cover 16x16). The transforms are memory-bound and im2col's GEMM is not: 20
+// minutes later, with the machine's memory busier, the same binary gave 14x14x256 at batch 8
+// 9.6 / 6.4 / 6.9 forward, 9.8 / 6.8 / 7.3 data, and 7x7x512 9.7 / 12.6 / 14.0 data, 11.0 /
+// 9.4 / 12.6 weight. The thresholds sit where the choice won in both states. An explicit
+// column_bytes asks for im2col (the tests' chunk cases).
+struct WinogradThresholds {
+  double r4, r2;  // F(4x4) from r4 >= this, else F(2x2) from r2 >= this, else im2col
+};
+constexpr WinogradThresholds kForward{0.75, 0.3}, kData{0.75, 0.3}, kWeight{0.75, 0.1};
+
+// Either variant keeps its A * A transformed filters (the weight gradient: one copy per
+// thread) in per-thread buffers that live as long as the thread; above kWinogradFilterBytes
+// for them it is not used, so a huge layer cannot pin gigabytes (ResNet's largest, 512 x 512
+// channels, needs 37.7 MB for F(4x4) in float32).
 constexpr int64_t kWinogradFilterBytes = int64_t{256} << 20;
 
 std::optional<WinogradTile> winograd_tile(const Conv2dShape& sh, int64_t column_bytes, Pass pass,
@@ -190,11 +203,14 @@ std::optional<WinogradTile> winograd_tile(const Conv2dShape& sh, int64_t column_
   auto fits = [&](int64_t positions) {
     return positions * sh.c * sh.k * elem_bytes * copies <= kWinogradFilterBytes;
   };
-  const int64_t channels = std::max(sh.c, sh.k);
-  const int64_t tiles4 = sh.n * ((sh.p + 3) / 4) * ((sh.q + 3) / 4);
-  if (tiles4 >= (pass == Pass::Weight ? 6 : 2) * channels && fits(36)) return WinogradTile::F4x4;
-  const int64_t tiles2 = sh.n * ((sh.p + 1) / 2) * ((sh.q + 1) / 2);
-  if (tiles2 >= (pass == Pass::Weight ? 4 : 1) * channels && fits(16)) return WinogradTile::F2x2;
+  const WinogradThresholds& th = pass == Pass::Forward ? kForward
+                                 : pass == Pass::Data  ? kData
+                                                       : kWeight;
+  const double channels = double(std::max(sh.c, sh.k));
+  const double r4 = double(sh.n * ((sh.p + 3) / 4) * ((sh.q + 3) / 4)) / channels;
+  const double r2 = double(sh.n * ((sh.p + 1) / 2) * ((sh.q + 1) / 2)) / channels;
+  if (r4 >= th.r4 && fits(36)) return WinogradTile::F4x4;
+  if (r2 >= th.r2 && fits(16)) return WinogradTile::F2x2;
   return std::nullopt;
 }
 

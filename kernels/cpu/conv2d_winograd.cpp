@@ -37,7 +37,8 @@ constexpr int64_t kMinWeightChunkTiles = 256;
 // A per-thread buffer of at least n elements, kept between calls (slot: which of the thread's
 // buffers), so no call allocates once the sizes have been seen. Slots 0-3 are a tile range's
 // working buffers; kFilterSlot is the calling thread's transformed filters (or their gradient),
-// which every range reads, and which the calling thread keeps while it also runs range 0.
+// which every range reads, and which the calling thread keeps while it also runs range 0;
+// kFilterSlot + 1 a thread's block of filters being transposed.
 constexpr int kFilterSlot = 4;
 template <class T, int slot>
 T* scratch(int64_t n) {
@@ -46,22 +47,72 @@ T* scratch(int64_t n) {
   return buf.data();
 }
 
-// U[xi][ci][co] = (G g G^T)[xi] for the 3x3 filter g = tap(co, ci, ., .) of output channel co
-// over input channel ci; xi = A * i + j runs over the A x A transformed positions.
+// U[xi][o][i] = (G g G^T)[xi] for the 3x3 filter g = tap(o, i, ., .), o < outer, i < inner;
+// xi = A * i + j runs over the A x A transformed positions. tap should read memory contiguous
+// in i: the loop over i is the vectorised one, and U is written contiguous along it too (with
+// taps strided along the inner loop, ResNet's 512 x 512 filters took 11 ms to transform).
 template <class W, class T, class Tap>
-void transform_filters(int64_t cin, int64_t cout, Tap tap, T* U) {
+void transform_filters(int64_t outer, int64_t inner, Tap tap, T* U) {
   constexpr int A = W::A;
-  const int64_t plane = cin * cout;
+  const int64_t plane = outer * inner;
 #pragma omp parallel for schedule(static) if (plane * A * A > kParallelWork)
-  for (int64_t ci = 0; ci < cin; ++ci)
-    for (int64_t co = 0; co < cout; ++co) {
+  for (int64_t o = 0; o < outer; ++o) {
+    T* dst = U + o * inner;
+#pragma GCC ivdep
+    for (int64_t i = 0; i < inner; ++i) {
       T g[3][3], u[A][A];
+#pragma GCC unroll 3
       for (int r = 0; r < 3; ++r)
-        for (int s = 0; s < 3; ++s) g[r][s] = tap(co, ci, r, s);
+#pragma GCC unroll 3
+        for (int s = 0; s < 3; ++s) g[r][s] = tap(o, i, r, s);
       winograd::both_axes(g, u, [](const T* in, T* out) { W::filter(in, out); });
-      T* dst = U + ci * cout + co;
-      for (int xi = 0; xi < A * A; ++xi) dst[xi * plane] = u[xi / A][xi % A];
+#pragma GCC unroll 8
+      for (int a = 0; a < A; ++a)
+#pragma GCC unroll 8
+        for (int b = 0; b < A; ++b) dst[(A * a + b) * plane + i] = u[a][b];
     }
+  }
+}
+
+// The same for taps that run along o's partner: U[xi][i][o] from tap(o, i, ., .), o < outer,
+// i < inner (the forward pass: w is [K][3][3][C], the GEMMs want U_xi as [C][K]). Blocks of
+// kBlock o are transformed along i as above into a per-thread buffer, then written kBlock
+// wide into U: a transpose in blocks, so neither the taps nor U are touched with a stride.
+// (Letting the GEMMs read U_xi transposed instead cost 25% of ResNet's stage-1 forward: the
+// packing of a transposed operand is slower, and it is paid once per chunk of tiles.)
+template <class W, class T, class Tap>
+void transform_filters_transposed(int64_t outer, int64_t inner, Tap tap, T* U) {
+  constexpr int A = W::A;
+  constexpr int64_t kBlock = 8;
+  const int64_t plane = outer * inner;
+#pragma omp parallel if (plane * A * A > kParallelWork)
+  {
+    T* block = scratch<T, kFilterSlot + 1>(A * A * kBlock * inner);  // [xi][kBlock][inner]
+#pragma omp for schedule(static)
+    for (int64_t o0 = 0; o0 < outer; o0 += kBlock) {
+      const int64_t nb = std::min(kBlock, outer - o0);
+      for (int64_t j = 0; j < nb; ++j) {
+        T* dst = block + j * inner;
+#pragma GCC ivdep
+        for (int64_t i = 0; i < inner; ++i) {
+          T g[3][3], u[A][A];
+#pragma GCC unroll 3
+          for (int r = 0; r < 3; ++r)
+#pragma GCC unroll 3
+            for (int s = 0; s < 3; ++s) g[r][s] = tap(o0 + j, i, r, s);
+          winograd::both_axes(g, u, [](const T* in, T* out) { W::filter(in, out); });
+#pragma GCC unroll 8
+          for (int a = 0; a < A; ++a)
+#pragma GCC unroll 8
+            for (int b = 0; b < A; ++b) dst[(A * a + b) * kBlock * inner + i] = u[a][b];
+        }
+      }
+      for (int xi = 0; xi < A * A; ++xi)
+        for (int64_t i = 0; i < inner; ++i)
+          for (int64_t j = 0; j < nb; ++j)
+            U[xi * plane + i * outer + o0 + j] = block[(xi * kBlock + j) * inner + i];
+    }
+  }
 }
 
 // What the convolution reads and writes, for the forward pass and the data gradient alike.
@@ -252,8 +303,8 @@ void forward(const Conv2dShape& sh, const T* x, const T* w, const T* bias, T* y,
              int64_t chunk_bytes) {
   T* U = scratch<T, kFilterSlot>(W::A * W::A * sh.c * sh.k);
   const int64_t C = sh.c;
-  transform_filters<W, T>(
-      sh.c, sh.k,
+  transform_filters_transposed<W, T>(
+      sh.k, sh.c,
       [&](int64_t co, int64_t ci, int r, int s) { return w[((co * 3 + r) * 3 + s) * C + ci]; }, U);
   run<W>(Problem<T>{sh.n, sh.h, sh.w, sh.c, sh.p, sh.q, sh.k, sh.pad_h, sh.pad_w, x, U, bias, y},
          chunk_bytes);
@@ -265,8 +316,9 @@ void backward_data(const Conv2dShape& sh, const T* dy, const T* w, T* dx, int64_
   // 2 - pad: output row h reads dy rows h + pad - r for r = 0..2.
   T* U = scratch<T, kFilterSlot>(W::A * W::A * sh.k * sh.c);
   const int64_t C = sh.c;
+  // U[xi][k][c] (this problem's [cin][cout]): w's order again, read and written along C.
   transform_filters<W, T>(sh.k, sh.c,
-                          [&](int64_t c, int64_t k, int r, int s) {
+                          [&](int64_t k, int64_t c, int r, int s) {
                             return w[((k * 3 + (2 - r)) * 3 + (2 - s)) * C + c];
                           },
                           U);
@@ -285,7 +337,7 @@ void backward_weight(const Conv2dShape& sh, const T* x, const T* dy, T* dw, int6
   const int64_t chunk =
       tiles > 0 ? chunk_tiles<W>(pr, tiles, chunk_bytes, kMinWeightChunkTiles) : 1;
   const int parts = ranges_for(tiles);
-  // dU[xi][c][k] = sum over tiles of V[xi][tile][c] D[xi][tile][k]: one accumulator per range,
+  // dU[xi][k][c] = sum over tiles of D[xi][tile][k] V[xi][tile][c]: one accumulator per range,
   // added in range order below (the same sum every run for a given thread count). Not zeroed:
   // each range's first chunk overwrites its accumulator (beta = 0); every range has a tile.
   T* dU = scratch<T, kFilterSlot>(parts * AA * plane);
@@ -301,28 +353,37 @@ void backward_weight(const Conv2dShape& sh, const T* x, const T* dy, T* dw, int6
       const int64_t t1 = std::min(t0 + step, end), nt = t1 - t0;
       transform_inputs<W>(pr, t0, t1, v_plane, V, zeros);
       transform_output_grads<W>(pr, dy, t0, t1, d_plane, D, zeros);
-      // dU_xi [C, K] (+)= V_xi [nt, C]^T @ D_xi [nt, K]
+      // dU_xi [K, C] (+)= D_xi [nt, K]^T @ V_xi [nt, C]: w's order, for the loop below
       const T beta = t0 == begin ? T(0) : T(1);
       for (int xi = 0; xi < AA; ++xi)
-        gemm<T>(true, false, C, K, nt, T(1), V + xi * v_plane, C, D + xi * d_plane, K, beta,
-                acc + xi * plane, K);
+        gemm<T>(true, false, K, C, nt, T(1), D + xi * d_plane, K, V + xi * v_plane, C, beta,
+                acc + xi * plane, C);
     }
   });
-  // dw[k, r, s, c] = (G^T dU G)[r][s], with the ranges' dU added in order.
+  // The ranges' dU added in order into range 0's, then dw[k, r, s, c] = (G^T dU G)[r][s]; along
+  // c, both dU and dw are contiguous.
+  for (int part = 1; part < parts; ++part) {
+    const T* add = dU + part * AA * plane;
 #pragma omp parallel for schedule(static) if (plane * AA > kParallelWork)
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t k = 0; k < K; ++k) {
+    for (int64_t i = 0; i < AA * plane; ++i) dU[i] += add[i];
+  }
+#pragma omp parallel for schedule(static) if (plane * AA > kParallelWork)
+  for (int64_t k = 0; k < K; ++k) {
+    T* out = dw + k * 9 * C;
+#pragma GCC ivdep
+    for (int64_t c = 0; c < C; ++c) {
       T u[A][A], g[3][3];
-      for (int xi = 0; xi < AA; ++xi) {
-        T sum = dU[xi * plane + c * K + k];
-        for (int part = 1; part < parts; ++part) sum += dU[(part * AA + xi) * plane + c * K + k];
-        u[xi / A][xi % A] = sum;
-      }
-      winograd::both_axes(u, g, [](const T* in, T* out) { W::filter_grad(in, out); });
-      T* out = dw + k * 9 * C + c;
+#pragma GCC unroll 8
+      for (int a = 0; a < A; ++a)
+#pragma GCC unroll 8
+        for (int b = 0; b < A; ++b) u[a][b] = dU[(A * a + b) * plane + k * C + c];
+      winograd::both_axes(u, g, [](const T* in, T* o) { W::filter_grad(in, o); });
+#pragma GCC unroll 3
       for (int r = 0; r < 3; ++r)
-        for (int s = 0; s < 3; ++s) out[(r * 3 + s) * C] = g[r][s];
+#pragma GCC unroll 3
+        for (int s = 0; s < 3; ++s) out[(r * 3 + s) * C + c] = g[r][s];
     }
+  }
 }
 
 }  // namespace

@@ -243,20 +243,20 @@ TEST(Conv2dWinograd, Float32IsAccurate) {
   }
 }
 
-// Through the engine: conv2d() takes Winograd for a 3x3 stride-1 convolution with 16 or more
-// channels in and out and enough tiles (here 4 * 5 * 6 = 120, over 4x the 24 channels: all
-// three passes), and its output and gradients equal im2col's (the algorithm switch).
-TEST(Conv2dWinograd, EngineChoosesItAndMatchesIm2col) {
+// Through the engine: conv2d() with bias on `sh` (pad 1) in Auto mode equals im2col (the
+// algorithm switch) within float64 rounding, and is bit for bit the direct call of `tile` in all
+// three passes: the variant winograd_tile in kernels/cpu/conv2d.cpp picked.
+void check_engine_picks(const Conv2dShape& sh, WinogradTile tile, uint64_t seed) {
   using kernels::cpu::Conv2dAlgo;
-  Tensor x0 = random({4, 9, 11, 24}, 11), w0 = random({20, 3, 3, 24}, 12);
-  Tensor b0 = random({20}, 13);
+  Tensor x0 = random({sh.n, sh.h, sh.w, sh.c}, seed), w0 = random({sh.k, 3, 3, sh.c}, seed + 1);
+  Tensor b0 = random({sh.k}, seed + 2), dy = random({sh.n, sh.p, sh.q, sh.k}, seed + 3);
   Tensor out[2], gx[2], gw[2], gb[2];
   for (int v = 0; v < 2; ++v) {
     kernels::cpu::set_conv2d_algo(v == 0 ? Conv2dAlgo::Auto : Conv2dAlgo::Im2col);
     Tensor x = x0.detach().requires_grad_(), w = w0.detach().requires_grad_();
     Tensor b = b0.detach().requires_grad_();
     out[v] = conv2d(x, w, b, Conv2dParams::make(1, 1));
-    out[v].backward(random(out[v].shape(), 14));
+    out[v].backward(dy);
     gx[v] = x.grad(), gw[v] = w.grad(), gb[v] = b.grad();
   }
   kernels::cpu::set_conv2d_algo(Conv2dAlgo::Auto);
@@ -264,36 +264,17 @@ TEST(Conv2dWinograd, EngineChoosesItAndMatchesIm2col) {
   EXPECT_TRUE(all_close(gx[0], gx[1], 1e-12, 1e-12));
   EXPECT_TRUE(all_close(gw[0], gw[1], 1e-12, 1e-12));
   EXPECT_TRUE(all_close(gb[0], gb[1], 1e-12, 1e-12));
-  // And Winograd did run: its results are not bit-identical to im2col's (other rounding).
-  EXPECT_NE(out[0].to_vector(), out[1].to_vector());
-  EXPECT_NE(gx[0].to_vector(), gx[1].to_vector());
-  EXPECT_NE(gw[0].to_vector(), gw[1].to_vector());
+  EXPECT_EQ(out[0].to_vector(), run_forward<double>(sh, x0, w0, b0, tile, 0).to_vector());
+  EXPECT_EQ(gx[0].to_vector(), run_backward_data<double>(sh, dy, w0, tile, 0).to_vector());
+  EXPECT_EQ(gw[0].to_vector(), run_backward_weight<double>(sh, x0, dy, tile, 0).to_vector());
 }
 
-// With many 4x4 output tiles per channel (2 * 8 * 8 = 128 for 16 channels: over the 6x that
-// conv2d.cpp asks for the weight gradient) conv2d() takes F(4x4): its results are bit for bit
-// those of calling F(4x4) directly, and equal im2col's within float64 rounding.
-TEST(Conv2dWinograd, EngineChoosesFourByFourForLargeImages) {
-  using kernels::cpu::Conv2dAlgo;
-  const Conv2dShape sh = shape3x3(2, 30, 31, 16, 16, 1, 1);  // P = 30, Q = 31: edge tiles
-  Tensor x0 = random({sh.n, sh.h, sh.w, sh.c}, 21), w0 = random({sh.k, 3, 3, sh.c}, 22);
-  Tensor dy = random({sh.n, sh.p, sh.q, sh.k}, 23);
-  Tensor out[2], gx[2], gw[2];
-  for (int v = 0; v < 2; ++v) {
-    kernels::cpu::set_conv2d_algo(v == 0 ? Conv2dAlgo::Auto : Conv2dAlgo::Im2col);
-    Tensor x = x0.detach().requires_grad_(), w = w0.detach().requires_grad_();
-    out[v] = conv2d(x, w, Tensor(), Conv2dParams::make(1, 1));
-    out[v].backward(dy);
-    gx[v] = x.grad(), gw[v] = w.grad();
-  }
-  kernels::cpu::set_conv2d_algo(Conv2dAlgo::Auto);
-  EXPECT_TRUE(all_close(out[0], out[1], 1e-12, 1e-12));
-  EXPECT_TRUE(all_close(gx[0], gx[1], 1e-12, 1e-12));
-  EXPECT_TRUE(all_close(gw[0], gw[1], 1e-12, 1e-12));
-  EXPECT_EQ(out[0].to_vector(), run_forward<double>(sh, x0, w0, Tensor(), WinogradTile::F4x4, 0)
-                                    .to_vector());
-  EXPECT_EQ(gx[0].to_vector(),
-            run_backward_data<double>(sh, dy, w0, WinogradTile::F4x4, 0).to_vector());
-  EXPECT_EQ(gw[0].to_vector(),
-            run_backward_weight<double>(sh, x0, dy, WinogradTile::F4x4, 0).to_vector());
+// Few tiles per channel: 2x2 tiles / channels = 16 / 32 = 0.5, 4x4 tiles / channels = 4 / 32.
+TEST(Conv2dWinograd, EngineTakesTwoByTwoForSmallImages) {
+  check_engine_picks(shape3x3(1, 8, 8, 32, 32, 1, 1), WinogradTile::F2x2, 11);
+}
+
+// Many: 4x4 tiles / channels = 2 * 8 * 8 / 16 = 8; P = 30, Q = 31 leave edge tiles.
+TEST(Conv2dWinograd, EngineTakesFourByFourForLargeImages) {
+  check_engine_picks(shape3x3(2, 30, 31, 16, 16, 1, 1), WinogradTile::F4x4, 21);
 }
