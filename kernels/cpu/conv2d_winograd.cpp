@@ -47,31 +47,34 @@ T* scratch(int64_t n) {
   return buf.data();
 }
 
-// U[xi][o][i] = (G g G^T)[xi] for the 3x3 filter g = tap(o, i, ., .), o < outer, i < inner;
-// xi = A * i + j runs over the A x A transformed positions. tap should read memory contiguous
-// in i: the loop over i is the vectorised one, and U is written contiguous along it too (with
-// taps strided along the inner loop, ResNet's 512 x 512 filters took 11 ms to transform).
+// dst[xi * plane + i] = (G g G^T)[xi] for the 3x3 filters g = tap(o, i, ., .) of one o and
+// every i < inner; xi = A * a + b runs over the A x A transformed positions. tap should read
+// memory contiguous in i: the loop over i is the vectorised one, and dst is written along it
+// too (with taps strided along the inner loop, ResNet's 512 x 512 filters took 11 ms).
+template <class W, class T, class Tap>
+inline void transform_filter_row(int64_t o, int64_t inner, Tap tap, T* dst, int64_t plane) {
+  constexpr int A = W::A;
+#pragma GCC ivdep
+  for (int64_t i = 0; i < inner; ++i) {
+    T g[3][3], u[A][A];
+#pragma GCC unroll 3
+    for (int r = 0; r < 3; ++r)
+#pragma GCC unroll 3
+      for (int s = 0; s < 3; ++s) g[r][s] = tap(o, i, r, s);
+    winograd::both_axes(g, u, [](const T* in, T* out) { W::filter(in, out); });
+#pragma GCC unroll 8
+    for (int a = 0; a < A; ++a)
+#pragma GCC unroll 8
+      for (int b = 0; b < A; ++b) dst[(A * a + b) * plane + i] = u[a][b];
+  }
+}
+
+// U[xi][o][i] = (G g G^T)[xi] for the 3x3 filter g = tap(o, i, ., .), o < outer, i < inner.
 template <class W, class T, class Tap>
 void transform_filters(int64_t outer, int64_t inner, Tap tap, T* U) {
-  constexpr int A = W::A;
   const int64_t plane = outer * inner;
-#pragma omp parallel for schedule(static) if (plane * A * A > kParallelWork)
-  for (int64_t o = 0; o < outer; ++o) {
-    T* dst = U + o * inner;
-#pragma GCC ivdep
-    for (int64_t i = 0; i < inner; ++i) {
-      T g[3][3], u[A][A];
-#pragma GCC unroll 3
-      for (int r = 0; r < 3; ++r)
-#pragma GCC unroll 3
-        for (int s = 0; s < 3; ++s) g[r][s] = tap(o, i, r, s);
-      winograd::both_axes(g, u, [](const T* in, T* out) { W::filter(in, out); });
-#pragma GCC unroll 8
-      for (int a = 0; a < A; ++a)
-#pragma GCC unroll 8
-        for (int b = 0; b < A; ++b) dst[(A * a + b) * plane + i] = u[a][b];
-    }
-  }
+#pragma omp parallel for schedule(static) if (plane * W::A * W::A > kParallelWork)
+  for (int64_t o = 0; o < outer; ++o) transform_filter_row<W>(o, inner, tap, U + o * inner, plane);
 }
 
 // The same for taps that run along o's partner: U[xi][i][o] from tap(o, i, ., .), o < outer,
@@ -91,22 +94,8 @@ void transform_filters_transposed(int64_t outer, int64_t inner, Tap tap, T* U) {
 #pragma omp for schedule(static)
     for (int64_t o0 = 0; o0 < outer; o0 += kBlock) {
       const int64_t nb = std::min(kBlock, outer - o0);
-      for (int64_t j = 0; j < nb; ++j) {
-        T* dst = block + j * inner;
-#pragma GCC ivdep
-        for (int64_t i = 0; i < inner; ++i) {
-          T g[3][3], u[A][A];
-#pragma GCC unroll 3
-          for (int r = 0; r < 3; ++r)
-#pragma GCC unroll 3
-            for (int s = 0; s < 3; ++s) g[r][s] = tap(o0 + j, i, r, s);
-          winograd::both_axes(g, u, [](const T* in, T* out) { W::filter(in, out); });
-#pragma GCC unroll 8
-          for (int a = 0; a < A; ++a)
-#pragma GCC unroll 8
-            for (int b = 0; b < A; ++b) dst[(A * a + b) * kBlock * inner + i] = u[a][b];
-        }
-      }
+      for (int64_t j = 0; j < nb; ++j)
+        transform_filter_row<W>(o0 + j, inner, tap, block + j * inner, kBlock * inner);
       for (int xi = 0; xi < A * A; ++xi)
         for (int64_t i = 0; i < inner; ++i)
           for (int64_t j = 0; j < nb; ++j)
@@ -142,6 +131,26 @@ Tile tile_at(const Problem<T>& pr, int64_t t) {
   return {t / (TH * TW), t / TW % TH, t % TW};
 }
 
+// One tile's transform, channel by channel: for each c < C, block[i][j] = src[i][j][c] (n x n),
+// out = F block F^T (n_out x n_out, F the 1-D transform f), and dst[(n_out * i + j) * plane + c]
+// = out[i][j], position xi = n_out * i + j's plane. The channel loop is the vectorised one.
+template <int n, int n_out, class T, class F>
+inline void transform_tile(const T* const (&src)[n][n], int64_t C, F f, T* dst, int64_t plane) {
+#pragma GCC ivdep
+  for (int64_t c = 0; c < C; ++c) {
+    T block[n][n], out[n_out][n_out];
+#pragma GCC unroll 8
+    for (int i = 0; i < n; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < n; ++j) block[i][j] = src[i][j][c];
+    winograd::both_axes(block, out, f);
+#pragma GCC unroll 8
+    for (int i = 0; i < n_out; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < n_out; ++j) dst[(n_out * i + j) * plane + c] = out[i][j];
+  }
+}
+
 // V[xi][tile][ci] for the tiles [t0, t1): B^T d B of each tile's A x A input patch, channel by
 // channel. Taps in the padding read a row of zeros, so the channel loop has no branches.
 template <class W, class T>
@@ -158,20 +167,8 @@ void transform_inputs(const Problem<T>& pr, int64_t t0, int64_t t1, int64_t plan
         const bool inside = ih >= 0 && ih < pr.h && iw >= 0 && iw < pr.w;
         d[i][j] = inside ? pr.x + ((n * pr.h + ih) * pr.w + iw) * C : zeros;
       }
-    T* v = V + (t - t0) * C;
-#pragma GCC ivdep
-    for (int64_t c = 0; c < C; ++c) {
-      T patch[A][A], out[A][A];
-#pragma GCC unroll 8
-      for (int i = 0; i < A; ++i)
-#pragma GCC unroll 8
-        for (int j = 0; j < A; ++j) patch[i][j] = d[i][j][c];
-      winograd::both_axes(patch, out, [](const T* in, T* o) { W::input(in, o); });
-#pragma GCC unroll 8
-      for (int i = 0; i < A; ++i)
-#pragma GCC unroll 8
-        for (int j = 0; j < A; ++j) v[(A * i + j) * plane + c] = out[i][j];
-    }
+    transform_tile<A, A>(d, C, [](const T* in, T* o) { W::input(in, o); }, V + (t - t0) * C,
+                         plane);
   }
 }
 
@@ -223,20 +220,8 @@ void transform_output_grads(const Problem<T>& pr, const T* dy, int64_t t0, int64
         const int64_t p = m * th + a, q = m * tw + b;
         e[a][b] = p < pr.p && q < pr.q ? dy + ((n * pr.p + p) * pr.q + q) * K : zeros;
       }
-    T* dt = D + (t - t0) * K;
-#pragma GCC ivdep
-    for (int64_t k = 0; k < K; ++k) {
-      T g[m][m], out[A][A];
-#pragma GCC unroll 8
-      for (int a = 0; a < m; ++a)
-#pragma GCC unroll 8
-        for (int b = 0; b < m; ++b) g[a][b] = e[a][b][k];
-      winograd::both_axes(g, out, [](const T* in, T* o) { W::output_grad(in, o); });
-#pragma GCC unroll 8
-      for (int i = 0; i < A; ++i)
-#pragma GCC unroll 8
-        for (int j = 0; j < A; ++j) dt[(A * i + j) * plane + k] = out[i][j];
-    }
+    transform_tile<m, A>(e, K, [](const T* in, T* o) { W::output_grad(in, o); },
+                         D + (t - t0) * K, plane);
   }
 }
 

@@ -244,17 +244,16 @@ __device__ __forceinline__ void store_slice(float (*s)[LD], float4 v) {
   s[kk][r] = v.x, s[kk + 1][r] = v.y, s[kk + 2][r] = v.z, s[kk + 3][r] = v.w;
 }
 
-// acc[i][j] = A[m0 + tile_row(i)] . B[n0 + tile_col(j)] (zero rows past the ends). Ends with a
-// barrier, so the caller may reuse the shared memory at once.
-__device__ __forceinline__ void gemm_tile(const float* __restrict__ A, int64_t rows_a,
-                                          const float* __restrict__ B, int64_t rows_b, int d,
-                                          int64_t m0, int64_t n0, GemmSmem& s, float (&acc)[8][8],
-                                          bool vec) {
-#pragma unroll
-  for (int i = 0; i < 8; ++i)
-#pragma unroll
-    for (int j = 0; j < 8; ++j) acc[i][j] = 0.f;
-  const int ty4 = (threadIdx.x >> 4) * 4, tx4 = (threadIdx.x & 15) * 4;
+// The staging both GEMM tiles share: rows [m0, m0+128) of A and [n0, n0+128) of B walked in
+// 8-deep slices, double-buffered in s.a / s.b ([buffer][k][row]); the next slice is loaded into
+// registers while multiply(buf) consumes buffer buf, then stored into the other buffer (last read
+// before the previous barrier). One barrier per slice; ends with one, so the caller may reuse
+// the shared memory at once.
+template <class Smem, class Multiply>
+__device__ __forceinline__ void stage_slices(const float* __restrict__ A, int64_t rows_a,
+                                             const float* __restrict__ B, int64_t rows_b, int d,
+                                             int64_t m0, int64_t n0, Smem& s, bool vec,
+                                             Multiply multiply) {
   const int slices = int(ceil_div(d, kBK));
   store_slice(s.a[0], load_slice(A, rows_a, d, m0, 0, vec));
   store_slice(s.b[0], load_slice(B, rows_b, d, n0, 0, vec));
@@ -267,6 +266,27 @@ __device__ __forceinline__ void gemm_tile(const float* __restrict__ A, int64_t r
       na = load_slice(A, rows_a, d, m0, (t + 1) * kBK, vec);
       nb = load_slice(B, rows_b, d, n0, (t + 1) * kBK, vec);
     }
+    multiply(buf);
+    if (more) {
+      store_slice(s.b[buf ^ 1], nb);
+      store_slice(s.a[buf ^ 1], na);
+    }
+    __syncthreads();
+  }
+}
+
+// acc[i][j] = A[m0 + tile_row(i)] . B[n0 + tile_col(j)] (zero rows past the ends). Ends with a
+// barrier, so the caller may reuse the shared memory at once.
+__device__ __forceinline__ void gemm_tile(const float* __restrict__ A, int64_t rows_a,
+                                          const float* __restrict__ B, int64_t rows_b, int d,
+                                          int64_t m0, int64_t n0, GemmSmem& s, float (&acc)[8][8],
+                                          bool vec) {
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[i][j] = 0.f;
+  const int ty4 = (threadIdx.x >> 4) * 4, tx4 = (threadIdx.x & 15) * 4;
+  stage_slices(A, rows_a, B, rows_b, d, m0, n0, s, vec, [&](int buf) {
 #pragma unroll
     for (int kk = 0; kk < kBK; ++kk) {
       const float4 a0 = *reinterpret_cast<const float4*>(&s.a[buf][kk][ty4]);
@@ -280,12 +300,7 @@ __device__ __forceinline__ void gemm_tile(const float* __restrict__ A, int64_t r
 #pragma unroll
         for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(ar[i], br[j], acc[i][j]);
     }
-    if (more) {
-      store_slice(s.b[buf ^ 1], nb);  // buffer buf^1 was last read before the previous barrier
-      store_slice(s.a[buf ^ 1], na);
-    }
-    __syncthreads();
-  }
+  });
 }
 
 __global__ void __launch_bounds__(256, 2)
@@ -379,18 +394,7 @@ __device__ __forceinline__ void gemm_tile_tf32(const float* __restrict__ A, int6
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
   const int g = lane >> 2, t = lane & 3;
-  const int slices = int(ceil_div(d, kBK));
-  store_slice(s.a[0], load_slice(A, rows_a, d, m0, 0, vec));
-  store_slice(s.b[0], load_slice(B, rows_b, d, n0, 0, vec));
-  __syncthreads();
-  for (int sl = 0; sl < slices; ++sl) {
-    const int buf = sl & 1;
-    const bool more = sl + 1 < slices;
-    float4 na, nb;  // the next slice, in flight while this one is multiplied
-    if (more) {
-      na = load_slice(A, rows_a, d, m0, (sl + 1) * kBK, vec);
-      nb = load_slice(B, rows_b, d, n0, (sl + 1) * kBK, vec);
-    }
+  stage_slices(A, rows_a, B, rows_b, d, m0, n0, s, vec, [&](int buf) {
     uint32_t b_big[4][2], b_small[4][2];  // b0 (k = t, n = g), b1 (k = t + 4, n = g)
 #pragma unroll
     for (int ni = 0; ni < 4; ++ni)
@@ -411,12 +415,7 @@ __device__ __forceinline__ void gemm_tile_tf32(const float* __restrict__ A, int6
         mma_tf32(acc[mi][ni], a_big, b_big[ni]);
       }
     }
-    if (more) {
-      store_slice(s.b[buf ^ 1], nb);  // buffer buf^1 was last read before the previous barrier
-      store_slice(s.a[buf ^ 1], na);
-    }
-    __syncthreads();
-  }
+  });
 }
 
 // v4's tile of scores: c0 (g, 2t), c1 (g, 2t + 1), c2 (g + 8, 2t), c3 (g + 8, 2t + 1) of each
