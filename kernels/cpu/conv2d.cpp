@@ -188,10 +188,12 @@ struct WinogradThresholds {
 constexpr WinogradThresholds kForward{0.75, 0.3}, kData{0.75, 0.3}, kWeight{0.75, 0.1};
 
 // Either variant keeps its A * A transformed filters (the weight gradient: one copy per
-// thread) in per-thread buffers that live as long as the thread; above kWinogradFilterBytes
-// for them it is not used, so a huge layer cannot pin gigabytes (ResNet's largest, 512 x 512
-// channels, needs 37.7 MB for F(4x4) in float32).
-constexpr int64_t kWinogradFilterBytes = int64_t{256} << 20;
+// thread) in a buffer that lives as long as the thread; above kWinogradFilterBytes for them it
+// is not used. Memory against speed: ResNet's 512 x 512 weight gradient in F(2x2) on 2 threads
+// needs 2 x 16.8 MB and saves ~2 ms of ~10 per layer (table above): ResNet-18's training step
+// 0.767x LibTorch's time at a 508 MB peak with it, 0.783x at 489 MB without (LibTorch: 496 MB;
+// paired runs, 2026-11-26 21:30). 16 MB leaves that layer to im2col.
+constexpr int64_t kWinogradFilterBytes = int64_t{16} << 20;
 
 std::optional<WinogradTile> winograd_tile(const Conv2dShape& sh, int64_t column_bytes, Pass pass,
                                           int64_t elem_bytes) {
