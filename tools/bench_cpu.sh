@@ -7,6 +7,7 @@
 #   OUT_DIR        where the JSON and logs go (default out/bench-cpu):
 #                    env.json                 machine, versions, load average before/after
 #                    cpu_bench.json           Google Benchmark JSON of the per-kernel suite
+#                    conv2d_winograd.json     the CPU 3x3 convolution's algorithms per layer
 #                    e2e/<benchmark>.json     one e2e benchmark each, each run in a fresh
 #                                             process (so its peak-memory reading is its own)
 #                    e2e/loader_torchvision.json  the torchvision reference (same JSON shape)
@@ -39,7 +40,7 @@ out=${1:-out/bench-cpu}
 build=${BUILD_DIR:-build/bench-cpu}
 report=${REPORT:-docs/BENCHMARKS.md}
 mkdir -p "$out/e2e" "$out/logs"
-rm -f "$out"/e2e/*.json "$out/cpu_bench.json"
+rm -f "$out"/e2e/*.json "$out/cpu_bench.json" "$out/conv2d_winograd.json"
 say() { printf '[bench_cpu %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
 say "configure + build in $build"
@@ -54,9 +55,16 @@ BENCH_GLIBC_TUNABLES_USED=$tunables \
 # ---- per-kernel suite: one process, its own repetitions and statistics ----------------------------
 if [ "${SKIP_KERNELS:-0}" != 1 ]; then
   say "cpu_bench (per kernel)"
-  with_tunables "$build/bench/cpu_bench" --benchmark_out="$out/cpu_bench.json" \
-    --benchmark_out_format=json \
+  # The Winograd algorithm table (ours only) runs in a process of its own: its large
+  # per-repetition buffers left the heap slower for the small-op benchmarks that followed it
+  # (op_overhead_nograd 5.4 -> 6.5 ms in one run, 2026-11-26).
+  with_tunables "$build/bench/cpu_bench" --benchmark_filter=-conv2d_winograd \
+    --benchmark_out="$out/cpu_bench.json" --benchmark_out_format=json \
     >"$out/logs/cpu_bench.log" 2>&1 || { tail -30 "$out/logs/cpu_bench.log"; exit 1; }
+  say "cpu_bench conv2d_winograd (im2col / F(2x2) / F(4x4) per ResNet layer)"
+  with_tunables "$build/bench/cpu_bench" --benchmark_filter=conv2d_winograd \
+    --benchmark_out="$out/conv2d_winograd.json" --benchmark_out_format=json \
+    >"$out/logs/conv2d_winograd.log" 2>&1 || { tail -30 "$out/logs/conv2d_winograd.log"; exit 1; }
 fi
 
 # ---- end-to-end suite: one fresh process per benchmark ----------------------------------------
