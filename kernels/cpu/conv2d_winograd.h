@@ -26,7 +26,7 @@
 // stay in L2, one contiguous range of tiles per OpenMP thread (as conv2d.cpp's output rows).
 //
 // Rounding: F(2x2)'s transforms only add and halve, so its error stays within a few times that
-// of the direct sum; F(4x4)'s within some tens of times (conv2d_winograd_test.cpp measures both).
+// of the direct sum; F(4x4)'s about six times F(2x2)'s (conv2d_winograd_test.cpp measures both).
 //
 // The data gradient of a 3x3 stride-1 convolution is itself one: dx = conv(dy, w') with the
 // filters flipped and transposed, w'[c, r, s, k] = w[k, 2 - r, 2 - s, c], and padding 2 - pad.
