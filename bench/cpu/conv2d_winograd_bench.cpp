@@ -1,16 +1,14 @@
-// bench/cpu/conv2d_winograd_bench.cpp — the CPU 3x3 convolution's three
-// algorithms side by side on ResNet's stride-1 3x3 layers at batch 8: im2col +
-// GEMM, Winograd F(2x2, 3x3) and F(4x4, 3x3) (kernels/cpu/conv2d_winograd.cpp),
-// for the forward pass and both gradients. These are the measurements behind
-// winograd_tile's choice in kernels/cpu/conv2d.cpp and the table in
+// bench/cpu/conv2d_winograd_bench.cpp — the CPU 3x3 convolution's three algorithms side by side
+// on ResNet's stride-1 3x3 layers at batch 8: im2col + GEMM, Winograd F(2x2, 3x3) and F(4x4,
+// 3x3) (kernels/cpu/conv2d_winograd.cpp), for the forward pass and both gradients. These are
+// the measurements behind winograd_tile's choice in kernels/cpu/conv2d.cpp and the table in
 // kernels/README.md. Ours only (LibTorch's convolution is in conv2d_bench.cpp).
 //
 //   build/bench/cpu_bench --benchmark_filter=conv2d_winograd
 //
-// Names: BM_conv2d_winograd/<layer>/<pass>/<algorithm>, layer = HxW_C (C in and
-// out channels), pass = fwd|data|weight, algorithm = im2col|f2x2|f4x4. Wall
-// time of single calls on the default thread count, 10 repetitions: mean,
-// median, min (ms).
+// Names: BM_conv2d_winograd/<layer>/<pass>/<algorithm>, layer = HxW_C (C in and out channels),
+// pass = fwd|data|weight, algorithm = im2col|f2x2|f4x4. Wall time of single calls on the
+// default thread count, 10 repetitions (repeated_runs.h): mean, median, min (ms).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -18,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/cpu/repeated_runs.h"
 #include "kernels/cpu/conv2d.h"
 #include "kernels/cpu/conv2d_winograd.h"
 
@@ -82,15 +81,8 @@ const bool registered = [] {
         const std::string name = "BM_conv2d_winograd/" + std::to_string(layer.hw) + "x" +
                                  std::to_string(layer.hw) + "_" + std::to_string(layer.c) + "/" +
                                  pass_name + "/" + algo_name;
-        benchmark::RegisterBenchmark(name.c_str(), run_case, layer, pass, algo)
-            ->UseRealTime()
-            ->Unit(benchmark::kMillisecond)
-            ->Iterations(1)
-            ->Repetitions(10)
-            ->ReportAggregatesOnly(true)
-            ->ComputeStatistics("min", [](const std::vector<double>& v) {
-              return *std::min_element(v.begin(), v.end());
-            });
+        bench_cpu::repeated_runs(
+            benchmark::RegisterBenchmark(name.c_str(), run_case, layer, pass, algo), 10);
       }
   return true;
 }();
