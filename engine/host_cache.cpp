@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -42,45 +43,58 @@ void* aligned_malloc(size_t bytes) {
   return std::aligned_alloc(HostBlockCache::kAlign, bytes);  // bytes: a multiple of kAlign
 }
 
+constexpr size_t kMiB = size_t(1) << 20;
+
+// Segments of 20 MiB for requests below 10 MiB (fewer when the limit is tiny: a segment above
+// the limit would go back to malloc as soon as it is free); larger requests get a segment of
+// their own, rounded up to 2 MiB so that nearby sizes can reuse it.
+BlockPool::Policy pool_policy(size_t limit) {
+  const size_t small_segment =
+      std::clamp<size_t>(limit / 8 / HostBlockCache::kGranule * HostBlockCache::kGranule,
+                         HostBlockCache::kGranule, 20 * kMiB);
+  return {HostBlockCache::kGranule, HostBlockCache::kMinCachedBytes, [small_segment](size_t bytes) {
+            if (bytes < 10 * kMiB) return std::max(bytes, small_segment);
+            return (bytes + 2 * kMiB - 1) / (2 * kMiB) * (2 * kMiB);
+          }};
+}
+
+BlockPool::Source malloc_source() {
+  return {aligned_malloc, [](void* ptr, size_t) { std::free(ptr); }};
+}
+
 }  // namespace
 
 HostBlockCache::HostBlockCache()
     : HostBlockCache(!kSanitized && !env_flag("ENGINE_CPU_NO_CACHE"), default_limit()) {}
 
 HostBlockCache::HostBlockCache(bool enabled, size_t limit_bytes)
-    : enabled_(enabled), limit_(limit_bytes) {}
-
-HostBlockCache::~HostBlockCache() { empty(); }
+    : enabled_(enabled), limit_(limit_bytes), pool_(pool_policy(limit_bytes), malloc_source()) {}
 
 size_t HostBlockCache::block_size(size_t nbytes) {
-  if (nbytes < kMinCachedBytes)
-    return std::max<size_t>((nbytes + kAlign - 1) / kAlign, 1) * kAlign;
-  return (nbytes + kGranule - 1) / kGranule * kGranule;
+  const size_t granule = nbytes < kMinCachedBytes ? kAlign : kGranule;
+  return std::max<size_t>((nbytes + granule - 1) / granule, 1) * granule;
 }
 
-bool HostBlockCache::cacheable_size(size_t bytes) const {
-  return enabled_ && bytes >= kMinCachedBytes && bytes <= limit_ / 8;
+bool HostBlockCache::from_pool(size_t nbytes) const {
+  return enabled_ && nbytes >= kMinCachedBytes && block_size(nbytes) <= limit_ / 8;
 }
 
 void* HostBlockCache::allocate(size_t nbytes) {
   const size_t bytes = block_size(nbytes);
-  const bool cacheable = cacheable_size(bytes);
-  if (cacheable) {
+  void* p = nullptr;
+  if (from_pool(nbytes)) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = free_.lower_bound(bytes);
-    if (it != free_.end() && it->first - bytes <= bytes / 16) {
-      void* p = it->second;
-      stats_.cached_bytes -= it->first;
-      ++stats_.hits;
-      free_.erase(it);
-      return p;
+    p = pool_.allocate(bytes);
+    if (p == nullptr) {  // give the free segments back and try once more
+      pool_.unmap_free_segments();
+      p = pool_.allocate(bytes);
     }
-    ++stats_.misses;
-  }
-  void* p = aligned_malloc(bytes);
-  if (p == nullptr && cacheable) {  // give the cached blocks back and try once more
-    empty();
+  } else {
     p = aligned_malloc(bytes);
+    if (p == nullptr && enabled_) {
+      empty();
+      p = aligned_malloc(bytes);
+    }
   }
   if (p == nullptr) fail("out of host memory: could not allocate ", nbytes, " bytes");
   return p;
@@ -88,36 +102,28 @@ void* HostBlockCache::allocate(size_t nbytes) {
 
 void HostBlockCache::release(void* ptr, size_t nbytes) {
   if (ptr == nullptr) return;
-  // A reused block may be up to a sixteenth larger than block_size(nbytes); it is filed again
-  // under that smaller size, so it is only ever handed out for requests it covers.
-  const size_t bytes = block_size(nbytes);
-  if (!cacheable_size(bytes)) {
+  if (!from_pool(nbytes)) {
     std::free(ptr);
     return;
   }
   std::lock_guard<std::mutex> lock(mu_);
-  trim_locked(limit_ - bytes);
-  free_.emplace(bytes, ptr);
-  stats_.cached_bytes += bytes;
+  if (pool_.release(ptr) == 0) {
+    std::fprintf(stderr, "engine: host free of %p (%zu bytes), which the cache did not hand out\n",
+                 ptr, nbytes);
+    return;
+  }
+  if (pool_.stats().free_bytes() > limit_) pool_.unmap_free_segments(limit_);
 }
 
 void HostBlockCache::empty() {
   std::lock_guard<std::mutex> lock(mu_);
-  trim_locked(0);
-}
-
-void HostBlockCache::trim_locked(size_t limit) {
-  while (stats_.cached_bytes > limit && !free_.empty()) {
-    auto largest = std::prev(free_.end());
-    std::free(largest->second);
-    stats_.cached_bytes -= largest->first;
-    free_.erase(largest);
-  }
+  pool_.unmap_free_segments();
 }
 
 HostCacheStats HostBlockCache::stats() {
   std::lock_guard<std::mutex> lock(mu_);
-  return stats_;
+  const BlockPoolStats& s = pool_.stats();
+  return {s.free_bytes(), s.reserved, s.hits, s.segments_mapped};
 }
 
 HostBlockCache& host_cache() {

@@ -10,20 +10,20 @@
 // build machine, each ResNet-50 training step (batch 8) took 70-80k page faults and 0.1-0.3 s
 // of system time in the paired benchmark, against none once this cache keeps the blocks.
 //
-// The policy, as the CUDA allocator's (engine/cuda/allocator.h) but for host memory:
-//   - blocks of at least kMinCachedBytes (1 MiB) and at most an eighth of the limit are
-//     rounded up to 64 KiB and, when freed, kept on a free list by size; smaller ones go
-//     straight to malloc/free (glibc keeps those in its own bins), and so do larger ones: a
-//     block that big is usually a one-off (a bank of embeddings being built, a checkpoint
-//     being read) that would otherwise stay resident unused;
-//   - a request takes the smallest cached block that fits, if it exceeds the request by at
-//     most a sixteenth (a 4 MiB request does not pin a 1 GiB block); blocks are not split,
-//     which costs some peak memory where glibc would carve a small request out of a freed
-//     large block (ResNet-50 training, batch 8: 1.46 GB peak against 1.35 GB without it);
-//   - at most limit() bytes stay cached (an eighth of physical memory, at most 4 GiB;
-//     ENGINE_CPU_CACHE_MB overrides): a freed block is kept and, beyond the limit, the
-//     largest of the blocks cached before it are freed to make room;
-//   - a failed allocation frees the whole cache and tries once more;
+// The policy (the block mechanics are engine/block_pool.h's, shared with the CUDA allocator):
+//   - requests of at least kMinCachedBytes (1 MiB) and at most an eighth of the limit come
+//     from the pool: segments of 20 MiB (a request of 10 MiB or more: its own size, rounded up
+//     to 2 MiB) split into blocks of whole kGranule (4 KiB) pages; a freed block merges with
+//     its free neighbours and serves any later request it covers, so an early, large
+//     activation's memory also serves the smaller ones after it (ResNet-18 inference, batch 8:
+//     peak 215 MB when freed blocks were only reused for requests of about their size);
+//   - smaller requests go straight to malloc/free (glibc keeps those in its own bins), and so do
+//     larger ones: a block that big is usually a one-off (a bank of embeddings being built, a
+//     checkpoint being read) that would otherwise stay resident unused;
+//   - at most limit() free bytes stay mapped (an eighth of physical memory, at most 4 GiB;
+//     ENGINE_CPU_CACHE_MB overrides): beyond it, whole free segments go back to malloc, the
+//     largest first (free space inside a segment that is partly in use stays);
+//   - a failed allocation gives every whole free segment back and tries once more;
 //   - ENGINE_CPU_NO_CACHE=1 turns the cache off, so valgrind sees every block as its own (a
 //     use after free in a cached block would go unnoticed); AddressSanitizer builds have it
 //     off always.
@@ -32,26 +32,27 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <mutex>
+
+#include "engine/block_pool.h"
 
 namespace engine {
 
 struct HostCacheStats {
-  size_t cached_bytes = 0;  // held on the free lists now
-  int64_t hits = 0;         // requests served from the free lists
-  int64_t misses = 0;       // cacheable requests that went to malloc
+  size_t cached_bytes = 0;    // free bytes in the pool's segments now
+  size_t reserved_bytes = 0;  // bytes in the pool's segments: in use + cached
+  int64_t hits = 0;           // pool requests served from free blocks
+  int64_t misses = 0;         // pool requests that had to take a new segment from malloc
 };
 
 class HostBlockCache {
  public:
   static constexpr size_t kMinCachedBytes = size_t(1) << 20;
-  static constexpr size_t kGranule = size_t(64) << 10;
+  static constexpr size_t kGranule = size_t(4) << 10;  // one page
   static constexpr size_t kAlign = 64;  // one cache line; also what AVX-512 loads like
 
   HostBlockCache();  // reads ENGINE_CPU_NO_CACHE and ENGINE_CPU_CACHE_MB
   HostBlockCache(bool enabled, size_t limit_bytes);
-  ~HostBlockCache();
   HostBlockCache(const HostBlockCache&) = delete;
   HostBlockCache& operator=(const HostBlockCache&) = delete;
 
@@ -59,23 +60,22 @@ class HostBlockCache {
   void* allocate(size_t nbytes);
   // A block from allocate() with the same nbytes.
   void release(void* ptr, size_t nbytes);
-  void empty();  // frees every cached block
+  void empty();  // gives every whole free segment back to malloc
 
   HostCacheStats stats();
   bool enabled() const { return enabled_; }
   size_t limit() const { return limit_; }
-  // What a block serving nbytes really occupies (cacheable sizes round up to 64 KiB).
+  // What a request of nbytes asks malloc or the pool for: pool sizes round up to whole pages
+  // (the block handed out may be up to 1 MiB larger still: a smaller rest is not split off).
   static size_t block_size(size_t nbytes);
 
  private:
-  bool cacheable_size(size_t bytes) const;  // a block of this size goes on the free lists
-  void trim_locked(size_t limit);  // frees the largest cached blocks until at most `limit`
+  bool from_pool(size_t nbytes) const;  // a request of this size is served by the pool
 
   bool enabled_;
   size_t limit_;
   std::mutex mu_;
-  std::multimap<size_t, void*> free_;  // cached blocks by block_size
-  HostCacheStats stats_;
+  BlockPool pool_;
 };
 
 // The process-wide cache behind every CPU tensor (never destroyed: tensors held in statics are

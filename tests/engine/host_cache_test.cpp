@@ -1,5 +1,5 @@
-// engine/host_cache.h: large host blocks are reused for requests of (nearly) their size, small
-// ones never cached, the limit holds, and the switch turns it all off.
+// engine/host_cache.h: large host blocks are reused (split and merged by engine/block_pool.h),
+// small ones never cached, the limit holds, and the switch turns it all off.
 #include "engine/host_cache.h"
 
 #include <gtest/gtest.h>
@@ -19,36 +19,42 @@ TEST(HostCache, BlockSizesRoundUp) {
   EXPECT_EQ(HostBlockCache::block_size(0), 64u);
   EXPECT_EQ(HostBlockCache::block_size(65), 128u);
   EXPECT_EQ(HostBlockCache::block_size(kMiB), kMiB);
-  EXPECT_EQ(HostBlockCache::block_size(kMiB + 1), kMiB + (64u << 10));
+  EXPECT_EQ(HostBlockCache::block_size(kMiB + 1), kMiB + HostBlockCache::kGranule);
 }
 
 TEST(HostCache, ReusesALargeBlockForTheSameSize) {
-  HostBlockCache cache(true, 64 * kMiB);
+  HostBlockCache cache(true, 256 * kMiB);
   void* a = cache.allocate(3 * kMiB + 5);
   ASSERT_EQ(reinterpret_cast<uintptr_t>(a) % HostBlockCache::kAlign, 0u);
   std::memset(a, 1, 3 * kMiB + 5);  // the whole request is usable
+  EXPECT_EQ(cache.stats().reserved_bytes, 20 * kMiB);  // one segment
   cache.release(a, 3 * kMiB + 5);
-  EXPECT_EQ(cache.stats().cached_bytes, HostBlockCache::block_size(3 * kMiB + 5));
-  void* b = cache.allocate(3 * kMiB);  // the same 64 KiB class
+  EXPECT_EQ(cache.stats().cached_bytes, 20 * kMiB);  // the whole segment is free again
+  void* b = cache.allocate(3 * kMiB);
   EXPECT_EQ(b, a);
   EXPECT_EQ(cache.stats().hits, 1);
-  EXPECT_EQ(cache.stats().cached_bytes, 0u);
+  EXPECT_EQ(cache.stats().misses, 1);
   cache.release(b, 3 * kMiB);
 }
 
-TEST(HostCache, DoesNotHandOutBlocksFarLargerThanTheRequest) {
-  HostBlockCache cache(true, 64 * kMiB);
-  void* big = cache.allocate(8 * kMiB);
-  cache.release(big, 8 * kMiB);
-  void* small = cache.allocate(4 * kMiB);  // 8 MiB exceeds 4 MiB by more than a sixteenth
-  EXPECT_NE(small, big);
-  EXPECT_EQ(cache.stats().hits, 0);
-  EXPECT_EQ(cache.stats().misses, 2);
-  EXPECT_EQ(cache.stats().cached_bytes, 8 * kMiB);  // still there for an 8 MiB request
-  void* again = cache.allocate(8 * kMiB);
+// The point of splitting: an early large block, once freed, serves the smaller requests after
+// it instead of sitting unused while new memory is taken for them.
+TEST(HostCache, AFreedLargeBlockServesSmallerRequests) {
+  HostBlockCache cache(true, 256 * kMiB);
+  void* big = cache.allocate(12 * kMiB);  // 10 MiB or more: a segment of its own size
+  EXPECT_EQ(cache.stats().reserved_bytes, 12 * kMiB);
+  cache.release(big, 12 * kMiB);
+  void* a = cache.allocate(5 * kMiB);
+  void* b = cache.allocate(7 * kMiB);
+  EXPECT_EQ(a, big);
+  EXPECT_EQ(static_cast<char*>(b), static_cast<char*>(big) + 5 * kMiB);
+  EXPECT_EQ(cache.stats().reserved_bytes, 12 * kMiB);
+  EXPECT_EQ(cache.stats().misses, 1);
+  cache.release(a, 5 * kMiB);
+  cache.release(b, 7 * kMiB);
+  void* again = cache.allocate(12 * kMiB);  // merged back: the large request fits again
   EXPECT_EQ(again, big);
-  cache.release(small, 4 * kMiB);
-  cache.release(again, 8 * kMiB);
+  cache.release(again, 12 * kMiB);
 }
 
 TEST(HostCache, SmallBlocksGoStraightBackToMalloc) {
@@ -60,25 +66,23 @@ TEST(HostCache, SmallBlocksGoStraightBackToMalloc) {
   EXPECT_EQ(cache.stats().misses, 0);  // not a cacheable request at all
 }
 
-// A freed block is kept (if it is at most an eighth of the limit); older cached blocks make
-// room, the largest first.
-TEST(HostCache, KeepsAtMostItsLimitFreeingTheLargestFirst) {
-  HostBlockCache cache(true, 16 * kMiB);  // blocks up to 2 MiB are cached
+// Free memory is kept up to the limit; beyond it whole free segments go back to malloc, the
+// largest first. Requests above an eighth of the limit never come from the pool.
+TEST(HostCache, KeepsAtMostItsLimitFree) {
+  HostBlockCache cache(true, 16 * kMiB);  // requests up to 2 MiB, segments of 2 MiB
   std::vector<void*> twos;
-  for (int i = 0; i < 8; ++i) twos.push_back(cache.allocate(2 * kMiB));
-  void* one = cache.allocate(kMiB);
+  for (int i = 0; i < 9; ++i) twos.push_back(cache.allocate(2 * kMiB));
+  EXPECT_EQ(cache.stats().reserved_bytes, 18 * kMiB);
   for (void* p : twos) cache.release(p, 2 * kMiB);
-  EXPECT_EQ(cache.stats().cached_bytes, 16 * kMiB);
-  cache.release(one, kMiB);  // 17 > 16: one cached 2 MiB block makes room for the newest
-  EXPECT_EQ(cache.stats().cached_bytes, 15 * kMiB);
-  EXPECT_EQ(cache.allocate(kMiB), one);  // the newest is there
-  cache.release(one, kMiB);
-  void* big = cache.allocate(3 * kMiB);  // above an eighth of the limit: never cached
+  EXPECT_EQ(cache.stats().cached_bytes, 16 * kMiB);  // the ninth free segment went back
+  EXPECT_EQ(cache.stats().reserved_bytes, 16 * kMiB);
+  void* big = cache.allocate(3 * kMiB);  // above an eighth of the limit: plain malloc
   cache.release(big, 3 * kMiB);
-  EXPECT_EQ(cache.stats().cached_bytes, 15 * kMiB);
-  EXPECT_EQ(cache.stats().misses, 9);  // the 3 MiB request was not a cacheable one
+  EXPECT_EQ(cache.stats().misses, 9);
+  EXPECT_EQ(cache.stats().reserved_bytes, 16 * kMiB);
   cache.empty();
   EXPECT_EQ(cache.stats().cached_bytes, 0u);
+  EXPECT_EQ(cache.stats().reserved_bytes, 0u);
 }
 
 TEST(HostCache, DisabledCachesNothing) {
