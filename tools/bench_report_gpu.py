@@ -275,7 +275,7 @@ def model_section(run, bench, slower):
         "theirs (above 1.00 ours is faster), ours being the faster of our two kernel choices (named). "
         "Peak MiB = the most memory held by live tensors during the steps, counted from before the model "
         "was built (each side's caching allocator: weights, inputs, gradients, optimizer state, "
-        "activations, cuBLAS/cuDNN workspaces; ours in its size classes, 2 MiB granules above 1 MiB)."
+        "activations, cuBLAS/cuDNN workspaces; both count blocks at their size rounded up to 512 B)."
         % step_counts(run.find(bench=bench)),
         "",
         table(header, rows)]

@@ -28,7 +28,8 @@
 // Memory: the engine's caching allocator (engine/cuda/runtime.h). The cache is emptied before
 // each benchmark; peak_mib = the highest bytes held by live tensors during the steps, counted
 // from before the model was built (weights, inputs, gradients, AdamW state, activations and
-// library workspaces, in the allocator's size classes: 2 MiB granules above 1 MiB);
+// library workspaces, each block counted at its size rounded up to 512 B, as PyTorch's
+// max_memory_allocated counts);
 // reserved_mib = what the allocator holds from cudaMalloc at the end (live + cached).
 // Output: JSON {"context": {...}, "results": [...]}, one record per benchmark, rewritten after
 // each (so a run stopped by a time limit keeps what it measured). Exit status: 0, 1 when a

@@ -13,10 +13,24 @@ namespace engine::cuda {
 
 namespace {
 
-constexpr size_t kSmallGranule = 512;             // below kLargeFrom
-constexpr size_t kLargeGranule = 2 << 20;         // 2 MiB, the GPU's large page
-constexpr size_t kLargeFrom = 1 << 20;            // 1 MiB
-constexpr double kMiB = 1024.0 * 1024.0;
+constexpr size_t kGranule = 512;
+constexpr size_t kMiB = size_t(1) << 20;
+constexpr size_t kSmallRequest = kMiB;  // up to this: the small pool
+
+// Small requests share 2 MiB segments; a rest of one granule is worth splitting off.
+BlockPool::Policy small_policy() {
+  return {kGranule, kGranule, [](size_t bytes) { return std::max(bytes, 2 * kMiB); }};
+}
+
+// Large requests: 20 MiB segments below 10 MiB, else a segment of their own rounded up to
+// 2 MiB (the GPU's large page); rests under 1 MiB stay with their block (a rest that small
+// would only ever serve the small pool's requests).
+BlockPool::Policy large_policy() {
+  return {kGranule, kMiB, [](size_t bytes) {
+            if (bytes < 10 * kMiB) return 20 * kMiB;
+            return (bytes + 2 * kMiB - 1) / (2 * kMiB) * (2 * kMiB);
+          }};
+}
 
 bool env_on(const char* name) {
   const char* v = std::getenv(name);
@@ -25,106 +39,131 @@ bool env_on(const char* name) {
 
 std::string mib(size_t bytes) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f", bytes / kMiB);
+  std::snprintf(buf, sizeof buf, "%.1f", bytes / double(kMiB));
   return buf;
+}
+
+void cuda_free_nothrow(void* ptr) {
+  const cudaError_t status = cudaFree(ptr);
+  // At process exit the runtime may be gone already; that is not worth a message.
+  if (status != cudaSuccess && status != cudaErrorCudartUnloading)
+    std::fprintf(stderr, "engine: cudaFree failed: %s\n", cudaGetErrorString(status));
 }
 
 }  // namespace
 
 CachingAllocator::CachingAllocator()
-    : caching_(!env_on("ENGINE_CUDA_NO_CACHE")), poison_(env_on("ENGINE_CUDA_POISON")) {}
+    : caching_(!env_on("ENGINE_CUDA_NO_CACHE")),
+      poison_(env_on("ENGINE_CUDA_POISON")),
+      small_(small_policy(), {[this](size_t bytes) { return device_malloc(bytes); },
+                              [](void* ptr, size_t) { cuda_free_nothrow(ptr); }}),
+      large_(large_policy(), {[this](size_t bytes) { return device_malloc(bytes); },
+                              [](void* ptr, size_t) { cuda_free_nothrow(ptr); }}) {}
 
 size_t CachingAllocator::round_size(size_t nbytes) {
-  if (nbytes == 0) return kSmallGranule;  // a real, distinct pointer even for empty tensors
-  const size_t g = nbytes < kLargeFrom ? kSmallGranule : kLargeGranule;
-  return (nbytes + g - 1) / g * g;
+  // At least one granule: a real, distinct pointer even for empty tensors.
+  return std::max<size_t>((nbytes + kGranule - 1) / kGranule, 1) * kGranule;
 }
 
 void* CachingAllocator::allocate(size_t nbytes) {
-  // Without the cache, the exact size: then compute-sanitizer also catches an overrun that
-  // would land in a size class's slack.
-  const size_t size = caching_ ? round_size(nbytes) : std::max<size_t>(nbytes, 1);
   std::lock_guard<std::mutex> lock(mu_);
   void* ptr = nullptr;
-  size_t got = size;
-  // The smallest cached block that fits, unless it would waste more than a quarter.
-  auto it = free_.lower_bound(size);
-  if (it != free_.end() && it->first <= size + size / 4) {
-    got = it->first;
-    ptr = it->second;
-    free_.erase(it);
-    ++stats_.cache_hits;
+  size_t size = 0;
+  if (caching_) {
+    size = round_size(nbytes);
+    BlockPool& pool = size <= kSmallRequest ? small_ : large_;
+    ptr = pool.allocate(size);
+    if (ptr == nullptr) {  // out of memory: give the free segments back, try once more
+      unmap_free_segments_locked();
+      ptr = pool.allocate(size);
+    }
   } else {
+    // The exact size: then compute-sanitizer also catches an overrun that would land in a
+    // block's rounding.
+    size = std::max<size_t>(nbytes, 1);
     ptr = device_malloc(size);
+    if (ptr != nullptr) {
+      exact_.emplace(ptr, size);
+      stats_.in_use += size;
+      stats_.reserved += size;
+      ++stats_.device_mallocs;
+    }
   }
-  live_.emplace(ptr, got);
-  stats_.in_use += got;
-  if (stats_.in_use > stats_.peak) stats_.peak = stats_.in_use;
-  if (poison_) KCUDA_CHECK(cudaMemsetAsync(ptr, 0xFF, got, kernels::cuda::stream()));
+  if (ptr == nullptr) {
+    size_t free_dev = 0, total_dev = 0;
+    cudaMemGetInfo(&free_dev, &total_dev);
+    fail("CUDA out of memory: asked for ", mib(size), " MiB, ", mib(stats_.in_use),
+         " MiB in use, ", mib(stats_.reserved), " MiB reserved, ", mib(free_dev),
+         " MiB free on device (of ", mib(total_dev),
+         " MiB); use a smaller batch or image size, or free tensors that are no longer needed");
+  }
+  update_stats_locked();
+  if (poison_) KCUDA_CHECK(cudaMemsetAsync(ptr, 0xFF, size, kernels::cuda::stream()));
   return ptr;
 }
 
 void* CachingAllocator::device_malloc(size_t bytes) {
   void* ptr = nullptr;
-  cudaError_t status = cudaMalloc(&ptr, bytes);
-  if (status == cudaErrorMemoryAllocation && !free_.empty()) {
-    cudaGetLastError();  // not sticky; clear it before retrying
-    free_cached_locked();
-    status = cudaMalloc(&ptr, bytes);
-  }
+  const cudaError_t status = cudaMalloc(&ptr, bytes);
   if (status == cudaErrorMemoryAllocation) {
-    cudaGetLastError();
-    size_t free_dev = 0, total_dev = 0;
-    cudaMemGetInfo(&free_dev, &total_dev);
-    fail("CUDA out of memory: asked for ", mib(bytes), " MiB, ", mib(stats_.in_use),
-         " MiB in use, ", mib(stats_.reserved), " MiB reserved, ", mib(free_dev),
-         " MiB free on device (of ", mib(total_dev),
-         " MiB); use a smaller batch or image size, or free tensors that are no longer needed");
+    cudaGetLastError();  // not sticky; clear it
+    return nullptr;
   }
   KCUDA_CHECK(status);
-  stats_.reserved += bytes;
-  ++stats_.device_mallocs;
   return ptr;
 }
 
 void CachingAllocator::release(void* ptr) {
   if (!ptr) return;
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = live_.find(ptr);
-  if (it == live_.end()) {
+  if (caching_) {
+    if (small_.release(ptr) == 0 && large_.release(ptr) == 0)
+      std::fprintf(stderr, "engine: CUDA free of %p, which this allocator did not hand out\n", ptr);
+    update_stats_locked();
+    return;
+  }
+  auto it = exact_.find(ptr);
+  if (it == exact_.end()) {
     std::fprintf(stderr, "engine: CUDA free of %p, which this allocator did not hand out\n", ptr);
     return;
   }
   const size_t size = it->second;
-  live_.erase(it);
-  stats_.in_use -= size;
-  if (caching_) {
-    free_.emplace(size, ptr);
-    return;
-  }
+  exact_.erase(it);
   // No cache: give it back now. Wait for queued work first, which may still use the block.
-  cudaError_t status = wait_for_stream_nothrow();
-  if (status == cudaSuccess) status = cudaFree(ptr);
-  // At process exit the runtime may be gone already; that is not worth a message.
-  if (status != cudaSuccess && status != cudaErrorCudartUnloading)
-    std::fprintf(stderr, "engine: cudaFree failed: %s\n", cudaGetErrorString(status));
+  const cudaError_t status = wait_for_stream_nothrow();
+  if (status == cudaSuccess) {
+    cuda_free_nothrow(ptr);
+  } else if (status != cudaErrorCudartUnloading) {
+    std::fprintf(stderr, "engine: CUDA error before a free: %s\n", cudaGetErrorString(status));
+  }
+  stats_.in_use -= size;
   stats_.reserved -= size;
 }
 
-void CachingAllocator::free_cached_locked() {
-  if (free_.empty()) return;
+void CachingAllocator::unmap_free_segments_locked() {
+  if (small_.stats().free_bytes() + large_.stats().free_bytes() == 0) return;
   // Work queued on the stream may still read blocks freed by the host a moment ago.
   wait_for_stream();
-  for (auto& [size, ptr] : free_) {
-    KCUDA_CHECK(cudaFree(ptr));
-    stats_.reserved -= size;
+  small_.unmap_free_segments();
+  large_.unmap_free_segments();
+  update_stats_locked();
+}
+
+void CachingAllocator::update_stats_locked() {
+  if (caching_) {  // (without the cache, allocate and release keep stats_ themselves)
+    const BlockPoolStats& s = small_.stats();
+    const BlockPoolStats& l = large_.stats();
+    stats_.in_use = s.allocated + l.allocated;
+    stats_.reserved = s.reserved + l.reserved;
+    stats_.device_mallocs = size_t(s.segments_mapped + l.segments_mapped);
+    stats_.cache_hits = size_t(s.hits + l.hits);
   }
-  free_.clear();
+  stats_.peak = std::max(stats_.peak, stats_.in_use);
 }
 
 void CachingAllocator::empty_cache() {
   std::lock_guard<std::mutex> lock(mu_);
-  free_cached_locked();
+  unmap_free_segments_locked();
 }
 
 MemoryStats CachingAllocator::stats() {

@@ -25,15 +25,16 @@
 namespace engine::cuda {
 
 struct MemoryStats {
-  size_t in_use = 0;          // bytes in blocks held by tensors (rounded to size classes)
+  size_t in_use = 0;          // bytes in blocks held by tensors (sizes rounded up to 512 B)
   size_t peak = 0;            // highest in_use since start or reset_peak_memory()
   size_t reserved = 0;        // bytes held from cudaMalloc: in use + cached
-  size_t device_mallocs = 0;  // cudaMalloc calls so far (cache misses)
-  size_t cache_hits = 0;      // allocations served from the cache
+  size_t device_mallocs = 0;  // cudaMalloc calls so far (segments; cache misses)
+  size_t cache_hits = 0;      // allocations served from cached free blocks
 };
 MemoryStats memory_stats();
 void reset_peak_memory();
-// Returns cached free blocks to the driver (reserved drops to in_use).
+// Returns the cached segments that are wholly free to the driver (reserved drops to in_use plus
+// the free space inside segments that still hold a live block).
 void empty_cache();
 // False under ENGINE_CUDA_NO_CACHE=1.
 bool caching_enabled();
