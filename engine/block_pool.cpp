@@ -63,13 +63,15 @@ BlockPool::Block* BlockPool::map_segment(size_t size) {
 // `block` is free and no longer in free_. Its front `size` bytes are handed out; a rest of at
 // least min_split becomes a free block right after it in the same segment.
 BlockPool::Block* BlockPool::take(Block* block, size_t size) {
-  if (const size_t rest_size = block->size - size; rest_size > 0 && rest_size >= policy_.min_split) {
-    auto rest = std::make_unique<Block>(Block{block->ptr + size, rest_size, true, block, block->next});
+  const size_t rest_size = block->size - size;
+  if (rest_size > 0 && rest_size >= policy_.min_split) {
+    char* rest_ptr = block->ptr + size;
+    auto rest = std::make_unique<Block>(Block{rest_ptr, rest_size, true, block, block->next});
     if (block->next != nullptr) block->next->prev = rest.get();
     block->next = rest.get();
     block->size = size;
     free_.insert(rest.get());
-    blocks_.emplace(rest->ptr, std::move(rest));
+    blocks_.emplace(rest_ptr, std::move(rest));
   }
   block->free = false;
   stats_.allocated += block->size;

@@ -88,8 +88,8 @@ class BlockPool {
   };
   struct BySizeThenAddress {
     bool operator()(const Block* a, const Block* b) const {
-      return a->size != b->size ? a->size < b->size
-                                : reinterpret_cast<uintptr_t>(a->ptr) < reinterpret_cast<uintptr_t>(b->ptr);
+      if (a->size != b->size) return a->size < b->size;
+      return reinterpret_cast<uintptr_t>(a->ptr) < reinterpret_cast<uintptr_t>(b->ptr);
     }
   };
 
