@@ -190,10 +190,12 @@ constexpr WinogradThresholds kForward{0.75, 0.3}, kData{0.75, 0.3}, kWeight{0.75
 // Either variant keeps its A * A transformed filters (the weight gradient: one copy per
 // thread) in a buffer that lives as long as the thread; above kWinogradFilterBytes for them it
 // is not used. Memory against speed: ResNet's 512 x 512 weight gradient in F(2x2) on 2 threads
-// needs 2 x 16.8 MB and saves ~2 ms of ~10 per layer (table above): ResNet-18's training step
-// 0.767x LibTorch's time at a 508 MB peak with it, 0.783x at 489 MB without (LibTorch: 496 MB;
-// paired runs, 2026-11-26 21:30). 16 MB leaves that layer to im2col.
-constexpr int64_t kWinogradFilterBytes = int64_t{16} << 20;
+// needs 2 x 16.8 MB and saves ~2 ms of ~10 per layer (table above). ResNet-18's training step,
+// paired with LibTorch (2026-11-26, 23:10): 0.74x / 0.71x LibTorch's time at a 502 MB peak with
+// it, 0.74x / 0.74x at 489 MB without (LibTorch: 518 MB). With the splitting host cache
+// (engine/block_pool.h) there is room for it now; at 16 MB it had kept ResNet-18's peak under
+// LibTorch's. On a machine with many threads the copies add up and the layer goes to im2col.
+constexpr int64_t kWinogradFilterBytes = int64_t{40} << 20;
 
 std::optional<WinogradTile> winograd_tile(const Conv2dShape& sh, int64_t column_bytes, Pass pass,
                                           int64_t elem_bytes) {
