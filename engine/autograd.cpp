@@ -134,6 +134,9 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
     check(static_cast<bool>(node->backward), "backward: the graph through '", node->name,
           "' was already freed; call backward(grad, /*retain_graph=*/true) the first time");
     std::vector<Tensor> grads = node->backward(g);
+    // Let go of the incoming gradient now: a view of it that is a leaf's gradient (a reshape's
+    // or a transpose's backward) is then the only user of its memory and is adopted, not copied.
+    g = Tensor();
     check(grads.size() == node->inputs.size(), "internal error: '", node->name, "' returned ",
           grads.size(), " gradients for ", node->inputs.size(), " inputs");
     for (size_t i = 0; i < grads.size(); ++i) {

@@ -173,6 +173,40 @@ TEST(Linear, GradCheck) {
       grad_check([](const std::vector<Tensor>& in) { return linear(in[0], in[1]); }, {x, w}));
 }
 
+// linear is one autograd node that saves the input only for the weight gradient and the weight
+// only for the input gradient: each subset of trainable arguments gets exactly its gradients
+// (a frozen backbone under a trainable head; a head whose input needs a gradient).
+TEST(Linear, GradientsOfEachTrainableSubset) {
+  const Tensor x0 = random({3, 4}, 73), w0 = random({2, 4}, 74), b0 = random({2}, 75);
+  Tensor full_x = x0.detach().requires_grad_(), full_w = w0.detach().requires_grad_();
+  Tensor full_b = b0.detach().requires_grad_();
+  Tensor full_y = linear(full_x, full_w, full_b);
+  sum(mul(full_y, full_y)).backward();
+  for (int mask = 1; mask < 8; ++mask) {
+    SCOPED_TRACE(testing::Message() << "x w b trainable: " << (mask & 1) << (mask >> 1 & 1)
+                                    << (mask >> 2 & 1));
+    Tensor x = x0.detach(), w = w0.detach(), b = b0.detach();
+    if (mask & 1) x.requires_grad_();
+    if (mask & 2) w.requires_grad_();
+    if (mask & 4) b.requires_grad_();
+    Tensor y = linear(x, w, b);
+    sum(mul(y, y)).backward();
+    EXPECT_EQ(x.grad().defined(), bool(mask & 1));
+    EXPECT_EQ(w.grad().defined(), bool(mask & 2));
+    EXPECT_EQ(b.grad().defined(), bool(mask & 4));
+    if (mask & 1) {
+      EXPECT_TRUE(all_close(x.grad().to_vector(), full_x.grad().to_vector(), 1e-13, 0));
+    }
+    if (mask & 2) {
+      EXPECT_TRUE(all_close(w.grad().to_vector(), full_w.grad().to_vector(), 1e-13, 0));
+      EXPECT_TRUE(w.grad().is_contiguous());
+    }
+    if (mask & 4) {
+      EXPECT_TRUE(all_close(b.grad().to_vector(), full_b.grad().to_vector(), 1e-13, 0));
+    }
+  }
+}
+
 // kernels::cpu::gemm splits a large product across the OpenMP team: along M or N when C is
 // big, along K (private partials, summed) when C is small. Each split, with every
 // transposition, beta 0 on a NaN-filled C (must be ignored, as BLAS does) and beta 0.5, on
