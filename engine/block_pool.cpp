@@ -47,10 +47,14 @@ void* BlockPool::allocate(size_t nbytes) {
 }
 
 BlockPool::Block* BlockPool::map_segment(size_t size) {
-  const size_t bytes = policy_.segment_size(size);
+  size_t bytes = policy_.segment_size(size);
   check(bytes >= size && bytes % policy_.granule == 0, "BlockPool: segment_size(", size,
         ") = ", bytes, " is smaller than the request or not a multiple of the granule");
   char* ptr = static_cast<char*>(source_.map(bytes));
+  if (ptr == nullptr && bytes > size) {  // nearly full: a segment of just the request may fit
+    bytes = size;
+    ptr = static_cast<char*>(source_.map(bytes));
+  }
   if (ptr == nullptr) return nullptr;
   auto block = std::make_unique<Block>(Block{ptr, bytes, true, nullptr, nullptr});
   Block* raw = block.get();

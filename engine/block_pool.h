@@ -15,7 +15,8 @@
 //   - a freed block merges with its free neighbours in the same segment, so a segment whose
 //     blocks are all free is one free block again, as large as when it was mapped;
 //   - a request that fits no free block maps a new segment of segment_size(request) bytes
-//     (larger than the request for small ones, so that later small requests share it);
+//     (larger than the request for small ones, so that later small requests share it), or,
+//     when the source has no room for that, a segment of just the request;
 //   - segments go back to the source only when asked (unmap_free_segments), and only whole
 //     free ones.
 //

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -22,10 +23,11 @@ struct WatchedSource {
   std::map<uintptr_t, size_t> mapped;  // address -> bytes
   int64_t maps = 0, unmaps = 0;
   bool out_of_memory = false;
+  size_t budget = SIZE_MAX;  // at most this many bytes mapped at once
 
   BlockPool::Source source() {
     return {[this](size_t bytes) -> void* {
-              if (out_of_memory) return nullptr;
+              if (out_of_memory || bytes > budget - mapped_bytes()) return nullptr;
               void* p = std::aligned_alloc(512, bytes);
               mapped[reinterpret_cast<uintptr_t>(p)] = bytes;
               ++maps;
@@ -139,6 +141,21 @@ TEST(BlockPool, OutOfMemoryReturnsNullAndChangesNothing) {
   EXPECT_EQ(pool.stats().reserved, before.reserved);
   EXPECT_EQ(pool.stats().segments_mapped, before.segments_mapped);
   pool.release(a);
+}
+
+// A nearly full device: no room for a whole new segment, but for one of just the request.
+TEST(BlockPool, WhenASegmentDoesNotFitOneOfTheRequestsSizeIsTried) {
+  WatchedSource src;
+  src.budget = 20 * kKiB;
+  BlockPool pool(test_policy(), src.source());
+  void* a = pool.allocate(12 * kKiB);  // a 16 KiB segment
+  void* b = pool.allocate(4 * kKiB);   // its rest
+  void* c = pool.allocate(3 * kKiB);   // 16 more would exceed the budget; 3 do not
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(src.mapped_bytes(), 19 * kKiB);
+  EXPECT_EQ(pool.allocate(2 * kKiB), nullptr);  // and now nothing fits at all
+  for (void* p : {a, b, c}) pool.release(p);
+  EXPECT_EQ(pool.unmap_free_segments(), 19 * kKiB);
 }
 
 TEST(BlockPool, ReleaseOfAForeignOrFreedPointerIsRefused) {
