@@ -55,10 +55,13 @@ void cuda_free_nothrow(void* ptr) {
 CachingAllocator::CachingAllocator()
     : caching_(!env_on("ENGINE_CUDA_NO_CACHE")),
       poison_(env_on("ENGINE_CUDA_POISON")),
-      small_(small_policy(), {[this](size_t bytes) { return device_malloc(bytes); },
-                              [](void* ptr, size_t) { cuda_free_nothrow(ptr); }}),
-      large_(large_policy(), {[this](size_t bytes) { return device_malloc(bytes); },
-                              [](void* ptr, size_t) { cuda_free_nothrow(ptr); }}) {}
+      small_(small_policy(), device_source()),
+      large_(large_policy(), device_source()) {}
+
+BlockPool::Source CachingAllocator::device_source() {
+  return {[this](size_t bytes) { return device_malloc(bytes); },
+          [](void* ptr, size_t) { cuda_free_nothrow(ptr); }};
+}
 
 size_t CachingAllocator::round_size(size_t nbytes) {
   // At least one granule: a real, distinct pointer even for empty tensors.
@@ -84,20 +87,21 @@ void* CachingAllocator::allocate(size_t nbytes) {
     ptr = device_malloc(size);
     if (ptr != nullptr) {
       exact_.emplace(ptr, size);
-      stats_.in_use += size;
-      stats_.reserved += size;
-      ++stats_.device_mallocs;
+      exact_stats_.in_use += size;
+      exact_stats_.reserved += size;
+      ++exact_stats_.device_mallocs;
     }
   }
+  const MemoryStats now = stats_locked();
   if (ptr == nullptr) {
     size_t free_dev = 0, total_dev = 0;
     cudaMemGetInfo(&free_dev, &total_dev);
-    fail("CUDA out of memory: asked for ", mib(size), " MiB, ", mib(stats_.in_use),
-         " MiB in use, ", mib(stats_.reserved), " MiB reserved, ", mib(free_dev),
+    fail("CUDA out of memory: asked for ", mib(size), " MiB, ", mib(now.in_use),
+         " MiB in use, ", mib(now.reserved), " MiB reserved, ", mib(free_dev),
          " MiB free on device (of ", mib(total_dev),
          " MiB); use a smaller batch or image size, or free tensors that are no longer needed");
   }
-  update_stats_locked();
+  peak_ = std::max(peak_, now.in_use);
   if (poison_) KCUDA_CHECK(cudaMemsetAsync(ptr, 0xFF, size, kernels::cuda::stream()));
   return ptr;
 }
@@ -119,7 +123,6 @@ void CachingAllocator::release(void* ptr) {
   if (caching_) {
     if (small_.release(ptr) == 0 && large_.release(ptr) == 0)
       std::fprintf(stderr, "engine: CUDA free of %p, which this allocator did not hand out\n", ptr);
-    update_stats_locked();
     return;
   }
   auto it = exact_.find(ptr);
@@ -136,8 +139,8 @@ void CachingAllocator::release(void* ptr) {
   } else if (status != cudaErrorCudartUnloading) {
     std::fprintf(stderr, "engine: CUDA error before a free: %s\n", cudaGetErrorString(status));
   }
-  stats_.in_use -= size;
-  stats_.reserved -= size;
+  exact_stats_.in_use -= size;
+  exact_stats_.reserved -= size;
 }
 
 void CachingAllocator::unmap_free_segments_locked() {
@@ -146,19 +149,20 @@ void CachingAllocator::unmap_free_segments_locked() {
   wait_for_stream();
   small_.unmap_free_segments();
   large_.unmap_free_segments();
-  update_stats_locked();
 }
 
-void CachingAllocator::update_stats_locked() {
-  if (caching_) {  // (without the cache, allocate and release keep stats_ themselves)
-    const BlockPoolStats& s = small_.stats();
-    const BlockPoolStats& l = large_.stats();
-    stats_.in_use = s.allocated + l.allocated;
-    stats_.reserved = s.reserved + l.reserved;
-    stats_.device_mallocs = size_t(s.segments_mapped + l.segments_mapped);
-    stats_.cache_hits = size_t(s.hits + l.hits);
+MemoryStats CachingAllocator::stats_locked() const {
+  MemoryStats s = exact_stats_;  // without the cache, allocate and release keep these
+  if (caching_) {                // with it, the pools know
+    const BlockPoolStats& sp = small_.stats();
+    const BlockPoolStats& lp = large_.stats();
+    s.in_use = sp.allocated + lp.allocated;
+    s.reserved = sp.reserved + lp.reserved;
+    s.device_mallocs = size_t(sp.segments_mapped + lp.segments_mapped);
+    s.cache_hits = size_t(sp.hits + lp.hits);
   }
-  stats_.peak = std::max(stats_.peak, stats_.in_use);
+  s.peak = peak_;
+  return s;
 }
 
 void CachingAllocator::empty_cache() {
@@ -168,12 +172,12 @@ void CachingAllocator::empty_cache() {
 
 MemoryStats CachingAllocator::stats() {
   std::lock_guard<std::mutex> lock(mu_);
-  return stats_;
+  return stats_locked();
 }
 
 void CachingAllocator::reset_peak() {
   std::lock_guard<std::mutex> lock(mu_);
-  stats_.peak = stats_.in_use;
+  peak_ = stats_locked().in_use;
 }
 
 void CachingAllocator::set_poison(bool on) {

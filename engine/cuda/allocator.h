@@ -56,16 +56,18 @@ class CachingAllocator {
   static size_t round_size(size_t nbytes);
 
  private:
+  BlockPool::Source device_source();  // cudaMalloc / cudaFree, for the pools
   void* device_malloc(size_t bytes);  // cudaMalloc; nullptr when the device is out of memory
   void unmap_free_segments_locked();  // waits for the stream, then cudaFree's whole free segments
-  void update_stats_locked();
+  MemoryStats stats_locked() const;   // from the pools (caching on) or exact_stats_
 
   std::mutex mu_;
   bool caching_ = true;
   bool poison_ = false;
   BlockPool small_, large_;                   // requests up to / above 1 MiB (caching on)
   std::unordered_map<void*, size_t> exact_;   // caching off: each block's exact size
-  MemoryStats stats_;
+  MemoryStats exact_stats_;                   // caching off: what exact_ holds
+  size_t peak_ = 0;                           // highest in_use since start or reset_peak
 };
 
 // The process-wide allocator (created on first use, never destroyed: tensors held in statics
