@@ -151,6 +151,27 @@ inline void transform_tile(const T* const (&src)[n][n], int64_t C, F f, T* dst, 
   }
 }
 
+// The way back, transform_tile's mirror: for each c < C, block[i][j] = src[(n * i + j) * plane
+// + c] (position xi = n * i + j's plane), out = F block F^T (n_out x n_out), and dst[i][j][c] =
+// out[i][j] + add[c].
+template <int n, int n_out, class T, class F>
+inline void untransform_tile(const T* src, int64_t plane, int64_t C, F f,
+                             T* const (&dst)[n_out][n_out], const T* add) {
+#pragma GCC ivdep
+  for (int64_t c = 0; c < C; ++c) {
+    T block[n][n], out[n_out][n_out];
+#pragma GCC unroll 8
+    for (int i = 0; i < n; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < n; ++j) block[i][j] = src[(n * i + j) * plane + c];
+    winograd::both_axes(block, out, f);
+#pragma GCC unroll 8
+    for (int i = 0; i < n_out; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < n_out; ++j) dst[i][j][c] = out[i][j] + add[c];
+  }
+}
+
 // V[xi][tile][ci] for the tiles [t0, t1): B^T d B of each tile's A x A input patch, channel by
 // channel. Taps in the padding read a row of zeros, so the channel loop has no branches.
 template <class W, class T>
@@ -188,20 +209,8 @@ void transform_outputs(const Problem<T>& pr, int64_t t0, int64_t t1, int64_t pla
         const int64_t p = m * th + a, q = m * tw + b;
         out[a][b] = p < pr.p && q < pr.q ? pr.y + ((n * pr.p + p) * pr.q + q) * K : discard;
       }
-    const T* mt = M + (t - t0) * K;
-#pragma GCC ivdep
-    for (int64_t k = 0; k < K; ++k) {
-      T s[A][A], yt[m][m];
-#pragma GCC unroll 8
-      for (int i = 0; i < A; ++i)
-#pragma GCC unroll 8
-        for (int j = 0; j < A; ++j) s[i][j] = mt[(A * i + j) * plane + k];
-      winograd::both_axes(s, yt, [](const T* in, T* o) { W::output(in, o); });
-#pragma GCC unroll 8
-      for (int a = 0; a < m; ++a)
-#pragma GCC unroll 8
-        for (int b = 0; b < m; ++b) out[a][b][k] = yt[a][b] + bias[k];
-    }
+    untransform_tile<A, m>(M + (t - t0) * K, plane, K,
+                           [](const T* in, T* o) { W::output(in, o); }, out, bias);
   }
 }
 
@@ -352,22 +361,14 @@ void backward_weight(const Conv2dShape& sh, const T* x, const T* dy, T* dw, int6
 #pragma omp parallel for schedule(static) if (plane * AA > kParallelWork)
     for (int64_t i = 0; i < AA * plane; ++i) dU[i] += add[i];
   }
+  const std::vector<T> zeros(static_cast<size_t>(C), T(0));
 #pragma omp parallel for schedule(static) if (plane * AA > kParallelWork)
   for (int64_t k = 0; k < K; ++k) {
-    T* out = dw + k * 9 * C;
-#pragma GCC ivdep
-    for (int64_t c = 0; c < C; ++c) {
-      T u[A][A], g[3][3];
-#pragma GCC unroll 8
-      for (int a = 0; a < A; ++a)
-#pragma GCC unroll 8
-        for (int b = 0; b < A; ++b) u[a][b] = dU[(A * a + b) * plane + k * C + c];
-      winograd::both_axes(u, g, [](const T* in, T* o) { W::filter_grad(in, o); });
-#pragma GCC unroll 3
-      for (int r = 0; r < 3; ++r)
-#pragma GCC unroll 3
-        for (int s = 0; s < 3; ++s) out[(r * 3 + s) * C + c] = g[r][s];
-    }
+    T* out[3][3];  // dw[k][r][s][.]
+    for (int r = 0; r < 3; ++r)
+      for (int s = 0; s < 3; ++s) out[r][s] = dw + (k * 9 + r * 3 + s) * C;
+    untransform_tile<A, 3>(dU + k * C, plane, C,
+                           [](const T* in, T* o) { W::filter_grad(in, o); }, out, zeros.data());
   }
 }
 
