@@ -31,6 +31,7 @@
 #pragma once
 
 #include "kernels/cuda/conv2d.h"
+#include "kernels/cuda/mma_tile.cuh"
 
 #if defined(__CUDACC__)
 #define CONV_HD __host__ __device__ __forceinline__
@@ -247,31 +248,9 @@ struct WgradView {
 };
 
 // ---- which elements a thread loads -----------------------------------------------------------
-// One operand tile is ROWS x BK (rows of A are m, rows of B are n). It is cut into chunks of 4
-// elements consecutive along the operand's contiguous axis (kk if kAlongK, else the row), and
-// chunk idx = tid + j*THREADS is slot j of thread tid. Consecutive threads take consecutive
-// chunks of a line, so a warp's loads are contiguous runs of memory. THREADS is a multiple of
-// the chunks per line, so a thread keeps the same position in its line for every slot: one
-// Moving (kAlongK) or one set of Fixed (otherwise) serves all its slots.
-template <class Op, int ROWS, int BK, int THREADS>
-struct TileSlots {
-  static constexpr bool kAlongK = Op::kAlongK;
-  static constexpr int kPerLine = kAlongK ? BK / 4 : ROWS / 4;  // chunks along the contiguous axis
-  static constexpr int E = ROWS * BK / (4 * THREADS);           // slots per thread
-  static_assert(BK % 4 == 0 && ROWS % 4 == 0, "chunks are 4 elements");
-  static_assert(E >= 1 && E * 4 * THREADS == ROWS * BK, "the threads cover the tile exactly");
-  static_assert(THREADS % kPerLine == 0, "a thread keeps its position along the line");
-  // Tile coordinates of element 0 of slot j (elements 1..3 follow along kk or along the row).
-  CONV_HD static int row(int tid, int j) {
-    const int idx = tid + j * THREADS;
-    return kAlongK ? idx / kPerLine : (idx % kPerLine) * 4;
-  }
-  CONV_HD static int kk(int tid, int j) {
-    const int idx = tid + j * THREADS;
-    return kAlongK ? (idx % kPerLine) * 4 : idx / kPerLine;
-  }
-};
-
+// Chunks of 4 elements along the operand's contiguous axis, chunk tid + j*THREADS is slot j of
+// thread tid (mma::TileSlots in mma_tile.cuh). A thread keeps the same position in its line for
+// every slot: one Moving (kAlongK) or one set of Fixed (otherwise) serves all its slots.
 // A thread's share of one operand: precomputed at the start, advanced by BK per k-tile.
 // VEC: a chunk is one 16-byte load, valid or zero as a whole (the launcher guarantees C and K
 // are multiples of 4 and the pointers 16-byte aligned, so a chunk never straddles a tap, an
@@ -280,7 +259,7 @@ struct TileSlots {
 // chunk each have their Fixed (computed once).
 template <class Op, int ROWS, int BK, int THREADS, bool VEC>
 struct TileLoader {
-  using Slots = TileSlots<Op, ROWS, BK, THREADS>;
+  using Slots = mma::TileSlots<Op::kAlongK, ROWS, BK, THREADS>;
   static constexpr int E = Slots::E;
   static constexpr int V = VEC ? 1 : 4;  // offsets per slot
   static constexpr bool kAlongK = Op::kAlongK;
@@ -324,40 +303,16 @@ struct TileLoader {
   }
 };
 
-// ---- mma.sync.m16n8k8 .row.col TF32 fragments (PTX ISA, "Matrix Fragments for mma.m16n8k8") --
-// With g = lane >> 2 (groupID) and t = lane & 3 (threadID_in_group), lane holds
-//   A (16x8, row-major): a0 (g, t)  a1 (g+8, t)  a2 (g, t+4)  a3 (g+8, t+4)      (row, k)
-//   B (8x8, "col"):      b0 (k=t, n=g)  b1 (k=t+4, n=g)
-//   C/D (16x8, fp32):    c0 (g, 2t)  c1 (g, 2t+1)  c2 (g+8, 2t)  c3 (g+8, 2t+1)  (row, n)
-CONV_HD int mma_a_row(int lane, int i) { return (lane >> 2) + 8 * (i & 1); }
-CONV_HD int mma_a_k(int lane, int i) { return (lane & 3) + 4 * (i >> 1); }
-CONV_HD int mma_b_k(int lane, int i) { return (lane & 3) + 4 * i; }
-CONV_HD int mma_b_n(int lane, int /*i*/) { return lane >> 2; }
-CONV_HD int mma_c_row(int lane, int i) { return (lane >> 2) + 8 * (i >> 1); }
-CONV_HD int mma_c_n(int lane, int i) { return 2 * (lane & 3) + (i & 1); }
-
-// Shared-memory layout of one TF32 operand tile (ROWS x BK) in one pipeline stage, fixed by
-// cp.async, which copies 16 contiguous bytes: kAlongK tiles are stored [row][kk] (4 kk per
-// chunk), the others [kk][row]. The padding makes the fragment reads conflict-free: a warp
-// reads (row g, kk t) for g < 8, t < 4, i.e. words g*kLd + t (kLd = BK+4 = 4*odd: 32 distinct
-// banks) or t*kLd + g (kLd = ROWS+8 = 8 mod 32: 32 distinct banks).
-template <bool kAlongK, int ROWS, int BK>
-struct Tf32Tile {
-  static constexpr int kLd = kAlongK ? BK + 4 : ROWS + 8;
-  static constexpr int kFloats = kAlongK ? ROWS * kLd : BK * kLd;
-  CONV_HD static int index(int row, int kk) { return kAlongK ? row * kLd + kk : kk * kLd + row; }
-};
-
-// The shared-memory index of fragment element i of lane for the 16x8 A block whose first row
-// is row0, and the 8x8 B block whose first column is n0, at k-step ks of the tile.
-template <class Tile>
-CONV_HD int mma_a_index(int row0, int ks, int lane, int i) {
-  return Tile::index(row0 + mma_a_row(lane, i), ks + mma_a_k(lane, i));
-}
-template <class Tile>
-CONV_HD int mma_b_index(int n0, int ks, int lane, int i) {
-  return Tile::index(n0 + mma_b_n(lane, i), ks + mma_b_k(lane, i));
-}
+// ---- mma.sync fragments and the TF32 shared-memory tiles (mma_tile.cuh) -----------------------
+using mma::mma_a_index;
+using mma::mma_a_k;
+using mma::mma_a_row;
+using mma::mma_b_index;
+using mma::mma_b_k;
+using mma::mma_b_n;
+using mma::mma_c_n;
+using mma::mma_c_row;
+using mma::Tf32Tile;
 
 // ---- launch plumbing shared by conv2d.cu and conv2d_tf32.cu ---------------------------------
 // One GEMM launch: grid (M tiles, Ncols tiles, splits of Kdim). Split z multiplies the kk range

@@ -7,12 +7,9 @@
 // cvt.rna.tf32.f32 as they leave shared memory; products are exact in the tensor core and
 // summed in fp32.
 //
-// Fragments (PTX ISA, "Matrix Fragments for mma.m16n8k8", .tf32; g = lane>>2, t = lane&3):
-//   A 16x8:  a0 (g, t)  a1 (g+8, t)  a2 (g, t+4)  a3 (g+8, t+4)            (row, k)
-//   B 8x8:   b0 (k=t, n=g)  b1 (k=t+4, n=g)
-//   C 16x8:  c0 (g, 2t)  c1 (g, 2t+1)  c2 (g+8, 2t)  c3 (g+8, 2t+1)         (row, n)
-// conv2d_gemm_view.cuh has these as functions (mma_a_row, ...); the CPU test replays a warp's
-// mma from them against a plain 16x8x8 product.
+// Fragments: which lane holds which element of A, B and C is in mma_tile.cuh (mma_a_row, ...,
+// from the PTX ISA's table); the CPU test replays a warp's mma from them against a plain
+// 16x8x8 product.
 //
 // Pipeline: Kdim is walked in 16-deep slices; cp.async copies each thread's chunks of a slice
 // straight from global to shared memory (16 bytes per chunk when C and K are multiples of 4,
@@ -22,12 +19,13 @@
 // stage is then refilled with slice t+STAGES-1 while slice t is multiplied.
 // Shared layout per stage: operands contiguous along kk (forward A and B, data A) as
 // [row][16+4], the others as [kk][rows+8]: cp.async writes 16 contiguous bytes, and the
-// fragment reads (row g, k t) hit 32 different banks (Tf32Tile in conv2d_gemm_view.cuh).
+// fragment reads (row g, k t) hit 32 different banks (Tf32Tile in mma_tile.cuh).
 // Shared memory: 4 x (20 KB forward, 18.5 KB data, 13 KB weight at 64x128) -> 2 blocks/SM.
 #include <string>
 
 #include "kernels/cuda/conv2d.h"
 #include "kernels/cuda/conv2d_gemm_view.cuh"
+#include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/labs_common.cuh"
 #include "kernels/cuda/mma_tf32.cuh"
 
@@ -39,32 +37,9 @@ using labs::ceil_div;
 
 constexpr int kBK = 16, kStages = 4;
 
-// ---- PTX wrappers (sm_80+); to_tf32 and mma_tf32 are in mma_tf32.cuh ----------------------
+// PTX wrappers: to_tf32 and mma_tf32 in mma_tf32.cuh, cp_async* in cp_async.cuh.
 using mma::mma_tf32;
 using mma::to_tf32;
-
-// Copy 16 (or 4) bytes global -> shared, asynchronously; when !valid nothing is read and the
-// destination is zero-filled (src-size 0), so `src` only has to be some valid address.
-__device__ __forceinline__ void cp_async16(float* dst, const float* src, bool valid) {
-  const unsigned s = unsigned(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src),
-               "r"(valid ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async4(float* dst, const float* src, bool valid) {
-  const unsigned s = unsigned(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(src),
-               "r"(valid ? 4 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() {
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {  // all but the N most recent groups landed
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-// ---- end of PTX wrappers ---------------------------------------------------------------------
 
 // Issue the copies of this thread's chunks of the loader's current slice into stage tile s.
 template <class L, class Tile, bool VEC>

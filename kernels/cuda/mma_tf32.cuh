@@ -15,6 +15,8 @@
 // keeps only ~3 decimal digits.
 #pragma once
 
+#include <cuda_runtime.h>
+
 #include <cstdint>
 
 namespace kernels::cuda::mma {

@@ -322,6 +322,7 @@ TEST(Conv2dMma, WarpTileFromSharedMemoryEqualsPlainProduct) {
   check_warp_tile<true, true>();    // forward: A and B stored [row][kk]
   check_warp_tile<true, false>();   // data gradient: B stored [kk][n]
   check_warp_tile<false, false>();  // weight gradient: both [kk][row]
+  check_warp_tile<false, true>();   // (matmul_tf32.cu with both operands transposed)
 }
 
 // ---- Part 2: the kernels on the GPU ------------------------------------------------------------
