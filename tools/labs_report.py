@@ -50,6 +50,8 @@ def reference(row):
     """(ms, name) of the same-run or baseline reference for a row, or (0, '')."""
     if row.get("cudnn_ms"):
         return row["cudnn_ms"], "cuDNN"
+    if row.get("cublas_ms"):
+        return row["cublas_ms"], "cuBLAS"
     if row.get("pytorch_ms"):
         return row["pytorch_ms"], "PyTorch"
     return 0, ""

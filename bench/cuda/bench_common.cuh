@@ -27,6 +27,7 @@ namespace bench {
 // The H100 numbers every floor is computed from (shared/GPU.md).
 constexpr double kPeakBytesPerS = 2.6e12;    // measured device-to-device copy
 constexpr double kPeakFp32FlopPerS = 67e12;  // datasheet, CUDA cores
+constexpr double kPeakTf32FlopPerS = 495e12;  // datasheet, dense TF32 tensor cores
 
 inline void ok(cudaError_t e, const char* what) {
   if (e != cudaSuccess) {
@@ -158,8 +159,11 @@ struct Row {
   double bytes = 0, flops = 0;
   double pytorch_ms = 0;  // 0 = no reference number
   bool valid = true;
+  std::string math = "fp32";  // "tf32": the FLOP floor is the tensor cores'
+  double cublas_ms = 0;       // cuBLAS on the same shape and math in the same run (0 = none)
   double floor_ms() const {
-    return 1e3 * std::max(bytes / kPeakBytesPerS, flops / kPeakFp32FlopPerS);
+    const double peak = math == "tf32" ? kPeakTf32FlopPerS : kPeakFp32FlopPerS;
+    return 1e3 * std::max(bytes / kPeakBytesPerS, flops / peak);
   }
 };
 
@@ -174,6 +178,7 @@ inline void print_row(const Row& r) {
               r.flops / (r.ms * 1e-3) / 1e12, r.floor_ms(), 100.0 * r.floor_ms() / r.ms);
   if (r.pytorch_ms > 0)
     std::printf("  x%.2f vs PyTorch %.3f ms", r.pytorch_ms / r.ms, r.pytorch_ms);
+  if (r.cublas_ms > 0) std::printf("  x%.2f vs cuBLAS %.3f ms", r.cublas_ms / r.ms, r.cublas_ms);
   if (!r.valid) std::printf("  INVALID");
   std::printf("\n");
 }
@@ -198,10 +203,11 @@ inline void write_json(const std::string& path, const char* family, const std::v
                  "    {\"op\": \"%s\", \"shape\": \"%s\", \"version\": %d, \"median_ms\": %.6f, "
                  "\"min_ms\": %.6f, \"bytes\": %.0f, \"flops\": %.0f, \"gbps\": %.2f, "
                  "\"tflops\": %.4f, \"floor_ms\": %.6f, \"pct_floor\": %.2f, \"pytorch_ms\": %.4f, "
-                 "\"valid\": %s}%s\n",
+                 "\"math\": \"%s\", \"cublas_ms\": %.6f, \"valid\": %s}%s\n",
                  r.op.c_str(), r.shape.c_str(), r.version, r.ms, r.min_ms, r.bytes, r.flops,
                  r.bytes / (r.ms * 1e-3) / 1e9, r.flops / (r.ms * 1e-3) / 1e12, r.floor_ms(),
-                 100.0 * r.floor_ms() / r.ms, r.pytorch_ms, r.valid ? "true" : "false",
+                 100.0 * r.floor_ms() / r.ms, r.pytorch_ms, r.math.c_str(), r.cublas_ms,
+                 r.valid ? "true" : "false",
                  i + 1 < rows.size() ? "," : "");
   }
   std::fprintf(f, "  ]\n}\n");

@@ -1,13 +1,21 @@
-// bench/cuda/matmul_bench.cu — validates and times the two GEMMs behind kernels::cuda::gemm:
-// version 1 = our tiled kernel (kernels/cuda/matmul.cu), version 2 = cuBLAS (plain FP32).
+// bench/cuda/matmul_bench.cu — validates and times the GEMMs behind kernels::cuda::gemm:
+//   version 1 = our tiled kernel, fp32 (kernels/cuda/matmul.cu)
+//   version 2 = cuBLAS, FP32 math
+//   version 3 = our TF32 tensor-core kernel (kernels/cuda/matmul_tf32.cu)
+//   version 4 = cuBLAS, TF32 tensor-op math
+// (3 and 4 are what the engine runs with ENGINE_CUDA_TF32=1, as PyTorch with allow_tf32.)
 //
 //   matmul_bench [--version V] [--shape NAME|all] [--reps 50] [--json FILE] [--no-check]
 //
 // Inputs uniform in [-1, 1); the reference is OpenBLAS in float64 (kernels/cpu/matmul) on the
-// same values. Shapes: squares, ConvNeXt-T stage-1 pointwise layers at batch 16 (forward and
-// the weight gradient, whose k = N*H*W is long) and a classifier head. The floor is FLOPs at
-// 67 TFLOP/s FP32 (or bytes at 2.6 TB/s when larger). The engine uses version 2 until version 1
-// is faster on these shapes (kernels/cuda/impl.h). Exit: 0 valid, 1 invalid, 77 no GPU.
+// same values; TF32 versions are held to k * 2^-11 absolute (2^-9 of sum |a| |b|, whose
+// expectation is k/4). Shapes: squares, ConvNeXt-T pointwise layers at batch 16 (stage 1
+// forward, and the weight gradients of stages 1 and 3, whose k = N*H*W is long: our kernels
+// split it, see kernels/cuda/matmul_args.cuh) and a classifier head. The floor is FLOPs at
+// 67 TFLOP/s FP32 or 495 TF32 (or bytes at 2.6 TB/s when larger). Each of ours is compared with
+// cuBLAS in the same math, same run. The engine uses cuBLAS until ours is faster on these
+// shapes (kernels/cuda/impl.h). Exit: 0 valid, 1 invalid, 77 no GPU.
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -30,6 +38,7 @@ const Case kCases[] = {
     {"pw_expand", 50176, 384, 96, false},   // [N*H*W, 96] @ [96, 384]
     {"pw_project", 50176, 96, 384, false},  // [N*H*W, 384] @ [384, 96]
     {"pw_wgrad", 96, 384, 50176, true},     // X^T [96, N*H*W] @ dY [N*H*W, 384]
+    {"pw_wgrad_s3", 1536, 384, 3136, true}, // stage 3: dY^T [1536, N*H*W] @ X [N*H*W, 384]
     {"head", 64, 1000, 768, false},
 };
 
@@ -41,7 +50,7 @@ int main(int argc, char** argv) {
   const std::string which = args.get("--shape", "all");
   const int reps = args.get_int("--reps", 50);
   const bool check = !args.has("--no-check");
-  const std::vector<int> versions = bench::versions(args, 2);
+  const std::vector<int> versions = bench::versions(args, 4);
   std::printf("matmul_bench on %s: float32, row-major\n", bench::device_name().c_str());
 
   cudaStream_t stream = kernels::cuda::stream();
@@ -67,10 +76,16 @@ int main(int argc, char** argv) {
     char shape[64];
     std::snprintf(shape, sizeof shape, "%s %ldx%ldx%ld", cs.name, long(m), long(n), long(k));
     const double flops = 2.0 * m * n * k, bytes = 4.0 * (m * k + k * n + m * n);
+    const size_t first = rows_out.size();
     for (int v : versions) {
       const int version = v == 0 ? 2 : v;  // 0 = the engine's default
+      const bool ours = version % 2 == 1, tf32 = version >= 3;
       kernels::cuda::set_impl(kernels::cuda::Family::Gemm,
-                              version == 1 ? kernels::cuda::Impl::Ours : kernels::cuda::Impl::Vendor);
+                              ours ? kernels::cuda::Impl::Ours : kernels::cuda::Impl::Vendor);
+      kernels::cuda::set_tf32(tf32);
+      if (ours)
+        std::printf("%s, version %d: %d split(s) of k\n", shape, version,
+                    kernels::cuda::gemm_ours_splits(m, n, k, kernels::DType::Float32));
       auto run = [&] {
         kernels::cuda::gemm(cs.trans_a, false, m, n, k, 1.0, d_a.get(), 0, lda, d_b.get(), 0, n,
                             0.0, d_c.get(), 0, n, kernels::DType::Float32);
@@ -80,15 +95,26 @@ int main(int argc, char** argv) {
         d_c.poison();
         bench::ok(cudaDeviceSynchronize(), "poison");
         run();
-        // Each side's float32 rounding grows like k * 2^-24 * |terms| in the worst case.
-        valid = bench::validate("C", d_c.download(), ref, 1e-5, 5e-7 * double(k));
+        // Each side's float32 rounding grows like k * 2^-24 * |terms| in the worst case; TF32
+        // operands keep 10 mantissa bits (see the header).
+        valid = tf32 ? bench::validate("C", d_c.download(), ref, 0, std::ldexp(double(k), -11))
+                     : bench::validate("C", d_c.download(), ref, 1e-5, 5e-7 * double(k));
         all_valid &= valid;
       }
       bench::Timing t = bench::time_it(run, stream, flusher, reps);
-      rows_out.push_back({version == 1 ? "gemm ours" : "gemm cuBLAS", shape, version, t.median_ms,
-                          t.min_ms, bytes, flops, 0, valid});
+      bench::Row row{"gemm", shape, ours ? version : -1, t.median_ms, t.min_ms, bytes, flops,
+                     0, valid};
+      row.math = tf32 ? "tf32" : "fp32";
+      rows_out.push_back(row);
     }
+    // Ours against cuBLAS in the same math (vendor rows carry version -1).
+    for (size_t i = first; i < rows_out.size(); ++i)
+      for (size_t j = first; j < rows_out.size(); ++j)
+        if (rows_out[i].version > 0 && rows_out[j].version < 0 &&
+            rows_out[i].math == rows_out[j].math)
+          rows_out[i].cublas_ms = rows_out[j].ms;
   }
+  kernels::cuda::set_tf32(false);
   bench::print_header();
   for (const auto& r : rows_out) bench::print_row(r);
   bench::write_json(args.get("--json", ""), "matmul", rows_out);

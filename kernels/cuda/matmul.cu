@@ -1,6 +1,6 @@
-// kernels/cuda/matmul.cu — GEMM: our tiled kernel and cuBLAS behind one call.
+// kernels/cuda/matmul.cu — GEMM: our kernels and cuBLAS behind one call.
 //
-// Ours ("version 1", gemm_tiled_kernel): the classic shared-memory SGEMM.
+// Ours, fp32 ("version 1", gemm_tiled_kernel): the classic shared-memory SGEMM.
 //   - A block computes a BM x BN tile of C with 256 threads; each thread owns TM x TN outputs
 //     (register blocking: per k it reads TM + TN values from shared memory and does TM*TN FMAs).
 //   - The thread's outputs are 2 x 2 blocks of (TM/2) x (TN/2), half a tile apart, so a warp's
@@ -12,15 +12,21 @@
 //     element map follows the operand's contiguous axis); rows are padded so the transposing
 //     stores do not hit one bank.
 //   - float: 128x128x8 tiles, 8x8 per thread; double: 64x64x8, 4x4 per thread.
-//   - Not yet: 128-bit global loads, tensor cores (TF32/BF16 wgmma), split-k for small m*n.
+//   - Not yet: 128-bit global loads.
+// Ours, TF32 ("version 3"): float32 when kernels::cuda::tf32() is on, on the tensor cores
+// (mma.sync, cp.async pipeline): matmul_tf32.cu.
+// Both split a long k over more blocks when the output alone has too few tiles to fill the GPU
+// (a Linear layer's weight gradient): split-K with a fixed-order sum, see matmul_args.cuh.
 // Vendor: cublasSgemm/cublasDgemm on the engine's stream with the operands swapped (row-major
-// C = A B is column-major C^T = B^T A^T), plain FP32 math mode.
+// C = A B is column-major C^T = B^T A^T), FP32 math, or TF32 tensor-op math when tf32() is on.
 // Cost at m = n = k = 4096 (float32): 137 GFLOP, 201 MB moved at least: ~2 ms at the H100's
 // ~67 TFLOP/s FP32 — compute-bound; smaller shapes are launch- and occupancy-bound.
 #include "kernels/cuda/matmul.h"
 
+#include <algorithm>
 #include <climits>
 
+#include "kernels/cuda/matmul_args.cuh"
 #include "kernels/cuda/pack.cuh"
 #include "kernels/cuda/runtime.h"
 
@@ -28,11 +34,12 @@ namespace kernels::cuda {
 
 namespace {
 
+using gemm_detail::GemmArgs;
+using gemm_detail::TileShape;
+
 template <class T, int BM, int BN, int BK, int TM, int TN>
 __global__ void __launch_bounds__((BM / TM) * (BN / TN))
-    gemm_tiled_kernel(bool trans_a, bool trans_b, int m, int n, int k, T alpha,
-                      const T* __restrict__ a, int64_t lda, const T* __restrict__ b, int64_t ldb,
-                      T beta, T* __restrict__ c, int64_t ldc) {
+    gemm_tiled_kernel(GemmArgs<T> p) {
   constexpr int NT = (BM / TM) * (BN / TN);  // threads per block
   constexpr int LA = BM * BK / NT;           // A elements each thread stages per slice
   constexpr int LB = BN * BK / NT;
@@ -43,6 +50,13 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
   __shared__ alignas(16) T As[2][BK][BM + PAD];
   __shared__ alignas(16) T Bs[2][BK][BN + PAD];
 
+  const bool trans_a = p.trans_a, trans_b = p.trans_b;
+  const int m = p.m, n = p.n;
+  const T* __restrict__ a = p.a;
+  const T* __restrict__ b = p.b;
+  const int64_t lda = p.lda, ldb = p.ldb;
+  const int k_begin = blockIdx.z * p.k_per_split;  // this block's split of k
+  const int k_end = min(k_begin + p.k_per_split, p.k);
   const int tid = threadIdx.x;
   const int tx = tid % (BN / TN), ty = tid / (BN / TN);  // thread's column / row block
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;  // tile origin in C
@@ -65,14 +79,14 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
       int mm, kk;
       a_pos(tid + i * NT, mm, kk);
       const int gm = m0 + mm, gk = k0 + kk;
-      ra[i] = gm < m && gk < k ? a[trans_a ? gk * lda + gm : gm * lda + gk] : T(0);
+      ra[i] = gm < m && gk < k_end ? a[trans_a ? gk * lda + gm : gm * lda + gk] : T(0);
     }
 #pragma unroll
     for (int i = 0; i < LB; ++i) {
       int nn, kk;
       b_pos(tid + i * NT, nn, kk);
       const int gn = n0 + nn, gk = k0 + kk;
-      rb[i] = gn < n && gk < k ? b[trans_b ? gn * ldb + gk : gk * ldb + gn] : T(0);
+      rb[i] = gn < n && gk < k_end ? b[trans_b ? gn * ldb + gk : gk * ldb + gn] : T(0);
     }
   };
   auto store_slice = [&](int buf) {
@@ -91,15 +105,15 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
   };
 
   T acc[TM][TN] = {};
-  const int slices = (k + BK - 1) / BK;
+  const int slices = k_end > k_begin ? (k_end - k_begin + BK - 1) / BK : 0;
   if (slices > 0) {
-    load_slice(0);
+    load_slice(k_begin);
     store_slice(0);
   }
   __syncthreads();
   for (int s = 0; s < slices; ++s) {
     const int buf = s & 1;
-    if (s + 1 < slices) load_slice((s + 1) * BK);
+    if (s + 1 < slices) load_slice(k_begin + (s + 1) * BK);
 #pragma unroll
     for (int kk = 0; kk < BK; ++kk) {
       T fa[TM], fb[TN];
@@ -120,6 +134,10 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
     __syncthreads();
   }
 
+  // Into C (alpha, beta applied), or the raw sums into this split's slice of the partials.
+  const bool to_c = p.partial == nullptr;
+  T* c = to_c ? p.c : p.partial + int64_t(blockIdx.z) * m * n;
+  const int64_t ldc = to_c ? p.ldc : n;
 #pragma unroll
   for (int i = 0; i < TM; ++i) {
     const int row = m0 + (i < HM ? ty * HM + i : BM / 2 + ty * HM + i - HM);
@@ -129,22 +147,86 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
       const int col = n0 + (j < HN ? tx * HN + j : BN / 2 + tx * HN + j - HN);
       if (col >= n) continue;
       T* out = c + row * ldc + col;
-      T v = alpha * acc[i][j];
-      if (beta != T(0)) v += beta * *out;  // beta == 0: C is never read (it may be NaN)
+      T v = acc[i][j];
+      if (to_c) {
+        v *= p.alpha;
+        if (p.beta != T(0)) v += p.beta * *out;  // beta == 0: C is never read (it may be NaN)
+      }
       *out = v;
     }
   }
 }
 
+// Split-K's second pass (matmul_args.cuh): C = alpha * (partial[0] + partial[1] + ...) + beta C,
+// the splits added in order, one thread per element of C (consecutive threads: consecutive
+// columns, so both the partials and C are read coalesced).
+template <class T>
+__global__ void gemm_reduce_splits(const T* __restrict__ partial, int splits, int m, int n,
+                                   T alpha, T beta, T* __restrict__ c, int64_t ldc) {
+  const int64_t mn = int64_t(m) * n;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < mn;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    T sum = 0;
+    for (int z = 0; z < splits; ++z) sum += partial[z * mn + i];
+    T* out = c + (i / n) * ldc + i % n;
+    T v = alpha * sum;
+    if (beta != T(0)) v += beta * *out;
+    *out = v;
+  }
+}
+
 template <class T, int BM, int BN, int BK, int TM, int TN>
-void launch_tiled(bool ta, bool tb, int m, int n, int k, T alpha, const T* a, int64_t lda,
-                  const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+void launch_tiled(const GemmArgs<T>& args, int splits, cudaStream_t s) {
   constexpr int threads = (BM / TM) * (BN / TN);
-  const dim3 grid((n + BN - 1) / BN, (m + BM - 1) / BM);
-  if (grid.y > 65535) raise("gemm: m = " + std::to_string(m) + " is too large for one launch");
-  gemm_tiled_kernel<T, BM, BN, BK, TM, TN>
-      <<<grid, threads, 0, stream()>>>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  const dim3 grid((args.n + BN - 1) / BN, (args.m + BM - 1) / BM, splits);
+  if (grid.y > 65535 || splits > 65535)
+    raise("gemm: m = " + std::to_string(args.m) + " is too large for one launch");
+  gemm_tiled_kernel<T, BM, BN, BK, TM, TN><<<grid, threads, 0, s>>>(args);
   KCUDA_CHECK_LAUNCH("gemm (ours)");
+}
+
+// Split-K (matmul_args.cuh) only where the output tiles leave most of the GPU idle: fewer
+// blocks than SMs. Then enough splits for two waves of blocks, each split at least
+// kMinSplitK deep (shallower, the partial sums cost more traffic than the split saves), the
+// partials under kMaxPartialBytes.
+constexpr int kMinSplitK = 512;
+constexpr int64_t kMaxPartialBytes = int64_t(64) << 20;
+
+int plan_splits(int m, int n, int k, TileShape tile, size_t elem_bytes) {
+  const int64_t blocks = int64_t((m + tile.bm - 1) / tile.bm) * ((n + tile.bn - 1) / tile.bn);
+  if (blocks >= sm_count() || k < 2 * kMinSplitK) return 1;
+  const int64_t want = (2 * int64_t(sm_count()) * tile.blocks_per_sm + blocks - 1) / blocks;
+  const int64_t cap = std::min<int64_t>({k / kMinSplitK, 65535,
+                                         kMaxPartialBytes / (int64_t(elem_bytes) * m * n)});
+  return int(std::max<int64_t>(1, std::min(want, cap)));
+}
+
+// The block tile of the kernel gemm() runs for `dtype` (and the TF32 switch).
+TileShape ours_tile(int m, int n, DType dtype) {
+  if (dtype == DType::Float64) return {64, 64, 4};
+  return tf32() ? gemm_detail::gemm_tf32_tile(m, n) : TileShape{128, 128, 2};
+}
+
+// Runs one of our GEMM kernels (`launch(args, splits, stream)`) on args, with split-K where
+// plan_splits asks for it: partials in scratch memory, then their fixed-order sum into C.
+template <class T, class Launch>
+void run_ours(GemmArgs<T> args, TileShape tile, Launch launch) {
+  int splits = plan_splits(args.m, args.n, args.k, tile, sizeof(T));
+  args.k_per_split = args.k;
+  if (splits == 1) {
+    launch(args, 1, stream());
+    return;
+  }
+  args.k_per_split = (args.k + splits - 1) / splits;
+  args.k_per_split = (args.k_per_split + 15) / 16 * 16;  // whole 16-deep slices per split
+  splits = (args.k + args.k_per_split - 1) / args.k_per_split;  // none of them empty
+  const int64_t mn = int64_t(args.m) * args.n;
+  Scratch partial(size_t(splits) * mn * sizeof(T));
+  args.partial = static_cast<T*>(partial.get());
+  launch(args, splits, stream());
+  gemm_reduce_splits<T><<<grid_for(mn, 256), 256, 0, stream()>>>(
+      args.partial, splits, args.m, args.n, args.alpha, args.beta, args.c, args.ldc);
+  KCUDA_CHECK_LAUNCH("gemm (ours): sum of the k splits");
 }
 
 void check_int(const char* what, int64_t v) {
@@ -173,12 +255,17 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double al
     // k == 0 (C = beta C, an empty sum) always takes our kernel: BLAS's rule for it is not
     // something cuBLAS documents, and PyTorch never hands it one either.
     if (impl(Family::Gemm) == Impl::Ours || k == 0) {
-      if constexpr (sizeof(T) == 4)
-        launch_tiled<T, 128, 128, 8, 8, 8>(trans_a, trans_b, im, in, ik, al, pa, lda, pb, ldb, be,
-                                           pc, ldc);
-      else
-        launch_tiled<T, 64, 64, 8, 4, 4>(trans_a, trans_b, im, in, ik, al, pa, lda, pb, ldb, be,
-                                         pc, ldc);
+      const GemmArgs<T> args{trans_a, trans_b, im, in, ik, al, be, pa, lda, pb, ldb, pc, ldc,
+                             ik, nullptr};
+      const TileShape tile = ours_tile(im, in, dtype);
+      if constexpr (sizeof(T) == 4) {
+        if (tf32())
+          run_ours(args, tile, gemm_detail::launch_gemm_tf32);
+        else
+          run_ours(args, tile, launch_tiled<T, 128, 128, 8, 8, 8>);
+      } else {
+        run_ours(args, tile, launch_tiled<T, 64, 64, 8, 4, 4>);
+      }
       return;
     }
     // Row-major C[m,n] = op(A) op(B) is column-major C^T[n,m] = op(B)^T op(A)^T: pass B first.
@@ -192,6 +279,12 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double al
       KCUBLAS_CHECK(cublasDgemm(h, ob, oa, in, im, ik, &al, pb, ilb, pa, ila, &be, pc, ilc));
     if (sync_after_launch()) KCUDA_CHECK(cudaStreamSynchronize(stream()));
   });
+}
+
+int gemm_ours_splits(int64_t m, int64_t n, int64_t k, DType dtype) {
+  if (m <= 0 || n <= 0 || m > INT_MAX || n > INT_MAX || k > INT_MAX) return 1;
+  const int dtype_bytes = dtype == DType::Float64 ? 8 : 4;
+  return plan_splits(int(m), int(n), int(k), ours_tile(int(m), int(n), dtype), dtype_bytes);
 }
 
 }  // namespace kernels::cuda

@@ -24,6 +24,33 @@ class GemmImpl {
   Impl saved_;
 };
 
+// Turns the TF32 tensor cores on for one scope (the fixture turns them off for every test).
+class Tf32On {
+ public:
+  Tf32On() { engine::cuda::set_tf32(true); }
+  ~Tf32On() { engine::cuda::set_tf32(false); }
+};
+
+// With TF32 each operand keeps a 10-bit mantissa (relative error <= 2^-11 rounded, < 2^-10
+// truncated; cuBLAS may do either), so a product is off by at most ~2^-9 of |a| |b| and an
+// element of C by 2^-9 * sum_k |a_ik| |b_kj|, plus float32 summation error. `bound` is that
+// sum (|A| @ |B| on the CPU); a wrong element, or fp16-like precision, is far outside it.
+testing::AssertionResult within_tf32(const Tensor& got, const Tensor& ref, const Tensor& bound,
+                                     int64_t k) {
+  Tensor g = got.to(engine::Device::cpu()).contiguous(), r = ref.contiguous();
+  Tensor b = bound.contiguous();
+  const float* pg = g.data<float>();
+  const float* pr = r.data<float>();
+  const float* pb = b.data<float>();
+  for (int64_t i = 0; i < g.numel(); ++i) {
+    const double tol = std::ldexp(double(pb[i]), -9) + 4e-7 * double(k + 1);
+    if (!(std::abs(double(pg[i]) - double(pr[i])) <= tol))
+      return testing::AssertionFailure() << "element " << i << ": " << pg[i] << " vs " << pr[i]
+                                         << " (TF32 bound " << tol << ")";
+  }
+  return testing::AssertionSuccess();
+}
+
 // Inputs uniform in [-1, 1): a dot product of length k is ~sqrt(k/3) in size and each side's
 // float32 rounding error grows like k * 2^-24 at worst in practice; a wrong element is O(1).
 double atol_for(DType t, int64_t k) { return (t == DType::Float32 ? 4e-7 : 1e-15) * (k + 1); }
@@ -108,10 +135,16 @@ TEST_F(CudaMatmul, GradientsMatchCpu) {
 // Direct kernel calls with everything the engine does not exercise: alpha, beta, element
 // offsets and leading dims wider than the matrix. C's window is compared with OpenBLAS on the
 // same inputs, and C outside the window must be untouched.
+// k = 1200 is split along k (the partial sums' second pass applies alpha and beta), and TF32
+// (float32 only) is checked against its bound.
 TEST_F(CudaMatmul, OursAndCublasAgreeWithAlphaBetaOffsetsAndLeadingDims) {
-  const int64_t m = 70, n = 45, k = 133, pad = 3, off = 5;
+  const int64_t m = 70, n = 45, pad = 3, off = 5;
   uint64_t seed = 30;
+  for (int64_t k : {int64_t(133), int64_t(1200)})
+  for (bool tf32 : {false, true})
   for (DType t : {DType::Float32, DType::Float64}) {
+    if (tf32 && t == DType::Float64) continue;
+    engine::cuda::set_tf32(tf32);
     for (bool ta : {false, true})
       for (bool tb : {false, true})
         for (double beta : {0.0, -0.5}) {
@@ -122,23 +155,111 @@ TEST_F(CudaMatmul, OursAndCublasAgreeWithAlphaBetaOffsetsAndLeadingDims) {
           Tensor c0 = host_random({off + m * ldc}, ++seed, -1, 1, t);
           if (beta == 0)
             c0.slice(0, off, off + m * ldc).view({m, ldc}).slice(1, 0, n).fill_(kNaN);
-          Tensor ref = c0.clone();
+          Tensor ref = c0.clone(), bound = engine::abs(c0);
           engine::dispatch_float(t, "test", [&](auto zero) {
             using T = decltype(zero);
             kernels::cpu::gemm<T>(ta, tb, m, n, k, T(0.75), a.data<T>() + off, lda,
                                   b.data<T>() + off, ldb, T(beta), ref.data<T>() + off, ldc);
+            // TF32 bound: 0.75 |A| |B| (+ |beta C| rounded the same way, harmlessly).
+            Tensor aa = engine::abs(a), ab = engine::abs(b);
+            kernels::cpu::gemm<T>(ta, tb, m, n, k, T(0.75), aa.data<T>() + off, lda,
+                                  ab.data<T>() + off, ldb, T(std::abs(beta)),
+                                  bound.data<T>() + off, ldc);
           });
           for (Impl impl : available_impls()) {
             GemmImpl use(impl);
             Tensor ga = a.to(kGpu), gb = b.to(kGpu), gc = c0.to(kGpu);
             kernels::cuda::gemm(ta, tb, m, n, k, 0.75, ga.raw_data(), off, lda, gb.raw_data(), off,
                                 ldb, beta, gc.raw_data(), off, ldc, t);
-            EXPECT_TRUE(testing_util::all_close(gc, ref, rtol_for(t), atol_for(t, k)))
-                << engine::cuda::impl_name(impl) << " " << t << " ta=" << ta << " tb=" << tb
-                << " beta=" << beta;
+            // Outside the window ref keeps c0's values: C there must be untouched.
+            const bool ok = tf32 ? bool(within_tf32(gc, ref, bound, k))
+                                 : bool(testing_util::all_close(gc, ref, rtol_for(t),
+                                                                atol_for(t, k)));
+            EXPECT_TRUE(ok) << engine::cuda::impl_name(impl) << " " << t << " k=" << k
+                            << " tf32=" << tf32 << " ta=" << ta << " tb=" << tb
+                            << " beta=" << beta;
           }
         }
   }
+  engine::cuda::set_tf32(false);
+}
+
+// Split-K: a product whose output is one or two tiles but whose k is long (a Linear layer's
+// weight gradient) is split along k over many blocks, and the partial sums are added in a fixed
+// order. Split and unsplit shapes against the CPU, in fp32, float64 and TF32, and the same call
+// twice gives the same bits.
+TEST_F(CudaMatmul, OursSplitsALongKAndStaysDeterministic) {
+  GemmImpl use(Impl::Ours);
+  using kernels::cuda::gemm_ours_splits;
+  for (bool tf32 : {false, true}) {
+    engine::cuda::set_tf32(tf32);
+    EXPECT_GT(gemm_ours_splits(40, 70, 5000, kernels::DType::Float32), 4) << "tf32=" << tf32;
+    EXPECT_EQ(gemm_ours_splits(1024, 1024, 5000, kernels::DType::Float32), 1) << "tf32=" << tf32;
+    EXPECT_EQ(gemm_ours_splits(40, 70, 700, kernels::DType::Float32), 1) << "tf32=" << tf32;
+  }
+  engine::cuda::set_tf32(false);
+  EXPECT_GT(gemm_ours_splits(40, 70, 5000, kernels::DType::Float64), 4);
+
+  uint64_t seed = 40;
+  for (bool tf32 : {false, true})
+    for (DType t : {DType::Float32, DType::Float64}) {
+      if (tf32 && t == DType::Float64) continue;  // TF32 is a float32 setting
+      engine::cuda::set_tf32(tf32);
+      // The weight gradient's layout: g^T [40, 5000] (g stored [5000, 40]) @ x [5000, 70];
+      // k = 5003 leaves the last split short.
+      Tensor g = host_random({5003, 40}, ++seed, -1, 1, t);
+      Tensor x = host_random({5003, 70}, ++seed, -1, 1, t);
+      Tensor ref = engine::matmul(g.transpose(0, 1), x);
+      Tensor gg = g.to(kGpu), gx = x.to(kGpu);
+      Tensor got = engine::matmul(gg.transpose(0, 1), gx);
+      Tensor again = engine::matmul(gg.transpose(0, 1), gx);
+      if (tf32) {
+        Tensor bound = engine::matmul(engine::abs(g).transpose(0, 1), engine::abs(x));
+        EXPECT_TRUE(within_tf32(got, ref, bound, 5003));
+      } else {
+        EXPECT_TRUE(testing_util::all_close(got, ref, rtol_for(t), atol_for(t, 5003))) << t;
+      }
+      EXPECT_TRUE(same_values(again, got)) << t << " tf32=" << tf32;
+    }
+  engine::cuda::set_tf32(false);
+}
+
+// TF32: every transposition and awkward shape (edges of every tile, k not a multiple of the
+// 16-deep slice, contiguous extents not a multiple of 4, so both the 16-byte and the 4-byte
+// copies run) within the TF32 bound of the float32 CPU result.
+TEST_F(CudaMatmul, Tf32WithinItsBoundForEveryTransposition) {
+  Tf32On on;
+  uint64_t seed = 60;
+  const std::vector<Mkn> shapes = {{1, 1, 1},    {17, 33, 65},  {129, 257, 63}, {256, 128, 384},
+                                   {64, 40, 48}, {200, 12, 96}, {3, 1000, 5}};
+  for (Impl impl : available_impls()) {
+    GemmImpl use(impl);
+    for (const Mkn& s : shapes) {
+      Tensor a = host_random({s.m, s.k}, ++seed), at = host_random({s.k, s.m}, ++seed);
+      Tensor b = host_random({s.k, s.n}, ++seed), bt = host_random({s.n, s.k}, ++seed);
+      for (const Tensor& x : {a, at.transpose(0, 1)})
+        for (const Tensor& y : {b, bt.transpose(0, 1)}) {
+          Tensor ref = engine::matmul(x, y), got = engine::matmul(x.to(kGpu), y.to(kGpu));
+          Tensor bound = engine::matmul(engine::abs(x), engine::abs(y));
+          EXPECT_TRUE(within_tf32(got, ref, bound, s.k))
+              << engine::cuda::impl_name(impl) << " m=" << s.m << " k=" << s.k << " n=" << s.n
+              << " trans_a=" << !x.is_contiguous() << " trans_b=" << !y.is_contiguous();
+        }
+    }
+  }
+}
+
+// Our TF32 kernel really rounds to TF32: 1 + 2^-12 is below half a TF32 ulp above 1, so with
+// every a = 1 + 2^-12 and b = 1 each product is exactly 1 and C = k exactly, where float32
+// gives k (1 + 2^-12). (Only ours: cuBLAS may keep a small product on the FP32 units.)
+TEST_F(CudaMatmul, OursTf32RoundsTheOperands) {
+  GemmImpl use(Impl::Ours);
+  const int64_t m = 35, n = 20, k = 96;
+  Tensor a = Tensor::full({m, k}, 1.0 + std::ldexp(1.0, -12)), b = Tensor::ones({k, n});
+  Tensor ga = a.to(kGpu), gb = b.to(kGpu);
+  EXPECT_TRUE(same_values(engine::matmul(ga, gb), engine::matmul(a, b))) << "fp32";
+  Tf32On on;
+  EXPECT_TRUE(same_values(engine::matmul(ga, gb), Tensor::full({m, n}, double(k)))) << "tf32";
 }
 
 }  // namespace

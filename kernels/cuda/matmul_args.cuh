@@ -1,0 +1,45 @@
+// kernels/cuda/matmul_args.cuh — what kernels::cuda::gemm (matmul.cu) hands to its own
+// kernels: the fp32 tiled kernel in matmul.cu and the TF32 tensor-core kernel in
+// matmul_tf32.cu. Internal to those two files.
+//
+// Split-K. A GEMM with few output tiles and a long k (a Linear layer's weight gradient,
+// dW [out, in] = dY^T X with k = batch * pixels: ConvNeXt-T's first MLP at batch 64 is a
+// 384 x 96 product with k = 200,704) would occupy 3 blocks of a 132-SM GPU. Instead block z of
+// the grid multiplies only kk in [z * k_per_split, min(k, (z + 1) * k_per_split)), stores its raw
+// sums in its own [m, n] slice of a scratch buffer, and a second kernel (gemm_reduce_splits,
+// matmul.cu) adds the slices in the order z = 0, 1, ... and applies alpha and beta: the result
+// does not depend on which block finished first (no floating-point atomics).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace kernels::cuda::gemm_detail {
+
+template <class T>
+struct GemmArgs {
+  bool trans_a, trans_b;  // op(A) = A^T: A is stored [k, m]; likewise B [n, k]
+  int m, n, k;            // C [m, n] = alpha op(A) [m, k] op(B) [k, n] + beta C
+  T alpha, beta;          // beta == 0: C is not read (it may hold NaN)
+  const T* a;
+  int64_t lda;  // row strides in elements
+  const T* b;
+  int64_t ldb;
+  T* c;
+  int64_t ldc;
+  int k_per_split;  // a multiple of 16; >= k when there is one split
+  T* partial;       // null: write C; else split z stores its sums at partial + z*m*n (ld n)
+};
+
+// The TF32 kernel's block tile (128x128, or 128x64 / 64x128 along a side of at most 64) and
+// how many of its blocks an SM holds (registers and shared memory).
+struct TileShape {
+  int bm, bn, blocks_per_sm;
+};
+TileShape gemm_tf32_tile(int m, int n);
+
+// Queues the TF32 kernel on `stream` with grid (m tiles, n tiles, splits).
+void launch_gemm_tf32(const GemmArgs<float>& args, int splits, cudaStream_t stream);
+
+}  // namespace kernels::cuda::gemm_detail

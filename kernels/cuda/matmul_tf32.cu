@@ -1,0 +1,238 @@
+// kernels/cuda/matmul_tf32.cu — the GEMM on the TF32 tensor cores (mma.sync), which
+// kernels::cuda::gemm (matmul.cu) runs for float32 when TF32 is on (kernels::cuda::tf32(),
+// PyTorch's allow_tf32) and our kernels are selected.
+//
+// It is the pipeline of the convolution's version 4 (conv2d_tf32.cu) on plain strided
+// matrices, so the two read alike:
+//   - Block tile BM x BN = 128x128 (256 threads), or 128x64 / 64x128 (128 threads) when a side
+//     is at most 64 long; each warp owns a 64x32 tile of C = 4 x 4 mma.sync.m16n8k8 blocks, 64
+//     fp32 accumulators per thread.
+//   - k is walked in 16-deep slices. cp.async copies each thread's chunks of a slice from
+//     global straight into shared memory (16 bytes per chunk when the operand's contiguous
+//     extent, its leading dimension and its address allow it, else 4 bytes per element; src-size
+//     0 zero-fills what lies past the matrix), 4 slices in flight. One barrier per slice: at
+//     step t, wait_group(STAGES-2) + __syncthreads guarantee slice t has landed for every
+//     thread and every warp has finished step t-1, whose stage is refilled with slice
+//     t+STAGES-1 while slice t is multiplied.
+//   - Operands are rounded to TF32 (cvt.rna: 10-bit mantissa, like PyTorch's TF32 GEMMs, which
+//     cuBLAS rounds the same way) as they leave shared memory; products are exact in the tensor
+//     core and summed in fp32. Relative error per product <= 2^-10, so |C - C_exact| <=
+//     ~2^-10 * sum_k |a| |b|: the tests check exactly that bound.
+//   - Shared layout per operand and stage (mma_tile.cuh): along-k operands (A row-major,
+//     B stored [n, k]) as [row][16+4], the others as [kk][rows+8]; fragment reads are
+//     conflict-free either way. 4 stages x 20 KB (128x128, both along k) = 80 KB: 2 blocks/SM.
+//   - Split-K and the epilogue's alpha/beta: matmul_args.cuh.
+// Roofline at ConvNeXt-T's first MLP layer, batch 16 ([50176, 96] @ [96, 384], matmul_bench's
+// pw_expand): 3.70 GFLOP and 96.5 MB moved at least: 0.037 ms at 2.6 TB/s against 0.0075 ms at
+// 495 TFLOP/s TF32 — memory-bound, where on the fp32 CUDA cores (67 TFLOP/s: 0.055 ms) it is
+// compute-bound; the square 4096 product (137 GFLOP: 0.28 ms TF32) is compute-bound in both.
+#include <string>
+
+#include "kernels/cuda/cp_async.cuh"
+#include "kernels/cuda/matmul_args.cuh"
+#include "kernels/cuda/mma_tf32.cuh"
+#include "kernels/cuda/mma_tile.cuh"
+#include "kernels/cuda/runtime.h"
+
+namespace kernels::cuda::gemm_detail {
+
+namespace {
+
+constexpr int kBK = 16, kStages = 4;
+
+using mma::mma_tf32;
+using mma::to_tf32;
+
+// One operand as the kernel stages it: ROWS rows (m of A, n of B) of a 16-deep slice.
+// kAlongK: element (row, kk) is p[row * ld + kk]; otherwise p[kk * ld + row].
+template <bool kAlongK, int ROWS, int THREADS, bool VEC>
+struct Operand {
+  using Slots = mma::TileSlots<kAlongK, ROWS, kBK, THREADS>;
+  using Tile = mma::Tf32Tile<kAlongK, ROWS, kBK>;
+
+  // Issue this thread's copies of the slice [k0, k0 + 16) of rows [row0, row0 + ROWS) into the
+  // stage tile s. Rows >= rows and kk >= k1 (the end of this block's split) read as zero.
+  __device__ __forceinline__ static void copy(const float* __restrict__ p, int64_t ld, int rows,
+                                              int row0, int k0, int k1, float* s, int tid) {
+#pragma unroll
+    for (int j = 0; j < Slots::E; ++j) {
+      const int r = Slots::row(tid, j), kk = Slots::kk(tid, j);
+      const int gr = row0 + r, gk = k0 + kk;
+      float* dst = s + Tile::index(r, kk);
+      if constexpr (VEC) {
+        // The 4 elements of a chunk are all inside or all outside: the contiguous extent and
+        // k1 are multiples of 4 (the launcher checks the first; k_per_split is one of 16).
+        const bool ok = gr < rows && gk < k1;
+        const int64_t off = kAlongK ? int64_t(gr) * ld + gk : int64_t(gk) * ld + gr;
+        cp_async16(dst, ok ? p + off : p, ok);
+      } else {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {  // element e: the next kk, or the next row
+          const int er = kAlongK ? gr : gr + e, ek = kAlongK ? gk + e : gk;
+          const bool ok = er < rows && ek < k1;
+          const int64_t off = kAlongK ? int64_t(er) * ld + ek : int64_t(ek) * ld + er;
+          cp_async4(dst + e, ok ? p + off : p, ok);
+        }
+      }
+    }
+  }
+};
+
+// pair: C's rows (or the partial slices) allow 8-byte stores of two adjacent columns.
+template <bool TA, bool TB, int BM, int BN, bool VEC>
+__global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
+    gemm_tf32_kernel(GemmArgs<float> a, bool pair) {
+  constexpr int T = BM * BN / 64, WN = BN / 32;  // threads; warps along n
+  using OpA = Operand<!TA, BM, T, VEC>;          // A [m, k] is along k unless transposed
+  using OpB = Operand<TB, BN, T, VEC>;           // B [k, n] is along k only when transposed
+  using TA_ = typename OpA::Tile;
+  using TB_ = typename OpB::Tile;
+  extern __shared__ float4 smem_gemm_tf32[];
+  float* sa = reinterpret_cast<float*>(smem_gemm_tf32);  // [stage][TA_]
+  float* sb = sa + kStages * TA_::kFloats;                // [stage][TB_]
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int wm = (warp / WN) * 64, wn = (warp % WN) * 32;  // warp tile origin in the block tile
+  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  const int k0 = blockIdx.z * a.k_per_split;
+  const int k1 = min(k0 + a.k_per_split, a.k);
+  const int tiles = k1 > k0 ? (k1 - k0 + kBK - 1) / kBK : 0;
+  auto issue = [&](int t) {  // slice t of this split into stage t % kStages
+    const int stage = t % kStages, kt = k0 + t * kBK;
+    OpA::copy(a.a, a.lda, a.m, m0, kt, k1, sa + stage * TA_::kFloats, tid);
+    OpB::copy(a.b, a.ldb, a.n, n0, kt, k1, sb + stage * TB_::kFloats, tid);
+  };
+#pragma unroll
+  for (int t = 0; t < kStages - 1; ++t) {
+    if (t < tiles) issue(t);
+    cp_async_commit();  // empty groups keep the count uniform
+  }
+  float acc[4][4][4] = {};  // [m16 block][n8 block][c0..c3]
+  for (int t = 0; t < tiles; ++t) {
+    cp_async_wait<kStages - 2>();
+    __syncthreads();
+    if (t + kStages - 1 < tiles) issue(t + kStages - 1);
+    cp_async_commit();
+    const float* ta = sa + (t % kStages) * TA_::kFloats;
+    const float* tb = sb + (t % kStages) * TB_::kFloats;
+#pragma unroll
+    for (int ks = 0; ks < kBK; ks += 8) {
+      uint32_t af[4][4], bf[4][2];
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+          af[mi][i] = to_tf32(ta[mma::mma_a_index<TA_>(wm + mi * 16, ks, lane, i)]);
+#pragma unroll
+      for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+        for (int i = 0; i < 2; ++i)
+          bf[ni][i] = to_tf32(tb[mma::mma_b_index<TB_>(wn + ni * 8, ks, lane, i)]);
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < 4; ++ni) mma_tf32(acc[mi][ni], af[mi], bf[ni]);
+    }
+  }
+  cp_async_wait<0>();  // nothing may be in flight into shared memory when the block exits
+
+  // c0/c1 (and c2/c3) are two adjacent columns of one row.
+  const bool to_c = a.partial == nullptr;
+  float* out = to_c ? a.c : a.partial + int64_t(blockIdx.z) * a.m * a.n;
+  const int64_t ld = to_c ? a.ldc : a.n;
+#pragma unroll
+  for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {  // h = 0: c0, c1; h = 1: c2, c3
+        const int m = m0 + wm + mi * 16 + mma::mma_c_row(lane, 2 * h);
+        const int n = n0 + wn + ni * 8 + mma::mma_c_n(lane, 2 * h);
+        if (m >= a.m || n >= a.n) continue;
+        const bool both = n + 1 < a.n;
+        float* row = out + int64_t(m) * ld;
+        float v0 = acc[mi][ni][2 * h], v1 = acc[mi][ni][2 * h + 1];
+        if (to_c) {
+          v0 *= a.alpha, v1 *= a.alpha;
+          if (a.beta != 0.f) {  // beta == 0: C is never read (it may be NaN)
+            v0 += a.beta * row[n];
+            if (both) v1 += a.beta * row[n + 1];
+          }
+        }
+        if (pair && both) {
+          *reinterpret_cast<float2*>(row + n) = make_float2(v0, v1);
+        } else {
+          row[n] = v0;
+          if (both) row[n + 1] = v1;
+        }
+      }
+}
+
+template <bool TA, bool TB, int BM, int BN, bool VEC>
+void launch(const GemmArgs<float>& a, int splits, bool pair, cudaStream_t stream) {
+  using TileA = typename Operand<!TA, BM, BM * BN / 64, VEC>::Tile;
+  using TileB = typename Operand<TB, BN, BM * BN / 64, VEC>::Tile;
+  constexpr size_t smem = size_t(kStages) * (TileA::kFloats + TileB::kFloats) * sizeof(float);
+  // Once per kernel: > 48 KB of dynamic shared memory needs an opt-in, and the largest shared
+  // memory carveout lets 2-3 blocks (160-180 KB) share an SM.
+  static const bool opted_in = [] {
+    KCUDA_CHECK(cudaFuncSetAttribute(gemm_tf32_kernel<TA, TB, BM, BN, VEC>,
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    KCUDA_CHECK(cudaFuncSetAttribute(gemm_tf32_kernel<TA, TB, BM, BN, VEC>,
+                                     cudaFuncAttributePreferredSharedMemoryCarveout,
+                                     int(cudaSharedmemCarveoutMaxShared)));
+    return true;
+  }();
+  (void)opted_in;
+  const dim3 grid(unsigned((a.m + BM - 1) / BM), unsigned((a.n + BN - 1) / BN), unsigned(splits));
+  gemm_tf32_kernel<TA, TB, BM, BN, VEC><<<grid, BM * BN / 64, smem, stream>>>(a, pair);
+  KCUDA_CHECK_LAUNCH("gemm (ours, TF32)");
+}
+
+template <bool TA, bool TB, bool VEC>
+void launch_tile(const GemmArgs<float>& a, int splits, bool pair, cudaStream_t stream) {
+  const TileShape t = gemm_tf32_tile(a.m, a.n);
+  if (t.bn == 64)
+    launch<TA, TB, 128, 64, VEC>(a, splits, pair, stream);
+  else if (t.bm == 64)
+    launch<TA, TB, 64, 128, VEC>(a, splits, pair, stream);
+  else
+    launch<TA, TB, 128, 128, VEC>(a, splits, pair, stream);
+}
+
+template <bool TA, bool TB>
+void launch_vec(const GemmArgs<float>& a, int splits, bool vec, bool pair, cudaStream_t stream) {
+  if (vec)
+    launch_tile<TA, TB, true>(a, splits, pair, stream);
+  else
+    launch_tile<TA, TB, false>(a, splits, pair, stream);
+}
+
+bool aligned(const void* p, int bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+}  // namespace
+
+TileShape gemm_tf32_tile(int m, int n) {
+  if (n <= 64) return {128, 64, 3};
+  if (m <= 64) return {64, 128, 3};
+  return {128, 128, 2};
+}
+
+void launch_gemm_tf32(const GemmArgs<float>& a, int splits, cudaStream_t stream) {
+  if ((a.n + 63) / 64 > 65535 || splits > 65535)
+    raise("gemm (TF32): n = " + std::to_string(a.n) + " or " + std::to_string(splits) +
+          " splits are too many for one launch");
+  // 16-byte chunks: both operands 16-byte aligned, leading dimensions and contiguous extents
+  // (A: k, or m when transposed; B: n, or k when transposed) multiples of 4 floats.
+  const bool vec = aligned(a.a, 16) && aligned(a.b, 16) && a.lda % 4 == 0 && a.ldb % 4 == 0 &&
+                   (a.trans_a ? a.m : a.k) % 4 == 0 && (a.trans_b ? a.k : a.n) % 4 == 0;
+  const bool pair = a.partial ? a.n % 2 == 0 : aligned(a.c, 8) && a.ldc % 2 == 0;
+  if (a.trans_a) {
+    if (a.trans_b) launch_vec<true, true>(a, splits, vec, pair, stream);
+    else launch_vec<true, false>(a, splits, vec, pair, stream);
+  } else {
+    if (a.trans_b) launch_vec<false, true>(a, splits, vec, pair, stream);
+    else launch_vec<false, false>(a, splits, vec, pair, stream);
+  }
+}
+
+}  // namespace kernels::cuda::gemm_detail
