@@ -21,4 +21,5 @@
 #include "engine/ops/matmul.h"
 #include "engine/ops/pool.h"
 #include "engine/ops/reduce.h"
+#include "engine/ops/scaled_residual.h"
 #include "engine/ops/softmax.h"

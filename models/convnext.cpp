@@ -46,10 +46,11 @@ Tensor CNBlock::forward(const Tensor& x) {
   Tensor y = (*norm)((*dwconv)(x));
   // block.3 + block.4 as one fused bias+GELU pass over the 4C-wide activation.
   y = engine::bias_gelu(engine::linear(y, pwconv1->weight), pwconv1->bias);
-  y = (*pwconv2)(y);
-  y = y * layer_scale.view({layer_scale.size(0)});  // [C, 1, 1] broadcast over NHWC's C
-  y = (*stochastic_depth)(y);
-  return y + x;
+  // block.5's bias, the layer scale ([C, 1, 1], along NHWC's C), stochastic depth and the
+  // residual add as one pass: x + s[n] * gamma * (h + bias) (engine/ops/scaled_residual.h).
+  y = engine::linear(y, pwconv2->weight);
+  const Tensor s = stochastic_depth->sample_scale(x.size(0), x.dtype(), x.device());
+  return engine::scaled_residual(x, y, layer_scale.view({layer_scale.size(0)}), pwconv2->bias, s);
 }
 
 // ---- ConvNeXt -------------------------------------------------------------------------------

@@ -181,6 +181,10 @@ Tensor StochasticDepth::forward(const Tensor& x) {
   return engine::drop_path(x, p, is_training(), *gen);
 }
 
+Tensor StochasticDepth::sample_scale(int64_t samples, engine::DType dtype, engine::Device device) {
+  return engine::drop_path_scale(samples, p, is_training(), *gen, dtype, device);
+}
+
 // ---- Flatten, Sequential ------------------------------------------------------------------
 
 Flatten::Flatten(int64_t s, int64_t e) : start_dim(s), end_dim(e) {}

@@ -144,6 +144,9 @@ class StochasticDepth : public Module {
   StochasticDepth(double p, std::shared_ptr<Generator> gen);
   StochasticDepth(double p, uint64_t seed);
   Tensor forward(const Tensor& x) override;
+  // The per-sample factors forward() would apply to a batch of `samples`, for a caller that
+  // fuses the scaling (ConvNeXt's block tail); undefined in eval mode or with p == 0.
+  Tensor sample_scale(int64_t samples, engine::DType dtype, engine::Device device);
 
   double p;
   std::shared_ptr<Generator> gen;

@@ -104,4 +104,26 @@ Tensor drop_path(const Tensor& x, double p, bool training, Generator& gen) {
   });
 }
 
+Tensor drop_path_scale(int64_t samples, double p, bool training, Generator& gen, DType dtype,
+                       Device device) {
+  check(p >= 0 && p <= 1, "drop_path: probability p must be in [0, 1], got ", p);
+  check(samples >= 0, "drop_path: negative sample count ", samples);
+  if (!training || p == 0) return Tensor();
+  const uint64_t first = gen.reserve(static_cast<uint64_t>(samples));
+  Tensor scale = Tensor::empty({samples}, dtype, device);
+  // drop_path's kernels with no elements per sample: they only draw the factors.
+#ifdef ENGINE_WITH_CUDA
+  if (device.is_cuda())
+    kernels::cuda::drop_path_forward(samples, 0, nullptr, gen.seed(), first, p, keep_scale(p),
+                                     nullptr, scale.raw_data(), dtype);
+  else
+#endif
+    dispatch_float(dtype, "drop_path", [&](auto zero) {
+      using T = decltype(zero);
+      kernels::cpu::drop_path_forward<T>(samples, 0, nullptr, gen.seed(), first, p,
+                                         T(keep_scale(p)), nullptr, scale.data<T>());
+    });
+  return scale;
+}
+
 }  // namespace engine

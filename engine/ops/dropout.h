@@ -14,4 +14,10 @@ namespace engine {
 Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);
 Tensor drop_path(const Tensor& x, double p, bool training, Generator& gen);
 
+// The [samples] factors drop_path would multiply each sample by (0 or 1/(1-p)), drawn from gen
+// exactly as drop_path draws them (the same counters), for ops that fuse the scaling into their
+// own pass (scaled_residual.h). Undefined, and no counters used, when !training or p == 0.
+Tensor drop_path_scale(int64_t samples, double p, bool training, Generator& gen, DType dtype,
+                       Device device);
+
 }  // namespace engine
