@@ -37,9 +37,8 @@ using labs::ceil_div;
 
 constexpr int kBK = 16, kStages = 4;
 
-// PTX wrappers: to_tf32 and mma_tf32 in mma_tf32.cuh, cp_async* in cp_async.cuh.
-using mma::mma_tf32;
-using mma::to_tf32;
+// The PTX: cp_async* in cp_async.cuh; the TF32 rounding and mma.sync of a slice in
+// mma_tf32.cuh (warp_tile_slice).
 
 // Issue the copies of this thread's chunks of the loader's current slice into stage tile s.
 template <class L, class Tile, bool VEC>
@@ -102,24 +101,7 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
     cp_async_commit();
     const float* ta = sa + (t % kStages) * TA::kFloats;
     const float* tb = sb + (t % kStages) * TB::kFloats;
-#pragma unroll
-    for (int ks = 0; ks < kBK; ks += 8) {
-      uint32_t af[4][4], bf[4][2];
-#pragma unroll
-      for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-          af[mi][i] = to_tf32(ta[mma_a_index<TA>(wm + mi * 16, ks, lane, i)]);
-#pragma unroll
-      for (int ni = 0; ni < 4; ++ni)
-#pragma unroll
-        for (int i = 0; i < 2; ++i)
-          bf[ni][i] = to_tf32(tb[mma_b_index<TB>(wn + ni * 8, ks, lane, i)]);
-#pragma unroll
-      for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-        for (int ni = 0; ni < 4; ++ni) mma_tf32(acc[mi][ni], af[mi], bf[ni]);
-    }
+    mma::warp_tile_slice<TA, TB, kBK>(ta, tb, wm, wn, lane, acc);
   }
   cp_async_wait<0>();  // nothing may be in flight into shared memory when the block exits
 

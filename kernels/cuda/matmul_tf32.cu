@@ -40,9 +40,6 @@ namespace {
 
 constexpr int kBK = 16, kStages = 4;
 
-using mma::mma_tf32;
-using mma::to_tf32;
-
 // One operand as the kernel stages it: ROWS rows (m of A, n of B) of a 16-deep slice.
 // kAlongK: element (row, kk) is p[row * ld + kk]; otherwise p[kk * ld + row].
 template <bool kAlongK, int ROWS, int THREADS, bool VEC>
@@ -114,24 +111,7 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
     cp_async_commit();
     const float* ta = sa + (t % kStages) * TA_::kFloats;
     const float* tb = sb + (t % kStages) * TB_::kFloats;
-#pragma unroll
-    for (int ks = 0; ks < kBK; ks += 8) {
-      uint32_t af[4][4], bf[4][2];
-#pragma unroll
-      for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-          af[mi][i] = to_tf32(ta[mma::mma_a_index<TA_>(wm + mi * 16, ks, lane, i)]);
-#pragma unroll
-      for (int ni = 0; ni < 4; ++ni)
-#pragma unroll
-        for (int i = 0; i < 2; ++i)
-          bf[ni][i] = to_tf32(tb[mma::mma_b_index<TB_>(wn + ni * 8, ks, lane, i)]);
-#pragma unroll
-      for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-        for (int ni = 0; ni < 4; ++ni) mma_tf32(acc[mi][ni], af[mi], bf[ni]);
-    }
+    mma::warp_tile_slice<TA_, TB_, kBK>(ta, tb, wm, wn, lane, acc);
   }
   cp_async_wait<0>();  // nothing may be in flight into shared memory when the block exits
 

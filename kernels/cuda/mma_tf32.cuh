@@ -19,6 +19,8 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/mma_tile.cuh"
+
 namespace kernels::cuda::mma {
 
 // Round to TF32: nearest, ties away from zero (the result is a float bit pattern).
@@ -42,6 +44,34 @@ __device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4],
       "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// One 16-deep slice of a warp's 64x32 tile of C (4 x 4 blocks of 16x8), the TF32 GEMMs' inner
+// step (conv2d_tf32.cu, matmul_tf32.cu): for each 8-deep k-step, read the warp's A and B
+// fragments from the stage tiles ta (TileA: rows m) and tb (TileB: rows n) laid out as
+// mma_tile.cuh says, round them to TF32, and accumulate 16 mma.sync into acc.
+// wm, wn: the warp tile's first row and column in the block tile.
+template <class TileA, class TileB, int BK>
+__device__ __forceinline__ void warp_tile_slice(const float* ta, const float* tb, int wm, int wn,
+                                                int lane, float (&acc)[4][4][4]) {
+#pragma unroll
+  for (int ks = 0; ks < BK; ks += 8) {
+    uint32_t af[4][4], bf[4][2];
+#pragma unroll
+    for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        af[mi][i] = to_tf32(ta[mma_a_index<TileA>(wm + mi * 16, ks, lane, i)]);
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+        bf[ni][i] = to_tf32(tb[mma_b_index<TileB>(wn + ni * 8, ks, lane, i)]);
+#pragma unroll
+    for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < 4; ++ni) mma_tf32(acc[mi][ni], af[mi], bf[ni]);
+  }
 }
 
 }  // namespace kernels::cuda::mma

@@ -109,7 +109,10 @@ __global__ void sum_partials_kernel(int parts, int c, const T* __restrict__ part
   const int ch = blockIdx.x * blockDim.x + threadIdx.x;
   if (ch >= c) return;
   T a = 0, b = 0;
-  for (int p = 0; p < parts; ++p) a += part_dy[int64_t(p) * c + ch], b += part_dyv[int64_t(p) * c + ch];
+  for (int p = 0; p < parts; ++p) {
+    a += part_dy[int64_t(p) * c + ch];
+    b += part_dyv[int64_t(p) * c + ch];
+  }
   out_dy[ch] = a;
   out_dyv[ch] = b;
 }
