@@ -9,6 +9,7 @@
 // timed (median after an L2 flush). Target >= 2.0 TB/s.
 // PyTorch on the same card (baselines/, 2026-11-26, L2 not flushed): forward 0.061 ms at
 // stage 1; forward+backward 0.238 / 0.143 / 0.142 ms. Exit: 0 valid, 1 invalid, 77 no GPU.
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -117,6 +118,37 @@ int main(int argc, char** argv) {
       // The floor counts the bytes of the fused op, so v1's extra pass shows as a lower %.
       out.push_back({"bias_gelu_forward", shape, v, tf.median_ms, tf.min_ms, fb, fl, 0, valid});
       out.push_back({"bias_gelu_backward", shape, v, tb.median_ms, tb.min_ms, bb, fl, 0, valid});
+    }
+    // Backward with the bias gradient: versions 1..2 (1 = backward, then a column-sum pass over
+    // dx; 2 = one pass). The floor counts the fused op's 12 bytes per element.
+    std::vector<double> rdb(C, 0.0), rdb_abs(C, 0.0);
+    if (check)
+      for (size_t i = 0; i < n; ++i) rdb[i % C] += rbdx[i], rdb_abs[i % C] += std::abs(rbdx[i]);
+    bench::Buffer<float> d_db(C);
+    bench::Buffer<char> d_ws(kernels::cuda::bias_gelu_backward_dbias_workspace(rows, C) + 1);
+    for (int v = 1; v <= kernels::cuda::kBiasGeluDbiasVersions; ++v) {
+      if (only >= 0 && v != (only == 0 ? kernels::cuda::kBiasGeluDbiasVersions : only)) continue;
+      auto bwd = [&] {
+        kernels::cuda::bias_gelu_backward_dbias(v, d_x.get(), d_b.get(), d_dy.get(), d_dx.get(),
+                                                d_db.get(), rows, C, d_ws.get(), stream);
+      };
+      bool valid = true;
+      if (check) {
+        d_dx.poison(), d_db.poison();
+        bwd();
+        valid &= bench::validate("bias_gelu backward+dbias dx", d_dx.download(), rbdx, rtol, atol);
+        // dbias: float sums of `rows` terms, within 1e-5 of the sum of their magnitudes.
+        std::vector<float> got = d_db.download();
+        for (int c = 0; c < C; ++c)
+          if (!(std::abs(double(got[c]) - rdb[c]) <= 1e-6 + 1e-5 * rdb_abs[c])) {
+            std::printf("  FAIL dbias[%d]: got %.8g expected %.8g\n", c, got[c], rdb[c]);
+            valid = false;
+            break;
+          }
+        all_valid &= valid;
+      }
+      bench::Timing tb = bench::time_it(bwd, stream, flusher, reps);
+      out.push_back({"bias_gelu_bwd+dbias", shape, v, tb.median_ms, tb.min_ms, bb, fl, 0, valid});
     }
   }
   bench::print_header();

@@ -72,6 +72,14 @@ Tensor bias_gelu(const Tensor& x, const Tensor& bias) {
     Tensor gc = g.contiguous();
     Tensor dx = Tensor::empty(xc.shape(), xc.dtype(), xc.device());
 #ifdef ENGINE_WITH_CUDA
+    // float32 on the GPU: the bias gradient is summed in the same pass that computes dx.
+    if (dx.device().is_cuda() && need_bias && dx.dtype() == DType::Float32) {
+      Tensor db = Tensor::empty(bc.shape(), bc.dtype(), bc.device());
+      kernels::cuda::bias_gelu_backward_dbias(rows, c, xc.data<float>(), bc.data<float>(),
+                                              gc.data<float>(), dx.data<float>(),
+                                              db.data<float>());
+      return std::vector<Tensor>{dx, db};
+    }
     if (dx.device().is_cuda())
       kernels::cuda::bias_gelu_backward(rows, c, xc.raw_data(), bc.raw_data(), gc.raw_data(),
                                         dx.raw_data(), dx.dtype());

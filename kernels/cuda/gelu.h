@@ -12,6 +12,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace kernels::cuda {
@@ -29,9 +30,20 @@ void gelu_backward(int version, const float* x, const float* dy, float* dx, int6
 
 void bias_gelu_forward(int version, const float* x, const float* bias, float* y, int64_t rows,
                        int C, cudaStream_t stream);
-// dx = dy * gelu'(x + b). The bias gradient is the column sum of dx (a reduction the caller
-// runs; it is not fused here).
+// dx = dy * gelu'(x + b). The bias gradient is the column sum of dx: bias_gelu_backward_dbias
+// below computes both.
 void bias_gelu_backward(int version, const float* x, const float* bias, const float* dy, float* dx,
                         int64_t rows, int C, cudaStream_t stream);
+
+// dx as bias_gelu_backward and dbias[c] = sum over rows of dx[r, c] (what a training step needs:
+// the bias is a parameter). 0 = fastest (2), 1 = bias_gelu_backward (v0) then a column-sum pass
+// over dx, 2 = one pass that stores dx and sums it. Deterministic: partial sums per block,
+// added in a fixed order by a second kernel. workspace: at least ..._workspace() bytes of
+// device memory, or null to have it allocated with cudaMallocAsync on the stream.
+inline constexpr int kBiasGeluDbiasVersions = 2;
+size_t bias_gelu_backward_dbias_workspace(int64_t rows, int C);
+void bias_gelu_backward_dbias(int version, const float* x, const float* bias, const float* dy,
+                              float* dx, float* dbias, int64_t rows, int C, void* workspace,
+                              cudaStream_t stream);
 
 }  // namespace kernels::cuda

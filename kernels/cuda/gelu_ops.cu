@@ -122,4 +122,14 @@ void bias_gelu_backward(int64_t rows, int64_t channels, const void* x, const voi
   });
 }
 
+void bias_gelu_backward_dbias(int64_t rows, int64_t channels, const float* x, const float* bias,
+                              const float* dy, float* dx, float* dbias) {
+  const int c = channels_int("bias_gelu_backward", channels);
+  Scratch ws(bias_gelu_backward_dbias_workspace(rows, c));
+  call_lab("bias_gelu_backward", [&] {
+    bias_gelu_backward_dbias(0, x, bias, dy, dx, dbias, rows, c, ws.get(), stream());
+  });
+  KCUDA_CHECK_LAUNCH("bias_gelu_backward");
+}
+
 }  // namespace kernels::cuda

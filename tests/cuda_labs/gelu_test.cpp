@@ -105,6 +105,70 @@ void check_bias_gelu(int64_t rows, int C, uint64_t seed, bool misalign, bool in_
   EXPECT_TRUE(labs_test::close(out.download(n, off), ry, kRtol, kAtol, "bias_gelu version 0"));
 }
 
+// dx and the bias gradient (column sums of dx) of every bias_gelu_backward_dbias version against
+// float64; the fused version's dx must equal bias_gelu_backward's bit for bit (same arithmetic),
+// and a rerun must give the same dbias bits (fixed-order sums).
+void check_bias_grad(int64_t rows, int C, uint64_t seed, bool misalign, bool in_place) {
+  const size_t n = size_t(rows) * C, off = misalign ? 1 : 0;
+  std::vector<float> x = labs_test::random_floats(n, seed, -4.f, 3.f);
+  std::vector<float> b = labs_test::random_floats(C, seed + 1, -1.f, 1.f);
+  std::vector<float> dy = labs_test::random_floats(n, seed + 2);
+  std::vector<double> rdx(n), rdb(C, 0.0), abs_sum(C, 0.0);
+  for (size_t i = 0; i < n; ++i) {
+    rdx[i] = dy[i] * gelu_grad(double(x[i] + b[i % C]));
+    rdb[i % C] += rdx[i];
+    abs_sum[i % C] += std::abs(rdx[i]);
+  }
+  DeviceBuffer<float> dxin(n + off), dbias_in(C + off), ddy(n + off), out(n + off), db(C);
+  dbias_in.upload(b, off);
+  std::vector<float> plain_dx;
+  {
+    dxin.upload(x, off);
+    ddy.upload(dy, off);
+    out.poison();
+    kernels::cuda::bias_gelu_backward(0, dxin.data() + off, dbias_in.data() + off,
+                                      ddy.data() + off, out.data() + off, rows, C, nullptr);
+    plain_dx = out.download(n, off);
+  }
+  for (int v = 0; v <= kernels::cuda::kBiasGeluDbiasVersions; ++v) {
+    SCOPED_TRACE("dbias version " + std::to_string(v) + " rows " + std::to_string(rows) + " C " +
+                 std::to_string(C) + (misalign ? " misaligned" : "") +
+                 (in_place ? " in place" : ""));
+    std::vector<float> got_db[2];
+    for (int run = 0; run < 2; ++run) {
+      dxin.upload(x, off);
+      ddy.upload(dy, off);
+      out.poison(), db.poison();
+      float* dx = in_place ? ddy.data() + off : out.data() + off;
+      kernels::cuda::bias_gelu_backward_dbias(v, dxin.data() + off, dbias_in.data() + off,
+                                              ddy.data() + off, dx, db.data(), rows, C, nullptr,
+                                              nullptr);
+      std::vector<float> got_dx = in_place ? ddy.download(n, off) : out.download(n, off);
+      EXPECT_EQ(0, std::memcmp(got_dx.data(), plain_dx.data(), n * sizeof(float)))
+          << "dx differs from bias_gelu_backward's";
+      got_db[run] = db.download(C);
+    }
+    // Float sums of `rows` terms, added in chunks: well within 1e-5 of the sum of magnitudes
+    // here, while one row missing or counted twice moves a column by ~1/rows of it.
+    for (int c = 0; c < C; ++c)
+      EXPECT_NEAR(got_db[0][c], rdb[c], 1e-6 + 1e-5 * abs_sum[c]) << "dbias[" << c << "]";
+    EXPECT_EQ(0, std::memcmp(got_db[0].data(), got_db[1].data(), C * sizeof(float)))
+        << "dbias differs between two identical runs";
+  }
+}
+
+TEST(CudaLabsGelu, BiasGradientVersions) {
+  LABS_SKIP_WITHOUT_CUDA();
+  check_bias_grad(37, 96, 40, false, false);     // float4 columns, one tile
+  check_bias_grad(1001, 384, 41, false, false);  // float4, several chunks
+  check_bias_grad(203, 1540, 42, false, false);  // 385 float4 columns: 4 tiles, the last short
+  check_bias_grad(77, 33, 43, false, false);     // C % 4 != 0: float columns
+  check_bias_grad(1, 1, 44, false, false);       // one element
+  check_bias_grad(0, 8, 45, false, false);       // no rows: dbias = 0
+  check_bias_grad(61, 20, 46, true, false);      // misaligned: float columns
+  check_bias_grad(64, 24, 47, false, true);      // in place (dx == dy)
+}
+
 TEST(CudaLabsGelu, SizesWithTails) {
   LABS_SKIP_WITHOUT_CUDA();
   for (int64_t n : {1, 3, 4, 7, 1001, 4099, 262147}) check_gelu(n, n, false, false);
@@ -136,6 +200,9 @@ TEST(CudaLabsGelu, RejectsBadArguments) {
   EXPECT_THROW(kernels::cuda::bias_gelu_forward(0, &dummy, nullptr, &dummy, 1, 1, nullptr),
                std::runtime_error);
   EXPECT_THROW(kernels::cuda::bias_gelu_backward(0, &dummy, &dummy, &dummy, &dummy, 1, 0, nullptr),
+               std::runtime_error);
+  EXPECT_THROW(kernels::cuda::bias_gelu_backward_dbias(3, &dummy, &dummy, &dummy, &dummy, &dummy,
+                                                       1, 1, nullptr, nullptr),
                std::runtime_error);
 }
 
