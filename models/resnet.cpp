@@ -50,7 +50,7 @@ BasicBlock::BasicBlock(int64_t inplanes, int64_t planes, int64_t stride, engine:
 }
 
 Tensor BasicBlock::forward(const Tensor& x) {
-  Tensor out = engine::relu((*bn1)((*conv1)(x)));
+  Tensor out = bn1->forward_relu((*conv1)(x));  // bn1 + relu in one op
   out = (*bn2)((*conv2)(out));
   Tensor identity = downsample ? (*downsample)(x) : x;
   return engine::relu(out + identity);
@@ -70,8 +70,8 @@ Bottleneck::Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, engine:
 }
 
 Tensor Bottleneck::forward(const Tensor& x) {
-  Tensor out = engine::relu((*bn1)((*conv1)(x)));
-  out = engine::relu((*bn2)((*conv2)(out)));
+  Tensor out = bn1->forward_relu((*conv1)(x));  // BatchNorm + ReLU as one op each
+  out = bn2->forward_relu((*conv2)(out));
   out = (*bn3)((*conv3)(out));
   Tensor identity = downsample ? (*downsample)(x) : x;
   return engine::relu(out + identity);
@@ -116,7 +116,7 @@ ResNet::ResNet(const std::string& arch, const ResNetConfig& config, int64_t num_
 
 Tensor ResNet::features(const Tensor& x) {
   check_input(x);
-  Tensor y = (*maxpool)(engine::relu((*bn1)((*conv1)(x))));
+  Tensor y = (*maxpool)(bn1->forward_relu((*conv1)(x)));
   for (auto& stage : layers) y = (*stage)(y);
   return engine::global_avg_pool(y);  // avgpool + flatten: [N, C]
 }

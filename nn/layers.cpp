@@ -88,7 +88,7 @@ BatchNorm2d::BatchNorm2d(int64_t c, double eps_, double momentum_)
   register_buffer("num_batches_tracked", &num_batches_tracked);
 }
 
-Tensor BatchNorm2d::forward(const Tensor& x) {
+void BatchNorm2d::count_batch() {
   if (is_training()) {
     // Informational only (momentum is fixed), but checkpoints carry it, so keep it honest on
     // every device. It is a host counter (Module::to leaves it on the CPU, so counting costs no
@@ -104,8 +104,18 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
     }
     num_batches_tracked.data<int64_t>()[0] += 1;
   }
+}
+
+Tensor BatchNorm2d::forward(const Tensor& x) {
+  count_batch();
   return engine::batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum,
                             eps);
+}
+
+Tensor BatchNorm2d::forward_relu(const Tensor& x) {
+  count_batch();
+  return engine::batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum,
+                            eps, /*relu=*/true);
 }
 
 // ---- LayerNorm ----------------------------------------------------------------------------

@@ -73,10 +73,15 @@ class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(int64_t num_features, double eps = 1e-5, double momentum = 0.1);
   Tensor forward(const Tensor& x) override;
+  // relu(forward(x)) as one op (engine::batch_norm's relu: one pass each way fewer).
+  Tensor forward_relu(const Tensor& x);
 
   int64_t num_features;
   double eps, momentum;
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
+
+ private:
+  void count_batch();  // num_batches_tracked += 1 in training mode
 };
 
 // torch.nn.LayerNorm(C) over the last dim; on NHWC input this is also torchvision's

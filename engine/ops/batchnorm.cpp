@@ -4,6 +4,7 @@
 #include "engine/ops/batchnorm.h"
 
 #include "engine/autograd.h"
+#include "engine/ops/elementwise.h"
 #include "kernels/cpu/batchnorm.h"
 #ifdef ENGINE_WITH_CUDA
 #include "kernels/cuda/batchnorm.h"
@@ -36,7 +37,7 @@ void check_channel_tensor(const Tensor& t, const char* what, const Tensor& x, bo
 // eval backward is ours (dy * weight * invstd, no statistics involved).
 Tensor batch_norm_cuda(const Tensor& x, const Tensor& xc, const Tensor& weight, const Tensor& bias,
                        const Tensor& running_mean, const Tensor& running_var, bool training,
-                       double momentum, double eps, int64_t m, int64_t c) {
+                       double momentum, double eps, bool relu, int64_t m, int64_t c) {
   namespace kc = kernels::cuda;
   const Tensor wd = weight.defined() ? weight.detach().contiguous() : Tensor();
   const Tensor bd = bias.defined() ? bias.detach().contiguous() : Tensor();
@@ -44,6 +45,10 @@ Tensor batch_norm_cuda(const Tensor& x, const Tensor& xc, const Tensor& weight, 
   const DType t = x.dtype();
   const bool vendor =
       kc::impl(kc::Family::BatchNorm) == kc::Impl::Vendor && kc::batchnorm_vendor_takes(t) && m > 0;
+  // cuDNN has no fused ReLU here: its BatchNorm, then engine::relu.
+  if (vendor && relu)
+    return engine::relu(batch_norm_cuda(x, xc, weight, bias, running_mean, running_var, training,
+                                         momentum, eps, false, m, c));
   // cuDNN's NHWC descriptor: [N, H, 1, C] with H the product of the middle dims.
   const int64_t n = x.size(0), h = m / std::max<int64_t>(n, 1);
   Tensor wv = wd, bv = bd;
@@ -64,7 +69,7 @@ Tensor batch_norm_cuda(const Tensor& x, const Tensor& xc, const Tensor& weight, 
     kc::batchnorm_update_running(m, c, mean.raw_data(), var.raw_data(), momentum,
                                  ptr(running_mean), ptr(running_var), t);
     kc::batchnorm_forward(m, c, xc.raw_data(), mean.raw_data(), invstd.raw_data(), ptr(wd),
-                          ptr(bd), y.raw_data(), t);
+                          ptr(bd), relu, y.raw_data(), t);
   } else {
     mean.copy_(running_mean);  // a snapshot: a later training step may update the buffers
     kc::batchnorm_invstd(c, running_var.raw_data(), eps, invstd.raw_data(), t);
@@ -74,7 +79,7 @@ Tensor batch_norm_cuda(const Tensor& x, const Tensor& xc, const Tensor& weight, 
                                              running_var.raw_data(), eps, y.raw_data(), t);
     else
       kc::batchnorm_forward(m, c, xc.raw_data(), mean.raw_data(), invstd.raw_data(), ptr(wd),
-                            ptr(bd), y.raw_data(), t);
+                            ptr(bd), relu, y.raw_data(), t);
   }
 
   const bool gx = x.requires_grad();
@@ -82,8 +87,10 @@ Tensor batch_norm_cuda(const Tensor& x, const Tensor& xc, const Tensor& weight, 
   const bool gb = bias.defined() && bias.requires_grad();
   if (!grad_enabled() || !(gx || gw || gb)) return y;
   const bool vendor_backward = vendor && training;
-  Tensor saved_x = (vendor_backward || gw || (training && gx)) ? xc : Tensor();
-  Tensor saved_w = vendor_backward ? wv : (gx ? wd : Tensor());
+  // x: dweight, training-mode dx and a fused ReLU's mask; the weight: dx and the mask.
+  Tensor saved_x = (vendor_backward || gw || (training && gx) || relu) ? xc : Tensor();
+  Tensor saved_w = vendor_backward ? wv : (gx || relu ? wd : Tensor());
+  Tensor saved_b = relu ? bd : Tensor();
   return record("batch_norm", y, {x, weight, bias}, [=](const Tensor& g) {
     Tensor gc = g.contiguous();
     if (vendor_backward) {  // cuDNN writes all three
@@ -98,7 +105,8 @@ Tensor batch_norm_cuda(const Tensor& x, const Tensor& xc, const Tensor& weight, 
     Tensor dw = gw ? Tensor::empty({c}, t, g.device()) : Tensor();
     Tensor db = gb ? Tensor::empty({c}, t, g.device()) : Tensor();
     kc::batchnorm_backward(m, c, ptr(saved_x), gc.raw_data(), mean.raw_data(), invstd.raw_data(),
-                           ptr(saved_w), training, ptr(dx), ptr(dw), ptr(db), t);
+                           ptr(saved_w), ptr(saved_b), relu, training, ptr(dx), ptr(dw), ptr(db),
+                           t);
     return std::vector<Tensor>{dx, dw, db};
   });
 }
@@ -108,7 +116,7 @@ Tensor batch_norm_cuda(const Tensor& x, const Tensor& xc, const Tensor& weight, 
 
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
                   const Tensor& running_mean, const Tensor& running_var, bool training,
-                  double momentum, double eps) {
+                  double momentum, double eps, bool relu) {
   check(x.defined(), "batch_norm: undefined input");
   check(x.dim() >= 2, "batch_norm: expected an NHWC tensor [N,H,W,C] (or [N,C]), got shape ",
         x.shape());
@@ -130,7 +138,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
 #ifdef ENGINE_WITH_CUDA
   if (x.device().is_cuda())
     return batch_norm_cuda(x, xc, weight, bias, running_mean, running_var, training, momentum,
-                           eps, m, c);
+                           eps, relu, m, c);
 #endif
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   // mean / invstd used to normalise: the batch's in training, the running stats' in eval.
@@ -154,16 +162,18 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
       kernels::cpu::batchnorm_invstd<T>(c, running_var.data<T>(), eps, invstd.data<T>());
     }
     kernels::cpu::batchnorm_forward<T>(m, c, xc.data<T>(), mean.data<T>(), invstd.data<T>(),
-                                       ptr(wd), ptr(bd), y.data<T>());
+                                       ptr(wd), ptr(bd), relu, y.data<T>());
   });
 
   const bool gx = x.requires_grad();
   const bool gw = weight.defined() && weight.requires_grad();
   const bool gb = bias.defined() && bias.requires_grad();
   if (!grad_enabled() || !(gx || gw || gb)) return y;
-  // x is needed by dweight and by the training-mode dx; only dx needs the weight.
-  Tensor saved_x = (gw || (training && gx)) ? xc : Tensor();
-  Tensor saved_w = gx ? wd : Tensor();
+  // x is needed by dweight, the training-mode dx and a fused ReLU's mask; the weight by dx and
+  // the mask; the bias only by the mask.
+  Tensor saved_x = (gw || (training && gx) || relu) ? xc : Tensor();
+  Tensor saved_w = gx || relu ? wd : Tensor();
+  Tensor saved_b = relu ? bd : Tensor();
   return record("batch_norm", y, {x, weight, bias}, [=](const Tensor& g) {
     Tensor gc = g.contiguous();
     Tensor dx = gx ? Tensor::empty(g.shape(), g.dtype(), g.device()) : Tensor();
@@ -173,8 +183,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
       using T = decltype(zero);
       auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
       kernels::cpu::batchnorm_backward<T>(m, c, ptr(saved_x), gc.data<T>(), mean.data<T>(),
-                                          invstd.data<T>(), ptr(saved_w), training, ptr(dx),
-                                          ptr(dw), ptr(db));
+                                          invstd.data<T>(), ptr(saved_w), ptr(saved_b), relu,
+                                          training, ptr(dx), ptr(dw), ptr(db));
     });
     return std::vector<Tensor>{dx, dw, db};
   });

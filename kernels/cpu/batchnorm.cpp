@@ -8,6 +8,29 @@
 
 namespace kernels::cpu {
 
+namespace {
+
+// The forward's per-channel affine, pre = (x - mean) * scale + shift with scale = invstd *
+// weight, built the same way by the forward and by the backward of a fused ReLU, which
+// recomputes its mask pre > 0 from x: std::fma rounds once wherever it runs, so both sides see
+// the very same float (a contraction the compiler chose in one loop and not the other could
+// flip an element that sits on 0).
+template <class T>
+struct Affine {
+  std::vector<T> scale, shift;
+  Affine(int64_t c, const T* invstd, const T* weight, const T* bias) : scale(c), shift(c) {
+    for (int64_t ch = 0; ch < c; ++ch) {
+      scale[ch] = invstd[ch] * (weight ? weight[ch] : T(1));
+      shift[ch] = bias ? bias[ch] : T(0);
+    }
+  }
+};
+template <class T>
+inline T affine(T x, T mean, T scale, T shift) {
+  return std::fma(x - mean, scale, shift);
+}
+
+}  // namespace
 
 template <class T>
 void batchnorm_stats(int64_t m, int64_t c, const T* x, T* mean, T* var) {
@@ -55,42 +78,65 @@ void batchnorm_update_running(int64_t m, int64_t c, const T* mean, const T* var,
 
 template <class T>
 void batchnorm_forward(int64_t m, int64_t c, const T* x, const T* mean, const T* invstd,
-                       const T* weight, const T* bias, T* y) {
+                       const T* weight, const T* bias, bool relu, T* y) {
   // Fold weight into the scale once per channel; the row loop is then one sub and one FMA.
-  std::vector<T> scale(c), shift(c);
-  for (int64_t ch = 0; ch < c; ++ch) {
-    scale[ch] = invstd[ch] * (weight ? weight[ch] : T(1));
-    shift[ch] = bias ? bias[ch] : T(0);
-  }
-  const T* sc = scale.data();
-  const T* sh = shift.data();
+  const Affine<T> af(c, invstd, weight, bias);
+  const T* sc = af.scale.data();
+  const T* sh = af.shift.data();
 #pragma omp parallel for schedule(static) if (m * c > kParallelWork)
   for (int64_t r = 0; r < m; ++r) {
     const T* xr = x + r * c;
     T* yr = y + r * c;
-    for (int64_t ch = 0; ch < c; ++ch) yr[ch] = (xr[ch] - mean[ch]) * sc[ch] + sh[ch];
+    if (relu) {
+      for (int64_t ch = 0; ch < c; ++ch) {
+        const T v = affine(xr[ch], mean[ch], sc[ch], sh[ch]);
+        yr[ch] = v > T(0) ? v : T(0);  // engine::relu's rule (NaN -> 0)
+      }
+    } else {
+      for (int64_t ch = 0; ch < c; ++ch) yr[ch] = affine(xr[ch], mean[ch], sc[ch], sh[ch]);
+    }
   }
 }
 
-template <class T>
-void batchnorm_backward(int64_t m, int64_t c, const T* x, const T* dy, const T* mean,
-                        const T* invstd, const T* weight, bool training, T* dx, T* dweight,
-                        T* dbias) {
+namespace {
+
+// batchnorm_backward with the ReLU mask as a compile-time choice, so that every loop stays a
+// straight vectorisable one: kRelu = false is the plain BatchNorm backward.
+template <bool kRelu, class T>
+void backward_impl(int64_t m, int64_t c, const T* x, const T* dy, const T* mean, const T* invstd,
+                   const T* weight, const T* bias, bool training, T* dx, T* dweight, T* dbias) {
+  // With a fused ReLU the gradient that reaches the normalisation is dy where the forward's
+  // pre-activation was > 0 and 0 elsewhere (the mask recomputed from x, see Affine).
+  const Affine<T> af(c, invstd, weight, bias);
+  const T* sc = af.scale.data();
+  const T* sh = af.shift.data();
+  auto grad = [=](T g, T xv, int64_t ch) {
+    if constexpr (kRelu) return affine(xv, mean[ch], sc[ch], sh[ch]) > T(0) ? g : T(0);
+    else return g;
+  };
   // Column sums: sum(dy) and sum(dy * (x - mean)), needed by dbias, dweight and training dx.
   std::vector<double> sum_dy(c, 0.0), sum_dy_xmu(c, 0.0);
-  // x is only read (and may be null otherwise) when dweight or training-mode dx is wanted.
+  // x is only read (and may be null otherwise) when dweight, training-mode dx or the ReLU
+  // mask needs it.
   const bool need_xmu = dweight || (training && dx);
   if (dbias || need_xmu) {
     column_sums2<double>(
         m, c,
         [&](int64_t r0, int64_t r1, double* s1, double* s2) {
+          // With the mask, each row's masked gradient goes through a small buffer first: GCC
+          // vectorises the select and the double sums as two loops, not as one.
+          std::vector<T> masked(kRelu ? c : 0);
           for (int64_t r = r0; r < r1; ++r) {
             const T* gr = dy + r * c;
+            const T* xr = kRelu || need_xmu ? x + r * c : nullptr;
+            if constexpr (kRelu) {
+              for (int64_t ch = 0; ch < c; ++ch) masked[ch] = grad(gr[ch], xr[ch], ch);
+              gr = masked.data();
+            }
             if (!need_xmu) {
               for (int64_t ch = 0; ch < c; ++ch) s1[ch] += gr[ch];
               continue;
             }
-            const T* xr = x + r * c;
             for (int64_t ch = 0; ch < c; ++ch) {
               const double g = gr[ch];
               s1[ch] += g;
@@ -123,15 +169,28 @@ void batchnorm_backward(int64_t m, int64_t c, const T* x, const T* dy, const T* 
 #pragma omp parallel for schedule(static) if (m * c > kParallelWork)
   for (int64_t r = 0; r < m; ++r) {
     const T* gr = dy + r * c;
+    const T* xr = kRelu || training ? x + r * c : nullptr;
     T* dr = dx + r * c;
     if (!training) {
-      for (int64_t ch = 0; ch < c; ++ch) dr[ch] = kp[ch] * gr[ch];
+      for (int64_t ch = 0; ch < c; ++ch)
+        dr[ch] = kp[ch] * grad(gr[ch], kRelu ? xr[ch] : T(0), ch);
       continue;
     }
-    const T* xr = x + r * c;
     for (int64_t ch = 0; ch < c; ++ch)
-      dr[ch] = kp[ch] * (gr[ch] - ap[ch] - (xr[ch] - mean[ch]) * bp[ch]);
+      dr[ch] = kp[ch] * (grad(gr[ch], xr[ch], ch) - ap[ch] - (xr[ch] - mean[ch]) * bp[ch]);
   }
+}
+
+}  // namespace
+
+template <class T>
+void batchnorm_backward(int64_t m, int64_t c, const T* x, const T* dy, const T* mean,
+                        const T* invstd, const T* weight, const T* bias, bool relu,
+                        bool training, T* dx, T* dweight, T* dbias) {
+  if (relu)
+    backward_impl<true>(m, c, x, dy, mean, invstd, weight, bias, training, dx, dweight, dbias);
+  else
+    backward_impl<false>(m, c, x, dy, mean, invstd, weight, bias, training, dx, dweight, dbias);
 }
 
 template void batchnorm_stats<float>(int64_t, int64_t, const float*, float*, float*);
@@ -139,18 +198,18 @@ template void batchnorm_invstd<float>(int64_t, const float*, double, float*);
 template void batchnorm_update_running<float>(int64_t, int64_t, const float*, const float*,
                                             double, float*, float*);
 template void batchnorm_forward<float>(int64_t, int64_t, const float*, const float*,
-                                     const float*, const float*, const float*, float*);
+                                     const float*, const float*, const float*, bool, float*);
 template void batchnorm_backward<float>(int64_t, int64_t, const float*, const float*,
-                                      const float*, const float*, const float*, bool, float*,
-                                      float*, float*);
+                                      const float*, const float*, const float*, const float*,
+                                      bool, bool, float*, float*, float*);
 template void batchnorm_stats<double>(int64_t, int64_t, const double*, double*, double*);
 template void batchnorm_invstd<double>(int64_t, const double*, double, double*);
 template void batchnorm_update_running<double>(int64_t, int64_t, const double*, const double*,
                                             double, double*, double*);
 template void batchnorm_forward<double>(int64_t, int64_t, const double*, const double*,
-                                     const double*, const double*, const double*, double*);
+                                     const double*, const double*, const double*, bool, double*);
 template void batchnorm_backward<double>(int64_t, int64_t, const double*, const double*,
-                                      const double*, const double*, const double*, bool, double*,
-                                      double*, double*);
+                                      const double*, const double*, const double*, const double*,
+                                      bool, bool, double*, double*, double*);
 
 }  // namespace kernels::cpu

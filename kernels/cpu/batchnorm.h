@@ -26,9 +26,11 @@ void batchnorm_update_running(int64_t m, int64_t c, const T* mean, const T* var,
                               T* running_mean, T* running_var);
 
 // y = (x - mean) * invstd * weight + bias per channel; weight/bias may be null (no affine).
+// relu: y = max(y, 0) in the same pass (ResNet's BatchNorm -> ReLU; NaN gives 0 as
+// engine::relu).
 template <class T>
 void batchnorm_forward(int64_t m, int64_t c, const T* x, const T* mean, const T* invstd,
-                       const T* weight, const T* bias, T* y);
+                       const T* weight, const T* bias, bool relu, T* y);
 
 // Gradients of batchnorm_forward given dy [m, c] and the mean/invstd used in the forward.
 //   training (mean, invstd are the batch's, so they depend on x):
@@ -36,10 +38,13 @@ void batchnorm_forward(int64_t m, int64_t c, const T* x, const T* mean, const T*
 //   eval (running stats, constants): dx = dy * weight * invstd
 //   dweight = sum(dy * xhat), dbias = sum(dy) over the m rows, in both modes.
 // weight may be null (treated as 1); dx, dweight, dbias may each be null (not wanted); x is
-// read only for dweight or training-mode dx and may be null otherwise.
+// read only for dweight, training-mode dx or relu and may be null otherwise.
+// relu (the forward fused a ReLU): dy is first zeroed where the forward's pre-activation was
+// <= 0, recomputed from x, weight and bias with the forward's own arithmetic (bit for bit the
+// forward's mask); bias is read only then and may be null (0).
 template <class T>
 void batchnorm_backward(int64_t m, int64_t c, const T* x, const T* dy, const T* mean,
-                        const T* invstd, const T* weight, bool training, T* dx, T* dweight,
-                        T* dbias);
+                        const T* invstd, const T* weight, const T* bias, bool relu,
+                        bool training, T* dx, T* dweight, T* dbias);
 
 }  // namespace kernels::cpu

@@ -28,14 +28,42 @@ namespace {
 
 constexpr int kThreads = 256;
 
+__device__ __forceinline__ float fma_t(float a, float b, float c) { return fmaf(a, b, c); }
+__device__ __forceinline__ double fma_t(double a, double b, double c) { return fma(a, b, c); }
+
+// The forward's pre-activation (x - mean) * invstd * weight + bias of element (row, ch), one
+// rounding for the multiply-add as on the CPU (std::fma there), so that a fused ReLU's backward
+// recomputes the forward's mask bit for bit.
+template <class T>
+__device__ __forceinline__ T bn_pre(T x, T mean, T invstd, const T* weight, const T* bias,
+                                    int64_t ch) {
+  return fma_t(x - mean, invstd * (weight ? weight[ch] : T(1)), bias ? bias[ch] : T(0));
+}
+
+// A fused ReLU's mask for the backward: keep(at, ch) is true where the forward's
+// pre-activation was > 0. x == null: no ReLU, everything is kept.
+template <class T>
+struct ReluMask {
+  const T* x = nullptr;
+  const T* mean = nullptr;
+  const T* invstd = nullptr;
+  const T* weight = nullptr;
+  const T* bias = nullptr;
+  __device__ __forceinline__ bool keep(int64_t at, int64_t ch) const {
+    return x == nullptr || bn_pre(x[at], mean[ch], invstd[ch], weight, bias, ch) > T(0);
+  }
+};
+
 // part[chunk][0][col] = sum of u, part[chunk][1][col] = sum of u * v over the chunk's rows, where
 //   stats (center == null):   u = v = x - x[0, col]                   (a = x)
 //   backward (center given):  u = dy, v = x - center[col]             (a = dy, b = x)
 //   backward without v (b == null): only the first sum.
+//   backward of a fused ReLU: u = dy where relu.keep(), else 0.
 template <class T>
 __global__ void column_sums_kernel(int64_t m, int64_t c, const T* __restrict__ a,
                                    const T* __restrict__ b, const T* __restrict__ center, int cols,
-                                   int groups, int64_t chunk_rows, double* __restrict__ part) {
+                                   int groups, int64_t chunk_rows, ReluMask<T> relu,
+                                   double* __restrict__ part) {
   __shared__ double s1[kThreads], s2[kThreads];
   const int lc = threadIdx.x % cols, g = threadIdx.x / cols;
   const int64_t col = static_cast<int64_t>(blockIdx.x) * cols + lc;
@@ -54,7 +82,7 @@ __global__ void column_sums_kernel(int64_t m, int64_t c, const T* __restrict__ a
         acc1 += d;
         acc2 += d * d;
       } else {
-        const double u = static_cast<double>(a[at]);
+        const double u = relu.keep(at, col) ? static_cast<double>(a[at]) : 0.0;
         acc1 += u;
         if (b) acc2 += u * (static_cast<double>(b[at]) - mu);
       }
@@ -133,13 +161,13 @@ __global__ void running_kernel(int64_t c, double unbias, double momentum,
 template <class T>
 __global__ void forward_kernel(int64_t m, int64_t c, const T* __restrict__ x,
                                const T* __restrict__ mean, const T* __restrict__ invstd,
-                               const T* __restrict__ weight, const T* __restrict__ bias,
+                               const T* __restrict__ weight, const T* __restrict__ bias, bool relu,
                                T* __restrict__ y) {
   for (int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; t < m * c;
        t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t ch = t % c;
-    const T scale = invstd[ch] * (weight ? weight[ch] : T(1));
-    y[t] = (x[t] - mean[ch]) * scale + (bias ? bias[ch] : T(0));
+    const T v = bn_pre(x[t], mean[ch], invstd[ch], weight, bias, ch);
+    y[t] = relu ? (v > T(0) ? v : T(0)) : v;  // engine::relu's rule (NaN -> 0)
   }
 }
 
@@ -148,20 +176,21 @@ template <class T>
 __global__ void dx_kernel(int64_t m, int64_t c, const T* __restrict__ x, const T* __restrict__ dy,
                           const T* __restrict__ mean, const T* __restrict__ invstd,
                           const T* __restrict__ weight, const double* __restrict__ sums,
-                          bool training, T* __restrict__ dx) {
+                          bool training, ReluMask<T> relu, T* __restrict__ dx) {
   const double inv_m = 1.0 / static_cast<double>(m);
   for (int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; t < m * c;
        t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t ch = t % c;
     const double is = invstd[ch];
     const T k = static_cast<T>(is * (weight ? static_cast<double>(weight[ch]) : 1.0));
+    const T g = relu.keep(t, ch) ? dy[t] : T(0);
     if (!training) {
-      dx[t] = k * dy[t];
+      dx[t] = k * g;
       continue;
     }
     const T a = static_cast<T>(sums[ch] * inv_m);
     const T b = static_cast<T>(sums[c + ch] * inv_m * is * is);
-    dx[t] = k * (dy[t] - a - (x[t] - mean[ch]) * b);
+    dx[t] = k * (g - a - (x[t] - mean[ch]) * b);
   }
 }
 
@@ -190,10 +219,10 @@ ColumnPlan column_plan(int64_t m, int64_t c) {
 
 template <class T>
 void launch_column_sums(const ColumnPlan& p, int64_t m, int64_t c, const T* a, const T* b,
-                        const T* center, double* part, const char* op) {
+                        const T* center, ReluMask<T> relu, double* part, const char* op) {
   column_sums_kernel<T>
       <<<dim3(static_cast<unsigned>(p.tiles), static_cast<unsigned>(p.chunks)), kThreads, 0,
-         stream()>>>(m, c, a, b, center, p.cols, p.groups, p.chunk_rows, part);
+         stream()>>>(m, c, a, b, center, p.cols, p.groups, p.chunk_rows, relu, part);
   KCUDA_CHECK_LAUNCH(op);
 }
 
@@ -215,8 +244,8 @@ void batchnorm_stats(int64_t m, int64_t c, const void* x, void* mean, void* var,
     const ColumnPlan p = column_plan(m, c);
     Scratch part(sizeof(double) * 2 * c * p.chunks);
     const T* px = static_cast<const T*>(x);
-    launch_column_sums<T>(p, m, c, px, nullptr, nullptr, static_cast<double*>(part.get()),
-                          "batch_norm statistics");
+    launch_column_sums<T>(p, m, c, px, nullptr, nullptr, ReluMask<T>{},
+                          static_cast<double*>(part.get()), "batch_norm statistics");
     stats_finish_kernel<T><<<grid_for(c, kSmallThreads), kSmallThreads, 0, stream()>>>(
         m, c, p.chunks, px, static_cast<const double*>(part.get()), static_cast<T*>(mean),
         static_cast<T*>(var));
@@ -248,20 +277,20 @@ void batchnorm_update_running(int64_t m, int64_t c, const void* mean, const void
 }
 
 void batchnorm_forward(int64_t m, int64_t c, const void* x, const void* mean, const void* invstd,
-                       const void* weight, const void* bias, void* y, DType dtype) {
+                       const void* weight, const void* bias, bool relu, void* y, DType dtype) {
   dispatch_float(dtype, "batch_norm", [&](auto zero) {
     using T = decltype(zero);
     if (m * c <= 0) return;
     forward_kernel<T><<<grid_for(m * c, kThreads), kThreads, 0, stream()>>>(
         m, c, static_cast<const T*>(x), static_cast<const T*>(mean), static_cast<const T*>(invstd),
-        static_cast<const T*>(weight), static_cast<const T*>(bias), static_cast<T*>(y));
+        static_cast<const T*>(weight), static_cast<const T*>(bias), relu, static_cast<T*>(y));
     KCUDA_CHECK_LAUNCH("batch_norm");
   });
 }
 
 void batchnorm_backward(int64_t m, int64_t c, const void* x, const void* dy, const void* mean,
-                        const void* invstd, const void* weight, bool training, void* dx,
-                        void* dweight, void* dbias, DType dtype) {
+                        const void* invstd, const void* weight, const void* bias, bool relu,
+                        bool training, void* dx, void* dweight, void* dbias, DType dtype) {
   dispatch_float(dtype, "batch_norm_backward", [&](auto zero) {
     using T = decltype(zero);
     if (c <= 0) return;
@@ -271,12 +300,16 @@ void batchnorm_backward(int64_t m, int64_t c, const void* x, const void* dy, con
     const T* pinv = static_cast<const T*>(invstd);
     const bool need_xmu = dweight || (training && dx);
     const bool need_sums = dbias || need_xmu;
+    ReluMask<T> mask;
+    if (relu)
+      mask = ReluMask<T>{px, pmean, pinv, static_cast<const T*>(weight),
+                         static_cast<const T*>(bias)};
     // sums [2][c] stays zero when nothing needs it (eval-mode dx alone).
     Scratch sums(sizeof(double) * 2 * c);
     if (need_sums && m > 0) {
       const ColumnPlan p = column_plan(m, c);
       Scratch part(sizeof(double) * 2 * c * p.chunks);
-      launch_column_sums<T>(p, m, c, pdy, need_xmu ? px : nullptr, pmean,
+      launch_column_sums<T>(p, m, c, pdy, need_xmu ? px : nullptr, pmean, mask,
                             static_cast<double*>(part.get()), "batch_norm_backward");
       grad_finish_kernel<T><<<grid_for(c, kSmallThreads), kSmallThreads, 0, stream()>>>(
           c, p.chunks, static_cast<const double*>(part.get()), pinv,
@@ -290,7 +323,7 @@ void batchnorm_backward(int64_t m, int64_t c, const void* x, const void* dy, con
     if (!dx || m * c == 0) return;
     dx_kernel<T><<<grid_for(m * c, kThreads), kThreads, 0, stream()>>>(
         m, c, px, pdy, pmean, pinv, static_cast<const T*>(weight),
-        static_cast<const double*>(sums.get()), training, static_cast<T*>(dx));
+        static_cast<const double*>(sums.get()), training, mask, static_cast<T*>(dx));
     KCUDA_CHECK_LAUNCH("batch_norm_backward");
   });
 }

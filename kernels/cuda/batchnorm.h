@@ -22,14 +22,15 @@ void batchnorm_invstd(int64_t c, const void* var, double eps, void* invstd, DTyp
 // running pointer may be null.
 void batchnorm_update_running(int64_t m, int64_t c, const void* mean, const void* var,
                               double momentum, void* running_mean, void* running_var, DType dtype);
-// y = (x - mean) * invstd * weight + bias; weight/bias may be null.
+// y = (x - mean) * invstd * weight + bias; weight/bias may be null; relu: max(y, 0) fused.
 void batchnorm_forward(int64_t m, int64_t c, const void* x, const void* mean, const void* invstd,
-                       const void* weight, const void* bias, void* y, DType dtype);
+                       const void* weight, const void* bias, bool relu, void* y, DType dtype);
 // As kernels::cpu::batchnorm_backward: dx, dweight, dbias may each be null; x may be null
-// unless dweight or training-mode dx is wanted; weight may be null (1).
+// unless dweight, training-mode dx or relu needs it; weight may be null (1); bias is read only
+// for relu's mask (the forward's pre-activation > 0, recomputed bit for bit) and may be null.
 void batchnorm_backward(int64_t m, int64_t c, const void* x, const void* dy, const void* mean,
-                        const void* invstd, const void* weight, bool training, void* dx,
-                        void* dweight, void* dbias, DType dtype);
+                        const void* invstd, const void* weight, const void* bias, bool relu,
+                        bool training, void* dx, void* dweight, void* dbias, DType dtype);
 
 // ---- cuDNN (CUDNN_BATCHNORM_SPATIAL on an NHWC descriptor [n, h, w, c]) ----------------------
 // float32 only. weight and bias must be given (the engine passes ones / zeros when the layer

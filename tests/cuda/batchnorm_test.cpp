@@ -27,7 +27,7 @@ const std::vector<Case> kCases = {
 // batch_norm in training then in eval mode on both devices (outputs, gradients of x, weight
 // and bias, and the running statistics each device updated).
 void check_case(const Case& c, DType t, uint64_t seed, const Tolerance& tol,
-                const std::string& tag) {
+                const std::string& tag, bool relu = false) {
   const int64_t ch = c.shape.back();
   // Shifted data (mean ~ 3, std ~ 0.6): the shifted-sum statistics are what keeps it exact.
   Tensor x = host_random(c.shape, seed, 2, 4, t);
@@ -41,9 +41,10 @@ void check_case(const Case& c, DType t, uint64_t seed, const Tolerance& tol,
     OpFn f = [&, training](const std::vector<Tensor>& in) {
       const bool gpu = in[0].device().is_cuda();
       return engine::batch_norm(in[0], in[1], in[2], gpu ? rmg : rmc, gpu ? rvg : rvc, training,
-                                0.1, 1e-5);
+                                0.1, 1e-5, relu);
     };
-    const std::string what = tag + " " + c.what + (training ? " train " : " eval ") + dtype_str(t);
+    const std::string what = tag + " " + c.what + (training ? " train " : " eval ") +
+                             dtype_str(t) + (relu ? " + relu" : "");
     EXPECT_TRUE(matches_cpu(f, {x, w, b}, tol, what));
     EXPECT_TRUE(testing_util::all_close(rmg, rmc, tol.rtol, tol.atol)) << what << " running_mean";
     EXPECT_TRUE(testing_util::all_close(rvg, rvc, tol.rtol, tol.atol)) << what << " running_var";
@@ -61,6 +62,21 @@ TEST_F(CudaBatchNorm, OursMatchesCpu) {
           t == DType::Float32 ? Tolerance{2e-5, 2e-5, 1e-4, 1e-4} : Tolerance{1e-11, 1e-12};
       check_case(c, t, seed += 10, tol, "ours");
     }
+}
+
+// The fused ReLU (batch_norm(..., relu = true)) on both paths: ours fuses it into its passes,
+// cuDNN's is followed by engine::relu; either way the CPU's fused result.
+TEST_F(CudaBatchNorm, FusedReluMatchesCpu) {
+  uint64_t seed = 500;
+  for (Impl impl : available_impls()) {
+    ImplScope use(Family::BatchNorm, impl);
+    for (const Case& c : kCases)
+      for (DType t : {DType::Float32, DType::Float64}) {
+        const Tolerance tol =
+            t == DType::Float32 ? Tolerance{2e-5, 2e-5, 1e-4, 1e-4} : Tolerance{1e-11, 1e-12};
+        check_case(c, t, seed += 10, tol, engine::cuda::impl_name(impl), /*relu=*/true);
+      }
+  }
 }
 
 TEST_F(CudaBatchNorm, CudnnMatchesCpu) {

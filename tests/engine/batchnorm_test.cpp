@@ -188,6 +188,86 @@ TEST(BatchNorm, StridedInputAndParameters) {
   EXPECT_TRUE(all_close(y, ref, 0, 0));
 }
 
+// batch_norm(..., relu = true) is relu(batch_norm(...)): outputs, the gradients of x, weight
+// and bias, and the running statistics, in training and eval, with and without the affine part,
+// float64 and float32; plus a column whose pre-activation is exactly 0 (the fused backward
+// recomputes the mask, which must say "not kept" there as relu's does).
+TEST(BatchNorm, FusedReluIsReluOfBatchNorm) {
+  uint64_t seed = 300;
+  for (DType t : {DType::Float64, DType::Float32})
+    for (bool training : {true, false})
+      for (bool affine : {true, false}) {
+        const double tol = t == DType::Float64 ? 1e-13 : 2e-5;
+        const int64_t c = 6;
+        Tensor x0 = random({3, 5, 4, c}, ++seed, -1, 1).to(t);
+        // Column 0 holds -1, 0, 1 repeated: mean 0 exactly, so the x = 0 entries sit exactly on
+        // the ReLU's kink in training mode (bias 0 there); eval uses running mean 0 for it.
+        {
+          std::vector<double> v = x0.to(DType::Float64).to_vector();
+          for (size_t i = 0; i < v.size(); i += c) v[i] = double(int64_t(i / c) % 3) - 1.0;
+          x0 = Tensor::from_vector(v, x0.shape()).to(t);
+        }
+        Tensor w0 = affine ? random({c}, ++seed, 0.5, 1.5).to(t) : Tensor();
+        Tensor b0 = Tensor();
+        if (affine) {
+          std::vector<double> bv = random({c}, ++seed, -0.5, 0.5).to_vector();
+          bv[0] = 0.0;
+          b0 = Tensor::from_vector(bv, {c}).to(t);
+        }
+        std::vector<double> rm(c), rv(c, 1.3);
+        for (int64_t i = 1; i < c; ++i) rm[i] = 0.1 * double(i);
+        Tensor rm0 = Tensor::from_vector(rm, {c}).to(t), rv0 = Tensor::from_vector(rv, {c}).to(t);
+        Tensor g = random({3, 5, 4, c}, ++seed).to(t);
+
+        std::vector<Tensor> results[2];
+        for (int fused = 0; fused < 2; ++fused) {
+          Tensor x = x0.clone().requires_grad_();
+          Tensor w = affine ? w0.clone().requires_grad_() : Tensor();
+          Tensor b = affine ? b0.clone().requires_grad_() : Tensor();
+          Tensor rmean = rm0.clone(), rvar = rv0.clone();
+          Tensor y = fused ? batch_norm(x, w, b, rmean, rvar, training, 0.1, 1e-5, true)
+                           : relu(batch_norm(x, w, b, rmean, rvar, training, 0.1, 1e-5));
+          y.backward(g);
+          results[fused] = {y.detach(), x.grad(), rmean, rvar};
+          if (affine) results[fused].push_back(w.grad()), results[fused].push_back(b.grad());
+        }
+        const char* names[] = {"y", "dx", "running_mean", "running_var", "dweight", "dbias"};
+        for (size_t i = 0; i < results[0].size(); ++i)
+          EXPECT_TRUE(all_close(results[1][i], results[0][i], tol, tol))
+              << names[i] << " " << t << (training ? " train" : " eval")
+              << (affine ? " affine" : "");
+        // The kink: where x = 0 in column 0 the output is exactly 0 and no gradient flows.
+        if (training) {
+          std::vector<double> y = results[1][0].to(DType::Float64).to_vector();
+          for (size_t i = 0; i < y.size(); i += c)
+            if ((int64_t(i / c) % 3) == 1) EXPECT_EQ(y[i], 0.0) << "row " << i / c;
+        }
+      }
+}
+
+// The backward's partial paths (only dx, only dweight, only dbias wanted: some skip the sums or
+// the x - mean terms) keep the ReLU mask too.
+TEST(BatchNorm, FusedReluWithOnlySomeGradients) {
+  Tensor x0 = random({2, 6, 5, 7}, 340), w0 = random({7}, 341, 0.5, 1.5);
+  Tensor b0 = random({7}, 342, -0.5, 0.5), rm = random({7}, 343), rv = random({7}, 344, 0.5, 2);
+  Tensor g = random({2, 6, 5, 7}, 345);
+  for (bool training : {true, false})
+    for (int which = 0; which < 3; ++which) {  // the one input that requires grad
+      Tensor got, ref;
+      for (int fused = 0; fused < 2; ++fused) {
+        Tensor in[3] = {x0.clone(), w0.clone(), b0.clone()};
+        in[which].requires_grad_();
+        Tensor rmean = rm.clone(), rvar = rv.clone();
+        Tensor y = fused ? batch_norm(in[0], in[1], in[2], rmean, rvar, training, 0.1, 1e-5, true)
+                         : relu(batch_norm(in[0], in[1], in[2], rmean, rvar, training, 0.1, 1e-5));
+        y.backward(g);
+        (fused ? got : ref) = in[which].grad();
+      }
+      EXPECT_TRUE(all_close(got, ref, 1e-13, 1e-13))
+          << "input " << which << (training ? " train" : " eval");
+    }
+}
+
 TEST(BatchNorm, BadArgumentsAreClearErrors) {
   Tensor x = random({2, 3, 3, 4}, 180);
   expect_error([&] { batch_norm(random({1, 1, 1, 4}, 181), {}, {}, {}, {}, true); },
