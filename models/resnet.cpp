@@ -53,7 +53,7 @@ Tensor BasicBlock::forward(const Tensor& x) {
   Tensor out = bn1->forward_relu((*conv1)(x));  // bn1 + relu in one op
   out = (*bn2)((*conv2)(out));
   Tensor identity = downsample ? (*downsample)(x) : x;
-  return engine::relu(out + identity);
+  return engine::add_relu(out, identity);  // relu(out + identity) in one pass
 }
 
 Bottleneck::Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, engine::Generator& gen) {
@@ -74,7 +74,7 @@ Tensor Bottleneck::forward(const Tensor& x) {
   out = bn2->forward_relu((*conv2)(out));
   out = (*bn3)((*conv3)(out));
   Tensor identity = downsample ? (*downsample)(x) : x;
-  return engine::relu(out + identity);
+  return engine::add_relu(out, identity);  // relu(out + identity) in one pass
 }
 
 // ---- ResNet ---------------------------------------------------------------------------------

@@ -219,6 +219,16 @@ Tensor log(const Tensor& x) { return unary_op(UnaryOp::Log, x, "log"); }
 Tensor sqrt(const Tensor& x) { return unary_op(UnaryOp::Sqrt, x, "sqrt"); }
 Tensor abs(const Tensor& x) { return unary_op(UnaryOp::Abs, x, "abs"); }
 Tensor relu(const Tensor& x) { return unary_op(UnaryOp::Relu, x, "relu"); }
+
+Tensor add_relu(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_forward(BinaryOp::AddRelu, a, b, "add_relu");
+  Tensor so = out.detach();
+  Shape sa = a.shape(), sb = b.shape();
+  return record("add_relu", out, {a, b}, [=](const Tensor& g) {
+    const Tensor gm = unary_backward(UnaryOp::Relu, Tensor(), so, g, 0, 0);  // g where out > 0
+    return std::vector<Tensor>{sum_to(gm, sa), sum_to(gm, sb)};
+  });
+}
 Tensor sigmoid(const Tensor& x) { return unary_op(UnaryOp::Sigmoid, x, "sigmoid"); }
 Tensor tanh(const Tensor& x) { return unary_op(UnaryOp::Tanh, x, "tanh"); }
 Tensor clamp(const Tensor& x, double low, double high) {

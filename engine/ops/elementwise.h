@@ -26,6 +26,9 @@ Tensor log(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 Tensor abs(const Tensor& x);
 Tensor relu(const Tensor& x);
+// relu(a + b) in one pass (a residual join and its ReLU, as in ResNet's blocks), broadcasting
+// as add; both gradients are relu's, taken from the output.
+Tensor add_relu(const Tensor& a, const Tensor& b);
 Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor clamp(const Tensor& x, double low, double high);

@@ -114,6 +114,11 @@ void binary(BinaryOp op, int ndim, const int64_t* shape, const T* a, const int64
     case BinaryOp::Maximum: return run([](T u, T v) { return u > v || std::isnan(u) ? u : v; });
     case BinaryOp::Minimum: return run([](T u, T v) { return u < v || std::isnan(u) ? u : v; });
     case BinaryOp::Equal: return run([](T u, T v) { return u == v ? T(1) : T(0); });
+    case BinaryOp::AddRelu:
+      return run([](T u, T v) {
+        const T s = u + v;
+        return s > T(0) ? s : T(0);  // relu's rule (NaN -> 0)
+      });
   }
 }
 

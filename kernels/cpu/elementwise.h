@@ -8,7 +8,8 @@
 
 namespace kernels::cpu {
 
-enum class BinaryOp { Add, Sub, Mul, Div, Pow, Maximum, Minimum, Equal };  // Equal gives 1 or 0
+// Equal gives 1 or 0; AddRelu is max(a + b, 0) (a residual join followed by its ReLU, one pass)
+enum class BinaryOp { Add, Sub, Mul, Div, Pow, Maximum, Minimum, Equal, AddRelu };
 enum class UnaryOp { Neg, Exp, Log, Sqrt, Abs, Relu, Sigmoid, Tanh, Clamp, PowScalar };
 
 // out[i...] = a[i...] op b[i...] over `shape` (out is contiguous).

@@ -55,6 +55,7 @@ __device__ __forceinline__ T apply_binary(BinaryOp op, T u, T v) {
     case BinaryOp::Maximum: return u > v || isnan(u) ? u : v;
     case BinaryOp::Minimum: return u < v || isnan(u) ? u : v;
     case BinaryOp::Equal: return u == v ? T(1) : T(0);
+    case BinaryOp::AddRelu: return u + v > T(0) ? u + v : T(0);
   }
   return T(0);
 }
@@ -192,6 +193,7 @@ const char* op_name(BinaryOp op) {
     case BinaryOp::Maximum: return "maximum";
     case BinaryOp::Minimum: return "minimum";
     case BinaryOp::Equal: return "eq";
+    case BinaryOp::AddRelu: return "add_relu";
   }
   return "binary op";
 }

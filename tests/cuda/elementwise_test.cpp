@@ -35,6 +35,8 @@ std::vector<BinaryCase> binary_cases() {
        true},
       {"minimum", [](const Tensor& a, const Tensor& b) { return engine::minimum(a, b); }, -1, 1,
        true},
+      {"add_relu", [](const Tensor& a, const Tensor& b) { return engine::add_relu(a, b); }, -1, 1,
+       true},
   };
 }
 
@@ -103,6 +105,20 @@ TEST_F(CudaElementwise, BroadcastGradientsMatchCpu) {
   engine::sum(engine::mul(engine::add(engine::mul(ga, gb), gb), w.to(kGpu))).backward();
   EXPECT_TRUE(testing_util::all_close(ga.grad(), a.grad(), 1e-13, 1e-13));
   EXPECT_TRUE(testing_util::all_close(gb.grad(), b.grad(), 1e-13, 1e-13));
+}
+
+// add_relu's gradient (relu's, from the output, summed over broadcast dims) equals the CPU's.
+TEST_F(CudaElementwise, AddReluGradientsMatchCpu) {
+  for (DType t : {DType::Float32, DType::Float64}) {
+    Tensor a = host_random({4, 6, 9}, 21, -1, 1, t).requires_grad_();
+    Tensor b = host_random({6, 1}, 22, -1, 1, t).requires_grad_();
+    Tensor ga = a.detach().to(kGpu).requires_grad_(), gb = b.detach().to(kGpu).requires_grad_();
+    Tensor w = host_random({4, 6, 9}, 23, -1, 1, t);
+    engine::sum(engine::mul(engine::add_relu(a, b), w)).backward();
+    engine::sum(engine::mul(engine::add_relu(ga, gb), w.to(kGpu))).backward();
+    EXPECT_TRUE(same_values(ga.grad(), a.grad())) << t;  // a mask times w: exact
+    EXPECT_TRUE(testing_util::all_close(gb.grad(), b.grad(), 1e-6, 1e-6)) << t;  // a sum
+  }
 }
 
 struct UnaryCase {

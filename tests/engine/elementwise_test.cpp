@@ -41,6 +41,8 @@ std::vector<BinaryCase> binary_cases() {
        [](double u, double v) { return std::max(u, v); }, -2, 2, -2, 2},
       {"minimum", [](auto& a, auto& b) { return minimum(a, b); },
        [](double u, double v) { return std::min(u, v); }, -2, 2, -2, 2},
+      {"add_relu", [](auto& a, auto& b) { return add_relu(a, b); },
+       [](double u, double v) { return std::max(u + v, 0.0); }, -2, 2, -2, 2},
   };
 }
 
