@@ -39,8 +39,6 @@ namespace {
 namespace kc = kernels::cuda;
 using kc::Conv2dLabShape;
 
-constexpr double kPeakTf32FlopPerS = 495e12;  // datasheet, dense (shared/GPU.md)
-
 struct Layer {
   const char* name;
   int c, k, hw, r, stride, pad;
@@ -63,7 +61,9 @@ struct Row {
   double ms = 0, min_ms = 0, flops = 0, bytes = 0, cudnn_ms = 0;
   bool valid = true;
   bool ran = true;  // false: a cuDNN row where cuDNN had no algorithm (nothing was computed)
-  double peak() const { return math == "tf32" ? kPeakTf32FlopPerS : bench::kPeakFp32FlopPerS; }
+  double peak() const {
+    return math == "tf32" ? bench::kPeakTf32FlopPerS : bench::kPeakFp32FlopPerS;
+  }
   double floor_ms() const { return 1e3 * std::max(bytes / bench::kPeakBytesPerS, flops / peak()); }
 };
 

@@ -106,8 +106,9 @@ template <bool kRelu, class T>
 void backward_impl(int64_t m, int64_t c, const T* x, const T* dy, const T* mean, const T* invstd,
                    const T* weight, const T* bias, bool training, T* dx, T* dweight, T* dbias) {
   // With a fused ReLU the gradient that reaches the normalisation is dy where the forward's
-  // pre-activation was > 0 and 0 elsewhere (the mask recomputed from x, see Affine).
-  const Affine<T> af(c, invstd, weight, bias);
+  // pre-activation was > 0 and 0 elsewhere (the mask recomputed from x, see Affine; without
+  // the ReLU it is not built).
+  const Affine<T> af(kRelu ? c : 0, invstd, weight, bias);
   const T* sc = af.scale.data();
   const T* sh = af.shift.data();
   auto grad = [=](T g, T xv, int64_t ch) {
