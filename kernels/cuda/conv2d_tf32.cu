@@ -16,7 +16,8 @@
 // else 4 bytes per element; src-size 0 zero-fills the padding and the tile edges), 4 slices in
 // flight (stages). One barrier per slice: at step t, wait_group(STAGES-2) + __syncthreads
 // guarantee slice t has landed for every thread AND every warp has finished step t-1, whose
-// stage is then refilled with slice t+STAGES-1 while slice t is multiplied.
+// stage is then refilled with slice t+STAGES-1 while slice t is multiplied
+// (pipelined_slices in cp_async.cuh, shared with matmul_tf32.cu).
 // Shared layout per stage: operands contiguous along kk (forward A and B, data A) as
 // [row][16+4], the others as [kk][rows+8]: cp.async writes 16 contiguous bytes, and the
 // fragment reads (row g, k t) hit 32 different banks (Tf32Tile in mma_tile.cuh).
@@ -81,29 +82,20 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
   LB lb;
   la.init(g, m0, k0, tid);
   lb.init(g, n0, k0, tid);
-  // The loaders always point at the next slice to issue.
-  auto issue = [&](int stage) {
+  // The loaders always point at the next slice to issue (slices are issued in order).
+  auto issue = [&](int t) {
+    const int stage = t % kStages;
     copy_slice<LA, TA, VEC>(la, g, a.a, sa + stage * TA::kFloats, tid);
     copy_slice<LB, TB, VEC>(lb, g, a.b, sb + stage * TB::kFloats, tid);
     la.advance(g);
     lb.advance(g);
   };
-#pragma unroll
-  for (int st = 0; st < kStages - 1; ++st) {
-    if (st < tiles) issue(st);
-    cp_async_commit();  // empty groups keep the count uniform
-  }
   float acc[4][4][4] = {};  // [m16 block][n8 block][c0..c3]
-  for (int t = 0; t < tiles; ++t) {
-    cp_async_wait<kStages - 2>();
-    __syncthreads();
-    if (t + kStages - 1 < tiles) issue((t + kStages - 1) % kStages);
-    cp_async_commit();
+  pipelined_slices<kStages>(tiles, issue, [&](int t) {
     const float* ta = sa + (t % kStages) * TA::kFloats;
     const float* tb = sb + (t % kStages) * TB::kFloats;
     mma::warp_tile_slice<TA, TB, kBK>(ta, tb, wm, wn, lane, acc);
-  }
-  cp_async_wait<0>();  // nothing may be in flight into shared memory when the block exits
+  });
 
   // c0/c1 (and c2/c3) are two adjacent columns of one row: one 8-byte store when vec.
   const int mrows = View::m(g), ncols = View::n(g);

@@ -35,4 +35,31 @@ __device__ __forceinline__ void cp_async_wait() {  // all but the N most recent 
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
+// The multi-stage pipeline of the TF32 GEMMs (conv2d_tf32.cu, matmul_tf32.cu) over `slices`
+// k-slices held in STAGES shared-memory stages:
+//   issue(t)    issues this thread's copies of slice t into stage t % STAGES (called for
+//               t = 0, 1, 2, ... in order, each once);
+//   compute(t)  multiplies slice t from stage t % STAGES.
+// STAGES - 1 slices are in flight before the first multiply. One barrier per slice: at step t,
+// wait_group(STAGES - 2) + __syncthreads guarantee that slice t has landed for every thread AND
+// that every warp has finished step t - 1, whose stage is then refilled with slice
+// t + STAGES - 1 while slice t is multiplied. Empty commit groups keep the group count uniform,
+// and nothing is left in flight into shared memory when it returns.
+template <int STAGES, class Issue, class Compute>
+__device__ __forceinline__ void pipelined_slices(int slices, Issue&& issue, Compute&& compute) {
+#pragma unroll
+  for (int t = 0; t < STAGES - 1; ++t) {
+    if (t < slices) issue(t);
+    cp_async_commit();
+  }
+  for (int t = 0; t < slices; ++t) {
+    cp_async_wait<STAGES - 2>();
+    __syncthreads();
+    if (t + STAGES - 1 < slices) issue(t + STAGES - 1);
+    cp_async_commit();
+    compute(t);
+  }
+  cp_async_wait<0>();
+}
+
 }  // namespace kernels::cuda

@@ -13,7 +13,7 @@
 //     0 zero-fills what lies past the matrix), 4 slices in flight. One barrier per slice: at
 //     step t, wait_group(STAGES-2) + __syncthreads guarantee slice t has landed for every
 //     thread and every warp has finished step t-1, whose stage is refilled with slice
-//     t+STAGES-1 while slice t is multiplied.
+//     t+STAGES-1 while slice t is multiplied (pipelined_slices, cp_async.cuh).
 //   - Operands are rounded to TF32 (cvt.rna: 10-bit mantissa, like PyTorch's TF32 GEMMs, which
 //     cuBLAS rounds the same way) as they leave shared memory; products are exact in the tensor
 //     core and summed in fp32. Relative error per product <= 2^-10, so |C - C_exact| <=
@@ -98,22 +98,12 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
     OpA::copy(a.a, a.lda, a.m, m0, kt, k1, sa + stage * TA_::kFloats, tid);
     OpB::copy(a.b, a.ldb, a.n, n0, kt, k1, sb + stage * TB_::kFloats, tid);
   };
-#pragma unroll
-  for (int t = 0; t < kStages - 1; ++t) {
-    if (t < tiles) issue(t);
-    cp_async_commit();  // empty groups keep the count uniform
-  }
   float acc[4][4][4] = {};  // [m16 block][n8 block][c0..c3]
-  for (int t = 0; t < tiles; ++t) {
-    cp_async_wait<kStages - 2>();
-    __syncthreads();
-    if (t + kStages - 1 < tiles) issue(t + kStages - 1);
-    cp_async_commit();
+  pipelined_slices<kStages>(tiles, issue, [&](int t) {
     const float* ta = sa + (t % kStages) * TA_::kFloats;
     const float* tb = sb + (t % kStages) * TB_::kFloats;
     mma::warp_tile_slice<TA_, TB_, kBK>(ta, tb, wm, wn, lane, acc);
-  }
-  cp_async_wait<0>();  // nothing may be in flight into shared memory when the block exits
+  });
 
   // c0/c1 (and c2/c3) are two adjacent columns of one row.
   const bool to_c = a.partial == nullptr;
