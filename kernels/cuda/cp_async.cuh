@@ -39,14 +39,18 @@ __device__ __forceinline__ void cp_async_wait() {  // all but the N most recent 
 // k-slices held in STAGES shared-memory stages:
 //   issue(t)    issues this thread's copies of slice t into stage t % STAGES (called for
 //               t = 0, 1, 2, ... in order, each once);
+//   landed(t)   (optional) may rewrite, in place, the elements of slice t that THIS thread
+//               copied: they have landed, and no other thread reads them before the barrier
+//               that follows (matmul_tf32.cu applies its GELU fusion here);
 //   compute(t)  multiplies slice t from stage t % STAGES.
 // STAGES - 1 slices are in flight before the first multiply. One barrier per slice: at step t,
 // wait_group(STAGES - 2) + __syncthreads guarantee that slice t has landed for every thread AND
 // that every warp has finished step t - 1, whose stage is then refilled with slice
 // t + STAGES - 1 while slice t is multiplied. Empty commit groups keep the group count uniform,
 // and nothing is left in flight into shared memory when it returns.
-template <int STAGES, class Issue, class Compute>
-__device__ __forceinline__ void pipelined_slices(int slices, Issue&& issue, Compute&& compute) {
+template <int STAGES, class Issue, class Landed, class Compute>
+__device__ __forceinline__ void pipelined_slices(int slices, Issue&& issue, Landed&& landed,
+                                                 Compute&& compute) {
 #pragma unroll
   for (int t = 0; t < STAGES - 1; ++t) {
     if (t < slices) issue(t);
@@ -54,12 +58,17 @@ __device__ __forceinline__ void pipelined_slices(int slices, Issue&& issue, Comp
   }
   for (int t = 0; t < slices; ++t) {
     cp_async_wait<STAGES - 2>();
+    landed(t);
     __syncthreads();
     if (t + STAGES - 1 < slices) issue(t + STAGES - 1);
     cp_async_commit();
     compute(t);
   }
   cp_async_wait<0>();
+}
+template <int STAGES, class Issue, class Compute>
+__device__ __forceinline__ void pipelined_slices(int slices, Issue&& issue, Compute&& compute) {
+  pipelined_slices<STAGES>(slices, issue, [](int) {}, compute);
 }
 
 }  // namespace kernels::cuda

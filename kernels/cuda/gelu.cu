@@ -2,10 +2,9 @@
 //
 //   gelu(x)  = x * Phi(x),  Phi(x) = 0.5 * erfc(-x / sqrt(2))
 //   gelu'(x) = Phi(x) + x * phi(x),  phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
-// Phi is computed as 0.5 * erfc(-x/sqrt 2), not 0.5 * (1 + erf(x/sqrt 2)): for x << 0 the sum
-// 1 + erf cancels to a few ulps of 1 (gelu(-5) = -1.4e-6 would carry ~10% error); erfc keeps
-// full relative precision in the tail at a few more instructions, which a memory-bound kernel
-// does not notice.
+// Phi is computed as 0.5 * erfc(-x/sqrt 2), not 0.5 * (1 + erf(x/sqrt 2)), which cancels for
+// x << 0 (gelu_math.cuh: gelu_at / gelu_grad_at, shared with the GEMM's GELU fusions); erfc
+// costs a few more instructions, which a memory-bound kernel does not notice.
 // Layout: flat arrays; the bias variants see a contiguous [rows, C] array (the channels of
 // NHWC pixels, or the features of a Linear output) and add b[c] along the last dim.
 //
@@ -50,6 +49,7 @@
 #include <string>
 
 #include "kernels/cuda/gelu.h"
+#include "kernels/cuda/gelu_math.cuh"
 #include "kernels/cuda/labs_common.cuh"
 
 namespace kernels::cuda {
@@ -60,20 +60,12 @@ using labs::ceil_div;
 
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ float gelu_f(float x) {
-  return 0.5f * x * erfcf(-x * 0.70710678118654752f);
-}
-__device__ __forceinline__ float gelu_grad_f(float x) {
-  float cdf = 0.5f * erfcf(-x * 0.70710678118654752f);
-  float pdf = 0.39894228040143268f * expf(-0.5f * x * x);
-  return fmaf(x, pdf, cdf);
-}
 __device__ __forceinline__ float4 gelu4(float4 v) {
-  return make_float4(gelu_f(v.x), gelu_f(v.y), gelu_f(v.z), gelu_f(v.w));
+  return make_float4(gelu_at(v.x), gelu_at(v.y), gelu_at(v.z), gelu_at(v.w));
 }
 __device__ __forceinline__ float4 gelu_bwd4(float4 v, float4 d) {
-  return make_float4(d.x * gelu_grad_f(v.x), d.y * gelu_grad_f(v.y), d.z * gelu_grad_f(v.z),
-                     d.w * gelu_grad_f(v.w));
+  return make_float4(d.x * gelu_grad_at(v.x), d.y * gelu_grad_at(v.y), d.z * gelu_grad_at(v.z),
+                     d.w * gelu_grad_at(v.w));
 }
 __device__ __forceinline__ float4 add4(float4 a, float4 b) {
   return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
@@ -87,10 +79,10 @@ __device__ __forceinline__ int64_t grid_stride() { return int64_t(gridDim.x) * b
 // ---- v1: scalar ------------------------------------------------------------------------------
 
 __global__ void gelu_fwd_v1(const float* x, float* y, int64_t n) {
-  for (int64_t i = thread_index(); i < n; i += grid_stride()) y[i] = gelu_f(x[i]);
+  for (int64_t i = thread_index(); i < n; i += grid_stride()) y[i] = gelu_at(x[i]);
 }
 __global__ void gelu_bwd_v1(const float* x, const float* dy, float* dx, int64_t n) {
-  for (int64_t i = thread_index(); i < n; i += grid_stride()) dx[i] = dy[i] * gelu_grad_f(x[i]);
+  for (int64_t i = thread_index(); i < n; i += grid_stride()) dx[i] = dy[i] * gelu_grad_at(x[i]);
 }
 
 // ---- v2: float4, two per thread per iteration ------------------------------------------------
@@ -108,7 +100,7 @@ __global__ void __launch_bounds__(kThreads) gelu_fwd_v2(const float* x, float* y
   }
   if (blockIdx.x == 0 && threadIdx.x < n - 4 * n4) {
     int64_t i = 4 * n4 + threadIdx.x;
-    y[i] = gelu_f(x[i]);
+    y[i] = gelu_at(x[i]);
   }
 }
 
@@ -127,7 +119,7 @@ __global__ void __launch_bounds__(kThreads)
   }
   if (blockIdx.x == 0 && threadIdx.x < n - 4 * n4) {
     int64_t i = 4 * n4 + threadIdx.x;
-    dx[i] = dy[i] * gelu_grad_f(x[i]);
+    dx[i] = dy[i] * gelu_grad_at(x[i]);
   }
 }
 
@@ -145,7 +137,7 @@ __global__ void bias_gelu_fwd_v2(const float* x, const float* b, float* y, int64
   int64_t i = thread_index();
   int c = int(i % C);
   for (; i < n; i += stride) {
-    y[i] = gelu_f(x[i] + b[c]);
+    y[i] = gelu_at(x[i] + b[c]);
     c += step;
     if (c >= C) c -= C;
   }
@@ -157,7 +149,7 @@ __global__ void bias_gelu_bwd_v2(const float* x, const float* b, const float* dy
   int64_t i = thread_index();
   int c = int(i % C);
   for (; i < n; i += stride) {
-    dx[i] = dy[i] * gelu_grad_f(x[i] + b[c]);
+    dx[i] = dy[i] * gelu_grad_at(x[i] + b[c]);
     c += step;
     if (c >= C) c -= C;
   }
@@ -201,7 +193,7 @@ __global__ void __launch_bounds__(kThreads)
 
 __device__ __forceinline__ float vadd(float a, float b) { return a + b; }
 __device__ __forceinline__ float4 vadd(float4 a, float4 b) { return add4(a, b); }
-__device__ __forceinline__ float vgelu_bwd(float v, float d) { return d * gelu_grad_f(v); }
+__device__ __forceinline__ float vgelu_bwd(float v, float d) { return d * gelu_grad_at(v); }
 __device__ __forceinline__ float4 vgelu_bwd(float4 v, float4 d) { return gelu_bwd4(v, d); }
 template <class V>
 __device__ __forceinline__ V vzero() {

@@ -17,6 +17,8 @@
 // (mma.sync, cp.async pipeline): matmul_tf32.cu.
 // Both split a long k over more blocks when the output alone has too few tiles to fill the GPU
 // (a Linear layer's weight gradient): split-K with a fixed-order sum, see matmul_args.cuh.
+// Both apply gemm_fused's fusions (matmul.h): GELU on an operand as its slice reaches shared
+// memory, and bias + gelu' in the epilogue (gemm_epilogue, matmul_args.cuh).
 // Vendor: cublasSgemm/cublasDgemm on the engine's stream with the operands swapped (row-major
 // C = A B is column-major C^T = B^T A^T), FP32 math, or TF32 tensor-op math when tf32() is on.
 // Cost at m = n = k = 4096 (float32): 137 GFLOP, 201 MB moved at least: ~2 ms at the H100's
@@ -89,18 +91,21 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
       rb[i] = gn < n && gk < k_end ? b[trans_b ? gn * ldb + gk : gk * ldb + gn] : T(0);
     }
   };
+  // GELU fusion: the slice is transformed on its way from registers to shared memory, once
+  // per element (out-of-range zeros stay zero: gelu(0) = 0).
+  const bool gelu_a = p.gelu_a, gelu_b = p.gelu_b;
   auto store_slice = [&](int buf) {
 #pragma unroll
     for (int i = 0; i < LA; ++i) {
       int mm, kk;
       a_pos(tid + i * NT, mm, kk);
-      As[buf][kk][mm] = ra[i];
+      As[buf][kk][mm] = gelu_a ? gelu_at(ra[i]) : ra[i];
     }
 #pragma unroll
     for (int i = 0; i < LB; ++i) {
       int nn, kk;
       b_pos(tid + i * NT, nn, kk);
-      Bs[buf][kk][nn] = rb[i];
+      Bs[buf][kk][nn] = gelu_b ? gelu_at(rb[i]) : rb[i];
     }
   };
 
@@ -134,7 +139,8 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
     __syncthreads();
   }
 
-  // Into C (alpha, beta applied), or the raw sums into this split's slice of the partials.
+  // Into C (alpha, the epilogue fusions, beta applied), or the raw sums into this split's
+  // slice of the partials.
   const bool to_c = p.partial == nullptr;
   T* c = to_c ? p.c : p.partial + int64_t(blockIdx.z) * m * n;
   const int64_t ldc = to_c ? p.ldc : n;
@@ -149,7 +155,7 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
       T* out = c + row * ldc + col;
       T v = acc[i][j];
       if (to_c) {
-        v *= p.alpha;
+        v = gemm_detail::gemm_epilogue(p, row, col, v);
         if (p.beta != T(0)) v += p.beta * *out;  // beta == 0: C is never read (it may be NaN)
       }
       *out = v;
@@ -157,20 +163,21 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
   }
 }
 
-// Split-K's second pass (matmul_args.cuh): C = alpha * (partial[0] + partial[1] + ...) + beta C,
-// the splits added in order, one thread per element of C (consecutive threads: consecutive
-// columns, so both the partials and C are read coalesced).
+// Split-K's second pass (matmul_args.cuh): C = epilogue(partial[0] + partial[1] + ...) + beta C
+// (epilogue: alpha and the fusions, gemm_epilogue), the splits added in order, one thread per
+// element of C (consecutive threads: consecutive columns, so the partials and C are read
+// coalesced).
 template <class T>
-__global__ void gemm_reduce_splits(const T* __restrict__ partial, int splits, int m, int n,
-                                   T alpha, T beta, T* __restrict__ c, int64_t ldc) {
-  const int64_t mn = int64_t(m) * n;
+__global__ void gemm_reduce_splits(GemmArgs<T> p, int splits) {
+  const int64_t mn = int64_t(p.m) * p.n;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < mn;
        i += int64_t(gridDim.x) * blockDim.x) {
     T sum = 0;
-    for (int z = 0; z < splits; ++z) sum += partial[z * mn + i];
-    T* out = c + (i / n) * ldc + i % n;
-    T v = alpha * sum;
-    if (beta != T(0)) v += beta * *out;
+    for (int z = 0; z < splits; ++z) sum += p.partial[z * mn + i];
+    const int row = int(i / p.n), col = int(i % p.n);
+    T* out = p.c + int64_t(row) * p.ldc + col;
+    T v = gemm_detail::gemm_epilogue(p, row, col, sum);
+    if (p.beta != T(0)) v += p.beta * *out;
     *out = v;
   }
 }
@@ -224,8 +231,7 @@ void run_ours(GemmArgs<T> args, TileShape tile, Launch launch) {
   Scratch partial(size_t(splits) * mn * sizeof(T));
   args.partial = static_cast<T*>(partial.get());
   launch(args, splits, stream());
-  gemm_reduce_splits<T><<<grid_for(mn, 256), 256, 0, stream()>>>(
-      args.partial, splits, args.m, args.n, args.alpha, args.beta, args.c, args.ldc);
+  gemm_reduce_splits<T><<<grid_for(mn, 256), 256, 0, stream()>>>(args, splits);
   KCUDA_CHECK_LAUNCH("gemm (ours): sum of the k splits");
 }
 
@@ -235,17 +241,20 @@ void check_int(const char* what, int64_t v) {
           " exceeds the 32-bit sizes the CUDA GEMM takes; split the product");
 }
 
-}  // namespace
-
-void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
-          const void* a, int64_t a_offset, int64_t lda, const void* b, int64_t b_offset,
-          int64_t ldb, double beta, void* c, int64_t c_offset, int64_t ldc, DType dtype) {
+// gemm() and gemm_fused(): fusion null means none, and lets cuBLAS run when it is selected.
+void run_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+              const void* a, int64_t a_offset, int64_t lda, const void* b, int64_t b_offset,
+              int64_t ldb, double beta, void* c, int64_t c_offset, int64_t ldc, DType dtype,
+              const GemmFusion* fusion) {
   dispatch_float(dtype, "matmul", [&](auto zero) {
     using T = decltype(zero);
     if (m <= 0 || n <= 0) return;
     for (auto [what, v] : {std::pair<const char*, int64_t>{"m", m}, {"n", n}, {"k", k},
                            {"lda", lda}, {"ldb", ldb}, {"ldc", ldc}})
       check_int(what, v);
+    if (fusion && fusion->gelu_grad_of && fusion->ld_aux < n)
+      raise("gemm: the gelu' operand's row stride " + std::to_string(fusion->ld_aux) +
+            " is shorter than a row of C (" + std::to_string(n) + ")");
     const T* pa = static_cast<const T*>(a) + a_offset;
     const T* pb = static_cast<const T*>(b) + b_offset;
     T* pc = static_cast<T*>(c) + c_offset;
@@ -254,9 +263,16 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double al
 
     // k == 0 (C = beta C, an empty sum) always takes our kernel: BLAS's rule for it is not
     // something cuBLAS documents, and PyTorch never hands it one either.
-    if (impl(Family::Gemm) == Impl::Ours || k == 0) {
-      const GemmArgs<T> args{trans_a, trans_b, im, in, ik, al, be, pa, lda, pb, ldb, pc, ldc,
-                             ik, nullptr};
+    if (fusion || impl(Family::Gemm) == Impl::Ours || k == 0) {
+      GemmArgs<T> args{trans_a, trans_b, im, in, ik, al, be, pa, lda, pb, ldb, pc, ldc,
+                       ik, nullptr};
+      if (fusion) {
+        args.gelu_a = fusion->gelu_a;
+        args.gelu_b = fusion->gelu_b;
+        args.bias = static_cast<const T*>(fusion->bias);
+        args.gelu_grad_of = static_cast<const T*>(fusion->gelu_grad_of);
+        args.ld_aux = fusion->ld_aux;
+      }
       const TileShape tile = ours_tile(im, in, dtype);
       if constexpr (sizeof(T) == 4) {
         if (tf32())
@@ -279,6 +295,23 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double al
       KCUBLAS_CHECK(cublasDgemm(h, ob, oa, in, im, ik, &al, pb, ilb, pa, ila, &be, pc, ilc));
     if (sync_after_launch()) KCUDA_CHECK(cudaStreamSynchronize(stream()));
   });
+}
+
+}  // namespace
+
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+          const void* a, int64_t a_offset, int64_t lda, const void* b, int64_t b_offset,
+          int64_t ldb, double beta, void* c, int64_t c_offset, int64_t ldc, DType dtype) {
+  run_gemm(trans_a, trans_b, m, n, k, alpha, a, a_offset, lda, b, b_offset, ldb, beta, c,
+           c_offset, ldc, dtype, nullptr);
+}
+
+void gemm_fused(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                const void* a, int64_t a_offset, int64_t lda, const void* b, int64_t b_offset,
+                int64_t ldb, double beta, void* c, int64_t c_offset, int64_t ldc, DType dtype,
+                const GemmFusion& fusion) {
+  run_gemm(trans_a, trans_b, m, n, k, alpha, a, a_offset, lda, b, b_offset, ldb, beta, c,
+           c_offset, ldc, dtype, &fusion);
 }
 
 int gemm_ours_splits(int64_t m, int64_t n, int64_t k, DType dtype) {

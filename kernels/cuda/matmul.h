@@ -21,6 +21,28 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double al
           const void* a, int64_t a_offset, int64_t lda, const void* b, int64_t b_offset,
           int64_t ldb, double beta, void* c, int64_t c_offset, int64_t ldc, DType dtype);
 
+// What our GEMM kernels can do on the way in and out, so that an activation between two GEMMs
+// needs no pass of its own (engine::mlp: ConvNeXt's Linear -> GELU -> Linear):
+//   C[i, j] = ((alpha * sum_k A'[i, kk] B'[kk, j] + bias[j]) * gelu'(aux[i, j])) + beta * C[i, j]
+// with A' = gelu(op(A)) when gelu_a (else op(A)), B' likewise, and each fusion left out when its
+// flag is off or its pointer null. GELU is the erf form (gelu_math.cuh); aux has C's dtype and
+// row stride ld_aux. All elementwise: they hold for any transposition and survive split-K (the
+// epilogue runs once, on the final sum).
+struct GemmFusion {
+  bool gelu_a = false;                 // multiply gelu(op(A))
+  bool gelu_b = false;                 // multiply gelu(op(B))
+  const void* bias = nullptr;          // [n]
+  const void* gelu_grad_of = nullptr;  // aux [m, n], row stride ld_aux
+  int64_t ld_aux = 0;
+};
+
+// gemm() with fusions. Always our kernels, whatever impl(Family::Gemm) says: cuBLAS has no such
+// call (the engine composes cuBLAS with separate GELU passes when the vendor path is chosen).
+void gemm_fused(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                const void* a, int64_t a_offset, int64_t lda, const void* b, int64_t b_offset,
+                int64_t ldb, double beta, void* c, int64_t c_offset, int64_t ldc, DType dtype,
+                const GemmFusion& fusion);
+
 // How many blocks along k our kernel splits this product into (1: none; matmul_args.cuh), with
 // the current TF32 setting. For tests and benchmarks.
 int gemm_ours_splits(int64_t m, int64_t n, int64_t k, DType dtype);

@@ -15,6 +15,8 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/gelu_math.cuh"
+
 namespace kernels::cuda::gemm_detail {
 
 template <class T>
@@ -30,7 +32,23 @@ struct GemmArgs {
   int64_t ldc;
   int k_per_split;  // a multiple of 16; >= k when there is one split
   T* partial;       // null: write C; else split z stores its sums at partial + z*m*n (ld n)
+  // Fusions (matmul.h, GemmFusion): GELU on an operand as it is loaded, and the epilogue's
+  // bias and gelu' factor (applied once, to the final sum: by the split-K pass when k is split).
+  bool gelu_a = false, gelu_b = false;  // multiply gelu(op(A)) / gelu(op(B)), elementwise
+  const T* bias = nullptr;              // C[i, j] gets + bias[j]
+  const T* gelu_grad_of = nullptr;      // C[i, j] gets * gelu'(aux[i * ld_aux + j])
+  int64_t ld_aux = 0;
 };
+
+// What C[i, j] becomes from the product's sum, before beta C is added: alpha * sum, then the
+// epilogue fusions in GemmFusion's order (+ bias, * gelu').
+template <class T>
+__device__ __forceinline__ T gemm_epilogue(const GemmArgs<T>& a, int i, int j, T sum) {
+  T v = a.alpha * sum;
+  if (a.bias) v += a.bias[j];
+  if (a.gelu_grad_of) v *= gelu_grad_at(a.gelu_grad_of[int64_t(i) * a.ld_aux + j]);
+  return v;
+}
 
 // The TF32 kernel's block tile (128x128, or 128x64 / 64x128 along a side of at most 64) and
 // how many of its blocks an SM holds (registers and shared memory).

@@ -21,7 +21,12 @@
 //   - Shared layout per operand and stage (mma_tile.cuh): along-k operands (A row-major,
 //     B stored [n, k]) as [row][16+4], the others as [kk][rows+8]; fragment reads are
 //     conflict-free either way. 4 stages x 20 KB (128x128, both along k) = 80 KB: 2 blocks/SM.
-//   - Split-K and the epilogue's alpha/beta: matmul_args.cuh.
+//   - Split-K and the epilogue (alpha, the bias and gelu' fusions, beta): matmul_args.cuh.
+//   - GELU fusion on an operand (gemm_fused, matmul.h): after a slice lands, each thread
+//     replaces the elements it copied by their GELU, before the slice's barrier
+//     (pipelined_slices' landed hook): each element once per block, not once per warp that
+//     reads it. It costs an erfc per element, hidden where the product is memory-bound (the
+//     MLP's second layer reads the 4C-wide activation and writes C: 1/4 the bytes).
 // Roofline at ConvNeXt-T's first MLP layer, batch 16 ([50176, 96] @ [96, 384], matmul_bench's
 // pw_expand): 3.70 GFLOP and 96.5 MB moved at least: 0.037 ms at 2.6 TB/s against 0.0075 ms at
 // 495 TFLOP/s TF32 — memory-bound, where on the fp32 CUDA cores (67 TFLOP/s: 0.055 ms) it is
@@ -73,6 +78,18 @@ struct Operand {
       }
     }
   }
+
+  // The GELU fusion: replace this thread's chunks of stage tile s (those copy() filled, landed
+  // by now) by gelu of themselves. A chunk's 4 elements are adjacent in shared memory in both
+  // layouts; zero-filled ones stay zero (gelu(0) = 0).
+  __device__ __forceinline__ static void gelu_in_place(float* s, int tid) {
+#pragma unroll
+    for (int j = 0; j < Slots::E; ++j) {
+      float* chunk = s + Tile::index(Slots::row(tid, j), Slots::kk(tid, j));
+#pragma unroll
+      for (int e = 0; e < 4; ++e) chunk[e] = gelu_at(chunk[e]);
+    }
+  }
 };
 
 // pair: C's rows (or the partial slices) allow 8-byte stores of two adjacent columns.
@@ -98,8 +115,13 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
     OpA::copy(a.a, a.lda, a.m, m0, kt, k1, sa + stage * TA_::kFloats, tid);
     OpB::copy(a.b, a.ldb, a.n, n0, kt, k1, sb + stage * TB_::kFloats, tid);
   };
+  auto landed = [&](int t) {  // GELU fusion on an operand: once per element, in shared memory
+    const int stage = t % kStages;
+    if (a.gelu_a) OpA::gelu_in_place(sa + stage * TA_::kFloats, tid);
+    if (a.gelu_b) OpB::gelu_in_place(sb + stage * TB_::kFloats, tid);
+  };
   float acc[4][4][4] = {};  // [m16 block][n8 block][c0..c3]
-  pipelined_slices<kStages>(tiles, issue, [&](int t) {
+  pipelined_slices<kStages>(tiles, issue, landed, [&](int t) {
     const float* ta = sa + (t % kStages) * TA_::kFloats;
     const float* tb = sb + (t % kStages) * TB_::kFloats;
     mma::warp_tile_slice<TA_, TB_, kBK>(ta, tb, wm, wn, lane, acc);
@@ -122,7 +144,8 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
         float* row = out + int64_t(m) * ld;
         float v0 = acc[mi][ni][2 * h], v1 = acc[mi][ni][2 * h + 1];
         if (to_c) {
-          v0 *= a.alpha, v1 *= a.alpha;
+          v0 = gemm_epilogue(a, m, n, v0);
+          if (both) v1 = gemm_epilogue(a, m, n + 1, v1);
           if (a.beta != 0.f) {  // beta == 0: C is never read (it may be NaN)
             v0 += a.beta * row[n];
             if (both) v1 += a.beta * row[n + 1];

@@ -2,6 +2,7 @@
 // other, on awkward shapes, transposed views, batches, alpha/beta/offsets/leading dims.
 #include <cmath>
 
+#include "kernels/cpu/gelu.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cuda/matmul.h"
 #include "tests/cuda/cuda_util.h"
@@ -261,6 +262,104 @@ TEST_F(CudaMatmul, OursTf32RoundsTheOperands) {
   EXPECT_TRUE(same_values(engine::matmul(ga, gb), engine::matmul(a, b))) << "fp32";
   Tf32On on;
   EXPECT_TRUE(same_values(engine::matmul(ga, gb), Tensor::full({m, n}, double(k)))) << "tf32";
+}
+
+// gemm_fused (matmul.h): GELU on either operand as it is loaded, then the epilogue
+// C = (alpha * sum + bias[j]) * gelu'(aux[i, j]) + beta * C, against the CPU composing the same
+// steps from its own kernels (gemm, gelu_forward, gelu_backward), for every transposition, with
+// offsets, padded leading dimensions and a NaN-filled C under beta = 0, in fp32, float64 and
+// TF32, and on a shape long enough in k to be split (the epilogue then runs in the split pass).
+TEST_F(CudaMatmul, FusedGeluOperandsAndEpilogueMatchTheComposedCpuSteps) {
+  struct Case {
+    bool gelu_a, gelu_b, bias, grad;
+    double beta;
+  };
+  const std::vector<Case> cases = {{true, false, false, false, 0.0},
+                                   {false, true, false, false, 0.0},
+                                   {false, false, true, true, 0.0},
+                                   {true, true, true, true, -0.5}};
+  const int64_t pad = 3, off = 5;
+  uint64_t seed = 70;
+  for (Mkn s : {Mkn{70, 133, 45}, Mkn{40, 5003, 70}})
+  for (bool tf32 : {false, true})
+  for (DType t : {DType::Float32, DType::Float64}) {
+    if (tf32 && t == DType::Float64) continue;
+    engine::cuda::set_tf32(tf32);
+    const int64_t m = s.m, n = s.n, k = s.k, ldc = n + pad, ld_aux = n + 2 * pad;
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (const Case& f : cases) {
+          const int64_t lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad;
+          // Inputs in [-3, 3): GELU's curved part, not just its linear tails.
+          Tensor a = host_random({off + (ta ? k : m) * lda}, ++seed, -3, 3, t);
+          Tensor b = host_random({off + (tb ? n : k) * ldb}, ++seed, -3, 3, t);
+          Tensor bias = host_random({n}, ++seed, -1, 1, t);
+          Tensor aux = host_random({m * ld_aux}, ++seed, -3, 3, t);
+          Tensor c0 = host_random({off + m * ldc}, ++seed, -1, 1, t);
+          Tensor window = c0.slice(0, off, off + m * ldc).view({m, ldc}).slice(1, 0, n);
+          if (f.beta == 0) window.fill_(kNaN);
+          Tensor ref = c0.clone(), bound = engine::abs(c0);
+          engine::dispatch_float(t, "test", [&](auto zero) {
+            using T = decltype(zero);
+            // The operands GELU'd (the whole buffers: elementwise, padding included).
+            Tensor ea = a.clone(), eb = b.clone();
+            if (f.gelu_a) kernels::cpu::gelu_forward<T>(a.numel(), a.data<T>(), ea.data<T>());
+            if (f.gelu_b) kernels::cpu::gelu_forward<T>(b.numel(), b.data<T>(), eb.data<T>());
+            Tensor prod = Tensor::zeros({m, n}, t), mag = Tensor::zeros({m, n}, t);
+            kernels::cpu::gemm<T>(ta, tb, m, n, k, T(0.75), ea.data<T>() + off, lda,
+                                  eb.data<T>() + off, ldb, T(0), prod.data<T>(), n);
+            Tensor aa = engine::abs(ea), ab = engine::abs(eb);
+            kernels::cpu::gemm<T>(ta, tb, m, n, k, T(0.75), aa.data<T>() + off, lda,
+                                  ab.data<T>() + off, ldb, T(0), mag.data<T>(), n);
+            Tensor slope = Tensor::ones({m * ld_aux}, t);  // gelu'(aux) = 1 * gelu'(aux)
+            kernels::cpu::gelu_backward<T>(aux.numel(), aux.data<T>(), slope.data<T>(),
+                                           slope.data<T>());
+            for (int64_t i = 0; i < m; ++i)
+              for (int64_t j = 0; j < n; ++j) {
+                T v = prod.data<T>()[i * n + j], bnd = mag.data<T>()[i * n + j];
+                if (f.bias) v += bias.data<T>()[j];
+                if (f.grad) {
+                  const T g = slope.data<T>()[i * ld_aux + j];
+                  v *= g, bnd *= std::abs(g);
+                }
+                T& r = ref.data<T>()[off + i * ldc + j];
+                T& bd = bound.data<T>()[off + i * ldc + j];
+                r = f.beta == 0 ? v : v + T(f.beta) * r;
+                bd = f.beta == 0 ? bnd : bnd + T(std::abs(f.beta)) * bd;  // C may be NaN
+              }
+          });
+          Tensor ga = a.to(kGpu), gb = b.to(kGpu), gc = c0.to(kGpu);
+          Tensor gbias = bias.to(kGpu), gaux = aux.to(kGpu);
+          kernels::cuda::GemmFusion fusion;
+          fusion.gelu_a = f.gelu_a;
+          fusion.gelu_b = f.gelu_b;
+          if (f.bias) fusion.bias = gbias.raw_data();
+          if (f.grad) fusion.gelu_grad_of = gaux.raw_data(), fusion.ld_aux = ld_aux;
+          kernels::cuda::gemm_fused(ta, tb, m, n, k, 0.75, ga.raw_data(), off, lda, gb.raw_data(),
+                                    off, ldb, f.beta, gc.raw_data(), off, ldc, t, fusion);
+          // Outside the window ref keeps c0's values: C there must be untouched.
+          const bool ok = tf32 ? bool(within_tf32(gc, ref, bound, k))
+                               : bool(testing_util::all_close(gc, ref, rtol_for(t),
+                                                              atol_for(t, 3 * k)));
+          EXPECT_TRUE(ok) << t << " m=" << m << " k=" << k << " n=" << n << " tf32=" << tf32
+                          << " ta=" << ta << " tb=" << tb << " gelu_a=" << f.gelu_a
+                          << " gelu_b=" << f.gelu_b << " bias=" << f.bias << " grad=" << f.grad;
+        }
+  }
+  engine::cuda::set_tf32(false);
+  EXPECT_GT(kernels::cuda::gemm_ours_splits(40, 70, 5003, kernels::DType::Float32), 1)
+      << "the long shape no longer exercises split-K";
+}
+
+TEST_F(CudaMatmul, FusedRejectsAnAuxRowShorterThanC) {
+  Tensor a = Tensor::ones({4, 4}).to(kGpu), c = Tensor::zeros({4, 4}).to(kGpu);
+  kernels::cuda::GemmFusion fusion;
+  fusion.gelu_grad_of = a.raw_data();
+  fusion.ld_aux = 3;
+  EXPECT_THROW(kernels::cuda::gemm_fused(false, false, 4, 4, 4, 1.0, a.raw_data(), 0, 4,
+                                         a.raw_data(), 0, 4, 0.0, c.raw_data(), 0, 4,
+                                         DType::Float32, fusion),
+               engine::Error);
 }
 
 }  // namespace
