@@ -19,6 +19,7 @@
 #include "engine/ops/layernorm.h"
 #include "engine/ops/loss.h"
 #include "engine/ops/matmul.h"
+#include "engine/ops/mlp.h"
 #include "engine/ops/pool.h"
 #include "engine/ops/reduce.h"
 #include "engine/ops/scaled_residual.h"

@@ -44,11 +44,11 @@ CNBlock::CNBlock(int64_t dim, double layer_scale_init, double drop_path, engine:
 
 Tensor CNBlock::forward(const Tensor& x) {
   Tensor y = (*norm)((*dwconv)(x));
-  // block.3 + block.4 as one fused bias+GELU pass over the 4C-wide activation.
-  y = engine::bias_gelu(engine::linear(y, pwconv1->weight), pwconv1->bias);
+  // block.3 (Linear C -> 4C), block.4 (GELU) and block.5 (Linear 4C -> C) without its bias as
+  // one op, which keeps a single 4C-wide activation for the backward (engine/ops/mlp.h).
+  y = engine::mlp(y, pwconv1->weight, pwconv1->bias, pwconv2->weight);
   // block.5's bias, the layer scale ([C, 1, 1], along NHWC's C), stochastic depth and the
   // residual add as one pass: x + s[n] * gamma * (h + bias) (engine/ops/scaled_residual.h).
-  y = engine::linear(y, pwconv2->weight);
   const Tensor s = stochastic_depth->sample_scale(x.size(0), x.dtype(), x.device());
   return engine::scaled_residual(x, y, layer_scale.view({layer_scale.size(0)}), pwconv2->bias, s);
 }

@@ -97,6 +97,33 @@ void rows8(int64_t rows, int64_t channels, const float* x, const float* bias, co
     blocks8(channels, x + o, bias, dy ? dy + o : nullptr, out + o, f);
   });
 }
+
+// bias_gelu_backward_recompute's float32 loop: per row, blocks of 8 (the tail through a padded
+// copy), Phi shared by the value x Phi(x) and the slope Phi(x) + x phi(x), each computed with
+// the same operations as gelu8 / gelu_grad8, so the results are those of the separate kernels.
+void rows8_recompute(int64_t rows, int64_t channels, const float* x, const float* bias,
+                     const float* dy, float* dx, float* y) {
+  auto one = [](const float* xp, const float* bp, const float* dp, float* dxp, float* yp) {
+    const __m256 v = _mm256_add_ps(_mm256_loadu_ps(xp), _mm256_loadu_ps(bp));
+    const __m256 p = phi8(v);
+    const __m256 e = _ZGVdN8v_expf(_mm256_mul_ps(_mm256_mul_ps(v, v), _mm256_set1_ps(-0.5f)));
+    const __m256 pdf = _mm256_mul_ps(e, _mm256_set1_ps(0.39894228040143267794f));
+    const __m256 slope = _mm256_add_ps(p, _mm256_mul_ps(v, pdf));
+    _mm256_storeu_ps(dxp, _mm256_mul_ps(_mm256_loadu_ps(dp), slope));
+    _mm256_storeu_ps(yp, _mm256_mul_ps(v, p));
+  };
+  parallel_for(rows, rows * channels > kParallelMin, [=](int64_t r) {
+    const int64_t o = r * channels;
+    int64_t c = 0;
+    for (; c + 8 <= channels; c += 8) one(x + o + c, bias + c, dy + o + c, dx + o + c, y + o + c);
+    if (c == channels) return;
+    float xs[8] = {}, bs[8] = {}, ds[8] = {}, dxs[8], ys[8];
+    for (int64_t k = c; k < channels; ++k)
+      xs[k - c] = x[o + k], bs[k - c] = bias[k], ds[k - c] = dy[o + k];
+    one(xs, bs, ds, dxs, ys);
+    for (int64_t k = c; k < channels; ++k) dx[o + k] = dxs[k - c], y[o + k] = ys[k - c];
+  });
+}
 #endif
 
 }  // namespace
@@ -145,6 +172,24 @@ void bias_gelu_backward(int64_t rows, int64_t channels, const T* x, const T* bia
   }
 }
 
+template <class T>
+void bias_gelu_backward_recompute(int64_t rows, int64_t channels, const T* x, const T* bias,
+                                  const T* dy, T* dx, T* y) {
+#if defined(GELU_VECTOR_MATH)
+  if constexpr (std::is_same_v<T, float>)
+    return rows8_recompute(rows, channels, x, bias, dy, dx, y);
+#endif
+#pragma omp parallel for schedule(static) if (rows * channels > kParallelMin)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t o = r * channels;
+    for (int64_t c = 0; c < channels; ++c) {
+      const T v = x[o + c] + bias[c];
+      dx[o + c] = dy[o + c] * gelu_grad(v);
+      y[o + c] = gelu(v);
+    }
+  }
+}
+
 template void gelu_forward<float>(int64_t, const float*, float*);
 template void gelu_forward<double>(int64_t, const double*, double*);
 template void gelu_backward<float>(int64_t, const float*, const float*, float*);
@@ -155,5 +200,10 @@ template void bias_gelu_backward<float>(int64_t, int64_t, const float*, const fl
                                         float*);
 template void bias_gelu_backward<double>(int64_t, int64_t, const double*, const double*,
                                          const double*, double*);
+
+template void bias_gelu_backward_recompute<float>(int64_t, int64_t, const float*, const float*,
+                                                  const float*, float*, float*);
+template void bias_gelu_backward_recompute<double>(int64_t, int64_t, const double*, const double*,
+                                                   const double*, double*, double*);
 
 }  // namespace kernels::cpu

@@ -6,6 +6,7 @@
 #include <climits>
 
 #include "kernels/cuda/gelu.h"
+#include "kernels/cuda/gelu_math.cuh"
 #include "kernels/cuda/gelu_ops.h"
 #include "kernels/cuda/runtime.h"
 
@@ -15,17 +16,13 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ double gelu_d(double v) { return 0.5 * v * erfc(-v * M_SQRT1_2); }
-__device__ __forceinline__ double gelu_grad_d(double v) {
-  return 0.5 * erfc(-v * M_SQRT1_2) + v * exp(-0.5 * v * v) * 0.39894228040143267794;
-}
 
 // y[i] = gelu(x[i] + bias[i % channels]) (channels = 1, bias = null: plain gelu).
 __global__ void gelu_forward_f64(int64_t n, int64_t channels, const double* __restrict__ x,
                                  const double* __restrict__ bias, double* __restrict__ y) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    y[i] = gelu_d(bias ? x[i] + bias[i % channels] : x[i]);
+    y[i] = gelu_at(bias ? x[i] + bias[i % channels] : x[i]);
 }
 
 __global__ void gelu_backward_f64(int64_t n, int64_t channels, const double* __restrict__ x,
@@ -33,7 +30,22 @@ __global__ void gelu_backward_f64(int64_t n, int64_t channels, const double* __r
                                   double* __restrict__ dx) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    dx[i] = dy[i] * gelu_grad_d(bias ? x[i] + bias[i % channels] : x[i]);
+    dx[i] = dy[i] * gelu_grad_at(bias ? x[i] + bias[i % channels] : x[i]);
+}
+
+// dx[i] = dy[i] * gelu'(v), y[i] = gelu(v) with v = x[i] + bias[i % channels]. No __restrict__
+// on dy / dx: they may alias (each thread reads its element before writing it).
+template <class T>
+__global__ void bias_gelu_backward_recompute_kernel(int64_t n, int64_t channels,
+                                                    const T* __restrict__ x,
+                                                    const T* __restrict__ bias, const T* dy,
+                                                    T* dx, T* __restrict__ y) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const T v = x[i] + bias[i % channels];
+    dx[i] = dy[i] * gelu_grad_at(v);
+    y[i] = gelu_at(v);
+  }
 }
 
 int channels_int(const char* op, int64_t channels) {
@@ -118,6 +130,20 @@ void bias_gelu_backward(int64_t rows, int64_t channels, const void* x, const voi
           n, channels, static_cast<const double*>(x), static_cast<const double*>(bias),
           static_cast<const double*>(dy), static_cast<double*>(dx));
     }
+    KCUDA_CHECK_LAUNCH("bias_gelu_backward");
+  });
+}
+
+void bias_gelu_backward_recompute(int64_t rows, int64_t channels, const void* x,
+                                  const void* bias, const void* dy, void* dx, void* y,
+                                  DType dtype) {
+  dispatch_float(dtype, "bias_gelu_backward", [&](auto zero) {
+    using T = decltype(zero);
+    const int64_t n = rows * channels;
+    if (n <= 0) return;
+    bias_gelu_backward_recompute_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream()>>>(
+        n, channels, static_cast<const T*>(x), static_cast<const T*>(bias),
+        static_cast<const T*>(dy), static_cast<T*>(dx), static_cast<T*>(y));
     KCUDA_CHECK_LAUNCH("bias_gelu_backward");
   });
 }

@@ -1,6 +1,8 @@
 // CUDA GELU and bias + GELU against the CPU, forward and backward: float32 through the GELU
 // lab (its float4 paths on aligned sizes, the scalar fallbacks on odd ones), float64 through
 // the simple kernels; the bias gradient is the engine's column sum.
+#include "kernels/cpu/gelu.h"
+#include "kernels/cuda/gelu_ops.h"
 #include "tests/cuda/op_check.h"
 
 namespace cuda_test {
@@ -48,6 +50,36 @@ TEST_F(CudaGelu, UnalignedViewsTakeTheScalarPath) {
   EXPECT_TRUE(testing_util::all_close(got, ref, 2e-6, 2e-6));
   Tensor gb = base.to(kGpu).slice(0, 1, 1 + 4 * 257);  // the view itself on the device
   EXPECT_TRUE(testing_util::all_close(engine::gelu(gb), ref, 2e-6, 2e-6));
+}
+
+// The kernel engine::mlp's backward runs beside cuBLAS: dx = dy * gelu'(x + b) and
+// y = gelu(x + b) recomputed, against the CPU kernel, out of place and in place (dx over dy).
+TEST_F(CudaGelu, BackwardRecomputeMatchesCpuInPlaceToo) {
+  uint64_t seed = 40;
+  for (DType t : {DType::Float32, DType::Float64})
+    for (auto [rows, c] : {std::pair<int64_t, int64_t>{37, 13}, {50, 384}, {3, 1}})
+      for (bool in_place : {false, true}) {
+        Tensor x = host_random({rows, c}, ++seed, -5, 5, t);
+        Tensor b = host_random({c}, ++seed, -1, 1, t);
+        Tensor dy = host_random({rows, c}, ++seed, -1, 1, t);
+        Tensor dx = Tensor::empty({rows, c}, t), y = Tensor::empty({rows, c}, t);
+        engine::dispatch_float(t, "test", [&](auto zero) {
+          using T = decltype(zero);
+          kernels::cpu::bias_gelu_backward_recompute<T>(rows, c, x.data<T>(), b.data<T>(),
+                                                        dy.data<T>(), dx.data<T>(), y.data<T>());
+        });
+        Tensor gx = x.to(kGpu), gb = b.to(kGpu), gdy = dy.to(kGpu);
+        Tensor gdx = in_place ? gdy : Tensor::empty({rows, c}, t, kGpu);
+        Tensor gy = Tensor::empty({rows, c}, t, kGpu);
+        kernels::cuda::bias_gelu_backward_recompute(rows, c, gx.raw_data(), gb.raw_data(),
+                                                    gdy.raw_data(), gdx.raw_data(),
+                                                    gy.raw_data(), t);
+        const Tolerance tol = tol_for(t);
+        EXPECT_TRUE(testing_util::all_close(gdx, dx, tol.rtol, tol.atol))
+            << t << " dx rows=" << rows << " c=" << c << " in_place=" << in_place;
+        EXPECT_TRUE(testing_util::all_close(gy, y, tol.rtol, tol.atol))
+            << t << " y rows=" << rows << " c=" << c << " in_place=" << in_place;
+      }
 }
 
 }  // namespace

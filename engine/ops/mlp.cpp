@@ -1,0 +1,153 @@
+// engine/ops/mlp.cpp — see mlp.h. Two paths, chosen at the forward and kept for its backward:
+//   fused     (GPU, our GEMM): four kernels::cuda::gemm_fused calls carry the bias, the GELU
+//             and its slope; h = x w1^T + b1 is what is saved.
+//   composed  (CPU, cuBLAS): GEMMs and GELU passes; h = x w1^T (without b1) is saved and the
+//             GELU passes add b1 on the fly, as bias_gelu does.
+#include "engine/ops/mlp.h"
+
+#include "engine/autograd.h"
+#include "engine/ops/gelu.h"
+#include "engine/ops/matmul.h"
+#include "engine/ops/reduce.h"
+#include "kernels/cpu/gelu.h"
+#ifdef ENGINE_WITH_CUDA
+#include "kernels/cuda/gelu_ops.h"
+#include "kernels/cuda/impl.h"
+#include "kernels/cuda/matmul.h"
+#endif
+
+namespace engine {
+
+namespace {
+
+void check_args(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2) {
+  check(x.defined() && w1.defined() && b1.defined() && w2.defined(),
+        "mlp: undefined tensor argument");
+  check(w1.dim() == 2 && w2.dim() == 2, "mlp: weights must be [out, in], got ", w1.shape(),
+        " and ", w2.shape());
+  check(x.dim() >= 1 && x.size(-1) == w1.size(1), "mlp: input ", x.shape(), " has ",
+        x.dim() ? x.size(-1) : 0, " features but the first weight ", w1.shape(), " expects ",
+        w1.size(1));
+  check(b1.dim() == 1 && b1.size(0) == w1.size(0), "mlp: bias ", b1.shape(),
+        " does not match the first weight ", w1.shape());
+  check(w2.size(1) == w1.size(0), "mlp: the second weight ", w2.shape(), " expects ",
+        w2.size(1), " hidden features but the first weight ", w1.shape(), " makes ", w1.size(0));
+  for (const Tensor* t : {&w1, &b1, &w2}) {
+    check(t->dtype() == x.dtype(), "mlp: dtype mismatch (", x.dtype(), " and ", t->dtype(), ")");
+    check(t->device() == x.device(), "mlp: tensors are on different devices (", x.device(),
+          " and ", t->device(), ")");
+  }
+}
+
+// Whether this call takes the fused path: the GPU with our GEMM selected.
+bool fused_path(const Tensor& x) {
+#ifdef ENGINE_WITH_CUDA
+  namespace kc = kernels::cuda;
+  return x.device().is_cuda() && kc::impl(kc::Family::Gemm) == kc::Impl::Ours;
+#else
+  (void)x;
+  return false;
+#endif
+}
+
+#ifdef ENGINE_WITH_CUDA
+// c = op(a) op(b) with fusions; a, b, c contiguous and row-major, op(t) = t^T when trans.
+Tensor fused_gemm(int64_t m, int64_t n, const Tensor& a, bool ta, const Tensor& b, bool tb,
+                  const kernels::cuda::GemmFusion& fusion) {
+  Tensor c = Tensor::empty({m, n}, a.dtype(), a.device());
+  const int64_t k = ta ? a.size(0) : a.size(1);
+  kernels::cuda::gemm_fused(ta, tb, m, n, k, 1.0, a.raw_data(), 0, a.size(1), b.raw_data(), 0,
+                            b.size(1), 0.0, c.raw_data(), 0, n, c.dtype(), fusion);
+  return c;
+}
+#endif
+
+// The composed path's GELU backward, in place over dg: dg becomes dh = dg * gelu'(h + b), and
+// when `act` is defined it receives gelu(h + b) (recomputed for the second weight gradient).
+void gelu_backward_in_place(const Tensor& h, const Tensor& b, const Tensor& dg, const Tensor& act) {
+  const int64_t rows = h.size(0), c = h.size(1);
+#ifdef ENGINE_WITH_CUDA
+  if (h.device().is_cuda()) {
+    if (act.defined())
+      kernels::cuda::bias_gelu_backward_recompute(rows, c, h.raw_data(), b.raw_data(),
+                                                  dg.raw_data(), dg.raw_data(), act.raw_data(),
+                                                  h.dtype());
+    else
+      kernels::cuda::bias_gelu_backward(rows, c, h.raw_data(), b.raw_data(), dg.raw_data(),
+                                        dg.raw_data(), h.dtype());
+    return;
+  }
+#endif
+  dispatch_float(h.dtype(), "mlp_backward", [&](auto zero) {
+    using T = decltype(zero);
+    if (act.defined())
+      kernels::cpu::bias_gelu_backward_recompute<T>(rows, c, h.data<T>(), b.data<T>(),
+                                                    dg.data<T>(), dg.data<T>(), act.data<T>());
+    else
+      kernels::cpu::bias_gelu_backward<T>(rows, c, h.data<T>(), b.data<T>(), dg.data<T>(),
+                                          dg.data<T>());
+  });
+}
+
+}  // namespace
+
+Tensor mlp(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2) {
+  check_args(x, w1, b1, w2);
+  const int64_t in = w1.size(1), hidden = w1.size(0), out = w2.size(0);
+  Shape out_shape = x.shape();
+  out_shape.back() = out;
+  // Detached: the node below is the only record of the whole MLP.
+  const Tensor x2 = x.detach().reshape({-1, in}).contiguous();
+  const Tensor w1c = w1.detach().contiguous(), b1c = b1.detach().contiguous();
+  const Tensor w2c = w2.detach().contiguous();
+  [[maybe_unused]] const int64_t rows = x2.size(0);  // (the fused GEMMs' m)
+  const bool fused = fused_path(x);
+
+  Tensor h, y;  // h: the pre-activation kept for the backward ([rows, hidden])
+  if (fused) {
+#ifdef ENGINE_WITH_CUDA
+    h = fused_gemm(rows, hidden, x2, false, w1c, true, {.bias = b1c.raw_data()});
+    y = fused_gemm(rows, out, h, false, w2c, true, {.gelu_a = true});
+#endif
+  } else {
+    h = matmul(x2, w1c.transpose(0, 1));
+    y = matmul(bias_gelu(h, b1c), w2c.transpose(0, 1));  // the GELU output is freed here
+  }
+  y = y.reshape(out_shape);
+
+  const bool gx = x.requires_grad(), gw1 = w1.requires_grad(), gb1 = b1.requires_grad();
+  const bool gw2 = w2.requires_grad();
+  if (!grad_enabled() || !(gx || gw1 || gb1 || gw2)) return y;
+  const bool need_dh = gx || gw1 || gb1;  // the gradient at the pre-activation
+  const Shape x_shape = x.shape();
+  const Tensor keep_x = gw1 ? x2 : Tensor();
+  return record("mlp", y, {x, w1, b1, w2}, [=](const Tensor& g) {
+    const Tensor dy = g.reshape({-1, out}).contiguous();
+    Tensor dh, dw2;
+    if (fused) {
+#ifdef ENGINE_WITH_CUDA
+      // dh = (dy @ w2) * gelu'(h);  dw2 = dy^T @ gelu(h).
+      if (need_dh)
+        dh = fused_gemm(rows, hidden, dy, false, w2c, false,
+                        {.gelu_grad_of = h.raw_data(), .ld_aux = hidden});
+      if (gw2) dw2 = fused_gemm(out, hidden, dy, true, h, false, {.gelu_b = true});
+#endif
+    } else {
+      Tensor act;  // gelu(h + b1), recomputed
+      if (need_dh) {
+        dh = matmul(dy, w2c);  // the gradient at the GELU's output, made dh in place
+        if (gw2) act = Tensor::empty(h.shape(), h.dtype(), h.device());
+        gelu_backward_in_place(h, b1c, dh, act);
+      } else {
+        act = bias_gelu(h, b1c);
+      }
+      if (gw2) dw2 = matmul(dy.transpose(0, 1), act);
+    }
+    Tensor dx = gx ? matmul(dh, w1c).reshape(x_shape) : Tensor();
+    Tensor dw1 = gw1 ? matmul(dh.transpose(0, 1), keep_x) : Tensor();
+    Tensor db1 = gb1 ? sum_to(dh, {hidden}) : Tensor();
+    return std::vector<Tensor>{dx, dw1, db1, dw2};
+  });
+}
+
+}  // namespace engine
