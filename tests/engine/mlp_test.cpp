@@ -74,7 +74,9 @@ TEST(Mlp, EachGradientAloneMatchesAndNoTapeWithoutThem) {
     composed(b[0], b[1], b[2], b[3]).backward(g);
     EXPECT_TRUE(all_close(a[which].grad(), b[which].grad(), 1e-12, 1e-12)) << "input " << which;
     for (size_t i = 0; i < in.size(); ++i)
-      if (i != which) EXPECT_FALSE(a[i].grad().defined()) << "input " << i;
+      if (i != which) {
+        EXPECT_FALSE(a[i].grad().defined()) << "input " << i;
+      }
   }
   EXPECT_FALSE(mlp(x, w1, b1, w2).requires_grad());
   NoGradGuard no_grad;

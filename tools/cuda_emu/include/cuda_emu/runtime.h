@@ -252,6 +252,11 @@ inline cudaError_t cudaMalloc(void** p, size_t bytes) {
                        "cudaMalloc of " + std::to_string(bytes) + " bytes failed");
   return cudaSuccess;
 }
+// The toolkit's cuda_runtime.h has this typed overload too (bench/cuda/bench_common.cuh uses it).
+template <class T>
+inline cudaError_t cudaMalloc(T** p, size_t bytes) {
+  return cudaMalloc(reinterpret_cast<void**>(p), bytes);
+}
 inline cudaError_t cudaFree(void* p) {
   if (p == nullptr || emu::device_memory().release(p)) return cudaSuccess;
   return emu::report(cudaErrorInvalidDevicePointer,
