@@ -49,6 +49,29 @@ TEST_F(CudaMlp, BothPathsMatchCpu) {
   }
 }
 
+// One input at a time asking for its gradient: each takes its own branch of the backward (only
+// w2: no dh at all; the others: no recomputed GELU output), on both paths.
+TEST_F(CudaMlp, EachGradientAloneMatchesCpu) {
+  uint64_t seed = 30;
+  const std::vector<Tensor> host = inputs(kCases[1], DType::Float64, seed);
+  Tensor g = host_random({7, 5}, ++seed, -1, 1, DType::Float64);
+  for (Impl impl : available_impls()) {
+    ImplScope use(Family::Gemm, impl);
+    for (size_t which = 0; which < host.size(); ++which) {
+      std::vector<Tensor> cpu, gpu;
+      for (size_t i = 0; i < host.size(); ++i) {
+        cpu.push_back(host[i].detach().clone());
+        gpu.push_back(host[i].to(kGpu));
+        if (i == which) cpu[i].requires_grad_(), gpu[i].requires_grad_();
+      }
+      run_mlp(cpu).backward(g);
+      run_mlp(gpu).backward(g.to(kGpu));
+      EXPECT_TRUE(testing_util::all_close(gpu[which].grad(), cpu[which].grad(), 1e-11, 1e-11))
+          << engine::cuda::impl_name(impl) << " input " << which;
+    }
+  }
+}
+
 // TF32 rounds every GEMM operand to 10 mantissa bits (the GELU output included, after it is
 // computed in fp32), so an element's error scales with the sum of |terms| it adds up, not with
 // its value; a weight gradient summed over 420 rows can be off by a few 1e-2 where it nearly
