@@ -1,6 +1,6 @@
 // engine/ops/mlp.cpp — see mlp.h. Two paths, chosen at the forward and kept for its backward:
-//   fused     (GPU, our GEMM): four kernels::cuda::gemm_fused calls carry the bias, the GELU
-//             and its slope; h = x w1^T + b1 is what is saved.
+//   fused     (GPU, our GEMM): four kernels::cuda::gemm_fused calls carry the bias, the GELU,
+//             its slope and the bias gradient (column sums); h = x w1^T + b1 is what is saved.
 //   composed  (CPU, cuBLAS): GEMMs and GELU passes; h = x w1^T (without b1) is saved and the
 //             GELU passes add b1 on the fly, as bias_gelu does.
 #include "engine/ops/mlp.h"
@@ -123,13 +123,17 @@ Tensor mlp(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2
   const Tensor keep_x = gw1 ? x2 : Tensor();
   return record("mlp", y, {x, w1, b1, w2}, [=](const Tensor& g) {
     const Tensor dy = g.reshape({-1, out}).contiguous();
-    Tensor dh, dw2;
+    Tensor dh, dw2, db1;
     if (fused) {
 #ifdef ENGINE_WITH_CUDA
-      // dh = (dy @ w2) * gelu'(h);  dw2 = dy^T @ gelu(h).
+      // dh = (dy @ w2) * gelu'(h), with db1 = its column sums from the same GEMM's epilogue;
+      // dw2 = dy^T @ gelu(h).
+      if (gb1) db1 = Tensor::empty({hidden}, h.dtype(), h.device());
       if (need_dh)
         dh = fused_gemm(rows, hidden, dy, false, w2c, false,
-                        {.gelu_grad_of = h.raw_data(), .ld_aux = hidden});
+                        {.gelu_grad_of = h.raw_data(),
+                         .ld_aux = hidden,
+                         .col_sums = gb1 ? db1.raw_data() : nullptr});
       if (gw2) dw2 = fused_gemm(out, hidden, dy, true, h, false, {.gelu_b = true});
 #endif
     } else {
@@ -145,7 +149,7 @@ Tensor mlp(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2
     }
     Tensor dx = gx ? matmul(dh, w1c).reshape(x_shape) : Tensor();
     Tensor dw1 = gw1 ? matmul(dh.transpose(0, 1), keep_x) : Tensor();
-    Tensor db1 = gb1 ? sum_to(dh, {hidden}) : Tensor();
+    if (gb1 && !db1.defined()) db1 = sum_to(dh, {hidden});
     return std::vector<Tensor>{dx, dw1, db1, dw2};
   });
 }

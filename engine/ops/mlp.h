@@ -14,8 +14,9 @@
 // On the GPU with our GEMM selected (kernels::cuda::impl(Family::Gemm) == Ours) nothing
 // 4C-wide is written but h, and nothing read twice: the first GEMM adds b1 in its epilogue,
 // the second applies GELU to h as it loads it, the backward's dy @ w2 multiplies by gelu'(h) in
-// its epilogue, and the weight gradient applies GELU to h as it loads it
-// (kernels::cuda::gemm_fused). Elsewhere (CPU, cuBLAS) the steps are separate kernels.
+// its epilogue (and, with TF32, sums its columns into b1's gradient there), and the weight
+// gradient applies GELU to h as it loads it (kernels::cuda::gemm_fused). Elsewhere (CPU,
+// cuBLAS) the steps are separate kernels.
 #pragma once
 
 #include "engine/tensor.h"

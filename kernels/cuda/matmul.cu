@@ -27,9 +27,11 @@
 
 #include <algorithm>
 #include <climits>
+#include <optional>
 
 #include "kernels/cuda/matmul_args.cuh"
 #include "kernels/cuda/pack.cuh"
+#include "kernels/cuda/reduce.h"
 #include "kernels/cuda/runtime.h"
 
 namespace kernels::cuda {
@@ -248,13 +250,20 @@ void run_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, doubl
               const GemmFusion* fusion) {
   dispatch_float(dtype, "matmul", [&](auto zero) {
     using T = decltype(zero);
-    if (m <= 0 || n <= 0) return;
+    if (m <= 0 || n <= 0) {  // nothing to multiply; the column sums of no rows are zeros
+      if (fusion && fusion->col_sums && n > 0)
+        KCUDA_CHECK(cudaMemsetAsync(fusion->col_sums, 0, size_t(n) * sizeof(T), stream()));
+      return;
+    }
     for (auto [what, v] : {std::pair<const char*, int64_t>{"m", m}, {"n", n}, {"k", k},
                            {"lda", lda}, {"ldb", ldb}, {"ldc", ldc}})
       check_int(what, v);
     if (fusion && fusion->gelu_grad_of && fusion->ld_aux < n)
       raise("gemm: the gelu' operand's row stride " + std::to_string(fusion->ld_aux) +
             " is shorter than a row of C (" + std::to_string(n) + ")");
+    if (fusion && fusion->col_sums && ldc != n)
+      raise("gemm: column sums need a contiguous C (ldc " + std::to_string(ldc) + ", n " +
+            std::to_string(n) + ")");
     const T* pa = static_cast<const T*>(a) + a_offset;
     const T* pb = static_cast<const T*>(b) + b_offset;
     T* pc = static_cast<T*>(c) + c_offset;
@@ -274,14 +283,29 @@ void run_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, doubl
         args.ld_aux = fusion->ld_aux;
       }
       const TileShape tile = ours_tile(im, in, dtype);
+      void* col_sums = fusion ? fusion->col_sums : nullptr;
+      bool sums_done = false;  // col_sums written by the TF32 kernel's epilogue
       if constexpr (sizeof(T) == 4) {
-        if (tf32())
+        if (tf32()) {
+          // Per-block column sums, one row per m tile, when the product is not split.
+          const int64_t m_tiles = (im + tile.bm - 1) / tile.bm;
+          std::optional<Scratch> block_sums;
+          if (col_sums && plan_splits(im, in, ik, tile, sizeof(T)) == 1) {
+            block_sums.emplace(size_t(m_tiles) * in * sizeof(T));
+            args.col_partial = static_cast<T*>(block_sums->get());
+          }
           run_ours(args, tile, gemm_detail::launch_gemm_tf32);
-        else
+          if (args.col_partial) {
+            reduce_sum(1, m_tiles, in, args.col_partial, col_sums, dtype);
+            sums_done = true;
+          }
+        } else {
           run_ours(args, tile, launch_tiled<T, 128, 128, 8, 8, 8>);
+        }
       } else {
         run_ours(args, tile, launch_tiled<T, 64, 64, 8, 4, 4>);
       }
+      if (col_sums && !sums_done) reduce_sum(1, im, in, pc, col_sums, dtype);  // a pass over C
       return;
     }
     // Row-major C[m,n] = op(A) op(B) is column-major C^T[n,m] = op(B)^T op(A)^T: pass B first.

@@ -28,12 +28,17 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double al
 // flag is off or its pointer null. GELU is the erf form (gelu_math.cuh); aux has C's dtype and
 // row stride ld_aux. All elementwise: they hold for any transposition and survive split-K (the
 // epilogue runs once, on the final sum).
+// col_sums[j] = sum_i C[i, j] of the values stored (a Linear's bias gradient when C is the
+// gradient at its output; C must then be contiguous, ldc == n): the TF32 kernel sums each
+// block's tile in its epilogue and a short pass adds the blocks' rows in order (deterministic),
+// so C is not read again; the other kernels, and a split k, sum C in a pass after the product.
 struct GemmFusion {
   bool gelu_a = false;                 // multiply gelu(op(A))
   bool gelu_b = false;                 // multiply gelu(op(B))
   const void* bias = nullptr;          // [n]
   const void* gelu_grad_of = nullptr;  // aux [m, n], row stride ld_aux
   int64_t ld_aux = 0;
+  void* col_sums = nullptr;            // [n], written (not added to)
 };
 
 // gemm() with fusions. Always our kernels, whatever impl(Family::Gemm) says: cuBLAS has no such

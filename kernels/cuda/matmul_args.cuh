@@ -38,6 +38,8 @@ struct GemmArgs {
   const T* bias = nullptr;              // C[i, j] gets + bias[j]
   const T* gelu_grad_of = nullptr;      // C[i, j] gets * gelu'(aux[i * ld_aux + j])
   int64_t ld_aux = 0;
+  T* col_partial = nullptr;  // TF32 kernel, unsplit: block (x, y) writes its tile's column sums
+                             // of C to col_partial[x * n + j] for its columns j
 };
 
 // What C[i, j] becomes from the product's sum, before beta C is added: alpha * sum, then the

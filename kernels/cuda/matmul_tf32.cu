@@ -92,6 +92,40 @@ struct Operand {
   }
 };
 
+// The epilogue's column sums (GemmFusion::col_sums): the 8 lanes that share t = lane & 3 hold
+// the same two columns of each n8 block for 8 different rows, so three xor-shuffles add them
+// (the same tree in every run); lanes 0-3 then hold the warp's 32 column sums, the warps along
+// m add theirs in shared memory in order, and the block writes one row of col_partial.
+template <int BM, int BN>
+__device__ __forceinline__ void block_column_sums(const GemmArgs<float>& a, float (&sums)[4][2],
+                                                  float4* smem, int warp, int lane, int tid) {
+  constexpr int WN = BN / 32, WM = BM / 64, T = BM * BN / 64;
+#pragma unroll
+  for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+    for (int e = 0; e < 2; ++e)
+#pragma unroll
+      for (int off = 4; off < 32; off <<= 1)
+        sums[ni][e] += __shfl_xor_sync(0xffffffffu, sums[ni][e], off);
+  float* red = reinterpret_cast<float*>(smem);  // [WM][BN], over the pipeline's stages
+  __syncthreads();                              // every warp is done reading them
+  if (lane < 4)
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+      for (int e = 0; e < 2; ++e)
+        red[(warp / WN) * BN + (warp % WN) * 32 + ni * 8 + 2 * lane + e] = sums[ni][e];
+  __syncthreads();
+  for (int j = tid; j < BN; j += T) {
+    const int n = blockIdx.y * BN + j;
+    if (n >= a.n) break;
+    float s = 0.f;
+#pragma unroll
+    for (int w = 0; w < WM; ++w) s += red[w * BN + j];
+    a.col_partial[int64_t(blockIdx.x) * a.n + n] = s;
+  }
+}
+
 // pair: C's rows (or the partial slices) allow 8-byte stores of two adjacent columns.
 template <bool TA, bool TB, int BM, int BN, bool VEC>
 __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
@@ -127,7 +161,9 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
     mma::warp_tile_slice<TA_, TB_, kBK>(ta, tb, wm, wn, lane, acc);
   });
 
-  // c0/c1 (and c2/c3) are two adjacent columns of one row.
+  // c0/c1 (and c2/c3) are two adjacent columns of one row. sums[ni][e]: this thread's part of
+  // the column sums (column wn + ni*8 + 2t + e, rows g and g+8 of each m16 block).
+  float sums[4][2] = {};
   const bool to_c = a.partial == nullptr;
   float* out = to_c ? a.c : a.partial + int64_t(blockIdx.z) * a.m * a.n;
   const int64_t ld = to_c ? a.ldc : a.n;
@@ -157,7 +193,9 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
           row[n] = v0;
           if (both) row[n + 1] = v1;
         }
+        sums[ni][0] += v0, sums[ni][1] += v1;  // v1 past the last column is never stored
       }
+  if (a.col_partial) block_column_sums<BM, BN>(a, sums, smem_gemm_tf32, warp, lane, tid);
 }
 
 template <bool TA, bool TB, int BM, int BN, bool VEC>

@@ -351,6 +351,72 @@ TEST_F(CudaMatmul, FusedGeluOperandsAndEpilogueMatchTheComposedCpuSteps) {
       << "the long shape no longer exercises split-K";
 }
 
+// GemmFusion::col_sums: the sums over the rows of the C that was stored, from the TF32 kernel's
+// epilogue (one m tile, many m tiles, C's last tile partly outside) or from the pass after the
+// product (fp32 and float64 kernels, a split k), bit-identical when run twice; no rows: zeros.
+TEST_F(CudaMatmul, FusedColumnSumsAreTheSumsOfTheStoredC) {
+  GemmImpl use(Impl::Ours);
+  uint64_t seed = 90;
+  for (Mkn s : {Mkn{70, 133, 45}, Mkn{1000, 96, 384}, Mkn{40, 5003, 70}})
+  for (bool tf32 : {false, true})
+  for (DType t : {DType::Float32, DType::Float64}) {
+    if (tf32 && t == DType::Float64) continue;
+    engine::cuda::set_tf32(tf32);
+    const int64_t m = s.m, n = s.n, k = s.k;
+    Tensor ha = host_random({m, k}, ++seed, -1, 1, t), hb = host_random({k, n}, ++seed, -1, 1, t);
+    Tensor haux = host_random({m, n}, ++seed, -3, 3, t);
+    Tensor a = ha.to(kGpu), b = hb.to(kGpu), aux = haux.to(kGpu);
+    Tensor c = Tensor::empty({m, n}, t, kGpu), sums = Tensor::empty({n}, t, kGpu);
+    Tensor again = Tensor::empty({n}, t, kGpu);
+    kernels::cuda::GemmFusion fusion;
+    fusion.gelu_grad_of = aux.raw_data(), fusion.ld_aux = n;
+    for (Tensor* out : {&sums, &again}) {
+      fusion.col_sums = out->raw_data();
+      kernels::cuda::gemm_fused(false, false, m, n, k, 1.0, a.raw_data(), 0, k, b.raw_data(), 0,
+                                n, 0.0, c.raw_data(), 0, n, t, fusion);
+    }
+    // C itself: (A B) * gelu'(aux) from the CPU (the sums below are only as good as C is).
+    Tensor slope = Tensor::ones({m, n}, t);
+    engine::dispatch_float(t, "test", [&](auto zero) {
+      using T = decltype(zero);
+      kernels::cpu::gelu_backward<T>(m * n, haux.data<T>(), slope.data<T>(), slope.data<T>());
+    });
+    Tensor ref_c = engine::mul(engine::matmul(ha, hb), slope);
+    if (tf32) {
+      Tensor bound =
+          engine::mul(engine::matmul(engine::abs(ha), engine::abs(hb)), engine::abs(slope));
+      EXPECT_TRUE(within_tf32(c, ref_c, bound, k)) << "C, m=" << m << " k=" << k;
+    } else {
+      EXPECT_TRUE(testing_util::all_close(c, ref_c, rtol_for(t), atol_for(t, 3 * k)))
+          << "C, " << t << " m=" << m << " k=" << k;
+    }
+    // The stored C summed on the CPU in float64; the GPU adds the same float values in
+    // another order (in float32 for TF32's per-block sums): a relative 1e-5 of sum |C|.
+    Tensor c_host = c.to(engine::Device::cpu()).to(DType::Float64);
+    Tensor ref = engine::sum(c_host, {0});
+    Tensor mag = engine::sum(engine::abs(c_host), {0});
+    Tensor got = sums.to(engine::Device::cpu()).to(DType::Float64);
+    for (int64_t j = 0; j < n; ++j) {
+      const double tol = (t == DType::Float32 ? 1e-5 : 1e-12) * mag.data<double>()[j] + 1e-30;
+      ASSERT_LE(std::abs(got.data<double>()[j] - ref.data<double>()[j]), tol)
+          << t << " m=" << m << " k=" << k << " n=" << n << " tf32=" << tf32 << " column " << j;
+    }
+    EXPECT_TRUE(same_values(again, sums)) << t << " m=" << m << " tf32=" << tf32;
+  }
+  engine::cuda::set_tf32(true);
+  EXPECT_GT(kernels::cuda::gemm_ours_splits(40, 70, 5003, kernels::DType::Float32), 1);
+  EXPECT_EQ(kernels::cuda::gemm_ours_splits(1000, 384, 96, kernels::DType::Float32), 1);
+  engine::cuda::set_tf32(false);
+
+  // No rows: the sums are zeros (written, not left as they were).
+  Tensor sums = Tensor::full({5}, 7.0).to(kGpu), dummy = Tensor::ones({4}).to(kGpu);
+  kernels::cuda::GemmFusion fusion;
+  fusion.col_sums = sums.raw_data();
+  kernels::cuda::gemm_fused(false, false, 0, 5, 3, 1.0, dummy.raw_data(), 0, 3, dummy.raw_data(),
+                            0, 5, 0.0, dummy.raw_data(), 0, 5, DType::Float64, fusion);
+  EXPECT_TRUE(same_values(sums, Tensor::zeros({5}, DType::Float64)));
+}
+
 TEST_F(CudaMatmul, FusedRejectsAnAuxRowShorterThanC) {
   Tensor a = Tensor::ones({4, 4}).to(kGpu), c = Tensor::zeros({4, 4}).to(kGpu);
   kernels::cuda::GemmFusion fusion;
