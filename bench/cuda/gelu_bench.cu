@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
       if (only >= 0 && v != (only == 0 ? kernels::cuda::kBiasGeluDbiasVersions : only)) continue;
       auto bwd = [&] {
         kernels::cuda::bias_gelu_backward_dbias(v, d_x.get(), d_b.get(), d_dy.get(), d_dx.get(),
-                                                d_db.get(), rows, C, d_ws.get(), stream);
+                                                d_db.get(), nullptr, rows, C, d_ws.get(), stream);
       };
       bool valid = true;
       if (check) {

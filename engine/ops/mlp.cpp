@@ -5,6 +5,8 @@
 //             GELU passes add b1 on the fly, as bias_gelu does.
 #include "engine/ops/mlp.h"
 
+#include <atomic>
+
 #include "engine/autograd.h"
 #include "engine/ops/gelu.h"
 #include "engine/ops/matmul.h"
@@ -39,11 +41,13 @@ void check_args(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tenso
   }
 }
 
-// Whether this call takes the fused path: the GPU with our GEMM selected.
+std::atomic<bool> g_fusion{true};
+
+// Whether this call takes the fused path: the GPU with our GEMM selected, fusion not off.
 bool fused_path(const Tensor& x) {
 #ifdef ENGINE_WITH_CUDA
   namespace kc = kernels::cuda;
-  return x.device().is_cuda() && kc::impl(kc::Family::Gemm) == kc::Impl::Ours;
+  return x.device().is_cuda() && kc::impl(kc::Family::Gemm) == kc::Impl::Ours && g_fusion;
 #else
   (void)x;
   return false;
@@ -64,9 +68,19 @@ Tensor fused_gemm(int64_t m, int64_t n, const Tensor& a, bool ta, const Tensor& 
 
 // The composed path's GELU backward, in place over dg: dg becomes dh = dg * gelu'(h + b), and
 // when `act` is defined it receives gelu(h + b) (recomputed for the second weight gradient).
-void gelu_backward_in_place(const Tensor& h, const Tensor& b, const Tensor& dg, const Tensor& act) {
+// On the GPU in float32 the GELU lab's one-pass kernel also sums dh's columns: the bias
+// gradient is returned then (else undefined: the caller sums dh itself).
+Tensor gelu_backward_in_place(const Tensor& h, const Tensor& b, const Tensor& dg,
+                              const Tensor& act) {
   const int64_t rows = h.size(0), c = h.size(1);
 #ifdef ENGINE_WITH_CUDA
+  if (h.device().is_cuda() && h.dtype() == DType::Float32) {
+    Tensor db = Tensor::empty({c}, h.dtype(), h.device());
+    kernels::cuda::bias_gelu_backward_dbias(rows, c, h.data<float>(), b.data<float>(),
+                                            dg.data<float>(), dg.data<float>(), db.data<float>(),
+                                            act.defined() ? act.data<float>() : nullptr);
+    return db;
+  }
   if (h.device().is_cuda()) {
     if (act.defined())
       kernels::cuda::bias_gelu_backward_recompute(rows, c, h.raw_data(), b.raw_data(),
@@ -75,7 +89,7 @@ void gelu_backward_in_place(const Tensor& h, const Tensor& b, const Tensor& dg, 
     else
       kernels::cuda::bias_gelu_backward(rows, c, h.raw_data(), b.raw_data(), dg.raw_data(),
                                         dg.raw_data(), h.dtype());
-    return;
+    return Tensor();
   }
 #endif
   dispatch_float(h.dtype(), "mlp_backward", [&](auto zero) {
@@ -87,9 +101,13 @@ void gelu_backward_in_place(const Tensor& h, const Tensor& b, const Tensor& dg, 
       kernels::cpu::bias_gelu_backward<T>(rows, c, h.data<T>(), b.data<T>(), dg.data<T>(),
                                           dg.data<T>());
   });
+  return Tensor();
 }
 
 }  // namespace
+
+void set_mlp_fusion(bool on) { g_fusion = on; }
+bool mlp_fusion() { return g_fusion; }
 
 Tensor mlp(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2) {
   check_args(x, w1, b1, w2);
@@ -141,7 +159,7 @@ Tensor mlp(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2
       if (need_dh) {
         dh = matmul(dy, w2c);  // the gradient at the GELU's output, made dh in place
         if (gw2) act = Tensor::empty(h.shape(), h.dtype(), h.device());
-        gelu_backward_in_place(h, b1c, dh, act);
+        db1 = gelu_backward_in_place(h, b1c, dh, act);
       } else {
         act = bias_gelu(h, b1c);
       }

@@ -25,4 +25,10 @@ namespace engine {
 
 Tensor mlp(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2);
 
+// Whether the GPU may take the fused path (default on; it also needs our GEMM selected). Off,
+// the GPU runs the composed steps with whichever GEMM is selected: tests use it to check that
+// path on our GEMM too (the emulator has no cuBLAS). Process-wide; not for use during a step.
+void set_mlp_fusion(bool on);
+bool mlp_fusion();
+
 }  // namespace engine

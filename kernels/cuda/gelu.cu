@@ -33,6 +33,9 @@
 //         block's partial row, and a second tiny kernel adds the chunks' rows in order.
 //         ConvNeXt-T stage 1 (C = 384, 200,704 rows): 924 MB -> 355 us at 2.6 TB/s, where the
 //         unfused pair moves 1.23 GB (474 us).
+//     Either can also write y = gelu(x + b) (engine::mlp, which does not keep the forward's
+//     output, recomputes it here for the second Linear's weight gradient): v2 in the same pass
+//     (+4 bytes/element), v1 with bias_gelu_forward.
 //   -Xptxas -v (sm_90, nvcc 13.0): every kernel under 40 registers, no spills.
 //
 // Roofline, float32, H100 at 2.6 TB/s (FLOPs ~20/element: never the limit):
@@ -201,14 +204,18 @@ __device__ __forceinline__ V vzero() {
   else return 0.f;
 }
 
+__device__ __forceinline__ float vgelu(float v) { return gelu_at(v); }
+__device__ __forceinline__ float4 vgelu(float4 v) { return gelu4(v); }
+
 // V = float4 (C % 4 == 0, aligned) or float; cv = C / (sizeof(V) / 4) columns of V. Grid
 // (chunks, column tiles), block lanes * w threads (w columns of the tile, `lanes` rows at a
-// time). kFused: dx = dy * gelu'(x + b) is computed, stored and summed; else dx is only read.
-// partial: [chunks, cv] of V.
+// time). kFused: dx = dy * gelu'(x + b) is computed, stored and summed (and gelu(x + b) stored
+// to y when y is not null); else dx is only read. partial: [chunks, cv] of V.
 template <class V, bool kFused>
 __global__ void __launch_bounds__(kThreads)
-    bias_grad_partial(const float* x, const float* b, const float* dy, float* dx, float* partial,
-                      int64_t rows, int cv, int w, int lanes, int64_t chunk_rows) {
+    bias_grad_partial(const float* x, const float* b, const float* dy, float* dx, float* y,
+                      float* partial, int64_t rows, int cv, int w, int lanes,
+                      int64_t chunk_rows) {
   __shared__ V red[kThreads];
   const int tid = threadIdx.x, q = tid % w, lane = tid / w;
   const int col = blockIdx.y * w + q;
@@ -217,6 +224,7 @@ __global__ void __launch_bounds__(kThreads)
   const V* xv = reinterpret_cast<const V*>(x);
   const V* dyv = reinterpret_cast<const V*>(dy);
   V* dxv = reinterpret_cast<V*>(dx);
+  V* yv = reinterpret_cast<V*>(y);
   V acc = vzero<V>();
   if (active) {
     const V bias = kFused ? reinterpret_cast<const V*>(b)[col] : vzero<V>();
@@ -224,8 +232,10 @@ __global__ void __launch_bounds__(kThreads)
       const int64_t i = r * cv + col;
       V d;
       if constexpr (kFused) {
-        d = vgelu_bwd(vadd(xv[i], bias), dyv[i]);
+        const V v = vadd(xv[i], bias);
+        d = vgelu_bwd(v, dyv[i]);
         dxv[i] = d;
+        if (y) yv[i] = vgelu(v);
       } else {
         d = dxv[i];
       }
@@ -383,8 +393,8 @@ size_t bias_gelu_backward_dbias_workspace(int64_t rows, int C) {
 }
 
 void bias_gelu_backward_dbias(int version, const float* x, const float* bias, const float* dy,
-                              float* dx, float* dbias, int64_t rows, int C, void* workspace,
-                              cudaStream_t stream) {
+                              float* dx, float* dbias, float* y, int64_t rows, int C,
+                              void* workspace, cudaStream_t stream) {
   const char* op = "bias_gelu_backward_dbias";
   version = resolve(version, kBiasGeluDbiasVersions, op);
   check_sizes(rows, C, bias, op);
@@ -393,8 +403,11 @@ void bias_gelu_backward_dbias(int version, const float* x, const float* bias, co
     labs::check(cudaMemsetAsync(dbias, 0, size_t(C) * sizeof(float), stream), op);
     return;
   }
-  if (version == 1) bias_gelu_backward(0, x, bias, dy, dx, rows, C, stream);
-  const bool vec = C % 4 == 0 && aligned({x, bias, dy, dx});
+  if (version == 1) {
+    if (y) bias_gelu_forward(0, x, bias, y, rows, C, stream);  // a pass of its own
+    bias_gelu_backward(0, x, bias, dy, dx, rows, C, stream);
+  }
+  const bool vec = C % 4 == 0 && aligned({x, bias, dy, dx}) && (y == nullptr || aligned({y}));
   const BiasGradPlan p = bias_grad_plan(rows, C, vec ? 4 : 1);
   if (p.chunks > 65535 || p.tiles > 65535) labs::fail(std::string(op) + ": too many rows");
   labs::Workspace partial(workspace, size_t(p.chunks) * size_t(C) * sizeof(float), stream);
@@ -402,17 +415,17 @@ void bias_gelu_backward_dbias(int version, const float* x, const float* bias, co
   const int threads = p.lanes * p.w;
   float* part = partial.as<float>();
   if (vec && version == 2)
-    bias_grad_partial<float4, true><<<grid, threads, 0, stream>>>(x, bias, dy, dx, part, rows,
-                                                                   p.cv, p.w, p.lanes, p.chunk_rows);
+    bias_grad_partial<float4, true><<<grid, threads, 0, stream>>>(
+        x, bias, dy, dx, y, part, rows, p.cv, p.w, p.lanes, p.chunk_rows);
   else if (vec)
     bias_grad_partial<float4, false><<<grid, threads, 0, stream>>>(
-        x, bias, dy, dx, part, rows, p.cv, p.w, p.lanes, p.chunk_rows);
+        x, bias, dy, dx, nullptr, part, rows, p.cv, p.w, p.lanes, p.chunk_rows);
   else if (version == 2)
-    bias_grad_partial<float, true><<<grid, threads, 0, stream>>>(x, bias, dy, dx, part, rows,
-                                                                  p.cv, p.w, p.lanes, p.chunk_rows);
+    bias_grad_partial<float, true><<<grid, threads, 0, stream>>>(
+        x, bias, dy, dx, y, part, rows, p.cv, p.w, p.lanes, p.chunk_rows);
   else
     bias_grad_partial<float, false><<<grid, threads, 0, stream>>>(
-        x, bias, dy, dx, part, rows, p.cv, p.w, p.lanes, p.chunk_rows);
+        x, bias, dy, dx, nullptr, part, rows, p.cv, p.w, p.lanes, p.chunk_rows);
   labs::check_launch(op);
   bias_grad_sum<<<unsigned(ceil_div(C, kThreads)), kThreads, 0, stream>>>(part, p.chunks, C,
                                                                            dbias);

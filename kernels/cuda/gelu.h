@@ -40,10 +40,12 @@ void bias_gelu_backward(int version, const float* x, const float* bias, const fl
 // over dx, 2 = one pass that stores dx and sums it. Deterministic: partial sums per block,
 // added in a fixed order by a second kernel. workspace: at least ..._workspace() bytes of
 // device memory, or null to have it allocated with cudaMallocAsync on the stream.
+// y: null, or it receives gelu(x + b) again (for a caller that did not keep the forward's
+// output: engine::mlp); version 2 writes it in the same pass, version 1 with bias_gelu_forward.
 inline constexpr int kBiasGeluDbiasVersions = 2;
 size_t bias_gelu_backward_dbias_workspace(int64_t rows, int C);
 void bias_gelu_backward_dbias(int version, const float* x, const float* bias, const float* dy,
-                              float* dx, float* dbias, int64_t rows, int C, void* workspace,
-                              cudaStream_t stream);
+                              float* dx, float* dbias, float* y, int64_t rows, int C,
+                              void* workspace, cudaStream_t stream);
 
 }  // namespace kernels::cuda

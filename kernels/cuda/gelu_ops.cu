@@ -149,11 +149,11 @@ void bias_gelu_backward_recompute(int64_t rows, int64_t channels, const void* x,
 }
 
 void bias_gelu_backward_dbias(int64_t rows, int64_t channels, const float* x, const float* bias,
-                              const float* dy, float* dx, float* dbias) {
+                              const float* dy, float* dx, float* dbias, float* y) {
   const int c = channels_int("bias_gelu_backward", channels);
   Scratch ws(bias_gelu_backward_dbias_workspace(rows, c));
   call_lab("bias_gelu_backward", [&] {
-    bias_gelu_backward_dbias(0, x, bias, dy, dx, dbias, rows, c, ws.get(), stream());
+    bias_gelu_backward_dbias(0, x, bias, dy, dx, dbias, y, rows, c, ws.get(), stream());
   });
   KCUDA_CHECK_LAUNCH("bias_gelu_backward");
 }

@@ -28,7 +28,8 @@ void bias_gelu_backward_recompute(int64_t rows, int64_t channels, const void* x,
                                   DType dtype);
 // The same dx and dbias[c] = sum over rows of dx[r, c] in one pass (the lab's
 // bias_gelu_backward_dbias, float32 only; scratch from the engine's allocator).
+// y: null, or it receives gelu(x + b) recomputed in the same pass (engine::mlp); dx may alias dy.
 void bias_gelu_backward_dbias(int64_t rows, int64_t channels, const float* x, const float* bias,
-                              const float* dy, float* dx, float* dbias);
+                              const float* dy, float* dx, float* dbias, float* y = nullptr);
 
 }  // namespace kernels::cuda

@@ -3,6 +3,7 @@
 // loads and epilogues) and cuBLAS with separate GELU passes; float32, float64 and TF32; and
 // what each path keeps on the device for the backward.
 #include <cmath>
+#include <optional>
 
 #include "tests/cuda/op_check.h"
 
@@ -34,19 +35,29 @@ std::vector<Tensor> inputs(const Case& cs, DType t, uint64_t& seed) {
 
 Tensor run_mlp(const std::vector<Tensor>& in) { return engine::mlp(in[0], in[1], in[2], in[3]); }
 
+// Turns the fused path off for one scope (engine::set_mlp_fusion).
+class Unfused {
+ public:
+  Unfused() { engine::set_mlp_fusion(false); }
+  ~Unfused() { engine::set_mlp_fusion(true); }
+};
+
 TEST_F(CudaMlp, BothPathsMatchCpu) {
   uint64_t seed = 1;
-  for (Impl impl : available_impls()) {
-    ImplScope use(Family::Gemm, impl);
-    for (DType t : {DType::Float32, DType::Float64})
-      for (const Case& cs : kCases) {
-        // Sums over up to 384 terms, in another order on each device.
-        const double tol = t == DType::Float32 ? 1e-4 : 1e-11;
-        EXPECT_TRUE(matches_cpu(run_mlp, inputs(cs, t, seed), {tol, tol}, "mlp", ++seed))
-            << engine::cuda::impl_name(impl) << " " << t << " in=" << cs.x.back()
-            << " hidden=" << cs.hidden;
-      }
-  }
+  for (Impl impl : available_impls())
+    for (bool fusion : {true, false}) {
+      ImplScope use(Family::Gemm, impl);
+      std::optional<Unfused> unfused;
+      if (!fusion) unfused.emplace();
+      for (DType t : {DType::Float32, DType::Float64})
+        for (const Case& cs : kCases) {
+          // Sums over up to 384 terms, in another order on each device.
+          const double tol = t == DType::Float32 ? 1e-4 : 1e-11;
+          EXPECT_TRUE(matches_cpu(run_mlp, inputs(cs, t, seed), {tol, tol}, "mlp", ++seed))
+              << engine::cuda::impl_name(impl) << " fusion=" << fusion << " " << t
+              << " in=" << cs.x.back() << " hidden=" << cs.hidden;
+        }
+    }
 }
 
 // One input at a time asking for its gradient: each takes its own branch of the backward (only
@@ -55,8 +66,11 @@ TEST_F(CudaMlp, EachGradientAloneMatchesCpu) {
   uint64_t seed = 30;
   const std::vector<Tensor> host = inputs(kCases[1], DType::Float64, seed);
   Tensor g = host_random({7, 5}, ++seed, -1, 1, DType::Float64);
-  for (Impl impl : available_impls()) {
+  for (Impl impl : available_impls())
+  for (bool fusion : {true, false}) {
     ImplScope use(Family::Gemm, impl);
+    std::optional<Unfused> unfused;
+    if (!fusion) unfused.emplace();
     for (size_t which = 0; which < host.size(); ++which) {
       std::vector<Tensor> cpu, gpu;
       for (size_t i = 0; i < host.size(); ++i) {
@@ -67,7 +81,7 @@ TEST_F(CudaMlp, EachGradientAloneMatchesCpu) {
       run_mlp(cpu).backward(g);
       run_mlp(gpu).backward(g.to(kGpu));
       EXPECT_TRUE(testing_util::all_close(gpu[which].grad(), cpu[which].grad(), 1e-11, 1e-11))
-          << engine::cuda::impl_name(impl) << " input " << which;
+          << engine::cuda::impl_name(impl) << " fusion=" << fusion << " input " << which;
     }
   }
 }
@@ -90,8 +104,11 @@ testing::AssertionResult close_to_scale(const Tensor& got, const Tensor& ref, co
 TEST_F(CudaMlp, Tf32PathsStayCloseToTheCpu) {
   engine::cuda::set_tf32(true);
   uint64_t seed = 50;
-  for (Impl impl : available_impls()) {
+  for (Impl impl : available_impls())
+  for (bool fusion : {true, false}) {
     ImplScope use(Family::Gemm, impl);
+    std::optional<Unfused> unfused;
+    if (!fusion) unfused.emplace();
     for (const Case& cs : kCases) {
       const std::vector<Tensor> host = inputs(cs, DType::Float32, seed);
       std::vector<Tensor> cpu = leaves_on(host, engine::Device::cpu());
@@ -101,6 +118,7 @@ TEST_F(CudaMlp, Tf32PathsStayCloseToTheCpu) {
       engine::sum(engine::mul(yc, w)).backward();
       engine::sum(engine::mul(yg, w.to(kGpu))).backward();
       const std::string where = std::string(engine::cuda::impl_name(impl)) +
+                                " fusion=" + std::to_string(fusion) +
                                 " in=" + std::to_string(cs.x.back()) +
                                 " hidden=" + std::to_string(cs.hidden);
       EXPECT_TRUE(close_to_scale(yg, yc, "y")) << where;
@@ -119,8 +137,11 @@ TEST_F(CudaMlp, KeepsOneHiddenWideTensorForTheBackward) {
   uint64_t seed = 90;
   std::vector<Tensor> host = inputs({{rows, in}, hidden, in}, DType::Float32, seed);
   std::vector<Tensor> dev = leaves_on(host, kGpu);
-  for (Impl impl : available_impls()) {
+  for (Impl impl : available_impls())
+  for (bool fusion : {true, false}) {
     ImplScope use(Family::Gemm, impl);
+    std::optional<Unfused> unfused;
+    if (!fusion) unfused.emplace();
     auto kept_by = [&](auto&& f) {
       const int64_t before = int64_t(engine::cuda::memory_stats().in_use);
       Tensor y = f();
@@ -130,7 +151,8 @@ TEST_F(CudaMlp, KeepsOneHiddenWideTensorForTheBackward) {
     const int64_t twin = kept_by([&] {
       return engine::linear(engine::bias_gelu(engine::linear(dev[0], dev[1]), dev[2]), dev[3]);
     });
-    const char* name = engine::cuda::impl_name(impl);
+    const std::string name = std::string(engine::cuda::impl_name(impl)) +
+                             (fusion ? " fused" : " composed");
     EXPECT_GE(fused, hidden_bytes) << name;
     EXPECT_LT(fused, hidden_bytes + hidden_bytes / 8) << name << ": mlp keeps " << fused;
     EXPECT_GE(twin, 2 * hidden_bytes) << name << ": the composition keeps " << twin;

@@ -107,8 +107,10 @@ void check_bias_gelu(int64_t rows, int C, uint64_t seed, bool misalign, bool in_
 
 // dx and the bias gradient (column sums of dx) of every bias_gelu_backward_dbias version against
 // float64; the fused version's dx must equal bias_gelu_backward's bit for bit (same arithmetic),
-// and a rerun must give the same dbias bits (fixed-order sums).
-void check_bias_grad(int64_t rows, int C, uint64_t seed, bool misalign, bool in_place) {
+// and a rerun must give the same dbias bits (fixed-order sums). recompute: y = gelu(x + b) is
+// asked for too, and must equal bias_gelu_forward's output bit for bit.
+void check_bias_grad(int64_t rows, int C, uint64_t seed, bool misalign, bool in_place,
+                     bool recompute = false) {
   const size_t n = size_t(rows) * C, off = misalign ? 1 : 0;
   std::vector<float> x = labs_test::random_floats(n, seed, -4.f, 3.f);
   std::vector<float> b = labs_test::random_floats(C, seed + 1, -1.f, 1.f);
@@ -121,7 +123,8 @@ void check_bias_grad(int64_t rows, int C, uint64_t seed, bool misalign, bool in_
   }
   DeviceBuffer<float> dxin(n + off), dbias_in(C + off), ddy(n + off), out(n + off), db(C);
   dbias_in.upload(b, off);
-  std::vector<float> plain_dx;
+  DeviceBuffer<float> ys(n + off);
+  std::vector<float> plain_dx, plain_y;
   {
     dxin.upload(x, off);
     ddy.upload(dy, off);
@@ -129,20 +132,29 @@ void check_bias_grad(int64_t rows, int C, uint64_t seed, bool misalign, bool in_
     kernels::cuda::bias_gelu_backward(0, dxin.data() + off, dbias_in.data() + off,
                                       ddy.data() + off, out.data() + off, rows, C, nullptr);
     plain_dx = out.download(n, off);
+    kernels::cuda::bias_gelu_forward(0, dxin.data() + off, dbias_in.data() + off,
+                                     out.data() + off, rows, C, nullptr);
+    plain_y = out.download(n, off);
   }
   for (int v = 0; v <= kernels::cuda::kBiasGeluDbiasVersions; ++v) {
     SCOPED_TRACE("dbias version " + std::to_string(v) + " rows " + std::to_string(rows) + " C " +
                  std::to_string(C) + (misalign ? " misaligned" : "") +
-                 (in_place ? " in place" : ""));
+                 (in_place ? " in place" : "") + (recompute ? " recompute" : ""));
     std::vector<float> got_db[2];
     for (int run = 0; run < 2; ++run) {
       dxin.upload(x, off);
       ddy.upload(dy, off);
-      out.poison(), db.poison();
+      out.poison(), db.poison(), ys.poison();
       float* dx = in_place ? ddy.data() + off : out.data() + off;
       kernels::cuda::bias_gelu_backward_dbias(v, dxin.data() + off, dbias_in.data() + off,
-                                              ddy.data() + off, dx, db.data(), rows, C, nullptr,
-                                              nullptr);
+                                              ddy.data() + off, dx, db.data(),
+                                              recompute ? ys.data() + off : nullptr, rows, C,
+                                              nullptr, nullptr);
+      if (recompute) {
+        std::vector<float> got_y = ys.download(n, off);
+        EXPECT_EQ(0, std::memcmp(got_y.data(), plain_y.data(), n * sizeof(float)))
+            << "y differs from bias_gelu_forward's";
+      }
       std::vector<float> got_dx = in_place ? ddy.download(n, off) : out.download(n, off);
       EXPECT_EQ(0, std::memcmp(got_dx.data(), plain_dx.data(), n * sizeof(float)))
           << "dx differs from bias_gelu_backward's";
@@ -167,6 +179,10 @@ TEST(CudaLabsGelu, BiasGradientVersions) {
   check_bias_grad(0, 8, 45, false, false);       // no rows: dbias = 0
   check_bias_grad(61, 20, 46, true, false);      // misaligned: float columns
   check_bias_grad(64, 24, 47, false, true);      // in place (dx == dy)
+  // With gelu(x + b) recomputed into y (engine::mlp's backward).
+  check_bias_grad(1001, 384, 48, false, false, true);  // float4
+  check_bias_grad(77, 33, 49, false, true, true);      // float columns, in place
+  check_bias_grad(61, 20, 50, true, false, true);      // misaligned
 }
 
 TEST(CudaLabsGelu, SizesWithTails) {
@@ -202,7 +218,7 @@ TEST(CudaLabsGelu, RejectsBadArguments) {
   EXPECT_THROW(kernels::cuda::bias_gelu_backward(0, &dummy, &dummy, &dummy, &dummy, 1, 0, nullptr),
                std::runtime_error);
   EXPECT_THROW(kernels::cuda::bias_gelu_backward_dbias(3, &dummy, &dummy, &dummy, &dummy, &dummy,
-                                                       1, 1, nullptr, nullptr),
+                                                       nullptr, 1, 1, nullptr, nullptr),
                std::runtime_error);
 }
 
