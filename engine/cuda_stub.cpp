@@ -1,6 +1,18 @@
 // Compiled only when the engine is built without CUDA: every CUDA entry point says so.
+#include "engine/device.h"
 #include "engine/error.h"
 #include "engine/memory.h"
+
+namespace engine {
+
+void set_gpu_kernels(const std::string& choice) {
+  check(choice == "default" || choice == "ours" || choice == "vendor", "--kernels: '", choice,
+        "' is not a choice (default, ours or vendor)");
+}
+void set_gpu_tf32(bool) {}
+std::string gpu_kernels_summary() { return "no CUDA in this build"; }
+
+}  // namespace engine
 
 namespace engine::cuda {
 

@@ -28,4 +28,15 @@ inline std::ostream& operator<<(std::ostream& os, const Device& d) { return os <
 // True when the engine was built with CUDA and a GPU is visible (never throws).
 bool cuda_available();
 
+// The GPU choices a program takes on its command line, in any build (one without CUDA checks
+// the words and has nothing to apply them to):
+//   set_gpu_kernels("ours")    our kernels for every op family; "vendor": cuBLAS/cuDNN wherever
+//                              they have the op; "default": leave each family as it is (its
+//                              ENGINE_CUDA_IMPL_<FAMILY> or built-in default, kernels/cuda/impl.h)
+//   set_gpu_tf32(true)         TF32 tensor-core math for float32 products (ENGINE_CUDA_TF32)
+//   gpu_kernels_summary()      e.g. "GEMM=ours CONV=vendor ... TF32=on", for logs
+void set_gpu_kernels(const std::string& choice);
+void set_gpu_tf32(bool on);
+std::string gpu_kernels_summary();
+
 }  // namespace engine

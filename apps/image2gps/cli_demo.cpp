@@ -19,7 +19,7 @@ void add_demo_command(CLI::App& app) {
   d->add_option("--lat", o->origin_lat, "Origin latitude")->capture_default_str();
   d->add_option("--lon", o->origin_lon, "Origin longitude")->capture_default_str();
   d->add_option("--arch", o->arch, "Model architecture")->capture_default_str();
-  d->add_option("--device", o->device, "auto | cpu | cuda")->capture_default_str();
+  add_device_options(d, o->device);
   d->add_option("--workers", o->workers, "Image decoding threads")->capture_default_str();
   d->add_option("--hfov", o->hfov_deg, "Horizontal field of view of the views (degrees)")
       ->capture_default_str();

@@ -150,7 +150,7 @@ void add_eval_commands(CLI::App& app) {
   e->add_option("--json", a->json, "Write the metrics as JSON");
   e->add_option("--csv", a->csv, "Write per-image predictions as CSV");
   e->add_option("--plot", a->plot, "Write predicted-vs-actual SVG (and NAME-knn.svg)");
-  e->add_option("--device", a->device, "auto | cpu | cuda")->capture_default_str();
+  add_device_options(e, a->device);
   e->add_option("--workers", a->workers, kWorkersHelp)
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
@@ -170,7 +170,7 @@ void add_eval_commands(CLI::App& app) {
   ex->add_option("--out", x->out, "Bundle file, e.g. model.i2g")->required();
   ex->add_option("--knn", x->k, "Default k for predict")->capture_default_str();
   ex->add_option("--temperature", x->t, "Default cosine temperature")->capture_default_str();
-  ex->add_option("--device", x->device, "auto | cpu | cuda")->capture_default_str();
+  add_device_options(ex, x->device);
   ex->add_option("--workers", x->workers, kWorkersHelp)
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
@@ -189,7 +189,7 @@ void add_eval_commands(CLI::App& app) {
   pr->add_option("--bundle", pa->bundle, "Bundle from image2gps export")->required();
   pr->add_option("--mode", pa->mode, "regression | knn | cosine")->capture_default_str();
   pr->add_flag("--json", pa->json, "Print a JSON array instead of CSV");
-  pr->add_option("--device", pa->device, "auto | cpu | cuda")->capture_default_str();
+  add_device_options(pr, pa->device);
   pr->add_option("IMAGE", pa->images, "Photos (JPEG/PNG; EXIF orientation applied)")->required();
   pr->callback([pa] {
     engine::check(pa->mode == "regression" || pa->mode == "knn" || pa->mode == "cosine",

@@ -79,7 +79,7 @@ void add_forward_command(CLI::App& app) {
   f->add_option("--weights", a->weights, "Converted weights (.safetensors, PyTorch names)")
       ->required();
   f->add_flag("--features", a->features, "Print the embedding before the head");
-  f->add_option("--device", a->device, "cpu | cuda | auto")->capture_default_str();
+  add_device_options(f, a->device, "cpu | cuda | auto");
   f->add_option("IMAGE", a->image, "Image file")->required();
   f->callback([a] { run_forward(*a); });
 }

@@ -49,7 +49,7 @@ void add_config_options(CLI::App* c, TrainConfig& cfg) {
   c->add_option("--image-size", cfg.image_size, "Input resolution")->capture_default_str();
   c->add_option("--drop-path", cfg.drop_path, "ConvNeXt stochastic depth rate");
   c->add_option("--seed", cfg.seed, "Seed of every random stream")->capture_default_str();
-  c->add_option("--device", cfg.device, "auto | cpu | cuda")->capture_default_str();
+  add_device_options(c, cfg.device);
   c->add_option("--workers", cfg.workers, kWorkersHelp)
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();

@@ -27,11 +27,25 @@ namespace i2g {
 namespace fs = std::filesystem;
 using engine::Tensor;
 
+GpuChoices& gpu_choices() {
+  static GpuChoices choices;
+  return choices;
+}
+
 engine::Device resolve_device(const std::string& name) {
-  if (name == "auto") return engine::cuda_available() ? engine::Device::cuda() : engine::Device::cpu();
-  engine::Device d = engine::Device::parse(name);
+  engine::Device d = name == "auto" ? (engine::cuda_available() ? engine::Device::cuda()
+                                                                : engine::Device::cpu())
+                                    : engine::Device::parse(name);
   engine::check(d.is_cpu() || engine::cuda_available(), "--device ", name,
                 ": no CUDA GPU is available to this build");
+  if (d.is_cuda()) {
+    const GpuChoices& g = gpu_choices();
+    engine::set_gpu_kernels(g.kernels);
+    if (g.tf32) engine::set_gpu_tf32(true);
+    static bool said = false;
+    if (!said) std::fprintf(stderr, "kernels: %s\n", engine::gpu_kernels_summary().c_str());
+    said = true;
+  }
   return d;
 }
 

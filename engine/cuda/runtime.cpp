@@ -13,6 +13,7 @@
 #include "engine/cuda/host_wait.h"
 #include "engine/cuda/runtime.h"
 #include "engine/cuda/staging.h"
+#include "engine/device.h"
 #include "engine/error.h"
 #include "engine/memory.h"
 #include "kernels/cuda/runtime.h"
@@ -165,6 +166,34 @@ void set_impl(const std::string& family, const std::string& choice) {
   }
   fail("set_impl: unknown op family '", family, "' (known: ", known, ")");
 }
+
+}  // namespace engine::cuda
+
+namespace engine {
+
+void set_gpu_kernels(const std::string& choice) {
+  check(choice == "default" || choice == "ours" || choice == "vendor", "--kernels: '", choice,
+        "' is not a choice (default, ours or vendor)");
+  if (choice == "default") return;
+  for (int f = 0; f < static_cast<int>(cuda::Family::kCount); ++f)
+    cuda::set_impl(static_cast<cuda::Family>(f),
+                   choice == "ours" ? cuda::Impl::Ours : cuda::Impl::Vendor);
+}
+
+void set_gpu_tf32(bool on) { cuda::set_tf32(on); }
+
+std::string gpu_kernels_summary() {
+  std::string s;
+  for (int f = 0; f < static_cast<int>(cuda::Family::kCount); ++f) {
+    const auto fam = static_cast<cuda::Family>(f);
+    s += cat(kernels::cuda::family_name(fam), "=", kernels::cuda::impl_name(cuda::impl(fam)), " ");
+  }
+  return s + (cuda::tf32() ? "TF32=on" : "TF32=off");
+}
+
+}  // namespace engine
+
+namespace engine::cuda {
 
 std::string device_description() {
   const DeviceProbe& p = probe();

@@ -43,6 +43,29 @@ TEST(CudaImplSwitch, SetByNameAndRejectUnknownNames) {
   engine::cuda::set_impl(engine::cuda::Family::Gemm, saved);
 }
 
+// The command line's --kernels / --tf32 (engine/device.h): every family at once, "default"
+// leaves them as they are, the summary says what is set. Host-side state only.
+TEST(CudaImplSwitch, GpuKernelsChoiceSetsEveryFamily) {
+  using engine::cuda::Family;
+  std::vector<engine::cuda::Impl> saved;
+  for (int f = 0; f < int(Family::kCount); ++f) saved.push_back(engine::cuda::impl(Family(f)));
+  engine::cuda::set_impl(Family::Gemm, engine::cuda::Impl::Vendor);
+  engine::set_gpu_kernels("ours");
+  for (int f = 0; f < int(Family::kCount); ++f)
+    EXPECT_EQ(engine::cuda::impl(Family(f)), engine::cuda::Impl::Ours) << f;
+  engine::set_gpu_kernels("vendor");
+  engine::set_gpu_kernels("default");  // leaves them
+  for (int f = 0; f < int(Family::kCount); ++f)
+    EXPECT_EQ(engine::cuda::impl(Family(f)), engine::cuda::Impl::Vendor) << f;
+  engine::set_gpu_tf32(true);
+  EXPECT_TRUE(contains(engine::gpu_kernels_summary(), "GEMM=vendor"))
+      << engine::gpu_kernels_summary();
+  EXPECT_TRUE(contains(engine::gpu_kernels_summary(), "TF32=on"));
+  engine::set_gpu_tf32(false);
+  EXPECT_THROW(engine::set_gpu_kernels("fastest"), engine::Error);
+  for (int f = 0; f < int(Family::kCount); ++f) engine::cuda::set_impl(Family(f), saved[f]);
+}
+
 using CudaRuntime = CudaTest;
 
 TEST_F(CudaRuntime, OnlyCuda0IsDriven) {

@@ -326,3 +326,13 @@ TEST(TensorViews, DroppingAVeryDeepGraphDoesNotOverflowTheStack) {
   y = Tensor();  // drops the last handle to the whole chain
   EXPECT_FALSE(y.defined());
 }
+
+// Device names, and the command line's GPU kernel choice, which every build checks (a build
+// without CUDA then has nothing to apply it to).
+TEST(Device, ParsesNamesAndChecksGpuKernelChoices) {
+  EXPECT_EQ(Device::parse("cpu"), Device::cpu());
+  EXPECT_EQ(Device::parse("cuda:1"), Device::cuda(1));
+  EXPECT_THROW(Device::parse("tpu"), Error);
+  EXPECT_THROW(set_gpu_kernels("fastest"), Error);
+  EXPECT_NO_THROW(set_gpu_kernels("default"));
+}
