@@ -70,6 +70,23 @@ inline ::testing::AssertionResult matches_cpu(const OpFn& f, const std::vector<T
   return ::testing::AssertionSuccess();
 }
 
+// Per tensor, max |got - ref| <= tol * max |ref|: for results whose elements' rounding error
+// scales with the terms they sum rather than with their own value (TF32 products, whole
+// networks), where elementwise tolerances would fail on near-cancelling elements.
+inline ::testing::AssertionResult close_to_scale(const Tensor& got, const Tensor& ref,
+                                                 double tol) {
+  if (!got.defined() || !ref.defined())
+    return ::testing::AssertionFailure() << (got.defined() ? "the reference" : "the result")
+                                         << " is missing";
+  const Tensor g = got.to(engine::Device::cpu()).to(DType::Float64);
+  const Tensor r = ref.to(engine::Device::cpu()).to(DType::Float64);
+  const double scale = engine::max(engine::abs(r)).item();
+  const double err = engine::max(engine::abs(engine::sub(g, r))).item();
+  if (err <= tol * scale) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "max error " << err << " against max |ref| " << scale
+                                       << " (tolerance " << tol << " of it)";
+}
+
 // Selects our kernel or the vendor's for one op family within a scope.
 class ImplScope {
  public:
