@@ -100,28 +100,22 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
   // c0/c1 (and c2/c3) are two adjacent columns of one row: one 8-byte store when vec.
   const int mrows = View::m(g), ncols = View::n(g);
   float* out = a.out + int64_t(blockIdx.z) * a.out_split_stride;
-#pragma unroll
-  for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-    for (int ni = 0; ni < 4; ++ni)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {  // h = 0: c0, c1; h = 1: c2, c3
-        const int m = m0 + wm + mi * 16 + mma_c_row(lane, 2 * h);
-        const int n = n0 + wn + ni * 8 + mma_c_n(lane, 2 * h);
-        if (m >= mrows) continue;
-        float v0 = acc[mi][ni][2 * h], v1 = acc[mi][ni][2 * h + 1];
-        if (a.bias != nullptr) {
-          v0 += n < ncols ? a.bias[n] : 0.f;
-          v1 += n + 1 < ncols ? a.bias[n + 1] : 0.f;
-        }
-        float* row = out + int64_t(m) * ncols;
-        if (VEC) {
-          if (n < ncols) *reinterpret_cast<float2*>(row + n) = make_float2(v0, v1);
-        } else {
-          if (n < ncols) row[n] = v0;
-          if (n + 1 < ncols) row[n + 1] = v1;
-        }
-      }
+  mma::for_each_c_pair(lane, [&](int mi, int ni, int h, int row_in_warp, int col_in_warp) {
+    const int m = m0 + wm + row_in_warp, n = n0 + wn + col_in_warp;
+    if (m >= mrows) return;
+    float v0 = acc[mi][ni][2 * h], v1 = acc[mi][ni][2 * h + 1];
+    if (a.bias != nullptr) {
+      v0 += n < ncols ? a.bias[n] : 0.f;
+      v1 += n + 1 < ncols ? a.bias[n + 1] : 0.f;
+    }
+    float* row = out + int64_t(m) * ncols;
+    if (VEC) {
+      if (n < ncols) *reinterpret_cast<float2*>(row + n) = make_float2(v0, v1);
+    } else {
+      if (n < ncols) row[n] = v0;
+      if (n + 1 < ncols) row[n + 1] = v1;
+    }
+  });
 }
 
 template <class View, int BM, int BN, bool VEC>

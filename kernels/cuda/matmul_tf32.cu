@@ -167,34 +167,28 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
   const bool to_c = a.partial == nullptr;
   float* out = to_c ? a.c : a.partial + int64_t(blockIdx.z) * a.m * a.n;
   const int64_t ld = to_c ? a.ldc : a.n;
-#pragma unroll
-  for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-    for (int ni = 0; ni < 4; ++ni)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {  // h = 0: c0, c1; h = 1: c2, c3
-        const int m = m0 + wm + mi * 16 + mma::mma_c_row(lane, 2 * h);
-        const int n = n0 + wn + ni * 8 + mma::mma_c_n(lane, 2 * h);
-        if (m >= a.m || n >= a.n) continue;
-        const bool both = n + 1 < a.n;
-        float* row = out + int64_t(m) * ld;
-        float v0 = acc[mi][ni][2 * h], v1 = acc[mi][ni][2 * h + 1];
-        if (to_c) {
-          v0 = gemm_epilogue(a, m, n, v0);
-          if (both) v1 = gemm_epilogue(a, m, n + 1, v1);
-          if (a.beta != 0.f) {  // beta == 0: C is never read (it may be NaN)
-            v0 += a.beta * row[n];
-            if (both) v1 += a.beta * row[n + 1];
-          }
-        }
-        if (pair && both) {
-          *reinterpret_cast<float2*>(row + n) = make_float2(v0, v1);
-        } else {
-          row[n] = v0;
-          if (both) row[n + 1] = v1;
-        }
-        sums[ni][0] += v0, sums[ni][1] += v1;  // v1 past the last column is never stored
+  mma::for_each_c_pair(lane, [&](int mi, int ni, int h, int row_in_warp, int col_in_warp) {
+    const int m = m0 + wm + row_in_warp, n = n0 + wn + col_in_warp;
+    if (m >= a.m || n >= a.n) return;
+    const bool both = n + 1 < a.n;
+    float* row = out + int64_t(m) * ld;
+    float v0 = acc[mi][ni][2 * h], v1 = acc[mi][ni][2 * h + 1];
+    if (to_c) {
+      v0 = gemm_epilogue(a, m, n, v0);
+      if (both) v1 = gemm_epilogue(a, m, n + 1, v1);
+      if (a.beta != 0.f) {  // beta == 0: C is never read (it may be NaN)
+        v0 += a.beta * row[n];
+        if (both) v1 += a.beta * row[n + 1];
       }
+    }
+    if (pair && both) {
+      *reinterpret_cast<float2*>(row + n) = make_float2(v0, v1);
+    } else {
+      row[n] = v0;
+      if (both) row[n + 1] = v1;
+    }
+    sums[ni][0] += v0, sums[ni][1] += v1;  // v1 past the last column is never stored
+  });
   if (a.col_partial) block_column_sums<BM, BN>(a, sums, smem_gemm_tf32, warp, lane, tid);
 }
 

@@ -74,4 +74,19 @@ __device__ __forceinline__ void warp_tile_slice(const float* ta, const float* tb
   }
 }
 
+// Where a lane's accumulators of a 64x32 warp tile sit in C, for the TF32 GEMMs' epilogues:
+// f(mi, ni, h, row, col) for each pair acc[mi][ni][2h], acc[mi][ni][2h + 1], which are C's
+// (row, col) and (row, col + 1) relative to the warp tile's origin (h = 0: c0, c1; h = 1: c2,
+// c3 of the m16 x n8 block (mi, ni)).
+template <class F>
+__device__ __forceinline__ void for_each_c_pair(int lane, F&& f) {
+#pragma unroll
+  for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+        f(mi, ni, h, mi * 16 + mma_c_row(lane, 2 * h), ni * 8 + mma_c_n(lane, 2 * h));
+}
+
 }  // namespace kernels::cuda::mma
