@@ -82,7 +82,7 @@ Tensor bias_gelu(const Tensor& x, const Tensor& bias) {
     }
     if (dx.device().is_cuda())
       kernels::cuda::bias_gelu_backward(rows, c, xc.raw_data(), bc.raw_data(), gc.raw_data(),
-                                        dx.raw_data(), dx.dtype());
+                                        dx.raw_data(), nullptr, dx.dtype());
     else
 #endif
       dispatch_float(xc.dtype(), "bias_gelu_backward", [&](auto zero) {

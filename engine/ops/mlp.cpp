@@ -82,24 +82,16 @@ Tensor gelu_backward_in_place(const Tensor& h, const Tensor& b, const Tensor& dg
     return db;
   }
   if (h.device().is_cuda()) {
-    if (act.defined())
-      kernels::cuda::bias_gelu_backward_recompute(rows, c, h.raw_data(), b.raw_data(),
-                                                  dg.raw_data(), dg.raw_data(), act.raw_data(),
-                                                  h.dtype());
-    else
-      kernels::cuda::bias_gelu_backward(rows, c, h.raw_data(), b.raw_data(), dg.raw_data(),
-                                        dg.raw_data(), h.dtype());
+    kernels::cuda::bias_gelu_backward(rows, c, h.raw_data(), b.raw_data(), dg.raw_data(),
+                                      dg.raw_data(), act.defined() ? act.raw_data() : nullptr,
+                                      h.dtype());
     return Tensor();
   }
 #endif
   dispatch_float(h.dtype(), "mlp_backward", [&](auto zero) {
     using T = decltype(zero);
-    if (act.defined())
-      kernels::cpu::bias_gelu_backward_recompute<T>(rows, c, h.data<T>(), b.data<T>(),
-                                                    dg.data<T>(), dg.data<T>(), act.data<T>());
-    else
-      kernels::cpu::bias_gelu_backward<T>(rows, c, h.data<T>(), b.data<T>(), dg.data<T>(),
-                                          dg.data<T>());
+    kernels::cpu::bias_gelu_backward<T>(rows, c, h.data<T>(), b.data<T>(), dg.data<T>(),
+                                        dg.data<T>(), act.defined() ? act.data<T>() : nullptr);
   });
   return Tensor();
 }

@@ -98,7 +98,7 @@ void rows8(int64_t rows, int64_t channels, const float* x, const float* bias, co
   });
 }
 
-// bias_gelu_backward_recompute's float32 loop: per row, blocks of 8 (the tail through a padded
+// bias_gelu_backward's float32 loop when it also writes y: per row, blocks of 8 (the tail through a padded
 // copy), Phi shared by the value x Phi(x) and the slope Phi(x) + x phi(x), each computed with
 // the same operations as gelu8 / gelu_grad8, so the results are those of the separate kernels.
 void rows8_recompute(int64_t rows, int64_t channels, const float* x, const float* bias,
@@ -161,23 +161,12 @@ void bias_gelu_forward(int64_t rows, int64_t channels, const T* x, const T* bias
 
 template <class T>
 void bias_gelu_backward(int64_t rows, int64_t channels, const T* x, const T* bias, const T* dy,
-                        T* dx) {
+                        T* dx, T* y) {
 #if defined(GELU_VECTOR_MATH)
-  if constexpr (std::is_same_v<T, float>) return rows8(rows, channels, x, bias, dy, dx, gelu_grad8);
-#endif
-#pragma omp parallel for schedule(static) if (rows * channels > kParallelMin)
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t o = r * channels;
-    for (int64_t c = 0; c < channels; ++c) dx[o + c] = dy[o + c] * gelu_grad(x[o + c] + bias[c]);
+  if constexpr (std::is_same_v<T, float>) {
+    if (y) return rows8_recompute(rows, channels, x, bias, dy, dx, y);
+    return rows8(rows, channels, x, bias, dy, dx, gelu_grad8);
   }
-}
-
-template <class T>
-void bias_gelu_backward_recompute(int64_t rows, int64_t channels, const T* x, const T* bias,
-                                  const T* dy, T* dx, T* y) {
-#if defined(GELU_VECTOR_MATH)
-  if constexpr (std::is_same_v<T, float>)
-    return rows8_recompute(rows, channels, x, bias, dy, dx, y);
 #endif
 #pragma omp parallel for schedule(static) if (rows * channels > kParallelMin)
   for (int64_t r = 0; r < rows; ++r) {
@@ -185,7 +174,7 @@ void bias_gelu_backward_recompute(int64_t rows, int64_t channels, const T* x, co
     for (int64_t c = 0; c < channels; ++c) {
       const T v = x[o + c] + bias[c];
       dx[o + c] = dy[o + c] * gelu_grad(v);
-      y[o + c] = gelu(v);
+      if (y) y[o + c] = gelu(v);
     }
   }
 }
@@ -197,13 +186,8 @@ template void gelu_backward<double>(int64_t, const double*, const double*, doubl
 template void bias_gelu_forward<float>(int64_t, int64_t, const float*, const float*, float*);
 template void bias_gelu_forward<double>(int64_t, int64_t, const double*, const double*, double*);
 template void bias_gelu_backward<float>(int64_t, int64_t, const float*, const float*, const float*,
-                                        float*);
+                                        float*, float*);
 template void bias_gelu_backward<double>(int64_t, int64_t, const double*, const double*,
-                                         const double*, double*);
-
-template void bias_gelu_backward_recompute<float>(int64_t, int64_t, const float*, const float*,
-                                                  const float*, float*, float*);
-template void bias_gelu_backward_recompute<double>(int64_t, int64_t, const double*, const double*,
-                                                   const double*, double*, double*);
+                                         const double*, double*, double*);
 
 }  // namespace kernels::cpu

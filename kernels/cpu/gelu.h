@@ -24,14 +24,11 @@ void gelu_backward(int64_t n, const T* x, const T* dy, T* dx);
 template <class T>
 void bias_gelu_forward(int64_t rows, int64_t channels, const T* x, const T* bias, T* y);
 // dx[r, c] = dy[r, c] * gelu'(x[r, c] + bias[c]); the bias gradient is the column sum of dx.
+// y: null, or it receives gelu(x[r, c] + bias[c]) again, for a caller that did not keep the
+// forward's output (engine::mlp: the second Linear's weight gradient needs it); Phi is computed
+// once for both. dx may alias dy (each element is read before it is written).
 template <class T>
 void bias_gelu_backward(int64_t rows, int64_t channels, const T* x, const T* bias, const T* dy,
-                        T* dx);
-// The same dx, and y[r, c] = gelu(x[r, c] + bias[c]) again, for a caller that did not keep
-// the forward's output (engine::mlp: the second Linear's weight gradient needs it). Phi is
-// computed once for both. dx may alias dy (each element is read before it is written).
-template <class T>
-void bias_gelu_backward_recompute(int64_t rows, int64_t channels, const T* x, const T* bias,
-                                  const T* dy, T* dx, T* y);
+                        T* dx, T* y = nullptr);
 
 }  // namespace kernels::cpu

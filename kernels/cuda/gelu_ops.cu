@@ -25,26 +25,16 @@ __global__ void gelu_forward_f64(int64_t n, int64_t channels, const double* __re
     y[i] = gelu_at(bias ? x[i] + bias[i % channels] : x[i]);
 }
 
+// dx[i] = dy[i] * gelu'(v) with v = x[i] (+ bias[i % channels]), and y[i] = gelu(v) when y is
+// not null. No __restrict__ on dy / dx: they may alias (each thread reads its element first).
 __global__ void gelu_backward_f64(int64_t n, int64_t channels, const double* __restrict__ x,
-                                  const double* __restrict__ bias, const double* __restrict__ dy,
-                                  double* __restrict__ dx) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    dx[i] = dy[i] * gelu_grad_at(bias ? x[i] + bias[i % channels] : x[i]);
-}
-
-// dx[i] = dy[i] * gelu'(v), y[i] = gelu(v) with v = x[i] + bias[i % channels]. No __restrict__
-// on dy / dx: they may alias (each thread reads its element before writing it).
-template <class T>
-__global__ void bias_gelu_backward_recompute_kernel(int64_t n, int64_t channels,
-                                                    const T* __restrict__ x,
-                                                    const T* __restrict__ bias, const T* dy,
-                                                    T* dx, T* __restrict__ y) {
+                                  const double* __restrict__ bias, const double* dy, double* dx,
+                                  double* __restrict__ y) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const T v = x[i] + bias[i % channels];
+    const double v = bias ? x[i] + bias[i % channels] : x[i];
     dx[i] = dy[i] * gelu_grad_at(v);
-    y[i] = gelu_at(v);
+    if (y) y[i] = gelu_at(v);
   }
 }
 
@@ -85,7 +75,7 @@ void gelu_backward(int64_t n, const void* x, const void* dy, void* dx, DType dty
     } else {
       gelu_backward_f64<<<grid_for(n, kThreads), kThreads, 0, stream()>>>(
           n, 1, static_cast<const double*>(x), nullptr, static_cast<const double*>(dy),
-          static_cast<double*>(dx));
+          static_cast<double*>(dx), nullptr);
     }
     KCUDA_CHECK_LAUNCH("gelu_backward");
   });
@@ -113,7 +103,7 @@ void bias_gelu_forward(int64_t rows, int64_t channels, const void* x, const void
 }
 
 void bias_gelu_backward(int64_t rows, int64_t channels, const void* x, const void* bias,
-                        const void* dy, void* dx, DType dtype) {
+                        const void* dy, void* dx, void* y, DType dtype) {
   dispatch_float(dtype, "bias_gelu_backward", [&](auto zero) {
     using T = decltype(zero);
     const int64_t n = rows * channels;
@@ -121,6 +111,9 @@ void bias_gelu_backward(int64_t rows, int64_t channels, const void* x, const voi
     if constexpr (sizeof(T) == 4) {
       const int c = channels_int("bias_gelu_backward", channels);
       call_lab("bias_gelu_backward", [&] {
+        if (y)
+          bias_gelu_forward(0, static_cast<const float*>(x), static_cast<const float*>(bias),
+                            static_cast<float*>(y), rows, c, stream());
         bias_gelu_backward(0, static_cast<const float*>(x), static_cast<const float*>(bias),
                            static_cast<const float*>(dy), static_cast<float*>(dx), rows, c,
                            stream());
@@ -128,22 +121,8 @@ void bias_gelu_backward(int64_t rows, int64_t channels, const void* x, const voi
     } else {
       gelu_backward_f64<<<grid_for(n, kThreads), kThreads, 0, stream()>>>(
           n, channels, static_cast<const double*>(x), static_cast<const double*>(bias),
-          static_cast<const double*>(dy), static_cast<double*>(dx));
+          static_cast<const double*>(dy), static_cast<double*>(dx), static_cast<double*>(y));
     }
-    KCUDA_CHECK_LAUNCH("bias_gelu_backward");
-  });
-}
-
-void bias_gelu_backward_recompute(int64_t rows, int64_t channels, const void* x,
-                                  const void* bias, const void* dy, void* dx, void* y,
-                                  DType dtype) {
-  dispatch_float(dtype, "bias_gelu_backward", [&](auto zero) {
-    using T = decltype(zero);
-    const int64_t n = rows * channels;
-    if (n <= 0) return;
-    bias_gelu_backward_recompute_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream()>>>(
-        n, channels, static_cast<const T*>(x), static_cast<const T*>(bias),
-        static_cast<const T*>(dy), static_cast<T*>(dx), static_cast<T*>(y));
     KCUDA_CHECK_LAUNCH("bias_gelu_backward");
   });
 }

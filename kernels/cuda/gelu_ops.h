@@ -19,13 +19,10 @@ void gelu_backward(int64_t n, const void* x, const void* dy, void* dx, DType dty
 void bias_gelu_forward(int64_t rows, int64_t channels, const void* x, const void* bias, void* y,
                        DType dtype);
 // dx[r, c] = dy[r, c] * gelu'(x[r, c] + bias[c]); the bias gradient is the engine's column sum.
+// y: null, or it receives gelu(x[r, c] + bias[c]) recomputed (kernels/cpu/gelu.h); float32
+// writes it with the lab's bias_gelu_forward first, float64 in the same pass. dx may alias dy.
 void bias_gelu_backward(int64_t rows, int64_t channels, const void* x, const void* bias,
-                        const void* dy, void* dx, DType dtype);
-// The same dx, and y[r, c] = gelu(x[r, c] + bias[c]) recomputed (kernels/cpu/gelu.h); dx may
-// alias dy. A plain grid-stride kernel for both dtypes (engine::mlp's path beside cuBLAS).
-void bias_gelu_backward_recompute(int64_t rows, int64_t channels, const void* x,
-                                  const void* bias, const void* dy, void* dx, void* y,
-                                  DType dtype);
+                        const void* dy, void* dx, void* y, DType dtype);
 // The same dx and dbias[c] = sum over rows of dx[r, c] in one pass (the lab's
 // bias_gelu_backward_dbias, float32 only; scratch from the engine's allocator).
 // y: null, or it receives gelu(x + b) recomputed in the same pass (engine::mlp); dx may alias dy.

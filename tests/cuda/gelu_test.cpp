@@ -52,8 +52,9 @@ TEST_F(CudaGelu, UnalignedViewsTakeTheScalarPath) {
   EXPECT_TRUE(testing_util::all_close(engine::gelu(gb), ref, 2e-6, 2e-6));
 }
 
-// The kernel engine::mlp's backward runs beside cuBLAS: dx = dy * gelu'(x + b) and
-// y = gelu(x + b) recomputed, against the CPU kernel, out of place and in place (dx over dy).
+// bias_gelu_backward with its optional output, as engine::mlp's backward runs it beside cuBLAS:
+// dx = dy * gelu'(x + b) and y = gelu(x + b) recomputed, against the CPU kernel, out of place
+// and in place (dx over dy).
 TEST_F(CudaGelu, BackwardRecomputeMatchesCpuInPlaceToo) {
   uint64_t seed = 40;
   for (DType t : {DType::Float32, DType::Float64})
@@ -65,15 +66,14 @@ TEST_F(CudaGelu, BackwardRecomputeMatchesCpuInPlaceToo) {
         Tensor dx = Tensor::empty({rows, c}, t), y = Tensor::empty({rows, c}, t);
         engine::dispatch_float(t, "test", [&](auto zero) {
           using T = decltype(zero);
-          kernels::cpu::bias_gelu_backward_recompute<T>(rows, c, x.data<T>(), b.data<T>(),
-                                                        dy.data<T>(), dx.data<T>(), y.data<T>());
+          kernels::cpu::bias_gelu_backward<T>(rows, c, x.data<T>(), b.data<T>(), dy.data<T>(),
+                                              dx.data<T>(), y.data<T>());
         });
         Tensor gx = x.to(kGpu), gb = b.to(kGpu), gdy = dy.to(kGpu);
         Tensor gdx = in_place ? gdy : Tensor::empty({rows, c}, t, kGpu);
         Tensor gy = Tensor::empty({rows, c}, t, kGpu);
-        kernels::cuda::bias_gelu_backward_recompute(rows, c, gx.raw_data(), gb.raw_data(),
-                                                    gdy.raw_data(), gdx.raw_data(),
-                                                    gy.raw_data(), t);
+        kernels::cuda::bias_gelu_backward(rows, c, gx.raw_data(), gb.raw_data(), gdy.raw_data(),
+                                          gdx.raw_data(), gy.raw_data(), t);
         const Tolerance tol = tol_for(t);
         EXPECT_TRUE(testing_util::all_close(gdx, dx, tol.rtol, tol.atol))
             << t << " dx rows=" << rows << " c=" << c << " in_place=" << in_place;
