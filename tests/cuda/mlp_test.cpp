@@ -3,7 +3,7 @@
 // loads and epilogues) and cuBLAS with separate GELU passes; float32, float64 and TF32; and
 // what each path keeps on the device for the backward.
 #include <cmath>
-#include <optional>
+#include <string>
 
 #include "tests/cuda/op_check.h"
 
@@ -35,29 +35,31 @@ std::vector<Tensor> inputs(const Case& cs, DType t, uint64_t& seed) {
 
 Tensor run_mlp(const std::vector<Tensor>& in) { return engine::mlp(in[0], in[1], in[2], in[3]); }
 
-// Turns the fused path off for one scope (engine::set_mlp_fusion).
-class Unfused {
- public:
-  Unfused() { engine::set_mlp_fusion(false); }
-  ~Unfused() { engine::set_mlp_fusion(true); }
-};
-
-TEST_F(CudaMlp, BothPathsMatchCpu) {
-  uint64_t seed = 1;
+// Calls f(path) once per way the GPU runs engine::mlp: each available GEMM implementation with
+// fusion on (the fused path, where our GEMM is selected) and off (the composed steps); `path`
+// names it for failure messages.
+template <class F>
+void for_each_path(F&& f) {
   for (Impl impl : available_impls())
     for (bool fusion : {true, false}) {
       ImplScope use(Family::Gemm, impl);
-      std::optional<Unfused> unfused;
-      if (!fusion) unfused.emplace();
-      for (DType t : {DType::Float32, DType::Float64})
-        for (const Case& cs : kCases) {
-          // Sums over up to 384 terms, in another order on each device.
-          const double tol = t == DType::Float32 ? 1e-4 : 1e-11;
-          EXPECT_TRUE(matches_cpu(run_mlp, inputs(cs, t, seed), {tol, tol}, "mlp", ++seed))
-              << engine::cuda::impl_name(impl) << " fusion=" << fusion << " " << t
-              << " in=" << cs.x.back() << " hidden=" << cs.hidden;
-        }
+      engine::set_mlp_fusion(fusion);
+      f(std::string(engine::cuda::impl_name(impl)) + (fusion ? " fusion on" : " fusion off"));
+      engine::set_mlp_fusion(true);
     }
+}
+
+TEST_F(CudaMlp, BothPathsMatchCpu) {
+  uint64_t seed = 1;
+  for_each_path([&](const std::string& path) {
+    for (DType t : {DType::Float32, DType::Float64})
+      for (const Case& cs : kCases) {
+        // Sums over up to 384 terms, in another order on each device.
+        const double tol = t == DType::Float32 ? 1e-4 : 1e-11;
+        EXPECT_TRUE(matches_cpu(run_mlp, inputs(cs, t, seed), {tol, tol}, "mlp", ++seed))
+            << path << " " << t << " in=" << cs.x.back() << " hidden=" << cs.hidden;
+      }
+  });
 }
 
 // One input at a time asking for its gradient: each takes its own branch of the backward (only
@@ -66,11 +68,7 @@ TEST_F(CudaMlp, EachGradientAloneMatchesCpu) {
   uint64_t seed = 30;
   const std::vector<Tensor> host = inputs(kCases[1], DType::Float64, seed);
   Tensor g = host_random({7, 5}, ++seed, -1, 1, DType::Float64);
-  for (Impl impl : available_impls())
-  for (bool fusion : {true, false}) {
-    ImplScope use(Family::Gemm, impl);
-    std::optional<Unfused> unfused;
-    if (!fusion) unfused.emplace();
+  for_each_path([&](const std::string& path) {
     for (size_t which = 0; which < host.size(); ++which) {
       std::vector<Tensor> cpu, gpu;
       for (size_t i = 0; i < host.size(); ++i) {
@@ -81,9 +79,9 @@ TEST_F(CudaMlp, EachGradientAloneMatchesCpu) {
       run_mlp(cpu).backward(g);
       run_mlp(gpu).backward(g.to(kGpu));
       EXPECT_TRUE(testing_util::all_close(gpu[which].grad(), cpu[which].grad(), 1e-11, 1e-11))
-          << engine::cuda::impl_name(impl) << " fusion=" << fusion << " input " << which;
+          << path << " input " << which;
     }
-  }
+  });
 }
 
 // TF32 rounds every GEMM operand to 10 mantissa bits (the GELU output included, after it is
@@ -94,11 +92,7 @@ TEST_F(CudaMlp, EachGradientAloneMatchesCpu) {
 TEST_F(CudaMlp, Tf32PathsStayCloseToTheCpu) {
   engine::cuda::set_tf32(true);
   uint64_t seed = 50;
-  for (Impl impl : available_impls())
-  for (bool fusion : {true, false}) {
-    ImplScope use(Family::Gemm, impl);
-    std::optional<Unfused> unfused;
-    if (!fusion) unfused.emplace();
+  for_each_path([&](const std::string& path) {
     for (const Case& cs : kCases) {
       const std::vector<Tensor> host = inputs(cs, DType::Float32, seed);
       std::vector<Tensor> cpu = leaves_on(host, engine::Device::cpu());
@@ -107,9 +101,7 @@ TEST_F(CudaMlp, Tf32PathsStayCloseToTheCpu) {
       Tensor w = host_random(yc.shape(), ++seed, -1, 1, DType::Float32);
       engine::sum(engine::mul(yc, w)).backward();
       engine::sum(engine::mul(yg, w.to(kGpu))).backward();
-      const std::string where = std::string(engine::cuda::impl_name(impl)) +
-                                " fusion=" + std::to_string(fusion) +
-                                " in=" + std::to_string(cs.x.back()) +
+      const std::string where = path + " in=" + std::to_string(cs.x.back()) +
                                 " hidden=" + std::to_string(cs.hidden);
       EXPECT_TRUE(close_to_scale(yg, yc, 1e-2)) << "y " << where;
       const char* names[] = {"dx", "dw1", "db1", "dw2"};
@@ -117,7 +109,7 @@ TEST_F(CudaMlp, Tf32PathsStayCloseToTheCpu) {
         EXPECT_TRUE(close_to_scale(gpu[i].grad(), cpu[i].grad(), 1e-2))
             << names[i] << " " << where;
     }
-  }
+  });
   engine::cuda::set_tf32(false);
 }
 
@@ -128,11 +120,7 @@ TEST_F(CudaMlp, KeepsOneHiddenWideTensorForTheBackward) {
   uint64_t seed = 90;
   std::vector<Tensor> host = inputs({{rows, in}, hidden, in}, DType::Float32, seed);
   std::vector<Tensor> dev = leaves_on(host, kGpu);
-  for (Impl impl : available_impls())
-  for (bool fusion : {true, false}) {
-    ImplScope use(Family::Gemm, impl);
-    std::optional<Unfused> unfused;
-    if (!fusion) unfused.emplace();
+  for_each_path([&](const std::string& path) {
     auto kept_by = [&](auto&& f) {
       const int64_t before = int64_t(engine::cuda::memory_stats().in_use);
       Tensor y = f();
@@ -142,12 +130,10 @@ TEST_F(CudaMlp, KeepsOneHiddenWideTensorForTheBackward) {
     const int64_t twin = kept_by([&] {
       return engine::linear(engine::bias_gelu(engine::linear(dev[0], dev[1]), dev[2]), dev[3]);
     });
-    const std::string name = std::string(engine::cuda::impl_name(impl)) +
-                             (fusion ? " fused" : " composed");
-    EXPECT_GE(fused, hidden_bytes) << name;
-    EXPECT_LT(fused, hidden_bytes + hidden_bytes / 8) << name << ": mlp keeps " << fused;
-    EXPECT_GE(twin, 2 * hidden_bytes) << name << ": the composition keeps " << twin;
-  }
+    EXPECT_GE(fused, hidden_bytes) << path;
+    EXPECT_LT(fused, hidden_bytes + hidden_bytes / 8) << path << ": mlp keeps " << fused;
+    EXPECT_GE(twin, 2 * hidden_bytes) << path << ": the composition keeps " << twin;
+  });
 }
 
 }  // namespace
