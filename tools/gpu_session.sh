@@ -6,18 +6,26 @@
 # minutes a session, machine start-up included), so the budget is shared: the checks get
 # GPU_SESSION_CHECK_SHARE percent of it (what they leave unused goes to the benchmarks).
 #
+# The two scripts write dozens of logs and JSON files in nested folders, but the device tool
+# brings back only a few files, at most two folders below its $OUT. So they write into a work
+# folder outside OUT_DIR, and OUT_DIR receives three files: check.tar.gz and bench.tar.gz (each
+# packed as soon as its phase ends, and again on exit, so a run cut short by a signal keeps
+# what it measured) and summary.txt (this script's own output).
+#
 # On the build machine, before the session (no GPU needed):
 #   cmake --preset cuda-release && cmake --build --preset cuda-release
 #   tools/gpu_stage.sh build/cuda-release build/gpu-stage        # -> build/gpu-stage.tar.gz
-# Then, with the device tool: carry ["build/gpu-stage.tar.gz"] (~22 MiB), command
+# Then, with the device tool: carry ["build/gpu-stage.tar.gz"] (~40 MiB), command
 #   GPU_SESSION_BUDGET=480 tools/gpu_session.sh $OUT/session build/gpu-stage
-# with a timeout ~60 s above the budget. Afterwards, here:
-#   python3 tools/bench_report.py report out/bench-cpu --gpu <files>/session/bench --out docs/BENCHMARKS.md
-# and copy the table of <files>/session/check/results.json into kernels/README.md.
+# with a timeout ~60 s above the budget. Afterwards, here (<files> = the reply's files_at):
+#   mkdir -p out/session && for p in check bench; do tar -xzf <files>/session/$p.tar.gz -C out/session; done
+#   python3 tools/bench_report.py report out/bench-cpu --gpu out/session/bench --out docs/BENCHMARKS.md
+#   python3 tools/labs_report.py out/session/check/bench      # -> kernels/README.md
 #
 #   GPU_SESSION_BUDGET       seconds for everything (default 480)
 #   GPU_SESSION_CHECK_SHARE  percent of it for the checks (default 55)
 #   GPU_SESSION_SKIP         "check" or "bench": run only the other one (a rerun)
+#   GPU_SESSION_WORK         the work folder (default: a new one under /tmp)
 # Other variables reach the two scripts (GPU_CHECK_ONLY, GTEST_FILTER, GPU_BENCH_ARCHS, ...).
 # Exit status: 1 when either script failed, else 0.
 set -uo pipefail
@@ -27,8 +35,22 @@ stage=${2:-build/gpu-stage}
 budget=${GPU_SESSION_BUDGET:-480}
 share=${GPU_SESSION_CHECK_SHARE:-55}
 skip=${GPU_SESSION_SKIP:-}
-mkdir -p "$out"
+mkdir -p "$out" || exit 2
+out=$(cd "$out" && pwd)
+work=${GPU_SESSION_WORK:-$(mktemp -d /tmp/gpu-session.XXXXXX)}
+mkdir -p "$work" || exit 2
 start=$(date +%s)
+# Everything this script prints goes to summary.txt as well.
+exec > >(tee -a "$out/summary.txt") 2>&1
+# pack PHASE: work/PHASE -> OUT_DIR/PHASE.tar.gz (written beside, then renamed into place).
+pack() {
+  [ -d "$work/$1" ] || return 0
+  tar -czf "$out/.$1.tar.gz.tmp" -C "$work" "$1" && mv -f "$out/.$1.tar.gz.tmp" "$out/$1.tar.gz"
+}
+# On a signal, pack first: the tee behind stdout may have been stopped by the same signal, and
+# writing to it would end this script before the packing.
+trap 'pack check; pack bench' EXIT
+trap 'trap "" PIPE; pack check; pack bench; echo "gpu_session: stopped by a signal"; exit 143' TERM INT
 if [ ! -d "$stage" ] && [ -f "$stage.tar.gz" ]; then
   tar -xzf "$stage.tar.gz" -C "$(dirname "$stage")" || { echo "gpu_session: cannot unpack $stage.tar.gz" >&2; exit 2; }
 fi
@@ -37,17 +59,20 @@ fi
 
 check_rc=0 bench_rc=0
 if [ "$skip" != check ]; then
-  GPU_CHECK_BUDGET=$((budget * share / 100)) tools/gpu_check.sh "$out/check" "$stage"
+  GPU_CHECK_BUDGET=$((budget * share / 100)) tools/gpu_check.sh "$work/check" "$stage"
   check_rc=$?
+  pack check
 fi
 if [ "$skip" != bench ]; then
   left=$((budget - ($(date +%s) - start)))
   if [ "$left" -lt 30 ]; then
     echo "gpu_session: ${left}s left, end-to-end benchmarks skipped"
   else
-    GPU_BENCH_BUDGET=$left tools/gpu_bench.sh "$out/bench" "$stage"
+    GPU_BENCH_BUDGET=$left tools/gpu_bench.sh "$work/bench" "$stage"
     bench_rc=$?
+    pack bench
   fi
 fi
 echo "gpu_session: $(($(date +%s) - start)) s; gpu_check exit $check_rc, gpu_bench exit $bench_rc"
+echo "gpu_session: results in $out: $(cd "$out" && ls | tr '\n' ' ')(work folder $work)"
 [ $check_rc -eq 0 ] && [ $bench_rc -eq 0 ]
