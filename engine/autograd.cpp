@@ -5,6 +5,7 @@
 
 #include "engine/error.h"
 #include "engine/ops/elementwise.h"
+#include "engine/profiler.h"
 
 namespace engine {
 
@@ -98,8 +99,14 @@ void accumulate_leaf(TensorImpl& leaf, const Tensor& g) {
     // of another gradient that is still in flight.
     bool exclusive = g.impl_ptr().use_count() == 1 && g.impl().storage.use_count() == 1 &&
                      g.is_contiguous();
-    leaf.grad = exclusive ? g.impl_ptr() : g.clone().impl_ptr();
+    if (exclusive) {
+      leaf.grad = g.impl_ptr();
+    } else {
+      profiler::Range range("accumulate_grad", profiler::Phase::Backward);
+      leaf.grad = g.clone().impl_ptr();
+    }
   } else {
+    profiler::Range range("accumulate_grad", profiler::Phase::Backward);
     add_(Tensor(leaf.grad), g);
   }
 }
@@ -133,7 +140,11 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
     pending.erase(it);
     check(static_cast<bool>(node->backward), "backward: the graph through '", node->name,
           "' was already freed; call backward(grad, /*retain_graph=*/true) the first time");
-    std::vector<Tensor> grads = node->backward(g);
+    std::vector<Tensor> grads;
+    {
+      profiler::Range range(node->name, profiler::Phase::Backward);
+      grads = node->backward(g);
+    }
     // Let go of the incoming gradient now: a view of it that is a leaf's gradient (a reshape's
     // or a transpose's backward) is then the only user of its memory and is adopted, not copied.
     g = Tensor();
@@ -148,7 +159,10 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
         accumulate_leaf(*e.leaf, grads[i]);
       } else {
         auto [slot, inserted] = pending.try_emplace(e.node.get(), grads[i]);
-        if (!inserted) slot->second = add(slot->second, grads[i]);
+        if (!inserted) {
+          profiler::Range range("accumulate_grad", profiler::Phase::Backward);
+          slot->second = add(slot->second, grads[i]);
+        }
       }
     }
     if (!retain_graph) {

@@ -2,6 +2,7 @@
 #include "engine/device.h"
 #include "engine/error.h"
 #include "engine/memory.h"
+#include "engine/profiler_clock.h"
 
 namespace engine {
 
@@ -37,3 +38,11 @@ size_t begin_copy_to_host(const void*, size_t, int) {
 void end_copy_to_host(size_t, void*) {}
 
 }  // namespace engine::cuda
+
+namespace engine::profiler {
+
+std::unique_ptr<Clock> make_event_clock() {
+  fail("profiler: this build of the engine has no CUDA backend, so it has no GPU clock");
+}
+
+}  // namespace engine::profiler

@@ -4,6 +4,7 @@
 
 #include "engine/autograd.h"
 #include "engine/memory.h"
+#include "engine/profiler.h"
 #include "engine/random.h"
 #include "kernels/cpu/copy.h"
 #include "kernels/rng.h"
@@ -186,6 +187,7 @@ void copy_any(const Tensor& dst, const Tensor& src) {
 void Tensor::copy_(const Tensor& src) const { copy_any(*this, src); }
 
 void Tensor::fill_(double value) const {
+  profiler::Range range("fill");
   if (device().is_cpu()) {
     Tensor t = *this;
     auto go = [&](auto* p, auto v) {
@@ -233,6 +235,7 @@ double Tensor::item() const {
 // ---- conversions (differentiable) ------------------------------------------------------------
 
 Tensor Tensor::clone() const {
+  profiler::Range range("clone");
   Tensor out = Tensor::empty(shape(), dtype(), device());
   copy_any(out, *this);
   return record("clone", out, {*this}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
@@ -241,6 +244,7 @@ Tensor Tensor::clone() const {
 Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
 
 Tensor Tensor::to(Device d) const {
+  profiler::Range range(d.is_cuda() ? "to_device" : "to_host");
   if (d == device()) return *this;
   Tensor out = Tensor::empty(shape(), dtype(), d);
   copy_any(out, *this);
@@ -250,6 +254,7 @@ Tensor Tensor::to(Device d) const {
 }
 
 Tensor Tensor::to(DType t) const {
+  profiler::Range range("to_dtype");
   if (t == dtype()) return *this;
   Tensor out = Tensor::empty(shape(), t, device());
   copy_any(out, *this);

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <set>
 
+#include "engine/profiler.h"
 #include "kernels/cpu/optimizer.h"
 #ifdef ENGINE_WITH_CUDA
 #include "kernels/cuda/optimizer.h"
@@ -207,6 +208,7 @@ SGD::SGD(std::vector<ParamGroup> groups, const SGDOptions& o)
 SGD::SGD(const std::vector<Tensor>& params, const SGDOptions& o) : SGD(one_group(params), o) {}
 
 void SGD::step() {
+  engine::profiler::Range range("sgd_step", engine::profiler::Phase::Optimizer);
   const double mom = opt_.momentum, damp = opt_.dampening;
 #ifdef ENGINE_WITH_CUDA
   CudaBatch<kernels::cuda::SgdParam> cuda;
@@ -294,6 +296,8 @@ AdamW::AdamW(const std::vector<Tensor>& params, const AdamWOptions& o)
     : AdamW(one_group(params), o) {}
 
 void Adam::step() {
+  engine::profiler::Range range(decoupled_ ? "adamw_step" : "adam_step",
+                                engine::profiler::Phase::Optimizer);
   const double b1 = opt_.beta1, b2 = opt_.beta2, eps = opt_.eps;
 #ifdef ENGINE_WITH_CUDA
   CudaBatch<kernels::cuda::AdamParam> cuda;

@@ -5,6 +5,7 @@
 
 #include "engine/autograd.h"
 #include "engine/ops/elementwise.h"
+#include "engine/profiler.h"
 #include "kernels/cpu/batchnorm.h"
 #ifdef ENGINE_WITH_CUDA
 #include "kernels/cuda/batchnorm.h"
@@ -117,6 +118,7 @@ Tensor batch_norm_cuda(const Tensor& x, const Tensor& xc, const Tensor& weight, 
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
                   const Tensor& running_mean, const Tensor& running_var, bool training,
                   double momentum, double eps, bool relu) {
+  profiler::Range range("batch_norm");
   check(x.defined(), "batch_norm: undefined input");
   check(x.dim() >= 2, "batch_norm: expected an NHWC tensor [N,H,W,C] (or [N,C]), got shape ",
         x.shape());

@@ -9,6 +9,7 @@
 
 #include "engine/autograd.h"
 #include "engine/ops/reduce.h"
+#include "engine/profiler.h"
 #include "kernels/cpu/conv2d.h"
 #include "kernels/cpu/depthwise_conv2d.h"
 #ifdef ENGINE_WITH_CUDA
@@ -196,6 +197,9 @@ Tensor backward_weight_cpu(const Conv2dShape& sh, const Shape& w_shape, const Te
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
               const Conv2dParams& params) {
   const Conv2dShape sh = check_and_shape(x, weight, bias, params);
+  // Named apart in profiles and error messages: the two run different kernels.
+  const char* name = is_depthwise(sh) ? "depthwise_conv2d" : "conv2d";
+  profiler::Range range(name);
   Tensor xc = x.detach().contiguous(), wc = weight.detach().contiguous();
   Tensor bc = bias.defined() ? bias.detach().contiguous() : Tensor();
   Tensor y = Tensor::empty({sh.n, sh.p, sh.q, sh.k}, x.dtype(), x.device());
@@ -212,7 +216,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
   // dx needs only the weight and dw only the input: keep just those (detached, no cycles).
   Tensor keep_x = gw ? xc : Tensor(), keep_w = gx ? wc : Tensor();
   const Shape x_shape = x.shape(), w_shape = weight.shape();
-  return record("conv2d", y, {x, weight, bias}, [=](const Tensor& g) {
+  return record(name, y, {x, weight, bias}, [=](const Tensor& g) {
     Tensor gc = g.contiguous();  // dy [N, P, Q, K]
     Tensor dx, dw, db;
     if (gx)

@@ -7,6 +7,7 @@
 #include "engine/ops/dropout.h"
 
 #include "engine/autograd.h"
+#include "engine/profiler.h"
 #include "kernels/cpu/dropout.h"
 #ifdef ENGINE_WITH_CUDA
 #include "kernels/cuda/dropout.h"
@@ -28,6 +29,7 @@ double keep_scale(double p) { return p < 1 ? 1.0 / (1.0 - p) : 0.0; }
 }  // namespace
 
 Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
+  profiler::Range range("dropout");
   check_args(x, p, "dropout");
   if (!training || p == 0) return x;
   const int64_t n = x.numel();
@@ -65,6 +67,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
 }
 
 Tensor drop_path(const Tensor& x, double p, bool training, Generator& gen) {
+  profiler::Range range("drop_path");
   check_args(x, p, "drop_path");
   check(x.dim() >= 1, "drop_path: input needs a batch dim (dim 0), got a 0-d tensor");
   if (!training || p == 0) return x;
@@ -106,6 +109,7 @@ Tensor drop_path(const Tensor& x, double p, bool training, Generator& gen) {
 
 Tensor drop_path_scale(int64_t samples, double p, bool training, Generator& gen, DType dtype,
                        Device device) {
+  profiler::Range range("drop_path_scale");
   check(p >= 0 && p <= 1, "drop_path: probability p must be in [0, 1], got ", p);
   check(samples >= 0, "drop_path: negative sample count ", samples);
   if (!training || p == 0) return Tensor();

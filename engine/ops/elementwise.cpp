@@ -2,6 +2,7 @@
 
 #include "engine/autograd.h"
 #include "engine/ops/reduce.h"
+#include "engine/profiler.h"
 #include "kernels/cpu/elementwise.h"
 #ifdef ENGINE_WITH_CUDA
 #include "kernels/cuda/elementwise.h"
@@ -23,6 +24,7 @@ void check_pair(const Tensor& a, const Tensor& b, const char* op) {
 
 // Forward only: out = a op b with broadcasting.
 Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
+  profiler::Range range(name);
   check_pair(a, b, name);
   Shape s = broadcast_shapes(a.shape(), b.shape(), name);
   Tensor ae = a.detach().expand(s), be = b.detach().expand(s);
@@ -44,6 +46,7 @@ Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, const char*
 }
 
 Tensor unary_forward(UnaryOp op, const Tensor& x, double p0, double p1, const char* name) {
+  profiler::Range range(name);
   check(x.defined(), name, ": undefined tensor argument");
   Tensor xc = x.detach().contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
@@ -183,6 +186,7 @@ Tensor minimum(const Tensor& a, const Tensor& b) {
 }
 
 void add_(const Tensor& dst, const Tensor& src) {
+  profiler::Range range("add_");
   check_pair(dst, src, "add_");
   check(broadcast_shapes(dst.shape(), src.shape(), "add_") == dst.shape(), "add_: shape ",
         src.shape(), " cannot be added into shape ", dst.shape());

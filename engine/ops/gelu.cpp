@@ -7,6 +7,7 @@
 
 #include "engine/autograd.h"
 #include "engine/ops/reduce.h"
+#include "engine/profiler.h"
 #include "kernels/cpu/gelu.h"
 #ifdef ENGINE_WITH_CUDA
 #include "kernels/cuda/gelu_ops.h"
@@ -15,6 +16,7 @@
 namespace engine {
 
 Tensor gelu(const Tensor& x) {
+  profiler::Range range("gelu");
   check(x.defined(), "gelu: undefined tensor argument");
   Tensor xc = x.detach().contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
@@ -46,6 +48,7 @@ Tensor gelu(const Tensor& x) {
 }
 
 Tensor bias_gelu(const Tensor& x, const Tensor& bias) {
+  profiler::Range range("bias_gelu");
   check(x.defined() && bias.defined(), "bias_gelu: undefined tensor argument");
   check(x.dim() >= 1, "bias_gelu: input must have a channel dim, got a 0-d tensor");
   check(bias.dim() == 1 && bias.size(0) == x.size(-1), "bias_gelu: bias ", bias.shape(),

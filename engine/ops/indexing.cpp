@@ -11,6 +11,7 @@
 #include "engine/ops/indexing.h"
 
 #include "engine/autograd.h"
+#include "engine/profiler.h"
 #include "kernels/cpu/indexing.h"
 #ifdef ENGINE_WITH_CUDA
 #include "kernels/cuda/indexing.h"
@@ -65,6 +66,7 @@ Tensor inverse_index(const Tensor& host_index, int64_t n, Device device) {
 }  // namespace
 
 Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
+  profiler::Range range("cat");
   check(!xs.empty(), "cat: expected at least one tensor");
   for (const Tensor& x : xs) check(x.defined(), "cat: undefined tensor in the list");
   const Tensor& x0 = xs[0];
@@ -132,6 +134,7 @@ Tensor stack(const std::vector<Tensor>& xs, int64_t dim) {
 }
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
+  profiler::Range range("index_select");
   check(x.defined(), "index_select: undefined tensor argument");
   check_index(index, x, "index_select");
   check(x.dim() > 0, "index_select: the input must have at least one dimension");
@@ -181,6 +184,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
 }
 
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
+  profiler::Range range("gather");
   check(x.defined(), "gather: undefined tensor argument");
   check_index(index, x, "gather");
   check(x.dim() > 0, "gather: the input must have at least one dimension");

@@ -12,6 +12,7 @@
 #include "engine/ops/elementwise.h"
 #include "engine/ops/matmul.h"
 #include "engine/ops/reduce.h"
+#include "engine/profiler.h"
 #include "kernels/cpu/knn.h"
 #ifdef ENGINE_WITH_CUDA
 #include "kernels/cuda/knn_ops.h"
@@ -36,6 +37,7 @@ void check_rows_pair(const Tensor& a, const Tensor& b, const char* op, const cha
 }  // namespace
 
 Tensor pairwise_sq_l2(const Tensor& a, const Tensor& b) {
+  profiler::Range range("pairwise_sq_l2");
   check_rows_pair(a, b, "pairwise_sq_l2", "a", "b");
   const int64_t q = a.size(0), n = b.size(0), d = a.size(1);
   Tensor ac = a.detach().contiguous(), bc = b.detach().contiguous();
@@ -75,6 +77,7 @@ Tensor pairwise_sq_l2(const Tensor& a, const Tensor& b) {
 }
 
 TopK topk(const Tensor& x, int64_t k, int64_t dim, bool largest) {
+  profiler::Range range("topk");
   check(x.defined(), "topk: undefined tensor argument");
   check(x.dim() > 0, "topk: the input must have at least one dimension");
   const int64_t d = wrap_dim(dim, x.dim(), "topk");
@@ -124,6 +127,7 @@ TopK topk(const Tensor& x, int64_t k, int64_t dim, bool largest) {
 }
 
 TopK knn_search(const Tensor& queries, const Tensor& bank, int64_t k, KnnMetric metric) {
+  profiler::Range range("knn_search");
   check_rows_pair(queries, bank, "knn_search", "queries", "bank");
   const int64_t q = queries.size(0), n = bank.size(0), d = queries.size(1);
   check(k >= 0 && k <= n, "knn_search: k = ", k, " but the bank has ", n, " rows (shape ",

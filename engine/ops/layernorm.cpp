@@ -4,6 +4,7 @@
 #include "engine/ops/layernorm.h"
 
 #include "engine/autograd.h"
+#include "engine/profiler.h"
 #include "kernels/cpu/layernorm.h"
 #ifdef ENGINE_WITH_CUDA
 #include "kernels/cuda/layernorm_ops.h"
@@ -31,6 +32,7 @@ void* ptr(const Tensor& t) { return t.defined() ? t.raw_data() : nullptr; }
 }  // namespace
 
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  profiler::Range range("layer_norm");
   check(x.defined(), "layer_norm: undefined input");
   check(x.dim() >= 1 && x.size(-1) > 0, "layer_norm: input ", x.shape(),
         " needs a non-empty last dim to normalise over");

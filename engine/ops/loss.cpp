@@ -5,6 +5,7 @@
 #include "engine/autograd.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduce.h"
+#include "engine/profiler.h"
 #include "kernels/cpu/loss.h"
 #ifdef ENGINE_WITH_CUDA
 #include "kernels/cuda/loss.h"
@@ -40,12 +41,14 @@ Tensor reduce(const Tensor& per_element, Reduction r) {
 }  // namespace
 
 Tensor mse_loss(const Tensor& pred, const Tensor& target, Reduction r) {
+  profiler::Range range("mse_loss");
   check_loss_args(pred, target, "mse_loss");
   Tensor d = sub(pred, target.detach());  // the target gets no gradient
   return reduce(mul(d, d), r);
 }
 
 Tensor huber_loss(const Tensor& pred, const Tensor& target, double delta, Reduction r) {
+  profiler::Range range("huber_loss");
   check_loss_args(pred, target, "huber_loss");
   check(delta > 0, "huber_loss: delta must be positive, got ", delta);
   Tensor p = pred.detach().contiguous(), t = target.detach().contiguous();

@@ -3,6 +3,7 @@
 #include "engine/autograd.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduce.h"
+#include "engine/profiler.h"
 #include "kernels/cpu/matmul.h"
 #ifdef ENGINE_WITH_CUDA
 #include "kernels/cuda/matmul.h"
@@ -66,6 +67,7 @@ void matmul_into(const Tensor& out, const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  profiler::Range range("matmul");
   check(a.defined() && b.defined(), "matmul: undefined tensor argument");
   check(a.dim() >= 2 && b.dim() >= 2, "matmul: both operands need at least 2 dims, got ",
         a.shape(), " and ", b.shape());
@@ -102,6 +104,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 // copy into a contiguous .grad (perf, 2026-11-26: that strided copy was 1.9% of ConvNeXt-T's CPU
 // training step, and it briefly doubled each MLP weight's gradient memory).
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  profiler::Range range("linear");
   check(weight.dim() == 2, "linear: weight must be [out, in], got ", weight.shape());
   check(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear: input ", x.shape(),
         " has ", x.dim() ? x.size(-1) : 0, " features but weight ", weight.shape(), " expects ",

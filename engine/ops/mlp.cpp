@@ -11,6 +11,7 @@
 #include "engine/ops/gelu.h"
 #include "engine/ops/matmul.h"
 #include "engine/ops/reduce.h"
+#include "engine/profiler.h"
 #include "kernels/cpu/gelu.h"
 #ifdef ENGINE_WITH_CUDA
 #include "kernels/cuda/gelu_ops.h"
@@ -102,6 +103,7 @@ void set_mlp_fusion(bool on) { g_fusion = on; }
 bool mlp_fusion() { return g_fusion; }
 
 Tensor mlp(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2) {
+  profiler::Range range("mlp");
   check_args(x, w1, b1, w2);
   const int64_t in = w1.size(1), hidden = w1.size(0), out = w2.size(0);
   Shape out_shape = x.shape();

@@ -5,6 +5,7 @@
 #include "engine/ops/pool.h"
 
 #include "engine/autograd.h"
+#include "engine/profiler.h"
 #include "kernels/cpu/pool.h"
 #ifdef ENGINE_WITH_CUDA
 #include "kernels/cuda/impl.h"
@@ -52,6 +53,7 @@ Tensor max_pool2d_cuda(const Tensor& x, const Tensor& xc, const kernels::cpu::Po
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
+  profiler::Range range("max_pool2d");
   check_nhwc(x, "max_pool2d");
   check(kernel >= 1 && stride >= 1 && padding >= 0, "max_pool2d: kernel (", kernel,
         ") and stride (", stride, ") must be positive and padding (", padding,
@@ -94,6 +96,7 @@ namespace {
 // Shared by adaptive_avg_pool2d and global_avg_pool (a 1x1 adaptive pool); `name` labels
 // errors and the autograd node. Returns [N, P, Q, C].
 Tensor adaptive_avg(const Tensor& x, int64_t p, int64_t q, const char* name) {
+  profiler::Range range(name);
   const int64_t n = x.size(0), h = x.size(1), w = x.size(2), c = x.size(3);
   Tensor xc = x.detach().contiguous();
   Tensor y = Tensor::empty({n, p, q, c}, x.dtype(), x.device());

@@ -4,6 +4,7 @@
 
 #include "engine/autograd.h"
 #include "engine/ops/elementwise.h"
+#include "engine/profiler.h"
 #include "kernels/cpu/reduce.h"
 #ifdef ENGINE_WITH_CUDA
 #include "kernels/cuda/reduce.h"
@@ -81,6 +82,7 @@ Tensor sum_forward(const Tensor& x, const Plan& p) {
 }  // namespace
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  profiler::Range range("sum");
   Plan p = make_plan(x, dims, keepdim, "sum");
   Tensor out = sum_forward(x, p);
   Shape in_shape = x.shape(), keep = p.out_keep;
@@ -90,12 +92,14 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 }
 
 Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  profiler::Range range("mean");
   Plan p = make_plan(x, dims, keepdim, "mean");
   check(p.r > 0, "mean: reducing over an empty dimension of shape ", x.shape());
   return mul(sum(x, dims, keepdim), 1.0 / static_cast<double>(p.r));
 }
 
 Tensor max(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  profiler::Range range("max");
   Plan p = make_plan(x, dims, keepdim, "max");
   check(p.r > 0, "max: reducing over an empty dimension of shape ", x.shape());
   Tensor xc = arranged(x, p);
@@ -136,6 +140,7 @@ Tensor max(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 }
 
 Tensor var(const Tensor& x, const std::vector<int64_t>& dims, int64_t correction, bool keepdim) {
+  profiler::Range range("var");
   Plan p = make_plan(x, dims, keepdim, "var");
   check(p.r - correction > 0, "var: ", p.r, " elements with correction ", correction,
         " leave no degrees of freedom (shape ", x.shape(), ")");
@@ -145,6 +150,7 @@ Tensor var(const Tensor& x, const std::vector<int64_t>& dims, int64_t correction
 }
 
 Tensor sum_to(const Tensor& x, const Shape& shape) {
+  profiler::Range range("sum_to");
   if (x.shape() == shape) return x;
   const int64_t lead = x.dim() - static_cast<int64_t>(shape.size());
   check(lead >= 0, "sum_to: cannot sum shape ", x.shape(), " to larger shape ", shape);

@@ -4,6 +4,7 @@
 
 #include "engine/autograd.h"
 #include "engine/ops/elementwise.h"
+#include "engine/profiler.h"
 #include "kernels/cpu/scaled_residual.h"
 #ifdef ENGINE_WITH_CUDA
 #include "kernels/cuda/scaled_residual.h"
@@ -54,6 +55,7 @@ const T* data_or_null(const Tensor& t) {
 
 Tensor scaled_residual(const Tensor& x, const Tensor& h, const Tensor& gamma, const Tensor& bias,
                        const Tensor& sample_scale) {
+  profiler::Range range("scaled_residual");
   check_args(x, h, gamma, bias, sample_scale);
   const int64_t c = x.size(-1);
   const int64_t samples = sample_scale.defined() ? x.size(0) : 1;

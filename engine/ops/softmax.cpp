@@ -6,6 +6,7 @@
 #include "engine/ops/softmax.h"
 
 #include "engine/autograd.h"
+#include "engine/profiler.h"
 #include "kernels/cpu/softmax.h"
 #ifdef ENGINE_WITH_CUDA
 #include "kernels/cuda/softmax.h"
@@ -34,6 +35,7 @@ Tensor softmax_backward(const Tensor& y, const Tensor& g, const Around& a, bool 
 }
 
 Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
+  profiler::Range range(log ? "log_softmax" : "softmax");
   const char* name = log ? "log_softmax" : "softmax";
   check(x.defined(), name, ": undefined tensor argument");
   // A 0-d tensor is a softmax over one element, as in PyTorch.

@@ -1,0 +1,266 @@
+#include "engine/profiler.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <tuple>
+
+#include "engine/error.h"
+#include "engine/profiler_clock.h"
+
+namespace engine::profiler {
+
+const char* phase_name(Phase phase) {
+  switch (phase) {
+    case Phase::Forward: return "forward";
+    case Phase::Backward: return "backward";
+    case Phase::Optimizer: return "optimizer";
+  }
+  return "?";
+}
+
+// ---- the host clock --------------------------------------------------------------------------
+
+namespace {
+
+class HostClock final : public Clock {
+ public:
+  int64_t mark() override {
+    marks_.push_back(std::chrono::steady_clock::now());
+    return static_cast<int64_t>(marks_.size()) - 1;
+  }
+  std::vector<double> read_us() override {
+    std::vector<double> us;
+    us.reserve(marks_.size());
+    for (const auto& t : marks_)
+      us.push_back(std::chrono::duration<double, std::micro>(t - marks_.front()).count());
+    return us;
+  }
+
+ private:
+  std::vector<std::chrono::steady_clock::time_point> marks_;
+};
+
+}  // namespace
+
+std::unique_ptr<Clock> make_host_clock() { return std::make_unique<HostClock>(); }
+
+// ---- the open session --------------------------------------------------------------------------
+
+namespace {
+
+// A Range that has ended: its two marks, resolved into times when the session stops.
+struct Pending {
+  const char* name;
+  Phase phase;
+  int64_t start_mark, end_mark;
+};
+
+// Enough for minutes of a ConvNeXt training loop; past it ranges are counted, not timed.
+constexpr size_t kMaxPending = size_t(1) << 22;
+
+struct State {
+  Device device;
+  std::unique_ptr<Clock> clock;
+  std::vector<Pending> pending;
+  int64_t dropped = 0;
+};
+
+// The open session (one per process) and, per thread, whether this thread opened it and how
+// deep its Ranges are nested. `t_session` holds the session's number so that a Range that
+// outlives its session (or began before it) does nothing at its end.
+State* g_state = nullptr;
+uint64_t g_sessions = 0;
+thread_local uint64_t t_session = 0;  // the open session's number on its thread, else 0
+thread_local int t_depth = 0;
+
+}  // namespace
+
+bool active() { return t_session != 0; }
+
+Session::Session(Device device) {
+  check(g_state == nullptr, "profiler: a session is already open (one at a time per process)");
+  auto state = std::make_unique<State>();
+  state->device = device;
+  state->clock = device.is_cuda() ? make_event_clock() : make_host_clock();
+  state->clock->mark();  // mark 0: the session's start
+  g_state = state.release();
+  t_session = ++g_sessions;
+  t_depth = 0;
+}
+
+Session::~Session() {
+  if (!open_) return;
+  try {
+    stop();
+  } catch (...) {
+    // A destructor must not throw; the profile is lost with the session.
+  }
+}
+
+Profile Session::stop() {
+  check(open_, "profiler: the session was already stopped");
+  open_ = false;
+  std::unique_ptr<State> state(g_state);
+  g_state = nullptr;
+  t_session = 0;
+  t_depth = 0;
+  const int64_t last = state->clock->mark();
+  const std::vector<double> us = state->clock->read_us();
+  std::vector<Event> events;
+  events.reserve(state->pending.size());
+  for (const Pending& p : state->pending)
+    events.push_back({p.name, p.phase, us[p.start_mark], us[p.end_mark] - us[p.start_mark]});
+  // Ranges end in order of their ends; a trace reads best in order of their starts.
+  std::stable_sort(events.begin(), events.end(),
+                   [](const Event& a, const Event& b) { return a.start_us < b.start_us; });
+  return Profile(state->device, std::move(events), us[last], state->dropped);
+}
+
+Range::Range(const char* name, Phase phase) : name_(name), phase_(phase) {
+  if (t_session == 0) return;
+  session_ = t_session;
+  if (++t_depth > 1) return;  // inside another Range: part of its time
+  if (g_state->pending.size() >= kMaxPending) {
+    ++g_state->dropped;
+    return;
+  }
+  mark_ = g_state->clock->mark();
+}
+
+Range::~Range() {
+  if (session_ == 0 || session_ != t_session) return;  // not timed, or its session has ended
+  --t_depth;
+  if (mark_ < 0) return;
+  try {
+    g_state->pending.push_back({name_, phase_, mark_, g_state->clock->mark()});
+  } catch (...) {
+    ++g_state->dropped;  // out of memory, or a CUDA error that the next op will report
+  }
+}
+
+// ---- reading a profile ---------------------------------------------------------------------
+
+Profile::Profile(Device device, std::vector<Event> events, double span_us, int64_t dropped)
+    : device_(device), events_(std::move(events)), span_us_(span_us), dropped_(dropped) {}
+
+double Profile::busy_us() const {
+  double sum = 0;
+  for (const Event& e : events_) sum += e.duration_us;
+  return sum;
+}
+
+std::vector<OpTotal> Profile::totals() const {
+  std::map<std::pair<std::string, Phase>, OpTotal> by_op;
+  for (const Event& e : events_) {
+    OpTotal& t = by_op[{e.name, e.phase}];
+    t.name = e.name;
+    t.phase = e.phase;
+    t.calls += 1;
+    t.total_us += e.duration_us;
+  }
+  std::vector<OpTotal> rows;
+  for (auto& [key, total] : by_op) rows.push_back(std::move(total));
+  // by_op is ordered by (name, phase), and stable_sort keeps that order among equal totals.
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const OpTotal& a, const OpTotal& b) { return a.total_us > b.total_us; });
+  return rows;
+}
+
+namespace {
+
+std::string format_row(const std::string& op, const std::string& phase, const std::string& calls,
+                       double total_us, const std::string& mean, double span_us) {
+  char line[160];
+  std::snprintf(line, sizeof line, "%-28s %-9s %7s %11.3f %11s %6.1f%%\n", op.c_str(),
+                phase.c_str(), calls.c_str(), total_us / 1000, mean.c_str(),
+                span_us > 0 ? 100 * total_us / span_us : 0.0);
+  return line;
+}
+
+std::string format_mean(double us) {
+  char s[32];
+  std::snprintf(s, sizeof s, "%.1f", us);
+  return s;
+}
+
+}  // namespace
+
+std::string Profile::table(size_t max_rows) const {
+  std::string out;
+  char head[160];
+  std::snprintf(head, sizeof head, "%-28s %-9s %7s %11s %11s %7s\n", "op", "phase", "calls",
+                "total ms", "mean us", "share");
+  out += head;
+  const std::vector<OpTotal> rows = totals();
+  double rest_us = 0;
+  int64_t rest_calls = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const OpTotal& r = rows[i];
+    if (i < max_rows) {
+      out += format_row(r.name, phase_name(r.phase), std::to_string(r.calls), r.total_us,
+                        format_mean(r.total_us / r.calls), span_us_);
+    } else {
+      rest_us += r.total_us;
+      rest_calls += r.calls;
+    }
+  }
+  if (rows.size() > max_rows)
+    out += format_row("(" + std::to_string(rows.size() - max_rows) + " more ops)", "",
+                      std::to_string(rest_calls), rest_us, "", span_us_);
+  const double busy = busy_us();
+  out += format_row("in ops", "", std::to_string(events_.size()), busy, "", span_us_);
+  out += format_row("gap (outside ops)", "", "", std::max(0.0, span_us_ - busy), "", span_us_);
+  out += format_row(std::string("span (") + (device_.is_cuda() ? "GPU" : "host") + " clock)", "",
+                    "", span_us_, "", span_us_);
+  if (dropped_ > 0)
+    out += std::to_string(dropped_) + " ranges were not timed (the session's limit of " +
+           std::to_string(kMaxPending) + " was reached)\n";
+  return out;
+}
+
+std::string Profile::chrome_trace() const {
+  // Op names are C identifiers, but escape anything JSON would not take as it is.
+  auto quoted = [](const char* s) {
+    std::string q = "\"";
+    for (; *s; ++s) {
+      const unsigned char c = static_cast<unsigned char>(*s);
+      if (c == '"' || c == '\\') {
+        q += '\\';
+        q += static_cast<char>(c);
+      } else if (c < 0x20) {
+        char u[8];
+        std::snprintf(u, sizeof u, "\\u%04x", c);
+        q += u;
+      } else {
+        q += static_cast<char>(c);
+      }
+    }
+    return q + "\"";
+  };
+  auto number = [](double v) {
+    char s[32];
+    std::snprintf(s, sizeof s, "%.3f", v);
+    return std::string(s);
+  };
+  // One track (a "thread" to the viewer) per phase, then one complete event ("X") per op.
+  std::vector<std::string> entries;
+  for (Phase p : {Phase::Forward, Phase::Backward, Phase::Optimizer})
+    entries.push_back("{\"ph\": \"M\", \"name\": \"thread_name\", \"pid\": 0, \"tid\": " +
+                      std::to_string(int(p)) + ", \"args\": {\"name\": \"" + phase_name(p) +
+                      "\"}}");
+  for (const Event& e : events_)
+    entries.push_back("{\"ph\": \"X\", \"name\": " + quoted(e.name) + ", \"cat\": \"" +
+                      phase_name(e.phase) + "\", \"pid\": 0, \"tid\": " +
+                      std::to_string(int(e.phase)) + ", \"ts\": " + number(e.start_us) +
+                      ", \"dur\": " + number(e.duration_us) + "}");
+  std::string out = std::string("{\"displayTimeUnit\": \"ms\", \"otherData\": {\"clock\": \"") +
+                    (device_.is_cuda() ? "gpu" : "host") + "\", \"device\": \"" +
+                    device_.str() + "\"}, \"traceEvents\": [\n";
+  for (size_t i = 0; i < entries.size(); ++i)
+    out += entries[i] + (i + 1 < entries.size() ? ",\n" : "\n");
+  return out + "]}\n";
+}
+
+}  // namespace engine::profiler

@@ -1,0 +1,121 @@
+// engine/profiler.h — where a training step's time goes, op by op.
+//
+//   engine::profiler::Session session(Device::cuda());  // or Device::cpu()
+//   ...run a few steps...
+//   engine::profiler::Profile p = session.stop();
+//   std::cerr << p.table();                 // calls, total and share per op, largest first
+//   write(p.chrome_trace());                // JSON for Perfetto / chrome://tracing
+//
+// While a session is open, the engine times each op it runs, once: every op function opens a
+// Range at its top (forward), Tensor::backward opens one around each node's backward closure
+// (named after the node) and around the gradient sums, the optimizers around their update.
+// Only the outermost Range counts: a Range opened inside another (a backward closure calling
+// mul, a fused op calling matmul) is part of the enclosing one, so ranges never overlap and
+// their sum is the time spent inside the engine's ops. What is left of the span (host work of
+// the program, the data loader's waits) is reported as the gap.
+//
+// The clock follows the session's device:
+//   cpu   host wall-clock time (std::chrono::steady_clock) at the Range's start and end;
+//   cuda  two CUDA events queued on the compute stream: the time the GPU spent between them.
+//         Nothing waits while the session runs; stop() waits once for the last event. When the
+//         host cannot queue work as fast as the GPU runs it, the GPU's idle time between two
+//         events is counted in the range that was open, so profile a run that keeps the GPU
+//         busy (the training loop does: it reads each loss one step late).
+// Ranges are recorded only on the thread that opened the session (the loader's threads run no
+// engine ops); when no session is open a Range costs one thread-local load.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/device.h"
+
+namespace engine::profiler {
+
+enum class Phase : uint8_t { Forward, Backward, Optimizer };
+const char* phase_name(Phase phase);
+
+// One timed op: when it started (microseconds since the session began) and how long it took.
+struct Event {
+  const char* name;  // a string literal or a Node's name: lives as long as the program
+  Phase phase;
+  double start_us;
+  double duration_us;
+};
+
+// The events of one (name, phase), summed.
+struct OpTotal {
+  std::string name;
+  Phase phase;
+  int64_t calls = 0;
+  double total_us = 0;
+};
+
+class Profile {
+ public:
+  Profile() = default;
+  Profile(Device device, std::vector<Event> events, double span_us, int64_t dropped = 0);
+
+  Device device() const { return device_; }
+  const std::vector<Event>& events() const { return events_; }
+  // From the session's start to its stop (on the session's clock).
+  double span_us() const { return span_us_; }
+  // The sum of every event's duration: the time spent inside the engine's ops.
+  double busy_us() const;
+  // Ranges that were not timed because the session held its limit of events (4M) already.
+  int64_t dropped() const { return dropped_; }
+  // One row per (name, phase), largest total first (ties: by name, then phase).
+  std::vector<OpTotal> totals() const;
+  // The totals as a text table: op, phase, calls, total ms, mean us, share of the span; then the
+  // rows past `max_rows` summed in one line, the gap and the span.
+  std::string table(size_t max_rows = 25) const;
+  // Chrome's trace event format ({"traceEvents": [...]}): one complete event ("ph": "X") per op,
+  // forward, backward and optimizer on three tracks.
+  std::string chrome_trace() const;
+
+ private:
+  Device device_;
+  std::vector<Event> events_;
+  double span_us_ = 0;
+  int64_t dropped_ = 0;
+};
+
+// Collects the ranges of the thread that opens it, until stop() or its destruction. One
+// session at a time per process; opening a second one while one is open throws engine::Error.
+class Session {
+ public:
+  explicit Session(Device device = Device::cpu());
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Ends the session and returns what it timed (on CUDA: waits for the queued work once).
+  // Calling it again throws engine::Error.
+  Profile stop();
+
+ private:
+  bool open_ = true;
+};
+
+// True while a session is open and this is its thread.
+bool active();
+
+// Times what runs between its construction and destruction as one op, if it is the outermost
+// Range of an open session's thread; does nothing otherwise.
+class Range {
+ public:
+  explicit Range(const char* name, Phase phase = Phase::Forward);
+  ~Range();
+  Range(const Range&) = delete;
+  Range& operator=(const Range&) = delete;
+
+ private:
+  uint64_t session_ = 0;  // the session it was opened in (0: none)
+  int64_t mark_ = -1;     // its start's mark on the session's clock, or -1 when not timed
+  const char* name_;
+  Phase phase_;
+};
+
+}  // namespace engine::profiler
