@@ -11,6 +11,8 @@
 #                    e2e/<benchmark>.json     one e2e benchmark each, each run in a fresh
 #                                             process (so its peak-memory reading is its own)
 #                    e2e/loader_torchvision.json  the torchvision reference (same JSON shape)
+#                    profile/                 one training step of ours (engine::profiler) and of
+#                                             PyTorch (torch.profiler) op by op, per model
 #                    logs/*.log               every command's full output
 #   BUILD_DIR      build folder (default build/bench-cpu)
 #   E2E_FILTER     extended regex: run only the e2e benchmarks whose name matches
@@ -39,8 +41,9 @@ with_tunables() { if [ -n "$tunables" ]; then GLIBC_TUNABLES=$tunables "$@"; els
 out=${1:-out/bench-cpu}
 build=${BUILD_DIR:-build/bench-cpu}
 report=${REPORT:-docs/BENCHMARKS.md}
-mkdir -p "$out/e2e" "$out/logs"
-rm -f "$out"/e2e/*.json "$out/cpu_bench.json" "$out/conv2d_winograd.json"
+mkdir -p "$out/e2e" "$out/logs" "$out/profile"
+rm -f "$out"/e2e/*.json "$out/cpu_bench.json" "$out/conv2d_winograd.json" "$out"/profile/*
+out=$(cd "$out" && pwd)
 say() { printf '[bench_cpu %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
 say "configure + build in $build"
@@ -75,8 +78,10 @@ for name in "${names[@]}"; do
   file=$(printf '%s' "${name%%/iterations:*}" | tr '/' '.')
   say "$name"
   # Anchored filter on the listed name: it holds no regex characters but '/', '_' and ':'.
-  env_cmd=(timeout 900)
+  env_cmd=(env timeout 900)
   [[ $name =~ ^BM_e2e_(train|infer)_ ]] && [ -n "$tunables" ] && env_cmd=(env "GLIBC_TUNABLES=$tunables" timeout 900)
+  # Our training steps alone also leave a per-op profile of one more step (model_bench.cpp).
+  [[ $name =~ ^BM_e2e_train_.*/ours ]] && env_cmd=("${env_cmd[0]}" "E2E_PROFILE_DIR=$out/profile" "${env_cmd[@]:1}")
   if ! "${env_cmd[@]}" "$build/bench/e2e_bench" --benchmark_filter="^${name}\$" \
       --benchmark_out="$out/e2e/$file.json" --benchmark_out_format=json \
       >"$out/logs/$file.log" 2>&1; then
@@ -131,6 +136,18 @@ json.dump({"context": {"torch": torch.__version__, "torchvision": torchvision.__
                        "executable": sys.executable},
            "benchmarks": rows}, open(dest, "w"), indent=1)
 EOF
+fi
+
+# ---- PyTorch's side of the per-op profiles: the same training step under torch.profiler ----------
+# (Debian's torch 1.13, the library LibTorch is; 2 threads as the benchmarks; one warm-up step.)
+if [[ -z ${E2E_FILTER:-} || BM_e2e_train_/profile =~ ${E2E_FILTER} ]] &&
+   /usr/bin/python3 -c 'import torchvision' 2>/dev/null; then
+  say "PyTorch per-op profile of the training steps"
+  OMP_NUM_THREADS=${BENCH_THREADS:-2} timeout 900 /usr/bin/python3 bench/gpu/torch_e2e.py --device cpu \
+    --bench train --arch resnet18,resnet50,convnext_tiny --precision fp32 --layouts channels_last \
+    --batch 8 --warmup 1 --steps 1 --profile "$out/profile" --profile-steps 1 \
+    --json "$out/profile/torch_steps.json" >"$out/logs/torch_profile.log" 2>&1 ||
+    say "FAILED: PyTorch profile (see $out/logs/torch_profile.log)"
 fi
 
 python3 tools/bench_report.py env "$out/env.json" --build-dir "$build" --phase end

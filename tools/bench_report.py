@@ -41,6 +41,7 @@ BEGIN, END = "<!-- bench_report:begin -->", "<!-- bench_report:end -->"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_report_gpu  # noqa: E402  (the GPU half; next to this file)
+import profile_families  # noqa: E402  (per-op profiles summed by op family; next to this file)
 
 
 # ---- env -----------------------------------------------------------------------------------------
@@ -544,6 +545,31 @@ def slower_lines(old_body):
     return [r for r in rows if not r.startswith("GPU ")], [r for r in rows if r.startswith("GPU ")]
 
 
+PROFILE_ARCHS = [("ResNet-18", "resnet18"), ("ResNet-50", "resnet50"), ("ConvNeXt-Tiny", "convnext_tiny")]
+
+
+def profile_section(out_dir, torch_label):
+    """Where a CPU training step's time goes, by op family, ours next to PyTorch (tools/bench_cpu.sh
+    leaves one profiled step of each side in out_dir/profile); None when the run has none."""
+    folder = os.path.join(out_dir, "profile")
+    models = []
+    for title, arch in PROFILE_ARCHS:
+        ours = os.path.join(folder, "profile_train_%s_cpu.trace.json" % arch)
+        theirs = os.path.join(folder, "profile_train_%s_fp32_eager_channels_last_torch.json" % arch)
+        models.append((title, [("ours", "ours", ours, 1), ("PyTorch", "torch", theirs, 1)]))
+    intro = ("One training step (batch 8, 224×224, the step of the table above) of each side, profiled op by op after "
+             "the timed steps: ours with `engine::profiler` (host clock; each op once, its backward under its "
+             "autograd node's name, `bench/e2e/model_bench.cpp`), PyTorch with `torch.profiler` (every aten op's "
+             "self time; PyTorch %s from Debian's python3-torch, the library the LibTorch above is, 2 threads, "
+             "channels_last; "
+             "`bench/gpu/torch_e2e.py --device cpu --profile`). Both are summed by op family "
+             "(`tools/profile_families.py`: ConvNeXt's MLP is one op of ours, so its GEMMs and GELU are one "
+             "family on both sides; PyTorch's optimizer row is every op run inside `Optimizer.step`). "
+             "Profiling adds its own cost to each op (more on the PyTorch side), so compare families, not the "
+             "totals with the timed steps above." % torch_label.replace("LibTorch ", "").replace(" (Debian)", ""))
+    return profile_families.section(models, intro)
+
+
 def write_report(out_dir, dest, date, gpu_dir=None):
     """Writes dest from the CPU suite's folder (out_dir; None or without env.json: the CPU sections
     of dest are kept) and the GPU suite's folder (gpu_dir; None: the GPU sections are kept)."""
@@ -565,14 +591,18 @@ def write_report(out_dir, dest, date, gpu_dir=None):
         ("Machine and versions (CPU suite)", machine_section(env, kctx + ectx, cpu_date, list(e2e_res.values()))
          if has_cpu else None, None),
         ("End-to-end training step vs LibTorch (CPU)", model_section(e2e_res, "train", slower), None),
+        ("Where the training step's time goes (CPU, by op family)",
+         profile_section(out_dir, torch_label) if has_cpu else None, "**Not yet measured.**"),
         ("Inference vs LibTorch (CPU)", model_section(e2e_res, "infer", slower), None),
         ("k-NN retrieval vs LibTorch (CPU)", knn_section(e2e_res, slower), None),
         ("Data loader vs torchvision (CPU)", loader_section(e2e_res, slower), None),
         ("CPU kernels vs %s" % torch_label, kernel_section(kernel_res, slower), None),
     ]
     gpu_sections = bench_report_gpu.sections(gpu, gpu_slower) if has_gpu else [
-        (h, None, None) for h in ("End-to-end training step vs PyTorch (GPU)", "Inference vs PyTorch (GPU)",
-                                  "k-NN retrieval vs PyTorch (GPU)")]
+        (h, None, prose) for h, prose in (
+            ("End-to-end training step vs PyTorch (GPU)", None),
+            ("Where the training step's time goes (GPU, by op family)", "**Not yet measured.**"),
+            ("Inference vs PyTorch (GPU)", None), ("k-NN retrieval vs PyTorch (GPU)", None))]
 
     old_pre, old_secs = ("", [])
     if os.path.exists(dest):

@@ -19,6 +19,8 @@ import glob
 import json
 import os
 
+import profile_families
+
 # The issue's targets: (model, precision, peer, goal as speed ours ÷ peer, 2026-11-26 reference
 # img/s of the peer on the H100, shared/baselines/).
 TARGETS = [
@@ -326,11 +328,42 @@ def knn_section(run, slower):
                "ours bank GB/s", "ours extra MiB", "cdist extra MiB", "same neighbours", "CPU check"], rows)])
 
 
+def profile_section(run):
+    """Where a GPU training step's time goes, by op family: ours (cuBLAS/cuDNN kernels and our own)
+    next to PyTorch eager channels_last, from the per-op profiles gpu_bench.sh asks both benchmarks
+    for (gpu_e2e_bench --profile, torch_e2e.py --profile); None when the run has none."""
+    def local(path):  # the records name files on the GPU machine: look beside the run's JSON
+        return os.path.join(run.folder, "profile", os.path.basename(path)) if path else None
+
+    models = []
+    for model, title in MODELS:
+        for precision, plabel in reversed(PRECISIONS):  # TF32 first: the targets' setting
+            q = dict(bench="train", model=model, precision=precision)
+            cols = []
+            for variant, label in (("vendor", "ours cuDNN"), ("ours", "ours own")):
+                r = next((x for x in run.find(side="ours", variant=variant, **q) if x.get("profile_trace")), None)
+                if r:
+                    cols.append((label, "ours", local(r["profile_trace"]), r.get("profile_steps", 1)))
+            t = next((x for x in run.find(side="pytorch", variant="eager_channels_last", **q)
+                      if x.get("profile_ops")), None)
+            if cols and t:
+                cols.append(("PyTorch", "torch", local(t["profile_ops"]), 1))
+                models.append(("%s, training step, %s" % (title, plabel), cols))
+    intro = ("Each training benchmark above runs a few more steps under a profiler after its timed steps: ours "
+             "with `engine::profiler` (two CUDA events per op on the compute stream: the GPU's time from the op's "
+             "first kernel to its last, each op once, its backward under its autograd node's name), PyTorch eager "
+             "channels_last with `torch.profiler` (the self device time of every aten op: the kernels it launched "
+             "itself). Summed by op family (`tools/profile_families.py`); ms per step. \"ours cuDNN\" runs "
+             "cuBLAS/cuDNN for GEMM, convolution, BatchNorm and pooling, \"ours own\" our kernels everywhere.")
+    return profile_families.section(models, intro)
+
+
 def sections(run, slower):
     """[(heading, generated body or None = keep the old one, default prose)] of the GPU tables;
     rows where ours is slower than PyTorch eager (or cdist) are appended to `slower`."""
     return [
         ("End-to-end training step vs PyTorch (GPU)", model_section(run, "train", slower), None),
+        ("Where the training step's time goes (GPU, by op family)", profile_section(run), "**Not yet measured.**"),
         ("Inference vs PyTorch (GPU)", model_section(run, "infer", slower), None),
         ("k-NN retrieval vs PyTorch (GPU)", knn_section(run, slower), None),
     ]

@@ -18,8 +18,9 @@
 #   6. ours_<arch>_ours     ours again with every op family on our own kernels
 #   7. torch_compile_resnet18, if time is left
 # Writes OUT_DIR/*.json (one file per step, schema of bench/gpu/e2e_common.h), OUT_DIR/env.json,
-# OUT_DIR/steps.json (status, seconds and summary per step), OUT_DIR/logs/*.log and OUT_DIR/knn/
-# (our neighbour indices), and prints the comparison table last (tools/bench_report.py
+# OUT_DIR/steps.json (status, seconds and summary per step), OUT_DIR/logs/*.log, OUT_DIR/knn/
+# (our neighbour indices), OUT_DIR/profile/ (a few more training steps of ours and of PyTorch
+# eager channels_last, op by op, after the timed ones: the report's per-family table), and prints the comparison table last (tools/bench_report.py
 # gpu-table). docs/BENCHMARKS.md is then regenerated with
 #   python3 tools/bench_report.py report out/bench-cpu --gpu OUT_DIR --out docs/BENCHMARKS.md
 # Exit status 0 when nothing failed (skipped is fine), 1 otherwise. Without a GPU every step
@@ -50,9 +51,9 @@ build=${2:-${BUILD_DIR:-build/cuda-release}}
 budget=${GPU_BENCH_BUDGET:-420}
 device=${GPU_BENCH_DEVICE:-cuda}
 archs=${GPU_BENCH_ARCHS:-convnext_tiny resnet50 resnet18}  # the targets' models first
-mkdir -p "$out/logs" "$out/knn"
+mkdir -p "$out/logs" "$out/knn" "$out/profile"
 out=$(cd "$out" && pwd)
-rm -f "$out"/*.json "$out"/knn/*.i64
+rm -f "$out"/*.json "$out"/knn/*.i64 "$out"/profile/*
 build=$(cd "$build" 2>/dev/null && pwd) || build=""
 ours_bin=${build:+$build/bench/gpu_e2e_bench}
 lt_build=${LIBTORCH_BUILD_DIR:-/tmp/gpu_bench_libtorch}
@@ -232,7 +233,7 @@ ours_model() {  # IMPL MAX_PER_MODEL [EXTRA ARGS]: one process per model
   for arch in $archs; do
     step "ours_${arch}_$impl" "$max" 20 "$out/ours_${arch}_$impl.json" \
       "${ours_env[@]}" "$ours_bin" --bench train,infer --arch "$arch" --impl "$impl" "${model_args[@]}" "$@" \
-      --json "$out/ours_${arch}_$impl.json"
+      --profile "$out/profile" --json "$out/ours_${arch}_$impl.json"
   done
 }
 if [ -n "$ours_bin" ] && [ -x "$ours_bin" ]; then
@@ -245,7 +246,7 @@ fi
 torch_py=("$PYTHON" "$root/bench/gpu/torch_e2e.py")
 step torch_eager 130 30 "$out/torch_eager.json" "${torch_py[@]}" --bench train,infer \
   --arch "${archs// /,}" --modes eager "${model_args[@]}" --budget "$(inner 130)" \
-  --json "$out/torch_eager.json"
+  --profile "$out/profile" --json "$out/torch_eager.json"
 
 # ---- 3. k-NN, ours then PyTorch (which checks its neighbours against ours) --------------------------
 if [ -n "$ours_bin" ] && [ -x "$ours_bin" ]; then

@@ -23,15 +23,21 @@
 //   items_per_s = 8 / ms_median (images per second), load_1m (the 1-minute load average, the
 //   highest seen at the start and end), peak_mb and setup_mb (bench_util.h); training also
 //   fwd_ms (zero_grad + forward + loss), bwd_ms (backward), opt_ms (AdamW step), medians.
+// E2E_PROFILE_DIR=DIR: the 'ours' benchmarks also write a per-op profile of one step there
+//   (profile_one_step below).
 // Both sides see the same input images (our NHWC tensor's bytes, viewed as NCHW by LibTorch).
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "bench/e2e/bench_util.h"
 #include "engine/engine.h"
+#include "engine/profiler.h"
 #include "models/model.h"
 #include "nn/optimizer.h"
 #ifdef BENCH_WITH_LIBTORCH
@@ -143,6 +149,22 @@ class TorchSide {
 };
 #endif
 
+// With E2E_PROFILE_DIR set, one more step of ours runs inside an engine::profiler session,
+// after the timing: DIR/profile_<train|infer>_<arch>_cpu.trace.json (Chrome's trace format)
+// and .txt (the table by op). tools/bench_cpu.sh sets it; tools/bench_report.py sums the trace
+// by op family next to PyTorch's profile of the same step.
+void profile_one_step(OursSide& side, const Arch& arch, bool train) {
+  const char* dir = std::getenv("E2E_PROFILE_DIR");
+  if (!dir || !*dir) return;
+  engine::profiler::Session session;
+  side.step(nullptr);
+  const engine::profiler::Profile p = session.stop();
+  const std::string base = std::string(dir) + "/profile_" + (train ? "train_" : "infer_") +
+                           arch.name + "_cpu";
+  std::ofstream(base + ".trace.json") << p.chrome_trace();
+  std::ofstream(base + ".txt") << p.table(40);
+}
+
 // One side alone in the process: time, phases, peak memory.
 template <class Side, class... Extra>
 void run_alone(benchmark::State& state, const Arch& arch, bool train, int warmup, Extra... extra) {
@@ -154,6 +176,7 @@ void run_alone(benchmark::State& state, const Arch& arch, bool train, int warmup
   bench::time_steps(state, warmup, kBatch, [&] { side.step(train ? &ph : nullptr); });
   if (train) ph.report(state, state.iterations());
   mem.report(state);
+  if constexpr (std::is_same_v<Side, OursSide>) profile_one_step(side, arch, train);
 }
 
 #ifdef BENCH_WITH_LIBTORCH

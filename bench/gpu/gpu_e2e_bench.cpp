@@ -7,6 +7,7 @@
 //   build/cuda-release/bench/gpu_e2e_bench --arch resnet50 --impl vendor --json out.json
 //   gpu_e2e_bench --bench knn --knn 1024x100000,1x1000000
 //   gpu_e2e_bench --device cpu --batch 2 --steps 2 --warmup 1    # smoke test without a GPU
+//   gpu_e2e_bench --arch convnext_tiny --bench train --profile out/  # + where the time goes
 //
 // train: zero_grad (gradients dropped, as torch's set_to_none), forward, MSE loss against a
 //   [B, 2] target, backward, AdamW step (lr 1e-4, weight decay 0.01, our fused multi-tensor
@@ -31,6 +32,9 @@
 // library workspaces, each block counted at its size rounded up to 512 B, as PyTorch's
 // max_memory_allocated counts);
 // reserved_mib = what the allocator holds from cudaMalloc at the end (live + cached).
+// --profile DIR: after each training benchmark's timing, --profile-steps more steps run inside an
+//   engine::profiler session (GPU time per op from CUDA events on the stream); the Chrome trace
+//   and the text table go to DIR, the record names the trace (bench_report_gpu.py sums it).
 // Output: JSON {"context": {...}, "results": [...]}, one record per benchmark, rewritten after
 // each (so a run stopped by a time limit keeps what it measured). Exit status: 0, 1 when a
 // benchmark failed (its record says why), 2 for bad options, 77 when no GPU is visible.
@@ -47,6 +51,7 @@
 #include "bench/gpu/e2e_common.h"
 #include "engine/cuda/runtime.h"
 #include "engine/engine.h"
+#include "engine/profiler.h"
 #include "kernels/cuda/conv2d_ops.h"
 #include "models/model.h"
 #include "nn/optimizer.h"
@@ -158,7 +163,16 @@ struct Config {
   e2e::Plan train, infer, knn;
   int64_t knn_dim = 768, knn_k = 15, knn_cpu_check = 16;
   std::string knn_indices_dir;
+  std::string profile_dir;  // per-op profiles of the model benchmarks go there when set
+  int profile_steps = 2;
 };
+
+// Writes `text` to `path` whole (a benchmark artifact: not worth a temporary and a rename).
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary);
+  f << text;
+  if (!f) throw engine::Error(path + ": cannot write");
+}
 
 // The per-family defaults, read before any set_impl so "default" can restore them.
 std::vector<Impl> g_default_impl;
@@ -208,26 +222,29 @@ e2e::Record model_bench(const Config& c, const std::string& arch, bool train,
                             : std::vector<std::string>{"fwd"});
   Tensor first, last;  // the first and last step's loss (train) or output (infer)
   bool pending = false;  // a timed step's events wait to be read after its synchronisation
+  auto step = [&] {
+    ph.mark(0);
+    if (train) {
+      opt->zero_grad();
+      Tensor loss = engine::mse_loss(model->forward(images), targets);
+      ph.mark(1);
+      loss.backward();
+      ph.mark(2);
+      opt->step();
+      ph.mark(3);
+      last = loss.detach();
+    } else {
+      engine::NoGradGuard no_grad;
+      last = model->forward(images);
+      ph.mark(1);
+    }
+    if (!first.defined()) first = last;
+  };
   mem.begin_steps();
   const e2e::StepTimes st = e2e::run_steps(
       train ? c.train : c.infer,
       [&](bool timed) {
-        ph.mark(0);
-        if (train) {
-          opt->zero_grad();
-          Tensor loss = engine::mse_loss(model->forward(images), targets);
-          ph.mark(1);
-          loss.backward();
-          ph.mark(2);
-          opt->step();
-          ph.mark(3);
-          last = loss.detach();
-        } else {
-          engine::NoGradGuard no_grad;
-          last = model->forward(images);
-          ph.mark(1);
-        }
-        if (!first.defined()) first = last;
+        step();
         pending = timed;
       },
       [&] {
@@ -249,6 +266,20 @@ e2e::Record model_bench(const Config& c, const std::string& arch, bool train,
   for (double v : last.to_vector()) s_last += v;
   r.set(train ? "loss_first" : "out_sum_first", s_first).set(train ? "loss_last" : "out_sum_last", s_last);
   r.set("status", std::isfinite(s_first) && std::isfinite(s_last) ? "ok" : "nonfinite");
+  if (train && !c.profile_dir.empty() && c.profile_steps > 0) {
+    // After the timing, a few more steps inside a profiler session (engine/profiler.h): on the
+    // GPU two CUDA events per op, queued without waiting, so the steps run as the timed ones.
+    const std::string base =
+        c.profile_dir + "/profile_train_" + arch + "_" + precision + "_" + impl;
+    engine::profiler::Session session(c.device);
+    for (int i = 0; i < c.profile_steps; ++i) step();
+    const engine::profiler::Profile p = session.stop();
+    write_text(base + ".trace.json", p.chrome_trace());
+    write_text(base + ".txt", p.table(40));
+    r.set("profile_trace", base + ".trace.json").set("profile_steps", c.profile_steps);
+    r.set("profile_ops_ms", p.busy_us() / 1000 / c.profile_steps);
+    r.set("profile_span_ms", p.span_us() / 1000 / c.profile_steps);
+  }
   return r;
 }
 
@@ -392,6 +423,9 @@ int run(int argc, char** argv) {
       {"knn-cpu-check", "queries re-searched on the CPU to check the GPU's answer (default 16)"},
       {"knn-indices-dir", "write our neighbour indices there (knn_ours_QxN.i64, raw int64)"},
       {"json", "write the results there"},
+      {"profile", "after each training benchmark, profile a few more steps op by op into this "
+                  "folder (profile_train_<arch>_<precision>_<impl>.trace.json for Perfetto, .txt)"},
+      {"profile-steps", "steps per profile (default 2)"},
   });
   if (a.help()) {
     std::printf("gpu_e2e_bench: our engine end to end on the GPU (see the source's header)\n%s",
@@ -412,6 +446,8 @@ int run(int argc, char** argv) {
   c.knn_k = static_cast<int64_t>(a.num("knn-k", 15));
   c.knn_cpu_check = static_cast<int64_t>(a.num("knn-cpu-check", 16));
   c.knn_indices_dir = a.str("knn-indices-dir", "");
+  c.profile_dir = a.str("profile", "");
+  c.profile_steps = static_cast<int>(a.num("profile-steps", 2));
   const auto benches = a.list("bench", "train,infer,knn", {"train", "infer", "knn"});
   const auto archs = a.list("arch", "resnet18,resnet50,convnext_tiny");
   const auto precisions = a.list("precision", "fp32,tf32", {"fp32", "tf32"});

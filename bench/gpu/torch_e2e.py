@@ -24,6 +24,9 @@ Precision: fp32 = TF32 off for cuBLAS matmuls and cuDNN convolutions (the legacy
 knn: torch.cdist(q, bank).topk(15, largest=False) ("cdist_topk", what one writes) and the
   expanded ||q||^2 - 2 q.b + ||b||^2 with one matmul ("mm_topk"), float32 with TF32 off.
   --ours-knn-dir: compare the neighbour sets with ours (knn_ours_QxN.i64 written by our bench).
+--profile DIR: after each eager channels_last training benchmark, --profile-steps more steps under
+  torch.profiler: DIR/profile_<bench>_<arch>_<precision>_<variant>_torch.txt (ops by self device
+  time) and .json (every op and input shapes with its self time, for tools/bench_report_gpu.py).
 
 Inputs: the formula of bench/gpu/e2e_common.h (a 32-bit integer hash, uniform on [-1, 1)), so both
 sides see identical images, targets, queries and bank. Timing as e2e_common.h: synchronize, step,
@@ -261,7 +264,56 @@ def model_bench(args, dev, arch, train, precision, mode, layout):
     r["loss_first" if train else "out_sum_first"] = s_first
     r["loss_last" if train else "out_sum_last"] = s_last
     r["status"] = "ok" if all(map(lambda v: v == v and abs(v) != float("inf"), (s_first, s_last))) else "nonfinite"
+    if args.profile and train and mode == "eager" and layout == "channels_last":
+        r.update(profile_steps(args, dev, step, "profile_%s_%s_%s_%s" % (r["bench"], arch, precision, variant)))
     return r
+
+
+def _self_device_us(e):
+    """A profiler event's own device time (torch 2.x names it self_device_time_total)."""
+    for attr in ("self_device_time_total", "self_cuda_time_total"):
+        v = getattr(e, attr, None)
+        if v is not None:
+            return v
+    return 0
+
+
+def profile_steps(args, dev, step, name):
+    """A few more steps under torch.profiler, after the timing: the table of ops by their own device
+    time (self CUDA time: the kernels each aten op launched itself) and, for the report's per-family
+    comparison with our engine's profile, every (op, input shapes) total as JSON."""
+    from torch.profiler import ProfilerActivity, profile
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.cuda else [])
+    dev.sync()
+    with profile(activities=acts, record_shapes=True) as prof:
+        for _ in range(args.profile_steps):
+            step(False)
+        dev.sync()
+    key = "self_cuda_time_total" if dev.cuda else "self_cpu_time_total"
+    os.makedirs(args.profile, exist_ok=True)
+    base = os.path.join(args.profile, name + "_torch")
+    with open(base + ".txt", "w") as f:
+        f.write(prof.key_averages().table(sort_by=key, row_limit=40))
+    # Every op's self time, summed per (op, input shapes, inside Optimizer.step or not): the
+    # optimizer's elementwise ops (torch 1.x's for-loop AdamW) are told apart from the model's.
+    totals = {}
+    for e in prof.events():
+        us = _self_device_us(e) if dev.cuda else e.self_cpu_time_total
+        if us <= 0:
+            continue
+        parent, in_opt = e.cpu_parent, False
+        while parent is not None and not in_opt:
+            in_opt = parent.name.startswith("Optimizer.step")
+            parent = parent.cpu_parent
+        key = (e.name, tuple(tuple(sh) for sh in (e.input_shapes or []) if isinstance(sh, list)), in_opt)
+        t = totals.setdefault(key, [0, 0.0])
+        t[0] += 1
+        t[1] += us
+    rows = [{"name": n, "input_shapes": [list(sh) for sh in shapes], "in_optimizer": opt, "calls": c,
+             "self_us": us} for (n, shapes, opt), (c, us) in sorted(totals.items(), key=lambda kv: -kv[1][1])]
+    with open(base + ".json", "w") as f:
+        json.dump({"steps": args.profile_steps, "clock": "gpu" if dev.cuda else "host", "ops": rows}, f)
+    return {"profile_ops": base + ".json", "profile_steps": args.profile_steps}
 
 
 # ---- k-NN ---------------------------------------------------------------------------------------------
@@ -406,6 +458,8 @@ def main():
     ap.add_argument("--budget", type=float, default=0, help="seconds; no new benchmark starts after (0: none)")
     ap.add_argument("--quick", action="store_true", help="smoke test: 1 warm-up, small k-NN cases")
     ap.add_argument("--json", default="")
+    ap.add_argument("--profile", default="", help="folder: profile eager channels_last training steps op by op there")
+    ap.add_argument("--profile-steps", type=int, default=2)
     args = ap.parse_args()
     if args.quick:
         args.warmup = min(args.warmup, 1)

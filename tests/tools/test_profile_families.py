@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""tools/profile_families.py on profiles shaped as the benchmarks write them (engine::profiler's
+Chrome trace, torch_e2e.py's profile JSON): ops mapped to families on both sides (depthwise told
+from dense convolutions by PyTorch's weight shape, PyTorch's optimizer ops by their parent),
+milliseconds per step, and the Markdown table with its ratios and totals; and the GPU report's
+section reading such files from a gpu_bench.sh folder."""
+import json
+import os
+import sys
+import tempfile
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import bench_report_gpu  # noqa: E402
+import profile_families as pf  # noqa: E402
+
+
+def ours_trace(events):
+    """A trace as Profile::chrome_trace writes it: track names, then one X event per op."""
+    meta = [{"ph": "M", "name": "thread_name", "pid": 0, "tid": t, "args": {"name": n}}
+            for t, n in enumerate(("forward", "backward", "optimizer"))]
+    ops = [{"ph": "X", "name": n, "cat": "forward", "pid": 0, "tid": 0, "ts": i * 10.0, "dur": us}
+           for i, (n, us) in enumerate(events)]
+    return {"displayTimeUnit": "ms", "traceEvents": meta + ops}
+
+
+def torch_profile(ops, steps):
+    return {"steps": steps, "clock": "gpu", "ops": [
+        {"name": n, "input_shapes": shapes, "in_optimizer": opt, "calls": 1, "self_us": us}
+        for n, shapes, opt, us in ops]}
+
+
+def dump(doc, path):
+    with open(path, "w") as f:
+        json.dump(doc, f)
+
+
+class Families(unittest.TestCase):
+    def test_ours(self):
+        self.assertEqual(pf.ours_family("depthwise_conv2d"), "depthwise conv")
+        self.assertEqual(pf.ours_family("conv2d"), "conv2d")
+        self.assertEqual(pf.ours_family("mlp"), "GEMM + GELU")
+        self.assertEqual(pf.ours_family("adamw_step"), "optimizer")
+        self.assertEqual(pf.ours_family("accumulate_grad"), "elementwise + copies")
+        self.assertEqual(pf.ours_family("something_new"), "other")
+
+    def test_torch_depthwise_by_weight_shape(self):
+        dw = [[64, 96, 56, 56], [96, 1, 7, 7], [96]]
+        dense = [[64, 96, 56, 56], [192, 96, 2, 2], [192]]
+        stem = [[64, 3, 224, 224], [96, 3, 4, 4], [96]]
+        self.assertEqual(pf.torch_family("aten::cudnn_convolution", dw), "depthwise conv")
+        self.assertEqual(pf.torch_family("aten::convolution_backward", [[64, 96, 56, 56]] + dw), "depthwise conv")
+        self.assertEqual(pf.torch_family("aten::cudnn_convolution", dense), "conv2d")
+        self.assertEqual(pf.torch_family("aten::cudnn_convolution", stem), "conv2d")
+
+    def test_torch_others(self):
+        self.assertEqual(pf.torch_family("aten::native_layer_norm_backward"), "LayerNorm")
+        self.assertEqual(pf.torch_family("aten::cudnn_batch_norm"), "BatchNorm")
+        self.assertEqual(pf.torch_family("aten::addmm"), "GEMM + GELU")
+        self.assertEqual(pf.torch_family("aten::gelu_backward"), "GEMM + GELU")
+        self.assertEqual(pf.torch_family("aten::_foreach_mul_"), "optimizer")
+        self.assertEqual(pf.torch_family("aten::mul_", in_optimizer=True), "optimizer")
+        self.assertEqual(pf.torch_family("aten::mul_"), "elementwise + copies")
+        self.assertEqual(pf.torch_family("cudaLaunchKernel"), "other")
+
+
+class Totals(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp()
+
+    def write(self, name, doc):
+        path = os.path.join(self.dir, name)
+        dump(doc, path)
+        return path
+
+    def test_ms_per_step_and_table(self):
+        ours = self.write("o.json", ours_trace([("depthwise_conv2d", 3000), ("depthwise_conv2d", 1000),
+                                                 ("mlp", 2000), ("adamw_step", 1000)]))
+        theirs = self.write("t.json", torch_profile([
+            ("aten::convolution_backward", [[8, 96, 56, 56], [8, 96, 56, 56], [96, 1, 7, 7]], False, 16000),
+            ("aten::mm", [[8, 96], [96, 384]], False, 4000),
+            ("aten::_foreach_add_", [], False, 2000)], steps=2))
+        o, t = pf.ours_ms_per_family(ours, 2), pf.torch_ms_per_family(theirs)
+        self.assertEqual(o, {"depthwise conv": 2.0, "GEMM + GELU": 1.0, "optimizer": 0.5})
+        self.assertEqual(t, {"depthwise conv": 8.0, "GEMM + GELU": 2.0, "optimizer": 1.0})
+        md = pf.table([("ours", o), ("PyTorch", t)])
+        lines = md.splitlines()
+        self.assertEqual(lines[0], "| op family | ours ms | PyTorch ms | ours ÷ PyTorch | share of ours |")
+        self.assertIn("| depthwise conv | 2.0 | 8.0 | 0.25 | 57% |", lines)
+        self.assertIn("| **total in ops** | 3.5 | 11.0 | 0.32 | 100% |", lines)
+        # Families in FAMILIES order, whatever order the profiles list them.
+        order = [ln.split(" | ")[0][2:] for ln in lines[2:-1]]
+        self.assertEqual(order, ["depthwise conv", "GEMM + GELU", "optimizer"])
+
+    def test_a_family_on_one_side_only(self):
+        md = pf.table([("ours", {"conv2d": 1.0}), ("PyTorch", {"conv2d": 2.0, "other": 0.5})])
+        self.assertIn("| other | – | 0.5 | – | – |", md.splitlines())
+
+    def test_section_needs_ours_and_the_reference(self):
+        ours = self.write("o.json", ours_trace([("conv2d", 1000)]))
+        theirs = self.write("t.json", torch_profile([("aten::cudnn_convolution", [], False, 1000)], 1))
+        self.assertIsNone(pf.section([("m", [("ours", "ours", ours, 1)])], "intro"))
+        self.assertIsNone(pf.section([("m", [("ours", "ours", "/nonexistent", 1),
+                                             ("PyTorch", "torch", theirs, 1)])], "intro"))
+        md = pf.section([("m", [("ours", "ours", ours, 1), ("PyTorch", "torch", theirs, 1)])], "intro")
+        self.assertTrue(md.startswith("intro\n\n**m**\n\n| op family |"))
+
+
+class GpuReport(unittest.TestCase):
+    def test_section_from_a_gpu_bench_folder(self):
+        d = tempfile.mkdtemp()
+        os.makedirs(os.path.join(d, "profile"))
+        dump(ours_trace([("depthwise_conv2d", 500)]),
+             os.path.join(d, "profile", "profile_train_convnext_tiny_tf32_vendor.trace.json"))
+        dump(torch_profile([("aten::convolution_backward", [[1, 1, 7, 7]], False, 3000)], 1),
+             os.path.join(d, "profile", "p_torch.json"))
+        base = {"bench": "train", "model": "convnext_tiny", "precision": "tf32", "status": "ok"}
+        # Paths as the GPU machine wrote them: only their file names are used here.
+        dump({"context": {"side": "ours"}, "results": [dict(
+            base, side="ours", variant="vendor", img_s=100.0,
+            profile_trace="/tmp/gpu-session.x/bench/profile/profile_train_convnext_tiny_tf32_vendor.trace.json",
+            profile_steps=1)]}, os.path.join(d, "ours.json"))
+        dump({"context": {"side": "pytorch"}, "results": [dict(
+            base, side="pytorch", variant="eager_channels_last", img_s=50.0,
+            profile_ops="/elsewhere/profile/p_torch.json")]}, os.path.join(d, "torch.json"))
+        md = bench_report_gpu.profile_section(bench_report_gpu.GpuRun(d))
+        self.assertIsNotNone(md)
+        self.assertIn("**ConvNeXt-Tiny, training step, TF32**", md)
+        self.assertIn("| depthwise conv | 0.5 | 3.0 | 0.17 | 100% |", md.splitlines())
+
+
+if __name__ == "__main__":
+    unittest.main()
