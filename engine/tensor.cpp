@@ -244,8 +244,8 @@ Tensor Tensor::clone() const {
 Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
 
 Tensor Tensor::to(Device d) const {
-  profiler::Range range(d.is_cuda() ? "to_device" : "to_host");
   if (d == device()) return *this;
+  profiler::Range range(d.is_cuda() ? "to_device" : "to_host");
   Tensor out = Tensor::empty(shape(), dtype(), d);
   copy_any(out, *this);
   Device from = device();
@@ -254,8 +254,8 @@ Tensor Tensor::to(Device d) const {
 }
 
 Tensor Tensor::to(DType t) const {
-  profiler::Range range("to_dtype");
   if (t == dtype()) return *this;
+  profiler::Range range("to_dtype");
   Tensor out = Tensor::empty(shape(), t, device());
   copy_any(out, *this);
   DType from = dtype();

@@ -91,6 +91,10 @@ void add_train_commands(CLI::App& app) {
   add_config_options(t, *cfg);
   t->add_option("--out", cfg->run_dir, "Run folder (checkpoints, log.jsonl, plots)")
       ->capture_default_str();
+  t->add_option("--profile", cfg->profile_steps,
+                "Time training steps 2..N+1 op by op (engine::profiler): a table on stderr and in "
+                "RUN_DIR/profile.txt, a trace for Perfetto in RUN_DIR/profile.trace.json")
+      ->check(CLI::NonNegativeNumber);
   t->add_option("--resume", *resume_dir,
                 "Continue the interrupted run in this folder exactly where it stopped "
                 "(--epochs may extend it)");

@@ -44,6 +44,9 @@ struct TrainConfig {
   uint64_t seed = 0;
   std::string device = "auto";      // auto | cpu | cuda
   int threads = 0;                  // CPU threads (0: all cores)
+  // Not saved in config.json (a diagnostic of one invocation): profile training steps
+  // 2..profile_steps+1 op by op into RUN_DIR/profile.txt and profile.trace.json.
+  int profile_steps = 0;
 
   nlohmann::json to_json() const;
   static TrainConfig from_json(const nlohmann::json& j);

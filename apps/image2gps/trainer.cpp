@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "apps/image2gps/checkpoint.h"
@@ -13,6 +14,7 @@
 #include "apps/image2gps/loader.h"
 #include "apps/image2gps/progress.h"
 #include "apps/image2gps/svg_plot.h"
+#include "engine/profiler.h"
 #include "engine/readback.h"
 #include "kernels/cpu/parallel.h"
 #include "models/weights.h"
@@ -216,12 +218,54 @@ void plot_curves(const fs::path& dir) {
   write_curves_svg((dir / "val_error.svg").string(), {meters}, o);
 }
 
+// --profile N: steps 2 .. N+1 of the run (the first one allocates and tunes) run inside an
+// engine::profiler session; its table goes to stderr and to RUN_DIR/profile.txt, its Chrome
+// trace to RUN_DIR/profile.trace.json (open it in Perfetto). The span includes the time the loop
+// spends outside the engine's ops (waiting for the loader, the host's own work): the table's gap.
+class StepProfiler {
+ public:
+  StepProfiler(int steps, engine::Device device, fs::path dir)
+      : steps_(steps), device_(device), dir_(std::move(dir)) {}
+  // Before each training step.
+  void before_step() {
+    if (steps_ <= 0 || done_) return;
+    if (seen_++ == 1) session_.emplace(device_);
+  }
+  // After each training step; stops after the last profiled one.
+  void after_step() {
+    if (session_ && ++profiled_ == steps_) finish();
+  }
+  // Stops early (an epoch ended, training stopped) if a session is open.
+  void finish() {
+    if (!session_) return;
+    const engine::profiler::Profile p = session_->stop();
+    session_.reset();
+    done_ = true;
+    const std::string table = "image2gps train: " + std::to_string(profiled_) +
+                              " training steps on " + device_.str() + ", op by op\n" +
+                              p.table(30);
+    write_file_atomic((dir_ / "profile.txt").string(), table);
+    write_file_atomic((dir_ / "profile.trace.json").string(), p.chrome_trace());
+    std::fprintf(stderr, "%swrote %s (open it in Perfetto or chrome://tracing)\n", table.c_str(),
+                 (dir_ / "profile.trace.json").string().c_str());
+  }
+
+ private:
+  int steps_;
+  engine::Device device_;
+  fs::path dir_;
+  std::optional<engine::profiler::Session> session_;
+  int seen_ = 0, profiled_ = 0;
+  bool done_ = false;
+};
+
 TrainResult loop(Run& r) {
   SigintScope sigint;
   const fs::path log = r.dir() / "log.jsonl";
   trim_log(log, r.epoch);
   TrainResult res;
   res.run_dir = r.dir().string();
+  StepProfiler profiler(r.cfg.profile_steps, r.device, r.dir());
 
   for (; r.epoch < r.cfg.epochs; ++r.epoch) {
     r.model->freeze_backbone(r.epoch < r.cfg.freeze_epochs);
@@ -261,6 +305,7 @@ TrainResult loop(Run& r) {
     };
     while (loader.next(batch)) {
       if (b_index++ < r.batch) continue;  // resumed mid-epoch: these batches are done
+      profiler.before_step();
       Tensor x = batch.images.to(r.device), y = batch.targets.to(r.device);
       Tensor pred = r.model->forward(x);
       Tensor loss = r.cfg.loss == "huber" ? engine::huber_loss(pred, y, r.cfg.huber_delta)
@@ -272,9 +317,11 @@ TrainResult loop(Run& r) {
       settle();  // the previous step's loss, computed long before this step's work
       pending = engine::Readback(loss);
       pending_batch = b_index, pending_images = batch.indices.size();
+      profiler.after_step();
       images += batch.indices.size();
       progress.update(b_index, images, r.loss_sum / std::max<size_t>(r.loss_count, 1));
       if (g_stop) {
+        profiler.finish();
         settle();
         save_last(r);
         progress.finish("interrupted: saved " + (r.dir() / "last.ckpt").string() +
@@ -286,6 +333,7 @@ TrainResult loop(Run& r) {
         return res;
       }
     }
+    profiler.finish();  // the epoch ended before N steps: what was profiled
     settle();
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (loader.skipped() > 0)

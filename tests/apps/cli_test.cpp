@@ -172,6 +172,30 @@ TEST_F(Image2gpsCli, NanLossStopsWithAMessage) {
   EXPECT_NE(r.err.find("loss became"), std::string::npos) << r.err;
 }
 
+// --profile N: steps 2..N+1 timed op by op; the table on stderr and in profile.txt, the trace
+// in profile.trace.json; profiling changes nothing in the training itself (same model, bit for bit).
+TEST_F(Image2gpsCli, ProfileWritesATableAndATraceAndChangesNothing) {
+  TempDir tmp;
+  make_dataset(tmp.path() / "data", 24);  // 18 training views: 4 steps of 4 per epoch
+  RunResult plain = run(train_args(tmp.path() / "data", tmp.path() / "plain", 1), tmp);
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  auto args = train_args(tmp.path() / "data", tmp.path() / "run", 1);
+  args.insert(args.end(), {"--profile", "2"});
+  RunResult r = run(args, tmp);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("2 training steps on cpu, op by op"), std::string::npos) << r.err;
+  const std::string table = slurp((tmp.path() / "run" / "profile.txt").string());
+  // small_cnn's ops, each in both phases, and the optimizer's update once per step.
+  for (const char* row : {"conv2d                       forward", "conv2d                       backward",
+                          "adamw_step                   optimizer       2 "})
+    EXPECT_NE(table.find(row), std::string::npos) << row << "\n" << table;
+  const std::string trace = slurp((tmp.path() / "run" / "profile.trace.json").string());
+  EXPECT_EQ(trace.rfind("{\"displayTimeUnit\"", 0), 0u);
+  EXPECT_NE(trace.find("\"name\": \"adamw_step\""), std::string::npos);
+  expect_same_model((tmp.path() / "plain" / "last.ckpt").string(),
+                    (tmp.path() / "run" / "last.ckpt").string());
+}
+
 // One line on stderr, starting "image2gps: error:", naming `name`.
 void expect_one_line_error(const RunResult& r, const std::string& name) {
   EXPECT_EQ(r.status, 1) << r.err;
