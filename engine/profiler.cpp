@@ -1,6 +1,7 @@
 #include "engine/profiler.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -67,26 +68,38 @@ struct State {
   int64_t dropped = 0;
 };
 
-// The open session (one per process) and, per thread, whether this thread opened it and how
-// deep its Ranges are nested. `t_session` holds the session's number so that a Range that
-// outlives its session (or began before it) does nothing at its end.
+// The open session (one per process) and, per thread, which session it opened last and how
+// deep its Ranges are nested. A Range keeps the number of the session it was opened in, so
+// one that outlives its session (or began before it) does nothing at its end.
 State* g_state = nullptr;
-uint64_t g_sessions = 0;
-thread_local uint64_t t_session = 0;  // the open session's number on its thread, else 0
+std::atomic<uint64_t> g_sessions{0};  // sessions opened so far
+std::atomic<uint64_t> g_open{0};      // the open session's number, 0 when none is open
+thread_local uint64_t t_session = 0;  // the number of the last session this thread opened
 thread_local int t_depth = 0;
+
+// Whether this thread opened the session that is open now. A thread that opened one keeps its
+// number after another thread stopped it; the comparison with g_open then says no.
+bool on_open_session() {
+  return t_session != 0 && t_session == g_open.load(std::memory_order_relaxed);
+}
 
 }  // namespace
 
-bool active() { return t_session != 0; }
+bool active() { return on_open_session(); }
 
 Session::Session(Device device) {
-  check(g_state == nullptr, "profiler: a session is already open (one at a time per process)");
+  check(g_open.load() == 0, "profiler: a session is already open (one at a time per process)");
   auto state = std::make_unique<State>();
   state->device = device;
   state->clock = device.is_cuda() ? make_event_clock() : make_host_clock();
+  // Claim the process's one session (two threads opening at once: one of them fails here).
+  const uint64_t number = g_sessions.fetch_add(1) + 1;
+  uint64_t none = 0;
+  check(g_open.compare_exchange_strong(none, number),
+        "profiler: a session is already open (one at a time per process)");
   state->clock->mark();  // mark 0: the session's start
   g_state = state.release();
-  t_session = ++g_sessions;
+  t_session = number;
   t_depth = 0;
 }
 
@@ -102,6 +115,7 @@ Session::~Session() {
 Profile Session::stop() {
   check(open_, "profiler: the session was already stopped");
   open_ = false;
+  g_open.store(0);
   std::unique_ptr<State> state(g_state);
   g_state = nullptr;
   t_session = 0;
@@ -119,7 +133,7 @@ Profile Session::stop() {
 }
 
 Range::Range(const char* name, Phase phase) : name_(name), phase_(phase) {
-  if (t_session == 0) return;
+  if (!on_open_session()) return;
   session_ = t_session;
   if (++t_depth > 1) return;  // inside another Range: part of its time
   if (g_state->pending.size() >= kMaxPending) {
@@ -130,7 +144,8 @@ Range::Range(const char* name, Phase phase) : name_(name), phase_(phase) {
 }
 
 Range::~Range() {
-  if (session_ == 0 || session_ != t_session) return;  // not timed, or its session has ended
+  // Not timed, or its session has ended (and perhaps another one opened since).
+  if (session_ == 0 || session_ != g_open.load(std::memory_order_relaxed)) return;
   --t_depth;
   if (mark_ < 0) return;
   try {

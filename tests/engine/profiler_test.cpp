@@ -165,6 +165,21 @@ TEST(Profiler, OnlyTheSessionsThreadIsRecorded) {
   EXPECT_STREQ(p.events()[0].name, "this thread");
 }
 
+TEST(Profiler, StoppedOnAnotherThreadTheOpenerRecordsNoMore) {
+  std::optional<Session> session;
+  session.emplace();
+  { Range r("before the stop"); }
+  profiler::Profile p;
+  std::thread other([&] { p = session->stop(); });
+  other.join();
+  EXPECT_FALSE(profiler::active());
+  { Range r("after the stop"); }  // this thread still holds the session's number: ignored
+  ASSERT_EQ(p.events().size(), 1u);
+  EXPECT_STREQ(p.events()[0].name, "before the stop");
+  Session next;  // and a new session can open
+  EXPECT_TRUE(profiler::active());
+}
+
 TEST(Profiler, AnOpThatThrowsClosesItsRange) {
   Session session;
   expect_error([] { matmul(random({2, 3}, 1), random({4, 5}, 2)); }, {"matmul"});
