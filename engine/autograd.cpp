@@ -111,6 +111,20 @@ void accumulate_leaf(TensorImpl& leaf, const Tensor& g) {
   }
 }
 
+// sum += g for a gradient waiting in run_backward's map. In place when nothing else can see the
+// sum's memory (the map holds its only reference, e.g. a fresh buffer from an op's backward):
+// no new buffer, and one tensor of that size less alive at the moment of the sum. Otherwise
+// (a view of a gradient still in flight, or memory shared with `g`) into a new tensor.
+void accumulate_pending(Tensor& sum, const Tensor& g) {
+  const bool exclusive = sum.impl_ptr().use_count() == 1 &&
+                         sum.impl().storage.use_count() == 1 && sum.is_contiguous() &&
+                         sum.dtype() == g.dtype();
+  if (exclusive)
+    add_(sum, g);
+  else
+    sum = add(sum, g);
+}
+
 }  // namespace
 
 void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
@@ -161,7 +175,7 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
         auto [slot, inserted] = pending.try_emplace(e.node.get(), grads[i]);
         if (!inserted) {
           profiler::Range range("accumulate_grad", profiler::Phase::Backward);
-          slot->second = add(slot->second, grads[i]);
+          accumulate_pending(slot->second, grads[i]);
         }
       }
     }

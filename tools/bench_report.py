@@ -592,7 +592,7 @@ def write_report(out_dir, dest, date, gpu_dir=None):
          if has_cpu else None, None),
         ("End-to-end training step vs LibTorch (CPU)", model_section(e2e_res, "train", slower), None),
         ("Where the training step's time goes (CPU, by op family)",
-         profile_section(out_dir, torch_label) if has_cpu else None, "**Not yet measured.**"),
+         profile_section(out_dir, torch_label) if has_cpu else None, None),
         ("Inference vs LibTorch (CPU)", model_section(e2e_res, "infer", slower), None),
         ("k-NN retrieval vs LibTorch (CPU)", knn_section(e2e_res, slower), None),
         ("Data loader vs torchvision (CPU)", loader_section(e2e_res, slower), None),
@@ -601,7 +601,7 @@ def write_report(out_dir, dest, date, gpu_dir=None):
     gpu_sections = bench_report_gpu.sections(gpu, gpu_slower) if has_gpu else [
         (h, None, prose) for h, prose in (
             ("End-to-end training step vs PyTorch (GPU)", None),
-            ("Where the training step's time goes (GPU, by op family)", "**Not yet measured.**"),
+            ("Where the training step's time goes (GPU, by op family)", None),
             ("Inference vs PyTorch (GPU)", None), ("k-NN retrieval vs PyTorch (GPU)", None))]
 
     old_pre, old_secs = ("", [])

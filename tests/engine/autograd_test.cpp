@@ -1,4 +1,6 @@
 // Autograd: graphs with shared inputs and diamonds, accumulation, no_grad, detach, errors.
+#include <functional>
+
 #include "tests/common/check.h"
 
 using namespace engine;
@@ -10,6 +12,31 @@ TEST(Autograd, TensorUsedTwiceGetsSumOfGradients) {
   Tensor y = sum(mul(x, x));  // d/dx = 2x through two uses of x
   y.backward();
   EXPECT_TRUE(all_close(x.grad(), mul(x.detach(), 2.0), 1e-12, 1e-12));
+}
+
+// A computed tensor (not a leaf) reached along several paths: its gradients are summed while
+// they wait in the backward's queue, in place when the queue holds the only reference to the
+// first one, into a new tensor when that memory is shared (add's backward hands the same g to
+// both of its inputs: summing in place would add into the other path's gradient too).
+TEST(Autograd, ComputedTensorUsedTwiceGetsSumOfGradients) {
+  struct Case {
+    const char* graph;
+    std::function<Tensor(const Tensor&)> f;  // of h = 3x
+    double dx;                               // d sum(f(3x)) / dx
+  };
+  const std::vector<Case> cases = {
+      {"h*2 + h*5 (two fresh gradients)", [](const Tensor& h) { return add(sum(mul(h, 2.0)), sum(mul(h, 5.0))); }, 21},
+      {"h + h (one gradient, shared)", [](const Tensor& h) { return sum(add(h, h)); }, 6},
+      {"(h + h) + h*4 (shared, then fresh)", [](const Tensor& h) { return add(sum(add(h, h)), sum(mul(h, 4.0))); }, 18},
+      {"h*4 + (h + h) (fresh, then shared)", [](const Tensor& h) { return add(sum(mul(h, 4.0)), sum(add(h, h))); }, 18},
+      {"h + h + h (three paths)", [](const Tensor& h) { return sum(add(add(h, h), h)); }, 9},
+  };
+  for (const Case& c : cases) {
+    Tensor x = random({3, 4}, 1).requires_grad_();
+    c.f(mul(x, 3.0)).backward();
+    EXPECT_TRUE(all_close(x.grad(), Tensor::full({3, 4}, c.dx, DType::Float64), 1e-12, 1e-12))
+        << c.graph;
+  }
 }
 
 TEST(Autograd, DiamondGraph) {
