@@ -14,36 +14,59 @@ namespace {
 
 class EventClock final : public Clock {
  public:
-  EventClock() = default;
+  // Creating an event costs the host a few microseconds: done ahead, kBatch at a time, so that
+  // marking an op costs only the record (the session's constructor creates the first batch
+  // before its first mark).
+  static constexpr size_t kBatch = 4096;
+
+  EventClock() {
+    try {
+      create_more();
+    } catch (...) {
+      destroy_all();  // no destructor runs for an object whose constructor threw
+      throw;
+    }
+  }
   EventClock(const EventClock&) = delete;
   EventClock& operator=(const EventClock&) = delete;
-  ~EventClock() override {
-    for (cudaEvent_t e : events_) cudaEventDestroy(e);  // no check: a destructor must not throw
-  }
+  ~EventClock() override { destroy_all(); }
 
   int64_t mark() override {
-    cudaEvent_t e = nullptr;
-    KCUDA_CHECK(cudaEventCreate(&e));  // with timing: the default flags
-    events_.push_back(e);
-    KCUDA_CHECK(cudaEventRecord(e, kernels::cuda::stream()));
-    return static_cast<int64_t>(events_.size()) - 1;
+    if (used_ == pool_.size()) create_more();
+    KCUDA_CHECK(cudaEventRecord(pool_[used_], kernels::cuda::stream()));
+    return static_cast<int64_t>(used_++);
   }
 
   std::vector<double> read_us() override {
     std::vector<double> us;
-    if (events_.empty()) return us;
-    cuda::wait_for_event(events_.back());  // events complete in stream order: all are done
-    us.reserve(events_.size());
-    for (cudaEvent_t e : events_) {
+    if (used_ == 0) return us;
+    cuda::wait_for_event(pool_[used_ - 1]);  // events complete in stream order: all are done
+    us.reserve(used_);
+    for (size_t i = 0; i < used_; ++i) {
       float ms = 0;
-      KCUDA_CHECK(cudaEventElapsedTime(&ms, events_.front(), e));
+      KCUDA_CHECK(cudaEventElapsedTime(&ms, pool_[0], pool_[i]));
       us.push_back(1000.0 * ms);
     }
     return us;
   }
 
  private:
-  std::vector<cudaEvent_t> events_;
+  void create_more() {
+    pool_.reserve(pool_.size() + kBatch);
+    for (size_t i = 0; i < kBatch; ++i) {
+      cudaEvent_t e = nullptr;
+      KCUDA_CHECK(cudaEventCreate(&e));  // with timing: the default flags
+      pool_.push_back(e);
+    }
+  }
+
+  void destroy_all() {
+    for (cudaEvent_t e : pool_) cudaEventDestroy(e);  // no check: this runs where throwing can't
+    pool_.clear();
+  }
+
+  std::vector<cudaEvent_t> pool_;  // created so far; the first used_ are marks 0, 1, ...
+  size_t used_ = 0;
 };
 
 }  // namespace

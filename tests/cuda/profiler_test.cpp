@@ -53,5 +53,25 @@ TEST_F(CudaProfiler, TimesATrainingStepOnTheGpuClockWaitingOnlyAtStop) {
   EXPECT_NE(p.table().find("span (GPU clock)"), std::string::npos) << p.table();
 }
 
+// More ranges than the clock creates events for at once (4096): the pool grows mid-session and
+// every range keeps its own pair of events.
+TEST_F(CudaProfiler, ManyRangesGrowTheEventPool) {
+  Tensor x = host_random({64}, 6).to(kGpu);
+  engine::profiler::Session session(kGpu);
+  constexpr int kRanges = 2500;  // 5000 marks and the session's two
+  for (int i = 0; i < kRanges; ++i) {
+    engine::profiler::Range r(i % 2 ? "odd" : "even");
+    if (i % 500 == 0) x = engine::add(x, x);  // some of them around real work
+  }
+  const engine::profiler::Profile p = session.stop();
+  ASSERT_EQ(p.events().size(), static_cast<size_t>(kRanges));
+  double end = 0;
+  for (const auto& e : p.events()) {
+    EXPECT_GE(e.start_us, end);
+    end = e.start_us + e.duration_us;
+  }
+  EXPECT_EQ(p.totals().size(), 2u);
+}
+
 }  // namespace
 }  // namespace cuda_test
