@@ -140,7 +140,13 @@ Range::Range(const char* name, Phase phase) : name_(name), phase_(phase) {
     ++g_state->dropped;
     return;
   }
-  mark_ = g_state->clock->mark();
+  try {
+    mark_ = g_state->clock->mark();
+  } catch (...) {
+    // Not timed; the destructor still runs (this constructor does not throw) and unwinds the
+    // depth. A CUDA error here is reported again by the op's own next CUDA call.
+    ++g_state->dropped;
+  }
 }
 
 Range::~Range() {
