@@ -19,8 +19,11 @@
 //   cuda  two CUDA events queued on the compute stream: the time the GPU spent between them.
 //         Nothing waits while the session runs; stop() waits once for the last event. When the
 //         host cannot queue work as fast as the GPU runs it, the GPU's idle time between two
-//         events is counted in the range that was open, so profile a run that keeps the GPU
-//         busy (the training loop does: it reads each loss one step late).
+//         events is counted in the range that was open. So a CUDA session also reads the host
+//         clock around each op: the host time it took to queue the op. A step whose host time
+//         in ops comes close to its GPU span is bound by the host (launches, allocations,
+//         shape checks), not by the kernels; the trace shows both timelines, one above the
+//         other.
 // Ranges are recorded only on the thread that opened the session (the loader's threads run no
 // engine ops); when no session is open a Range costs one thread-local load.
 #pragma once
@@ -37,12 +40,16 @@ namespace engine::profiler {
 enum class Phase : uint8_t { Forward, Backward, Optimizer };
 const char* phase_name(Phase phase);
 
-// One timed op: when it started (microseconds since the session began) and how long it took.
+// One timed op: when it started (microseconds since the session began) and how long it took,
+// on the session's clock (the GPU's in a CUDA session) and on the host's (the same numbers in a
+// CPU session).
 struct Event {
   const char* name;  // a string literal or a Node's name: lives as long as the program
   Phase phase;
   double start_us;
   double duration_us;
+  double host_start_us;
+  double host_duration_us;
 };
 
 // The events of one (name, phase), summed.
@@ -51,12 +58,14 @@ struct OpTotal {
   Phase phase;
   int64_t calls = 0;
   double total_us = 0;
+  double host_total_us = 0;
 };
 
 class Profile {
  public:
   Profile() = default;
-  Profile(Device device, std::vector<Event> events, double span_us, int64_t dropped = 0);
+  Profile(Device device, std::vector<Event> events, double span_us, double host_span_us,
+          int64_t dropped = 0);
 
   Device device() const { return device_; }
   const std::vector<Event>& events() const { return events_; }
@@ -64,21 +73,27 @@ class Profile {
   double span_us() const { return span_us_; }
   // The sum of every event's duration: the time spent inside the engine's ops.
   double busy_us() const;
+  // The same two on the host's clock (equal to the above in a CPU session).
+  double host_span_us() const { return host_span_us_; }
+  double host_busy_us() const;
   // Ranges that were not timed because the session held its limit of events (4M) already.
   int64_t dropped() const { return dropped_; }
   // One row per (name, phase), largest total first (ties: by name, then phase).
   std::vector<OpTotal> totals() const;
-  // The totals as a text table: op, phase, calls, total ms, mean us, share of the span; then the
-  // rows past `max_rows` summed in one line, the gap and the span.
+  // The totals as a text table: op, phase, calls, total ms, mean us, share of the span (in a
+  // CUDA session also the host's ms); then the rows past `max_rows` summed in one line, the gap
+  // and the span.
   std::string table(size_t max_rows = 25) const;
   // Chrome's trace event format ({"traceEvents": [...]}): one complete event ("ph": "X") per op,
-  // forward, backward and optimizer on three tracks.
+  // forward, backward and optimizer on three tracks; in a CUDA session a second process holds
+  // the same ops on the host's clock.
   std::string chrome_trace() const;
 
  private:
   Device device_;
   std::vector<Event> events_;
   double span_us_ = 0;
+  double host_span_us_ = 0;
   int64_t dropped_ = 0;
 };
 
@@ -114,6 +129,7 @@ class Range {
  private:
   uint64_t session_ = 0;  // the session it was opened in (0: none)
   int64_t mark_ = -1;     // its start's mark on the session's clock, or -1 when not timed
+  int64_t host_mark_ = -1;  // its start's mark on the host clock of a CUDA session
   const char* name_;
   Phase phase_;
 };

@@ -328,6 +328,22 @@ def knn_section(run, slower):
                "ours bank GB/s", "ours extra MiB", "cdist extra MiB", "same neighbours", "CPU check"], rows)])
 
 
+def host_note(cols):
+    """' (the host's time queuing our ops per step: ...)' from the traces' host process, or ''."""
+    parts = []
+    for label, kind, path, steps in cols:
+        if kind != "ours" or not path or not os.path.exists(path):
+            continue
+        try:
+            gpu = sum(profile_families.ours_ms_per_family(path, steps).values())
+            host = sum(profile_families.ours_ms_per_family(path, steps, pid=1).values())
+        except (OSError, ValueError):
+            continue
+        if host > 0:
+            parts.append("%s %.1f ms for %.1f ms of GPU time" % (label, host, gpu))
+    return " (host time queuing our ops, per step: %s)" % "; ".join(parts) if parts else ""
+
+
 def profile_section(run):
     """Where a GPU training step's time goes, by op family: ours (cuBLAS/cuDNN kernels and our own)
     next to PyTorch eager channels_last, from the per-op profiles gpu_bench.sh asks both benchmarks
@@ -348,13 +364,16 @@ def profile_section(run):
                       if x.get("profile_ops")), None)
             if cols and t:
                 cols.append(("PyTorch", "torch", local(t["profile_ops"]), 1))
-                models.append(("%s, training step, %s" % (title, plabel), cols))
+                models.append(("%s, training step, %s%s" % (title, plabel, host_note(cols)), cols))
     intro = ("Each training benchmark above runs a few more steps under a profiler after its timed steps: ours "
              "with `engine::profiler` (two CUDA events per op on the compute stream: the GPU's time from the op's "
              "first kernel to its last, each op once, its backward under its autograd node's name), PyTorch eager "
              "channels_last with `torch.profiler` (the self device time of every aten op: the kernels it launched "
              "itself). Summed by op family (`tools/profile_families.py`); ms per step. \"ours cuDNN\" runs "
-             "cuBLAS/cuDNN for GEMM, convolution, BatchNorm and pooling, \"ours own\" our kernels everywhere.")
+             "cuBLAS/cuDNN for GEMM, convolution, BatchNorm and pooling, \"ours own\" our kernels everywhere. "
+             "Each title also gives the host's time queuing our ops (the host clock read around each op): "
+             "where it comes close to the GPU time, the GPU waits for the host and a family's GPU time "
+             "includes those waits.")
     return profile_families.section(models, intro)
 
 

@@ -73,13 +73,14 @@ def torch_family(name, input_shapes=(), in_optimizer=False):
     return "other"
 
 
-def ours_ms_per_family(trace_path, steps):
-    """{family: ms per step} from our Chrome trace."""
+def ours_ms_per_family(trace_path, steps, pid=0):
+    """{family: ms per step} from our Chrome trace: process 0 holds the session's clock (the
+    GPU's in a CUDA session), process 1 the host's time queuing each op (CUDA sessions only)."""
     with open(trace_path) as f:
         doc = json.load(f)
     out = {}
     for e in doc.get("traceEvents", []):
-        if e.get("ph") != "X":
+        if e.get("ph") != "X" or e.get("pid", 0) != pid:
             continue
         fam = ours_family(e.get("name", ""))
         out[fam] = out.get(fam, 0.0) + float(e.get("dur", 0)) / 1000.0 / steps

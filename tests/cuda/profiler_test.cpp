@@ -50,7 +50,26 @@ TEST_F(CudaProfiler, TimesATrainingStepOnTheGpuClockWaitingOnlyAtStop) {
     end = e.start_us + e.duration_us;
   }
   EXPECT_LE(end, p.span_us() + 1e-3);
-  EXPECT_NE(p.table().find("span (GPU clock)"), std::string::npos) << p.table();
+  // The host's clock, read around each op as it was queued: the same order, no overlap.
+  double host_end = 0;
+  for (const auto& e : p.events()) {
+    EXPECT_GE(e.host_start_us, host_end) << e.name;
+    EXPECT_GE(e.host_duration_us, 0) << e.name;
+    host_end = e.host_start_us + e.host_duration_us;
+  }
+  EXPECT_LE(host_end, p.host_span_us());
+  EXPECT_LE(p.host_busy_us(), p.host_span_us());
+  const std::string table = p.table();
+  for (const char* part : {"span (GPU clock)", "host ms", "the host took"})
+    EXPECT_NE(table.find(part), std::string::npos) << part << "\n" << table;
+  // The trace holds every op twice: on the GPU's clock (pid 0) and on the host's (pid 1).
+  const std::string trace = p.chrome_trace();
+  size_t complete = 0;
+  for (size_t at = trace.find("\"ph\": \"X\""); at != std::string::npos;
+       at = trace.find("\"ph\": \"X\"", at + 1))
+    ++complete;
+  EXPECT_EQ(complete, 2 * p.events().size());
+  EXPECT_NE(trace.find("host (queuing the ops)"), std::string::npos);
 }
 
 // More ranges than the clock creates events for at once (4096): the pool grows mid-session and

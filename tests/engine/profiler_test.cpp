@@ -67,9 +67,14 @@ TEST(Profiler, RecordsEachOpOnceForwardAndBackward) {
   for (const profiler::Event& e : p.events()) {
     EXPECT_GE(e.start_us, end) << e.name;
     EXPECT_GE(e.duration_us, 0) << e.name;
+    // A CPU session has one clock: the host's times are the same numbers.
+    EXPECT_EQ(e.host_start_us, e.start_us);
+    EXPECT_EQ(e.host_duration_us, e.duration_us);
     end = e.start_us + e.duration_us;
     sum += e.duration_us;
   }
+  EXPECT_EQ(p.host_span_us(), p.span_us());
+  EXPECT_DOUBLE_EQ(p.host_busy_us(), p.busy_us());
   EXPECT_LE(end, p.span_us());
   EXPECT_DOUBLE_EQ(p.busy_us(), sum);
   double total = 0;
@@ -219,6 +224,7 @@ TEST(Profiler, TableListsTheLargestOpsAndSumsTheRest) {
   EXPECT_NE(t.find("(2 more ops)"), std::string::npos) << t;
   EXPECT_NE(t.find("gap (outside ops)"), std::string::npos) << t;
   EXPECT_NE(t.find("span (host clock)"), std::string::npos) << t;
+  EXPECT_EQ(t.find("host ms"), std::string::npos) << "a CPU session has no second clock\n" << t;
 }
 
 TEST(Profiler, ChromeTraceIsJsonWithOneCompleteEventPerRange) {

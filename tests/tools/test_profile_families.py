@@ -16,12 +16,16 @@ import bench_report_gpu  # noqa: E402
 import profile_families as pf  # noqa: E402
 
 
-def ours_trace(events):
-    """A trace as Profile::chrome_trace writes it: track names, then one X event per op."""
+def ours_trace(events, host_us=None):
+    """A trace as Profile::chrome_trace writes it: track names, then one X event per op on the
+    session's clock (pid 0) and, for a CUDA session (host_us given), again on the host's (pid 1)."""
     meta = [{"ph": "M", "name": "thread_name", "pid": 0, "tid": t, "args": {"name": n}}
             for t, n in enumerate(("forward", "backward", "optimizer"))]
     ops = [{"ph": "X", "name": n, "cat": "forward", "pid": 0, "tid": 0, "ts": i * 10.0, "dur": us}
            for i, (n, us) in enumerate(events)]
+    if host_us is not None:
+        ops += [{"ph": "X", "name": n, "cat": "forward", "pid": 1, "tid": 0, "ts": i * 10.0, "dur": h}
+                for i, ((n, _), h) in enumerate(zip(events, host_us))]
     return {"displayTimeUnit": "ms", "traceEvents": meta + ops}
 
 
@@ -111,7 +115,7 @@ class GpuReport(unittest.TestCase):
     def test_section_from_a_gpu_bench_folder(self):
         d = tempfile.mkdtemp()
         os.makedirs(os.path.join(d, "profile"))
-        dump(ours_trace([("depthwise_conv2d", 500)]),
+        dump(ours_trace([("depthwise_conv2d", 500)], host_us=[200]),
              os.path.join(d, "profile", "profile_train_convnext_tiny_tf32_vendor.trace.json"))
         dump(torch_profile([("aten::convolution_backward", [[1, 1, 7, 7]], False, 3000)], 1),
              os.path.join(d, "profile", "p_torch.json"))
@@ -126,7 +130,9 @@ class GpuReport(unittest.TestCase):
             profile_ops="/elsewhere/profile/p_torch.json")]}, os.path.join(d, "torch.json"))
         md = bench_report_gpu.profile_section(bench_report_gpu.GpuRun(d))
         self.assertIsNotNone(md)
-        self.assertIn("**ConvNeXt-Tiny, training step, TF32**", md)
+        # The GPU's times in the table; the host's, from the trace's second process, in the title.
+        self.assertIn("**ConvNeXt-Tiny, training step, TF32 (host time queuing our ops, per step: "
+                      "ours cuDNN 0.2 ms for 0.5 ms of GPU time)**", md)
         self.assertIn("| depthwise conv | 0.5 | 3.0 | 0.17 | 100% |", md.splitlines())
 
 
