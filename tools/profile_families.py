@@ -32,10 +32,14 @@ _OURS = {
     "mse_loss": "loss", "huber_loss": "loss",
     "adamw_step": "optimizer", "adam_step": "optimizer", "sgd_step": "optimizer",
 }
+# Elementwise ops, reductions over them, copies, and views' backward nodes (engine/ops/
+# elementwise.cpp, reduce.cpp, dropout.cpp, indexing.cpp, tensor.cpp, view.cpp).
 _OURS_ELEMENTWISE = {
-    "add", "sub", "mul", "div", "neg", "pow", "relu", "add_relu", "add_", "scaled_residual",
-    "drop_path", "drop_path_scale", "dropout", "accumulate_grad", "fill", "clone", "to_device",
-    "to_host", "to_dtype", "sum", "mean", "sum_to", "cat", "view", "permute", "slice", "expand",
+    "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "relu", "sigmoid",
+    "tanh", "clamp", "maximum", "minimum", "add_relu", "add_", "scaled_residual", "drop_path",
+    "drop_path_scale", "dropout", "accumulate_grad", "fill", "clone", "to_device", "to_host",
+    "to_dtype", "sum", "mean", "max", "var", "sum_to", "cat", "index_select", "gather", "view",
+    "permute", "slice", "expand",
 }
 
 
