@@ -269,16 +269,24 @@ e2e::Record model_bench(const Config& c, const std::string& arch, bool train,
   if (train && !c.profile_dir.empty() && c.profile_steps > 0) {
     // After the timing, a few more steps inside a profiler session (engine/profiler.h): on the
     // GPU two CUDA events per op, queued without waiting, so the steps run as the timed ones.
-    const std::string base =
-        c.profile_dir + "/profile_train_" + arch + "_" + precision + "_" + impl;
-    engine::profiler::Session session(c.device);
-    for (int i = 0; i < c.profile_steps; ++i) step();
-    const engine::profiler::Profile p = session.stop();
-    write_text(base + ".trace.json", p.chrome_trace());
-    write_text(base + ".txt", p.table(40));
-    r.set("profile_trace", base + ".trace.json").set("profile_steps", c.profile_steps);
-    r.set("profile_ops_ms", p.busy_us() / 1000 / c.profile_steps);
-    r.set("profile_span_ms", p.span_us() / 1000 / c.profile_steps);
+    // A failure here costs the profile, not the timings above.
+    try {
+      const std::string base =
+          c.profile_dir + "/profile_train_" + arch + "_" + precision + "_" + impl;
+      engine::profiler::Session session(c.device);
+      for (int i = 0; i < c.profile_steps; ++i) step();
+      const engine::profiler::Profile p = session.stop();
+      write_text(base + ".trace.json", p.chrome_trace());
+      write_text(base + ".txt", p.table(40));
+      r.set("profile_trace", base + ".trace.json").set("profile_steps", c.profile_steps);
+      r.set("profile_ops_ms", p.busy_us() / 1000 / c.profile_steps);
+      r.set("profile_host_ops_ms", p.host_busy_us() / 1000 / c.profile_steps);
+      r.set("profile_span_ms", p.span_us() / 1000 / c.profile_steps);
+    } catch (const std::exception& e) {
+      r.set("profile_error", e.what());
+      std::fprintf(stderr, "profile %s %s %s: %s\n", arch.c_str(), precision.c_str(),
+                   impl.c_str(), e.what());
+    }
   }
   return r;
 }

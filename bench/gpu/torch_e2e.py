@@ -265,7 +265,10 @@ def model_bench(args, dev, arch, train, precision, mode, layout):
     r["loss_last" if train else "out_sum_last"] = s_last
     r["status"] = "ok" if all(map(lambda v: v == v and abs(v) != float("inf"), (s_first, s_last))) else "nonfinite"
     if args.profile and train and mode == "eager" and layout == "channels_last":
-        r.update(profile_steps(args, dev, step, "profile_%s_%s_%s_%s" % (r["bench"], arch, precision, variant)))
+        try:  # a failure here costs the profile, not the timings above
+            r.update(profile_steps(args, dev, step, "profile_%s_%s_%s_%s" % (r["bench"], arch, precision, variant)))
+        except Exception as e:  # noqa: BLE001 (any profiler failure)
+            r["profile_error"] = "%s: %s" % (type(e).__name__, e)
     return r
 
 
@@ -289,23 +292,39 @@ def profile_steps(args, dev, step, name):
         for _ in range(args.profile_steps):
             step(False)
         dev.sync()
-    key = "self_cuda_time_total" if dev.cuda else "self_cpu_time_total"
     os.makedirs(args.profile, exist_ok=True)
     base = os.path.join(args.profile, name + "_torch")
+    # The sort key's name changed in torch 2.x (self_device_...); the table is for reading only.
+    for key in (["self_device_time_total", "self_cuda_time_total"] if dev.cuda else ["self_cpu_time_total"]):
+        try:
+            table = prof.key_averages().table(sort_by=key, row_limit=40)
+            break
+        except Exception as e:  # noqa: BLE001 (an unknown sort key)
+            table = "key_averages().table(sort_by=%s): %s" % (key, e)
     with open(base + ".txt", "w") as f:
-        f.write(prof.key_averages().table(sort_by=key, row_limit=40))
+        f.write(table)
     # Every op's self time, summed per (op, input shapes, inside Optimizer.step or not): the
     # optimizer's elementwise ops (torch 1.x's for-loop AdamW) are told apart from the model's.
+    # Only host-side events count: a kernel's own event carries the same device time as the op
+    # that launched it. Time that lands on a runtime call (cudaLaunchKernel, ...) goes to the
+    # aten op around it, whose name says the family.
     totals = {}
     for e in prof.events():
+        if getattr(e, "device_type", torch.autograd.DeviceType.CPU) != torch.autograd.DeviceType.CPU:
+            continue
         us = _self_device_us(e) if dev.cuda else e.self_cpu_time_total
         if us <= 0:
             continue
+        owner = e
+        while owner is not None and not owner.name.startswith("aten::"):
+            owner = owner.cpu_parent
+        owner = owner or e
         parent, in_opt = e.cpu_parent, False
         while parent is not None and not in_opt:
             in_opt = parent.name.startswith("Optimizer.step")
             parent = parent.cpu_parent
-        key = (e.name, tuple(tuple(sh) for sh in (e.input_shapes or []) if isinstance(sh, list)), in_opt)
+        shapes = tuple(tuple(sh) for sh in (owner.input_shapes or []) if isinstance(sh, list))
+        key = (owner.name, shapes, in_opt)
         t = totals.setdefault(key, [0, 0.0])
         t[0] += 1
         t[1] += us
