@@ -11,6 +11,8 @@
 #              SMOKE_PHOTOS=DIR of geotagged JPEGs; no command of `dataset` touches the device)
 #   train      one epoch; then train --resume it to 2 epochs: its log gains epoch 2, and
 #              BatchNorm's num_batches_tracked in last.ckpt counts every training batch of both
+#              (the first epoch with --profile 3: profile.txt holds the convolutions and one
+#              AdamW update per step, on a GPU with the host's column; the trace is valid JSON)
 #   grid       two 1-epoch runs (weight decay 0 and 1e-4), results.csv with both
 #   eval       --knn on DEVICE and on the CPU, same checkpoint: the baseline equal, every
 #              method's mean and RMSE in meters close, per-image regression within 1 m, and
@@ -226,6 +228,25 @@ def grid_rows(path, want):
         die(f"{path}: {len(rows)} runs (expected {want}), non-finite RMSE in {bad}")
     print(f"{len(rows)} runs, best val RMSE {float(rows[0]['val_rmse_m']):.1f} m")
 
+def profile_table(table, trace, device):
+    """train --profile 3: the table holds small_cnn's convolutions and one AdamW update per step
+    (on a GPU with the host's column), and the trace is JSON with both timelines on a GPU."""
+    text = open(table).read()
+    lines = {ln.split()[0] + " " + ln.split()[1]: ln.split() for ln in text.splitlines()[2:]
+             if len(ln.split()) > 3}
+    if "conv2d forward" not in lines or "conv2d backward" not in lines:
+        die(f"{table}: no conv2d rows:\n{text}")
+    if lines.get("adamw_step optimizer", [None, None, "0"])[2] != "3":
+        die(f"{table}: expected 3 adamw_step calls:\n{text}")
+    gpu = device.startswith("cuda")
+    if gpu and "host ms" not in text:
+        die(f"{table}: a GPU profile without the host's column:\n{text}")
+    events = json.load(open(trace))["traceEvents"]
+    pids = {e["pid"] for e in events if e.get("ph") == "X"}
+    if pids != ({0, 1} if gpu else {0}):
+        die(f"{trace}: timelines {sorted(pids)}")
+    print(f"{sum(1 for e in events if e.get('ph') == 'X')} op events; {text.splitlines()[-1][:80]}")
+
 what, args = sys.argv[1], sys.argv[2:]
 globals()[what](*args)
 PY
@@ -260,8 +281,9 @@ fi
 # ---- train one epoch, resume it for a second; grid (two more 1-epoch runs) ------------------------
 train_opts=(--data "$d/data" --arch small_cnn --image-size "$px" --batch-size "$batch" --epochs 1
   --optimizer adamw --scheduler none "${common[@]}")
-step train "$exe" train "${train_opts[@]}" --out "$out/train" --lr 3e-3
+step train "$exe" train "${train_opts[@]}" --out "$out/train" --lr 3e-3 --profile 3
 check train-log log_epochs "$out/train/log.jsonl" 1
+check train-profile profile_table "$out/train/profile.txt" "$out/train/profile.trace.json" "$dev"
 step resume "$exe" train --resume "$out/train" --epochs 2
 check resume-log log_epochs "$out/train/log.jsonl" 2
 check resume-batchnorm-count batches_counted "$out/train/last.ckpt" \
