@@ -369,7 +369,8 @@ __device__ __forceinline__ void store_scores(const float (&acc)[8][8], const flo
 // Staged as v2 ([k][row], double-buffered 8-deep slices) but with rows kBM + 8 apart: a warp's
 // fragment reads (k = t, row = g) then hit bank (8t + g) mod 32, 32 different banks (v2's + 4
 // would pair them up). Warp w owns rows wm..wm+63 and columns wn..wn+31 of the tile (2 x 4
-// warps), as 4 x 4 blocks of 16x8; fragment layouts in mma_tf32.cuh.
+// warps), as 4 x 4 blocks of 16x8; which lane holds which fragment element: mma_tile.cuh's
+// mma_a_row / mma_a_k / mma_b_k / mma_b_n / mma_c_row / mma_c_n, shared with the TF32 GEMMs.
 constexpr int kLdT = kBM + 8;
 struct __align__(16) GemmSmemTf32 {
   float a[2][kBK][kLdT];
@@ -383,6 +384,10 @@ __device__ __forceinline__ void gemm_tile_tf32(const float* __restrict__ A, int6
                                                const float* __restrict__ B, int64_t rows_b, int d,
                                                int64_t m0, int64_t n0, GemmSmemTf32& s,
                                                float (&acc)[4][4][4], bool vec) {
+  using mma::mma_a_k;
+  using mma::mma_a_row;
+  using mma::mma_b_k;
+  using mma::mma_b_n;
   using mma::mma_tf32;
   using mma::split_tf32;
 #pragma unroll
@@ -393,20 +398,20 @@ __device__ __forceinline__ void gemm_tile_tf32(const float* __restrict__ A, int6
       for (int i = 0; i < 4; ++i) acc[mi][ni][i] = 0.f;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
-  const int g = lane >> 2, t = lane & 3;
   stage_slices(A, rows_a, B, rows_b, d, m0, n0, s, vec, [&](int buf) {
-    uint32_t b_big[4][2], b_small[4][2];  // b0 (k = t, n = g), b1 (k = t + 4, n = g)
+    uint32_t b_big[4][2], b_small[4][2];  // fragment element h of B block ni
 #pragma unroll
     for (int ni = 0; ni < 4; ++ni)
 #pragma unroll
       for (int h = 0; h < 2; ++h)
-        split_tf32(s.b[buf][t + 4 * h][wn + ni * 8 + g], b_big[ni][h], b_small[ni][h]);
+        split_tf32(s.b[buf][mma_b_k(lane, h)][wn + ni * 8 + mma_b_n(lane, h)], b_big[ni][h],
+                   b_small[ni][h]);
 #pragma unroll
     for (int mi = 0; mi < 4; ++mi) {
-      uint32_t a_big[4], a_small[4];  // a0 (g, t), a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4)
+      uint32_t a_big[4], a_small[4];  // fragment element i of A block mi
 #pragma unroll
       for (int i = 0; i < 4; ++i)
-        split_tf32(s.a[buf][t + 4 * (i >> 1)][wm + mi * 16 + g + 8 * (i & 1)], a_big[i],
+        split_tf32(s.a[buf][mma_a_k(lane, i)][wm + mi * 16 + mma_a_row(lane, i)], a_big[i],
                    a_small[i]);
 #pragma unroll
       for (int ni = 0; ni < 4; ++ni) {  // the two small terms, then big * big (as CUTLASS)
@@ -418,25 +423,26 @@ __device__ __forceinline__ void gemm_tile_tf32(const float* __restrict__ A, int6
   });
 }
 
-// v4's tile of scores: c0 (g, 2t), c1 (g, 2t + 1), c2 (g + 8, 2t), c3 (g + 8, 2t + 1) of each
-// 16x8 block.
+// v4's tile of scores: accumulator element i of block (mi, ni) is row mma_c_row(lane, i), column
+// mma_c_n(lane, i) of that 16x8 block.
 __device__ __forceinline__ void store_scores_tf32(const float (&acc)[4][4][4],
                                                   const float* __restrict__ qn,
                                                   const float* __restrict__ bn, int64_t q,
                                                   int64_t n, int64_t m0, int64_t n0, bool cosine,
                                                   float* tile) {
+  using mma::mma_c_n;
+  using mma::mma_c_row;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
-  const int g = lane >> 2, t = lane & 3;
 #pragma unroll
   for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const int r = wm + mi * 16 + g + 8 * (i >> 1);
+      const int r = wm + mi * 16 + mma_c_row(lane, i);
       const float qv = m0 + r < q ? qn[m0 + r] : 0.f;
 #pragma unroll
       for (int ni = 0; ni < 4; ++ni) {
-        const int c = wn + ni * 8 + 2 * t + (i & 1);
+        const int c = wn + ni * 8 + mma_c_n(lane, i);
         const float bv = n0 + c < n ? bn[n0 + c] : 0.f;
         tile[r * kLd + c] = score(acc[mi][ni][i], qv, bv, cosine);
       }
