@@ -5,7 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
-#include <tuple>
+#include <utility>
 
 #include "engine/error.h"
 #include "engine/profiler_clock.h"

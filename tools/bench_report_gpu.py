@@ -344,7 +344,7 @@ def host_note(cols):
     return " (host time queuing our ops, per step: %s)" % "; ".join(parts) if parts else ""
 
 
-def profile_section(run):
+def profile_section(run, slower=None):
     """Where a GPU training step's time goes, by op family: ours (cuBLAS/cuDNN kernels and our own)
     next to PyTorch eager channels_last, from the per-op profiles gpu_bench.sh asks both benchmarks
     for (gpu_e2e_bench --profile, torch_e2e.py --profile); None when the run has none."""
@@ -374,7 +374,7 @@ def profile_section(run):
              "Each title also gives the host's time queuing our ops (the host clock read around each op): "
              "where it comes close to the GPU time, the GPU waits for the host and a family's GPU time "
              "includes those waits.")
-    return profile_families.section(models, intro)
+    return profile_families.section(models, intro, slower, scope="GPU ", min_ms=0.2)
 
 
 def sections(run, slower):
@@ -382,7 +382,7 @@ def sections(run, slower):
     rows where ours is slower than PyTorch eager (or cdist) are appended to `slower`."""
     return [
         ("End-to-end training step vs PyTorch (GPU)", model_section(run, "train", slower), None),
-        ("Where the training step's time goes (GPU, by op family)", profile_section(run), None),
+        ("Where the training step's time goes (GPU, by op family)", profile_section(run, slower), None),
         ("Inference vs PyTorch (GPU)", model_section(run, "infer", slower), None),
         ("k-NN retrieval vs PyTorch (GPU)", knn_section(run, slower), None),
     ]

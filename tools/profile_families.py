@@ -132,11 +132,28 @@ def table(columns):
     return "\n".join(lines)
 
 
-def section(models, intro):
+def slower_families(columns, min_ms):
+    """[(family, label, ours ms, reference ms)] where one of ours takes over 1.05x the reference's
+    time and the reference spends at least min_ms there (below that a ratio is noise)."""
+    ref_label, ref = columns[-1]
+    out = []
+    for fam in FAMILIES:
+        b = ref.get(fam, 0.0)
+        if b < min_ms:
+            continue
+        for label, c in columns[:-1]:
+            a = c.get(fam)
+            if a is not None and a > 1.05 * b:
+                out.append((fam, label, a, b))
+    return out
+
+
+def section(models, intro, slower=None, scope="", min_ms=1.0):
     """models: [(title, [(label, kind, path, steps)])] with kind "ours" (our Chrome trace; steps:
     how many steps it holds) or "torch" (torch_e2e.py's profile JSON; steps: ignored), the
     reference last; a column whose file is missing is left out. The Markdown of every model with
-    at least one of ours and the reference, or None when none has them."""
+    at least one of ours and the reference, or None when none has them. Families where ours is
+    slower (slower_families) are appended to `slower` as lines naming `scope` and the model."""
     parts = []
     for title, cols in models:
         columns = []
@@ -150,5 +167,10 @@ def section(models, intro):
             columns.append((label, ms, kind))
         if len(columns) < 2 or columns[-1][2] != "torch" or columns[0][2] != "ours":
             continue
-        parts.append("**%s**\n\n%s" % (title, table([(lbl, ms) for lbl, ms, _ in columns])))
+        cols = [(lbl, ms) for lbl, ms, _ in columns]
+        parts.append("**%s**\n\n%s" % (title, table(cols)))
+        if slower is not None:
+            for fam, label, a, b in slower_families(cols, min_ms):
+                slower.append("%s%s, op family %s (per-op profile): %s %.1f ms vs %s %.1f ms per step "
+                              "(%.2f×)" % (scope, title.split(" (")[0], fam, label, a, cols[-1][0], b, a / b))
     return intro + "\n\n" + "\n\n".join(parts) if parts else None

@@ -101,6 +101,20 @@ class Totals(unittest.TestCase):
         md = pf.table([("ours", {"conv2d": 1.0}), ("PyTorch", {"conv2d": 2.0, "other": 0.5})])
         self.assertIn("| other | – | 0.5 | – | – |", md.splitlines())
 
+    def test_slower_families_above_the_noise_floor(self):
+        ours = {"pooling": 4.1, "conv2d": 900.0, "loss": 0.05}
+        theirs = {"pooling": 3.2, "conv2d": 1000.0, "loss": 0.01}
+        self.assertEqual(pf.slower_families([("ours", ours), ("PyTorch", theirs)], min_ms=1.0),
+                         [("pooling", "ours", 4.1, 3.2)])  # loss: 5x, but 0.01 ms
+        slower = []
+        a = self.write("o.json", ours_trace([("max_pool2d", 4100), ("conv2d", 900000)]))
+        b = self.write("t.json", torch_profile([("aten::max_pool2d_with_indices", [], False, 3200),
+                                                ("aten::mkldnn_convolution", [], False, 1000000)], 1))
+        pf.section([("ResNet-50", [("ours", "ours", a, 1), ("PyTorch", "torch", b, 1)])], "intro",
+                   slower, scope="CPU training step, ")
+        self.assertEqual(slower, ["CPU training step, ResNet-50, op family pooling (per-op profile): "
+                                  "ours 4.1 ms vs PyTorch 3.2 ms per step (1.28×)"])
+
     def test_section_needs_ours_and_the_reference(self):
         ours = self.write("o.json", ours_trace([("conv2d", 1000)]))
         theirs = self.write("t.json", torch_profile([("aten::cudnn_convolution", [], False, 1000)], 1))
