@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""tools/gpu_session.sh leaves what the device tool can bring back: at most a few files, none in
+a subfolder (the tool returns 8 files at most, none deeper than two folders below its $OUT). Run
+here without a GPU and with an empty stage (every GPU step skips or fails in seconds): OUT_DIR
+must hold exactly check.tar.gz, bench.tar.gz and summary.txt, the archives each phase's results,
+also when the script is stopped by a signal halfway."""
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPT = os.path.join(ROOT, "tools", "gpu_session.sh")
+
+
+def names_in(archive):
+    with tarfile.open(archive) as t:
+        return set(t.getnames())
+
+
+class GpuSession(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.stage = os.path.join(self.tmp.name, "stage")
+        os.makedirs(self.stage)
+        with open(os.path.join(self.stage, "STAGED"), "w") as f:
+            f.write("commit test, staged by tests/tools/test_gpu_session.py\n")
+        self.out = os.path.join(self.tmp.name, "out", "session")
+        self.env = dict(os.environ, GPU_SESSION_BUDGET="60",
+                        GPU_SESSION_WORK=os.path.join(self.tmp.name, "work"),
+                        GPU_BENCH_COMPILE="0", GPU_BENCH_LIBTORCH="0")
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_leaves_three_files_and_no_folder(self):
+        r = subprocess.run(["bash", SCRIPT, self.out, self.stage], env=self.env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+        self.assertIn("gpu_session:", r.stdout)
+        self.assertEqual(sorted(os.listdir(self.out)), ["bench.tar.gz", "check.tar.gz", "summary.txt"],
+                         r.stdout + r.stderr)
+        self.assertIn("check/results.json", names_in(os.path.join(self.out, "check.tar.gz")))
+        self.assertIn("bench/steps.json", names_in(os.path.join(self.out, "bench.tar.gz")))
+        with open(os.path.join(self.out, "summary.txt")) as f:
+            summary = f.read()
+        self.assertIn("gpu_check exit", summary)  # the script's own output, kept
+
+    def test_a_signal_still_leaves_the_archives(self):
+        p = subprocess.Popen(["bash", SCRIPT, self.out, self.stage], env=self.env, cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Stop it once the checks have started (their work folder exists), mid-run.
+        deadline = time.time() + 60
+        while time.time() < deadline and not os.path.isdir(os.path.join(self.env["GPU_SESSION_WORK"], "check")):
+            time.sleep(0.05)
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=120)
+        self.assertIn("check.tar.gz", os.listdir(self.out))
+        self.assertNotIn(".check.tar.gz.tmp", os.listdir(self.out))
+        self.assertTrue(any(n.startswith("check") for n in names_in(os.path.join(self.out, "check.tar.gz"))))
+
+
+if __name__ == "__main__":
+    sys.exit(unittest.main())
