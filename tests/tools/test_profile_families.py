@@ -125,6 +125,27 @@ class Totals(unittest.TestCase):
         self.assertTrue(md.startswith("intro\n\n**m**\n\n| op family |"))
 
 
+class CpuReport(unittest.TestCase):
+    def test_section_from_a_bench_cpu_folder(self):
+        import bench_report  # noqa: E402 (tools/, on the path above)
+        d = tempfile.mkdtemp()
+        os.makedirs(os.path.join(d, "profile"))
+        dump(ours_trace([("max_pool2d", 4100), ("conv2d", 900000)]),
+             os.path.join(d, "profile", "profile_train_resnet50_cpu.trace.json"))
+        dump(torch_profile([("aten::max_pool2d_with_indices", [], False, 3200),
+                            ("aten::mkldnn_convolution", [], False, 1000000)], 1),
+             os.path.join(d, "profile", "profile_train_resnet50_fp32_eager_channels_last_torch.json"))
+        slower = []
+        md = bench_report.profile_section(d, "LibTorch 1.13 (Debian)", slower)
+        self.assertIn("PyTorch 1.13 from Debian's python3-torch", md)
+        self.assertIn("**ResNet-50**", md)
+        self.assertNotIn("ResNet-18", md)  # no files for it: left out, not an empty table
+        self.assertIn("| conv2d | 900.0 | 1000.0 | 0.90 | 100% |", md.splitlines())
+        self.assertEqual(len(slower), 1)
+        self.assertIn("ResNet-50, op family pooling", slower[0])
+        self.assertIsNone(bench_report.profile_section(tempfile.mkdtemp(), "LibTorch 1.13 (Debian)"))
+
+
 class GpuReport(unittest.TestCase):
     def test_section_from_a_gpu_bench_folder(self):
         d = tempfile.mkdtemp()
