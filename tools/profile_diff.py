@@ -15,7 +15,6 @@ each op instead). --steps divides both by the number of steps each trace holds (
 totals). Standard library only.
 """
 import argparse
-import json
 import sys
 
 import profile_families
@@ -23,16 +22,9 @@ import profile_families
 
 def totals(path, steps, by, pid):
     """{key: ms per step}; key = "op (phase)" or the op's family."""
-    with open(path) as f:
-        doc = json.load(f)
-    out = {}
-    for e in doc.get("traceEvents", []):
-        if e.get("ph") != "X" or e.get("pid", 0) != pid:
-            continue
-        name = e.get("name", "")
-        key = profile_families.ours_family(name) if by == "family" else "%s (%s)" % (name, e.get("cat", ""))
-        out[key] = out.get(key, 0.0) + float(e.get("dur", 0)) / 1000.0 / steps
-    return out
+    if by == "family":
+        return profile_families.ours_ms_per_family(path, steps, pid)
+    return profile_families.ours_ms(path, steps, lambda e: "%s (%s)" % (e.get("name", ""), e.get("cat", "")), pid)
 
 
 def diff_rows(a, b):

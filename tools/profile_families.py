@@ -77,18 +77,24 @@ def torch_family(name, input_shapes=(), in_optimizer=False):
     return "other"
 
 
-def ours_ms_per_family(trace_path, steps, pid=0):
-    """{family: ms per step} from our Chrome trace: process 0 holds the session's clock (the
-    GPU's in a CUDA session), process 1 the host's time queuing each op (CUDA sessions only)."""
+def ours_ms(trace_path, steps, key, pid=0):
+    """{key(event): ms per step} from our Chrome trace, summing its op events ("X") by key.
+    Process 0 holds the session's clock (the GPU's in a CUDA session), process 1 the host's
+    time queuing each op (CUDA sessions only)."""
     with open(trace_path) as f:
         doc = json.load(f)
     out = {}
     for e in doc.get("traceEvents", []):
         if e.get("ph") != "X" or e.get("pid", 0) != pid:
             continue
-        fam = ours_family(e.get("name", ""))
-        out[fam] = out.get(fam, 0.0) + float(e.get("dur", 0)) / 1000.0 / steps
+        k = key(e)
+        out[k] = out.get(k, 0.0) + float(e.get("dur", 0)) / 1000.0 / steps
     return out
+
+
+def ours_ms_per_family(trace_path, steps, pid=0):
+    """{family: ms per step} from our Chrome trace (ours_ms by ours_family)."""
+    return ours_ms(trace_path, steps, lambda e: ours_family(e.get("name", "")), pid)
 
 
 def torch_ms_per_family(json_path):
