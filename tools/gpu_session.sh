@@ -42,10 +42,13 @@ mkdir -p "$work" || exit 2
 start=$(date +%s)
 # Everything this script prints goes to summary.txt as well.
 exec > >(tee -a "$out/summary.txt") 2>&1
-# pack PHASE: work/PHASE -> OUT_DIR/PHASE.tar.gz (written beside, then renamed into place).
+# pack PHASE: work/PHASE -> OUT_DIR/PHASE.tar.gz (written beside, then renamed into place),
+# once: a phase is packed when it ends, and the exit and signal traps pack only what was not.
+packed=" "
 pack() {
-  [ -d "$work/$1" ] || return 0
-  tar -czf "$out/.$1.tar.gz.tmp" -C "$work" "$1" && mv -f "$out/.$1.tar.gz.tmp" "$out/$1.tar.gz"
+  [ -d "$work/$1" ] && [[ $packed != *" $1 "* ]] || return 0
+  tar -czf "$out/.$1.tar.gz.tmp" -C "$work" "$1" && mv -f "$out/.$1.tar.gz.tmp" "$out/$1.tar.gz" &&
+    packed="$packed$1 "
 }
 # On a signal, pack first: the tee behind stdout may have been stopped by the same signal, and
 # writing to it would end this script before the packing.
