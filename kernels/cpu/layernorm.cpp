@@ -21,7 +21,7 @@ void layernorm_forward(int64_t m, int64_t c, const T* x, const T* weight, const 
 #pragma omp parallel for schedule(static) if (m * c > kParallelWork)
   for (int64_t r = 0; r < m; ++r) {
     const T* xr = x + r * c;
-    T* yr = y + r * c;
+    T* yr = y ? y + r * c : nullptr;
     // Two passes over a row that sits in L1: the mean first, then the variance around it
     // (no cancellation as in E[x^2] - E[x]^2).
     T sum = 0;
@@ -35,8 +35,10 @@ void layernorm_forward(int64_t m, int64_t c, const T* x, const T* weight, const 
       sq += d * d;
     }
     const T rs = T(1) / std::sqrt(sq * inv_c + eps_t);
+    if (y != nullptr) {  // null: the statistics only
 #pragma omp simd
-    for (int64_t ch = 0; ch < c; ++ch) yr[ch] = (xr[ch] - mu) * rs * weight[ch] + bias[ch];
+      for (int64_t ch = 0; ch < c; ++ch) yr[ch] = (xr[ch] - mu) * rs * weight[ch] + bias[ch];
+    }
     mean[r] = mu;
     rstd[r] = rs;
   }

@@ -15,7 +15,8 @@
 namespace kernels::cpu {
 
 // y = (x - mean) * rstd * weight + bias per row, rstd = 1 / sqrt(biased var + eps).
-// Saves mean[m] and rstd[m] for the backward. weight/bias [c] may be null (no affine).
+// Saves mean[m] and rstd[m] for the backward. weight/bias [c] may be null (no affine); y may be
+// null (the statistics only).
 template <class T>
 void layernorm_forward(int64_t m, int64_t c, const T* x, const T* weight, const T* bias,
                        double eps, T* y, T* mean, T* rstd);

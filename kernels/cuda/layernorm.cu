@@ -71,9 +71,9 @@ __global__ void ln_fwd_v1(const float* __restrict__ x, const float* __restrict__
     v = fmaf(d, d, v);
   }
   const float rs = rsqrtf(v / C + eps);
-  float* yr = y + row * C;
-  for (int j = 0; j < C; ++j) {
-    yr[j] = (xr[j] - m) * rs * (w ? w[j] : 1.f) + (b ? b[j] : 0.f);
+  if (y != nullptr) {  // null: the statistics only
+    float* yr = y + row * C;
+    for (int j = 0; j < C; ++j) yr[j] = (xr[j] - m) * rs * (w ? w[j] : 1.f) + (b ? b[j] : 0.f);
   }
   if (mean) mean[row] = m;
   if (rstd) rstd[row] = rs;
@@ -138,8 +138,11 @@ __global__ void __launch_bounds__(256)
     v = fmaf(d, d, v);
   }
   const float rs = rsqrtf(warp_sum(v) / C + eps);
-  float* yr = y + row * C;
-  for (int j = lane; j < C; j += 32) yr[j] = (xr[j] - m) * rs * (w ? w[j] : 1.f) + (b ? b[j] : 0.f);
+  if (y != nullptr) {
+    float* yr = y + row * C;
+    for (int j = lane; j < C; j += 32)
+      yr[j] = (xr[j] - m) * rs * (w ? w[j] : 1.f) + (b ? b[j] : 0.f);
+  }
   if (lane == 0) {
     if (mean) mean[row] = m;
     if (rstd) rstd[row] = rs;
@@ -239,7 +242,7 @@ __global__ void __launch_bounds__(256)
 #pragma unroll
   for (int t = 0; t < V; ++t) {
     int f = gl + t * G;
-    if (f >= C4) continue;
+    if (f >= C4 || y == nullptr) continue;
     float4 wv = w ? reinterpret_cast<const float4*>(w)[f] : f4(1.f);
     float4 bv = b ? reinterpret_cast<const float4*>(b)[f] : f4(0.f);
     yr[f] = make_float4((v[t].x - m) * rs * wv.x + bv.x, (v[t].y - m) * rs * wv.y + bv.y,
@@ -432,7 +435,9 @@ void layernorm_forward(int version, const float* x, const float* w, const float*
                        cudaStream_t stream) {
   const char* op = "layernorm_forward";
   check_args(version, rows, C, op);
-  if (x == nullptr || y == nullptr) labs::fail(std::string(op) + ": null x or y");
+  if (x == nullptr) labs::fail(std::string(op) + ": null x");
+  if (y == nullptr && (mean == nullptr || rstd == nullptr))
+    labs::fail(std::string(op) + ": null y (the statistics only) needs mean and rstd");
   if (version == 0) version = 3;
   V3Config cfg = v3_config(C);
   if (version == 3 && (cfg.g == 0 || !all_aligned({x, w, b, y}))) version = 2;

@@ -18,7 +18,9 @@ namespace kernels::cuda {
 inline constexpr int kLayernormVersions = 3;
 
 // y = (x - mean) * rstd * w + b per row, rstd = 1 / sqrt(biased variance + eps).
-// w, b [C] may be null (no affine: 1 and 0); mean, rstd [rows] may be null (not saved).
+// w, b [C] may be null (no affine: 1 and 0); mean, rstd [rows] may be null (not saved); y may
+// be null when mean and rstd are not (the statistics only: engine::layer_norm_mlp, whose GEMM
+// applies them as it loads x).
 void layernorm_forward(int version, const float* x, const float* w, const float* b, float* y,
                        float* mean, float* rstd, int64_t rows, int C, float eps,
                        cudaStream_t stream);

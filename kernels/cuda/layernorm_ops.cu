@@ -39,9 +39,11 @@ __global__ void ln_forward_f64(int64_t m, int64_t c, const double* __restrict__ 
   double sq = 0;
   for (int64_t ch = lane; ch < c; ch += kWarp) sq += (xr[ch] - mu) * (xr[ch] - mu);
   const double rs = 1.0 / sqrt(warp_sum(sq) / static_cast<double>(c) + eps);
-  double* yr = y + row * c;
-  for (int64_t ch = lane; ch < c; ch += kWarp)
-    yr[ch] = (xr[ch] - mu) * rs * (w ? w[ch] : 1.0) + (b ? b[ch] : 0.0);
+  if (y != nullptr) {  // null: the statistics only
+    double* yr = y + row * c;
+    for (int64_t ch = lane; ch < c; ch += kWarp)
+      yr[ch] = (xr[ch] - mu) * rs * (w ? w[ch] : 1.0) + (b ? b[ch] : 0.0);
+  }
   if (lane == 0) mean[row] = mu, rstd[row] = rs;
 }
 

@@ -4,8 +4,8 @@
 // float32 runs the kernel lab's fastest version (kernels/cuda/layernorm.h, version 0; the
 // backward's workspace comes from the engine's caching allocator); float64 runs the simple
 // kernels of layernorm_ops.cu. Layout and formulas as kernels/cpu/layernorm.h: x [m, c]
-// contiguous, mean/rstd [m] saved by the forward; weight/bias may be null; dx, dweight, dbias
-// may each be null. Work is queued on kernels::cuda::stream(); errors become engine::Error.
+// contiguous, mean/rstd [m] saved by the forward (required); weight/bias may be null; y may be
+// null (the statistics only); dx, dweight, dbias may each be null. Work is queued on kernels::cuda::stream(); errors become engine::Error.
 #pragma once
 
 #include <cstdint>

@@ -17,8 +17,8 @@
 // (mma.sync, cp.async pipeline): matmul_tf32.cu.
 // Both split a long k over more blocks when the output alone has too few tiles to fill the GPU
 // (a Linear layer's weight gradient): split-K with a fixed-order sum, see matmul_args.cuh.
-// Both apply gemm_fused's fusions (matmul.h): GELU on an operand as its slice reaches shared
-// memory, and bias + gelu' in the epilogue (gemm_epilogue, matmul_args.cuh).
+// Both apply gemm_fused's fusions (matmul.h): GELU or LayerNorm on an operand as its slice
+// reaches shared memory, and bias + gelu' in the epilogue (gemm_epilogue, matmul_args.cuh).
 // Vendor: cublasSgemm/cublasDgemm on the engine's stream with the operands swapped (row-major
 // C = A B is column-major C^T = B^T A^T), FP32 math, or TF32 tensor-op math when tf32() is on.
 // Cost at m = n = k = 4096 (float32): 137 GFLOP, 201 MB moved at least: ~2 ms at the H100's
@@ -76,6 +76,9 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
     else kk = e / BN, nn = e % BN;
   };
 
+  // LayerNorm fusion: each element is normalised as it is loaded (only those inside the
+  // matrix: the zeros past its edges must stay zero). op(A)'s rows run along m, op(B)'s along k.
+  const bool norm_a = p.norm_a.mean != nullptr, norm_b = p.norm_b.mean != nullptr;
   T ra[LA], rb[LB];  // the next slice, in flight
   auto load_slice = [&](int k0) {
 #pragma unroll
@@ -83,14 +86,22 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
       int mm, kk;
       a_pos(tid + i * NT, mm, kk);
       const int gm = m0 + mm, gk = k0 + kk;
-      ra[i] = gm < m && gk < k_end ? a[trans_a ? gk * lda + gm : gm * lda + gk] : T(0);
+      ra[i] = T(0);
+      if (gm < m && gk < k_end) {
+        ra[i] = a[trans_a ? gk * lda + gm : gm * lda + gk];
+        if (norm_a) ra[i] = gemm_detail::row_norm_at(p.norm_a, gm, gk, ra[i]);
+      }
     }
 #pragma unroll
     for (int i = 0; i < LB; ++i) {
       int nn, kk;
       b_pos(tid + i * NT, nn, kk);
       const int gn = n0 + nn, gk = k0 + kk;
-      rb[i] = gn < n && gk < k_end ? b[trans_b ? gn * ldb + gk : gk * ldb + gn] : T(0);
+      rb[i] = T(0);
+      if (gn < n && gk < k_end) {
+        rb[i] = b[trans_b ? gn * ldb + gk : gk * ldb + gn];
+        if (norm_b) rb[i] = gemm_detail::row_norm_at(p.norm_b, gk, gn, rb[i]);
+      }
     }
   };
   // GELU fusion: the slice is transformed on its way from registers to shared memory, once
@@ -237,6 +248,12 @@ void run_ours(GemmArgs<T> args, TileShape tile, Launch launch) {
   KCUDA_CHECK_LAUNCH("gemm (ours): sum of the k splits");
 }
 
+template <class T>
+gemm_detail::RowNorm<T> row_norm(const GemmRowNorm& n) {
+  return {static_cast<const T*>(n.mean), static_cast<const T*>(n.rstd),
+          static_cast<const T*>(n.weight), static_cast<const T*>(n.bias)};
+}
+
 void check_int(const char* what, int64_t v) {
   if (v > INT_MAX)
     raise(std::string("gemm: ") + what + " = " + std::to_string(v) +
@@ -261,6 +278,12 @@ void run_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, doubl
     if (fusion && fusion->gelu_grad_of && fusion->ld_aux < n)
       raise("gemm: the gelu' operand's row stride " + std::to_string(fusion->ld_aux) +
             " is shorter than a row of C (" + std::to_string(n) + ")");
+    if (fusion && ((fusion->gelu_a && fusion->norm_a.mean) ||
+                   (fusion->gelu_b && fusion->norm_b.mean)))
+      raise("gemm: an operand takes GELU or a LayerNorm as it is loaded, not both");
+    if (fusion && ((fusion->norm_a.mean != nullptr) != (fusion->norm_a.rstd != nullptr) ||
+                   (fusion->norm_b.mean != nullptr) != (fusion->norm_b.rstd != nullptr)))
+      raise("gemm: a LayerNorm on an operand needs both its mean and its rstd");
     if (fusion && fusion->col_sums && ldc != n)
       raise("gemm: column sums need a contiguous C (ldc " + std::to_string(ldc) + ", n " +
             std::to_string(n) + ")");
@@ -278,6 +301,8 @@ void run_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, doubl
       if (fusion) {
         args.gelu_a = fusion->gelu_a;
         args.gelu_b = fusion->gelu_b;
+        args.norm_a = row_norm<T>(fusion->norm_a);
+        args.norm_b = row_norm<T>(fusion->norm_b);
         args.bias = static_cast<const T*>(fusion->bias);
         args.gelu_grad_of = static_cast<const T*>(fusion->gelu_grad_of);
         args.ld_aux = fusion->ld_aux;

@@ -19,6 +19,26 @@
 
 namespace kernels::cuda::gemm_detail {
 
+// The LayerNorm fusion on one operand (matmul.h, GemmRowNorm): row r of op(X) becomes
+// (x - mean[r]) * rstd[r] * weight[c] + bias[c]. Off when mean is null.
+template <class T>
+struct RowNorm {
+  const T* mean = nullptr;
+  const T* rstd = nullptr;
+  const T* weight = nullptr;  // null: 1
+  const T* bias = nullptr;    // null: 0
+};
+
+// Element (r, c) of an operand under its RowNorm (which is on). The formula and its order of
+// operations are the LayerNorm forward's (layernorm.cu).
+template <class T>
+__device__ __forceinline__ T row_norm_at(const RowNorm<T>& n, int r, int c, T x) {
+  T v = (x - n.mean[r]) * n.rstd[r];
+  if (n.weight) v *= n.weight[c];
+  if (n.bias) v += n.bias[c];
+  return v;
+}
+
 template <class T>
 struct GemmArgs {
   bool trans_a, trans_b;  // op(A) = A^T: A is stored [k, m]; likewise B [n, k]
@@ -32,9 +52,11 @@ struct GemmArgs {
   int64_t ldc;
   int k_per_split;  // a multiple of 16; >= k when there is one split
   T* partial;       // null: write C; else split z stores its sums at partial + z*m*n (ld n)
-  // Fusions (matmul.h, GemmFusion): GELU on an operand as it is loaded, and the epilogue's
-  // bias and gelu' factor (applied once, to the final sum: by the split-K pass when k is split).
+  // Fusions (matmul.h, GemmFusion): GELU or LayerNorm on an operand as it is loaded, and the
+  // epilogue's bias and gelu' factor (applied once, to the final sum: by the split-K pass when
+  // k is split).
   bool gelu_a = false, gelu_b = false;  // multiply gelu(op(A)) / gelu(op(B)), elementwise
+  RowNorm<T> norm_a{}, norm_b{};        // multiply op(A) / op(B) with their rows layer-normed
   const T* bias = nullptr;              // C[i, j] gets + bias[j]
   const T* gelu_grad_of = nullptr;      // C[i, j] gets * gelu'(aux[i * ld_aux + j])
   int64_t ld_aux = 0;

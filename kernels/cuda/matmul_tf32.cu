@@ -27,6 +27,10 @@
 //     (pipelined_slices' landed hook): each element once per block, not once per warp that
 //     reads it. It costs an erfc per element, hidden where the product is memory-bound (the
 //     MLP's second layer reads the 4C-wide activation and writes C: 1/4 the bytes).
+//   - LayerNorm fusion on an operand, the same way: (x - mean) * rstd * weight + bias per
+//     element with its row's statistics and its column's affine, both small arrays that stay
+//     in L1/L2; ConvNeXt's first MLP layer then reads the LayerNorm's input, and its output is
+//     never written (engine::layer_norm_mlp).
 // Roofline at ConvNeXt-T's first MLP layer, batch 16 ([50176, 96] @ [96, 384], matmul_bench's
 // pw_expand): 3.70 GFLOP and 96.5 MB moved at least: 0.037 ms at 2.6 TB/s against 0.0075 ms at
 // 495 TFLOP/s TF32 — memory-bound, where on the fp32 CUDA cores (67 TFLOP/s: 0.055 ms) it is
@@ -90,6 +94,29 @@ struct Operand {
       for (int e = 0; e < 4; ++e) chunk[e] = gelu_at(chunk[e]);
     }
   }
+
+  // The LayerNorm fusion, the same way; but an element needs its place (its LayerNorm row's
+  // mean and rstd, its column's weight and bias), and only those inside the matrix and this
+  // split are normalised: the zero fill must stay zero. The slice covers [k0, k1) of k and
+  // this tile's rows [row0, rows) (m for A, n for B); kNormRowsAlongK: the LayerNorm's rows
+  // run along k (op(B) [k, n]), else along the tile's rows (op(A) [m, k]).
+  template <bool kNormRowsAlongK>
+  __device__ __forceinline__ static void norm_in_place(float* s, const RowNorm<float>& norm,
+                                                       int rows, int row0, int k0, int k1,
+                                                       int tid) {
+#pragma unroll
+    for (int j = 0; j < Slots::E; ++j) {
+      const int r = Slots::row(tid, j), kk = Slots::kk(tid, j);
+      float* chunk = s + Tile::index(r, kk);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {  // element e: the next kk, or the next row (as copy())
+        const int er = kAlongK ? row0 + r : row0 + r + e, ek = kAlongK ? k0 + kk + e : k0 + kk;
+        if (er >= rows || ek >= k1) continue;
+        chunk[e] = kNormRowsAlongK ? row_norm_at(norm, ek, er, chunk[e])
+                                   : row_norm_at(norm, er, ek, chunk[e]);
+      }
+    }
+  }
 };
 
 // The epilogue's column sums (GemmFusion::col_sums): the 8 lanes that share t = lane & 3 hold
@@ -149,10 +176,14 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
     OpA::copy(a.a, a.lda, a.m, m0, kt, k1, sa + stage * TA_::kFloats, tid);
     OpB::copy(a.b, a.ldb, a.n, n0, kt, k1, sb + stage * TB_::kFloats, tid);
   };
-  auto landed = [&](int t) {  // GELU fusion on an operand: once per element, in shared memory
-    const int stage = t % kStages;
+  auto landed = [&](int t) {  // GELU or LayerNorm on an operand: once per element, in smem
+    const int stage = t % kStages, kt = k0 + t * kBK;
     if (a.gelu_a) OpA::gelu_in_place(sa + stage * TA_::kFloats, tid);
     if (a.gelu_b) OpB::gelu_in_place(sb + stage * TB_::kFloats, tid);
+    if (a.norm_a.mean)
+      OpA::template norm_in_place<false>(sa + stage * TA_::kFloats, a.norm_a, a.m, m0, kt, k1, tid);
+    if (a.norm_b.mean)
+      OpB::template norm_in_place<true>(sb + stage * TB_::kFloats, a.norm_b, a.n, n0, kt, k1, tid);
   };
   float acc[4][4][4] = {};  // [m16 block][n8 block][c0..c3]
   pipelined_slices<kStages>(tiles, issue, landed, [&](int t) {

@@ -52,6 +52,21 @@ testing::AssertionResult within_tf32(const Tensor& got, const Tensor& ref, const
   return testing::AssertionSuccess();
 }
 
+// |got - ref| <= rel * bound per element (any float dtype; bound = sum_k |a_ik| |b_kj|).
+testing::AssertionResult within_bound(const Tensor& got, const Tensor& ref, const Tensor& bound,
+                                      double rel) {
+  Tensor g = got.to(engine::Device::cpu()).to(DType::Float64).contiguous();
+  Tensor r = ref.to(DType::Float64).contiguous(), b = bound.to(DType::Float64).contiguous();
+  for (int64_t i = 0; i < g.numel(); ++i) {
+    const double tol = rel * b.data<double>()[i] + 1e-30;
+    if (!(std::abs(g.data<double>()[i] - r.data<double>()[i]) <= tol))
+      return testing::AssertionFailure() << "element " << i << ": " << g.data<double>()[i]
+                                         << " vs " << r.data<double>()[i] << " (bound " << tol
+                                         << ")";
+  }
+  return testing::AssertionSuccess();
+}
+
 // Inputs uniform in [-1, 1): a dot product of length k is ~sqrt(k/3) in size and each side's
 // float32 rounding error grows like k * 2^-24 at worst in practice; a wrong element is O(1).
 double atol_for(DType t, int64_t k) { return (t == DType::Float32 ? 4e-7 : 1e-15) * (k + 1); }
@@ -415,6 +430,111 @@ TEST_F(CudaMatmul, FusedColumnSumsAreTheSumsOfTheStoredC) {
   kernels::cuda::gemm_fused(false, false, 0, 5, 3, 1.0, dummy.raw_data(), 0, 3, dummy.raw_data(),
                             0, 5, 0.0, dummy.raw_data(), 0, 5, DType::Float64, fusion);
   EXPECT_TRUE(same_values(sums, Tensor::zeros({5}, DType::Float64)));
+}
+
+// GemmFusion::norm_a / norm_b: the rows of op(A) [m, k] (along m) and of op(B) [k, n] (along k)
+// normalised as they are loaded, (x - mean[r]) * rstd[r] * weight[c] + bias[c], against the CPU
+// normalising the dense operands first and multiplying them; for every transposition, with
+// offsets and padded leading dimensions, on one operand or both, with and without the affine,
+// in fp32, float64 and TF32, and on a shape long enough in k to be split (the split's end must
+// stay zero, not become -mean * rstd * weight + bias). The statistics are arbitrary values: the
+// kernel applies them, whatever they are.
+TEST_F(CudaMatmul, FusedLayerNormOnOperandsMatchesNormalisingFirst) {
+  struct Case {
+    bool norm_a, norm_b, affine;
+  };
+  const std::vector<Case> cases = {{true, false, true}, {false, true, true}, {true, true, false}};
+  const int64_t pad = 3, off = 5;
+  uint64_t seed = 150;
+  for (Mkn s : {Mkn{70, 133, 45}, Mkn{40, 5003, 70}})
+  for (bool tf32 : {false, true})
+  for (DType t : {DType::Float32, DType::Float64}) {
+    if (tf32 && t == DType::Float64) continue;
+    engine::cuda::set_tf32(tf32);
+    const int64_t m = s.m, n = s.n, k = s.k;
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (const Case& f : cases) {
+          const int64_t lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad;
+          Tensor a = host_random({off + (ta ? k : m) * lda}, ++seed, -2, 4, t);
+          Tensor b = host_random({off + (tb ? n : k) * ldb}, ++seed, -2, 4, t);
+          // Statistics per row of op(A) (m) and of op(B) (k); affine per column (k and n).
+          Tensor mean_a = host_random({m}, ++seed, -1, 2, t);
+          Tensor rstd_a = host_random({m}, ++seed, 0.3, 2, t);
+          Tensor mean_b = host_random({k}, ++seed, -1, 2, t);
+          Tensor rstd_b = host_random({k}, ++seed, 0.3, 2, t);
+          Tensor w_a = host_random({k}, ++seed, 0.5, 1.5, t);
+          Tensor b_a = host_random({k}, ++seed, -1, 1, t);
+          Tensor w_b = host_random({n}, ++seed, 0.5, 1.5, t);
+          Tensor b_b = host_random({n}, ++seed, -1, 1, t);
+          Tensor ref, bound;
+          engine::dispatch_float(t, "test", [&](auto zero) {
+            using T = decltype(zero);
+            // The dense operands op(A) [m, k] and op(B) [k, n], normalised where asked.
+            Tensor da = Tensor::empty({m, k}, t), db = Tensor::empty({k, n}, t);
+            for (int64_t i = 0; i < m; ++i)
+              for (int64_t kk = 0; kk < k; ++kk) {
+                T v = a.data<T>()[off + (ta ? kk * lda + i : i * lda + kk)];
+                if (f.norm_a) {
+                  v = (v - mean_a.data<T>()[i]) * rstd_a.data<T>()[i];
+                  if (f.affine) v = v * w_a.data<T>()[kk] + b_a.data<T>()[kk];
+                }
+                da.data<T>()[i * k + kk] = v;
+              }
+            for (int64_t kk = 0; kk < k; ++kk)
+              for (int64_t j = 0; j < n; ++j) {
+                T v = b.data<T>()[off + (tb ? j * ldb + kk : kk * ldb + j)];
+                if (f.norm_b) {
+                  v = (v - mean_b.data<T>()[kk]) * rstd_b.data<T>()[kk];
+                  if (f.affine) v = v * w_b.data<T>()[j] + b_b.data<T>()[j];
+                }
+                db.data<T>()[kk * n + j] = v;
+              }
+            ref = engine::mul(engine::matmul(da, db), 0.75);
+            bound = engine::mul(engine::matmul(engine::abs(da), engine::abs(db)), 0.75);
+          });
+          Tensor gc = Tensor::empty({m, n}, t, kGpu);
+          std::vector<Tensor> dev;  // kept alive until the product is done
+          auto on_gpu = [&](const Tensor& x) {
+            dev.push_back(x.to(kGpu));
+            return dev.back().raw_data();
+          };
+          kernels::cuda::GemmFusion fusion;
+          if (f.norm_a)
+            fusion.norm_a = {on_gpu(mean_a), on_gpu(rstd_a), f.affine ? on_gpu(w_a) : nullptr,
+                             f.affine ? on_gpu(b_a) : nullptr};
+          if (f.norm_b)
+            fusion.norm_b = {on_gpu(mean_b), on_gpu(rstd_b), f.affine ? on_gpu(w_b) : nullptr,
+                             f.affine ? on_gpu(b_b) : nullptr};
+          kernels::cuda::gemm_fused(ta, tb, m, n, k, 0.75, on_gpu(a), off, lda, on_gpu(b), off,
+                                    ldb, 0.0, gc.raw_data(), 0, n, t, fusion);
+          // fp32 and float64: within 2e-5 (1e-12) of sum |terms|, where a lost normalisation
+          // is O(1) of it and a split's tail that stopped being zero ~1e-3.
+          const bool ok = tf32 ? bool(within_tf32(gc, ref, bound, k))
+                               : bool(within_bound(gc, ref, bound,
+                                                   t == DType::Float32 ? 2e-5 : 1e-12));
+          EXPECT_TRUE(ok) << t << " m=" << m << " k=" << k << " n=" << n << " tf32=" << tf32
+                          << " ta=" << ta << " tb=" << tb << " norm_a=" << f.norm_a
+                          << " norm_b=" << f.norm_b << " affine=" << f.affine;
+        }
+  }
+  engine::cuda::set_tf32(false);
+}
+
+TEST_F(CudaMatmul, FusedRejectsGeluAndLayerNormOnOneOperandOrHalfAStatistic) {
+  Tensor a = Tensor::ones({4, 4}).to(kGpu), c = Tensor::zeros({4, 4}).to(kGpu);
+  Tensor stat = Tensor::ones({4}).to(kGpu);
+  auto run = [&](const kernels::cuda::GemmFusion& fusion) {
+    kernels::cuda::gemm_fused(false, false, 4, 4, 4, 1.0, a.raw_data(), 0, 4, a.raw_data(), 0, 4,
+                              0.0, c.raw_data(), 0, 4, DType::Float32, fusion);
+  };
+  kernels::cuda::GemmFusion both;
+  both.gelu_b = true;
+  both.norm_b = {stat.raw_data(), stat.raw_data(), nullptr, nullptr};
+  testing_util::expect_error([&] { run(both); }, {"gemm", "GELU or a LayerNorm"});
+  kernels::cuda::GemmFusion half;
+  half.norm_a.mean = stat.raw_data();
+  testing_util::expect_error([&] { run(half); }, {"gemm", "mean", "rstd"});
 }
 
 TEST_F(CudaMatmul, FusedRejectsAnAuxRowShorterThanC) {

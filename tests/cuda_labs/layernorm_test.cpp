@@ -1,7 +1,7 @@
 // LayerNorm kernel lab (kernels/cuda/layernorm.cu): every version, forward (y, mean, rstd) and
 // backward (dx, dw, db), against a float64 reference; widths that hit every v3 configuration,
 // widths that force the fallbacks (C % 4 != 0, C > 1024, misaligned pointers), one row,
-// optional outputs left null.
+// optional outputs left null (y included: the statistics only).
 #include "kernels/cuda/layernorm.h"
 
 #include <gtest/gtest.h>
@@ -59,6 +59,7 @@ Ref reference(int64_t rows, int C, const std::vector<float>& x, const std::vecto
 struct Options {
   bool affine = true;      // false: w and b passed as null (reference uses 1 and 0)
   bool save_stats = true;  // false: forward gets null mean/rstd
+  bool stats_only = false; // forward gets null y (the statistics only), y must stay unwritten
   bool misalign = false;   // x, y, dy, dx handed over one float past an aligned address
   bool want_dx = true, want_dw = true, want_db = true;
 };
@@ -94,7 +95,8 @@ void check_all_versions(int64_t rows, int C, uint64_t seed, const Options& o = {
     SCOPED_TRACE("version " + std::to_string(v) + ", " + what);
     y.poison(), mean.poison(), rstd.poison(), gx.poison(), gw.poison(), gb.poison();
     kernels::cuda::layernorm_forward(
-        v, dx_.data() + off, wp, bp, y.data() + off, o.save_stats ? mean.data() : nullptr,
+        v, dx_.data() + off, wp, bp, o.stats_only ? nullptr : y.data() + off,
+        o.save_stats ? mean.data() : nullptr,
         o.save_stats ? rstd.data() : nullptr, rows, C, float(eps), nullptr);
     DeviceBuffer<char> ws(kernels::cuda::layernorm_backward_workspace(v, rows, C) + 1);
     kernels::cuda::layernorm_backward(v, dx_.data() + off, dy_.data() + off, mean_in.data(),
@@ -102,7 +104,11 @@ void check_all_versions(int64_t rows, int C, uint64_t seed, const Options& o = {
                                       o.want_dw ? gw.data() : nullptr,
                                       o.want_db ? gb.data() : nullptr, rows, C, ws.data(), nullptr);
     // y is O(3): float32 rounding of mean, rstd and the affine map; the sums over C are short.
-    EXPECT_TRUE(labs_test::close(y.download(n, off), ref.y, 1e-4, 1e-5, "y"));
+    if (o.stats_only) {
+      for (float e : y.download()) ASSERT_TRUE(std::isnan(e)) << "y written although null";
+    } else {
+      EXPECT_TRUE(labs_test::close(y.download(n, off), ref.y, 1e-4, 1e-5, "y"));
+    }
     if (o.save_stats) {
       EXPECT_TRUE(labs_test::close(mean.download(), ref.mean, 1e-5, 1e-6, "mean"));
       EXPECT_TRUE(labs_test::close(rstd.download(), ref.rstd, 1e-4, 0, "rstd"));
@@ -161,6 +167,10 @@ TEST(CudaLabsLayernorm, MisalignedAndOptionalOutputs) {
   params_only.want_dx = false;
   params_only.want_db = false;
   check_all_versions(513, 384, 23, params_only);
+  // The statistics only (engine::layer_norm_mlp): every v3 configuration, and v2's fallback.
+  Options stats_only;
+  stats_only.stats_only = true;
+  for (int c : {96, 192, 384, 768, 33}) check_all_versions(70, c, 24 + c, stats_only);
 }
 
 TEST(CudaLabsLayernorm, RejectsBadArguments) {
@@ -174,6 +184,10 @@ TEST(CudaLabsLayernorm, RejectsBadArguments) {
   }
   EXPECT_THROW(kernels::cuda::layernorm_forward(0, &dummy, nullptr, nullptr, &dummy, nullptr,
                                                 nullptr, 0, 96, 1e-5f, nullptr),
+               std::runtime_error);
+  // No y and nowhere to put the statistics: nothing to compute.
+  EXPECT_THROW(kernels::cuda::layernorm_forward(0, &dummy, nullptr, nullptr, nullptr, &dummy,
+                                                nullptr, 1, 96, 1e-5f, nullptr),
                std::runtime_error);
   EXPECT_THROW(kernels::cuda::layernorm_backward(0, &dummy, &dummy, nullptr, &dummy, nullptr,
                                                  &dummy, nullptr, nullptr, 4, 96, nullptr, nullptr),
