@@ -43,10 +43,11 @@ CNBlock::CNBlock(int64_t dim, double layer_scale_init, double drop_path, engine:
 }
 
 Tensor CNBlock::forward(const Tensor& x) {
-  Tensor y = (*norm)((*dwconv)(x));
-  // block.3 (Linear C -> 4C), block.4 (GELU) and block.5 (Linear 4C -> C) without its bias as
-  // one op, which keeps a single 4C-wide activation for the backward (engine/ops/mlp.h).
-  y = engine::mlp(y, pwconv1->weight, pwconv1->bias, pwconv2->weight);
+  // block.2 (LayerNorm), block.3 (Linear C -> 4C), block.4 (GELU) and block.5 (Linear 4C -> C)
+  // without its bias as one op, which keeps for the backward neither the LayerNorm's output nor
+  // GELU's, only the dwconv's output and one 4C-wide activation (engine/ops/mlp.h).
+  Tensor y = engine::layer_norm_mlp((*dwconv)(x), norm->weight, norm->bias, norm->eps,
+                                    pwconv1->weight, pwconv1->bias, pwconv2->weight);
   // block.5's bias, the layer scale ([C, 1, 1], along NHWC's C), stochastic depth and the
   // residual add as one pass: x + s[n] * gamma * (h + bias) (engine/ops/scaled_residual.h).
   const Tensor s = stochastic_depth->sample_scale(x.size(0), x.dtype(), x.device());

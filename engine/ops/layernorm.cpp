@@ -31,6 +31,50 @@ void* ptr(const Tensor& t) { return t.defined() ? t.raw_data() : nullptr; }
 
 }  // namespace
 
+LayerNormRows layer_norm_rows(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                              double eps, bool with_output) {
+  const int64_t c = x.size(-1), m = x.numel() / c;
+  LayerNormRows out;
+  if (with_output) out.y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  out.mean = Tensor::empty({m}, x.dtype(), x.device());
+  out.rstd = Tensor::empty({m}, x.dtype(), x.device());
+#ifdef ENGINE_WITH_CUDA
+  if (x.device().is_cuda()) {
+    kernels::cuda::layernorm_forward(m, c, x.raw_data(), ptr(weight), ptr(bias), eps, ptr(out.y),
+                                     out.mean.raw_data(), out.rstd.raw_data(), x.dtype());
+    return out;
+  }
+#endif
+  dispatch_float(x.dtype(), "layer_norm", [&](auto zero) {
+    using T = decltype(zero);
+    auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
+    kernels::cpu::layernorm_forward<T>(m, c, x.data<T>(), ptr(weight), ptr(bias), eps, ptr(out.y),
+                                       out.mean.data<T>(), out.rstd.data<T>());
+  });
+  return out;
+}
+
+void layer_norm_rows_backward(const Tensor& x, const Tensor& dy, const Tensor& mean,
+                              const Tensor& rstd, const Tensor& weight, const Tensor& dx,
+                              const Tensor& dweight, const Tensor& dbias) {
+  const int64_t c = x.size(-1), m = x.numel() / c;
+#ifdef ENGINE_WITH_CUDA
+  if (x.device().is_cuda()) {
+    kernels::cuda::layernorm_backward(m, c, x.raw_data(), dy.raw_data(), mean.raw_data(),
+                                      rstd.raw_data(), ptr(weight), ptr(dx), ptr(dweight),
+                                      ptr(dbias), x.dtype());
+    return;
+  }
+#endif
+  dispatch_float(x.dtype(), "layer_norm_backward", [&](auto zero) {
+    using T = decltype(zero);
+    auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
+    kernels::cpu::layernorm_backward<T>(m, c, x.data<T>(), dy.data<T>(), mean.data<T>(),
+                                        rstd.data<T>(), ptr(weight), ptr(dx), ptr(dweight),
+                                        ptr(dbias));
+  });
+}
+
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
   profiler::Range range("layer_norm");
   check(x.defined(), "layer_norm: undefined input");
@@ -39,52 +83,24 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
   check(eps >= 0, "layer_norm: eps must be non-negative, got ", eps);
   check_param(weight, "weight", x);
   check_param(bias, "bias", x);
-  const int64_t c = x.size(-1), m = x.numel() / c;
+  const int64_t c = x.size(-1);
 
   Tensor xc = x.detach().contiguous();
-  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
-  Tensor mean = Tensor::empty({m}, x.dtype(), x.device());
-  Tensor rstd = Tensor::empty({m}, x.dtype(), x.device());
   Tensor wd = weight.defined() ? weight.detach().contiguous() : Tensor();
   Tensor bd = bias.defined() ? bias.detach().contiguous() : Tensor();
-#ifdef ENGINE_WITH_CUDA
-  if (x.device().is_cuda())
-    kernels::cuda::layernorm_forward(m, c, xc.raw_data(), ptr(wd), ptr(bd), eps, y.raw_data(),
-                                     mean.raw_data(), rstd.raw_data(), x.dtype());
-  else
-#endif
-    dispatch_float(x.dtype(), "layer_norm", [&](auto zero) {
-      using T = decltype(zero);
-      kernels::cpu::layernorm_forward<T>(m, c, xc.data<T>(),
-                                         wd.defined() ? wd.data<T>() : nullptr,
-                                         bd.defined() ? bd.data<T>() : nullptr, eps, y.data<T>(),
-                                         mean.data<T>(), rstd.data<T>());
-    });
+  LayerNormRows fwd = layer_norm_rows(xc, wd, bd, eps);
 
   const bool gx = x.requires_grad();
   const bool gw = weight.defined() && weight.requires_grad();
   const bool gb = bias.defined() && bias.requires_grad();
-  if (!grad_enabled() || !(gx || gw || gb)) return y;
+  if (!grad_enabled() || !(gx || gw || gb)) return fwd.y;
   // Saved: the input, mean and rstd per row (not the normalised output), and the weight.
-  return record("layer_norm", y, {x, weight, bias}, [=](const Tensor& g) {
-    Tensor gc = g.contiguous();
+  const Tensor mean = fwd.mean, rstd = fwd.rstd;
+  return record("layer_norm", fwd.y, {x, weight, bias}, [=](const Tensor& g) {
     Tensor dx = gx ? Tensor::empty(g.shape(), g.dtype(), g.device()) : Tensor();
     Tensor dw = gw ? Tensor::empty({c}, g.dtype(), g.device()) : Tensor();
     Tensor db = gb ? Tensor::empty({c}, g.dtype(), g.device()) : Tensor();
-#ifdef ENGINE_WITH_CUDA
-    if (g.device().is_cuda()) {
-      kernels::cuda::layernorm_backward(m, c, xc.raw_data(), gc.raw_data(), mean.raw_data(),
-                                        rstd.raw_data(), ptr(wd), ptr(dx), ptr(dw), ptr(db),
-                                        g.dtype());
-      return std::vector<Tensor>{dx, dw, db};
-    }
-#endif
-    dispatch_float(g.dtype(), "layer_norm_backward", [&](auto zero) {
-      using T = decltype(zero);
-      auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
-      kernels::cpu::layernorm_backward<T>(m, c, xc.data<T>(), gc.data<T>(), mean.data<T>(),
-                                          rstd.data<T>(), ptr(wd), ptr(dx), ptr(dw), ptr(db));
-    });
+    layer_norm_rows_backward(xc, g.contiguous(), mean, rstd, wd, dx, dw, db);
     return std::vector<Tensor>{dx, dw, db};
   });
 }

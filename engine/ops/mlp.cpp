@@ -1,14 +1,18 @@
 // engine/ops/mlp.cpp — see mlp.h. Two paths, chosen at the forward and kept for its backward:
 //   fused     (GPU, our GEMM): four kernels::cuda::gemm_fused calls carry the bias, the GELU,
 //             its slope and the bias gradient (column sums); h = x w1^T + b1 is what is saved.
+//             layer_norm_mlp adds a statistics-only LayerNorm pass, and two of the GEMMs (the
+//             forward's first, the first weight gradient) normalise x as they load it.
 //   composed  (CPU, cuBLAS): GEMMs and GELU passes; h = x w1^T (without b1) is saved and the
-//             GELU passes add b1 on the fly, as bias_gelu does.
+//             GELU passes add b1 on the fly, as bias_gelu does. layer_norm_mlp writes the
+//             LayerNorm's output in the forward and again (recomputed) in the backward.
 #include "engine/ops/mlp.h"
 
 #include <atomic>
 
 #include "engine/autograd.h"
 #include "engine/ops/gelu.h"
+#include "engine/ops/layernorm.h"
 #include "engine/ops/matmul.h"
 #include "engine/ops/reduce.h"
 #include "engine/profiler.h"
@@ -23,21 +27,23 @@ namespace engine {
 
 namespace {
 
-void check_args(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2) {
-  check(x.defined() && w1.defined() && b1.defined() && w2.defined(),
-        "mlp: undefined tensor argument");
-  check(w1.dim() == 2 && w2.dim() == 2, "mlp: weights must be [out, in], got ", w1.shape(),
+void check_args(const char* name, const Tensor& x, const Tensor& w1, const Tensor& b1,
+                const Tensor& w2) {
+  check(x.defined() && w1.defined() && b1.defined() && w2.defined(), name,
+        ": undefined tensor argument");
+  check(w1.dim() == 2 && w2.dim() == 2, name, ": weights must be [out, in], got ", w1.shape(),
         " and ", w2.shape());
-  check(x.dim() >= 1 && x.size(-1) == w1.size(1), "mlp: input ", x.shape(), " has ",
+  check(x.dim() >= 1 && x.size(-1) == w1.size(1), name, ": input ", x.shape(), " has ",
         x.dim() ? x.size(-1) : 0, " features but the first weight ", w1.shape(), " expects ",
         w1.size(1));
-  check(b1.dim() == 1 && b1.size(0) == w1.size(0), "mlp: bias ", b1.shape(),
+  check(b1.dim() == 1 && b1.size(0) == w1.size(0), name, ": bias ", b1.shape(),
         " does not match the first weight ", w1.shape());
-  check(w2.size(1) == w1.size(0), "mlp: the second weight ", w2.shape(), " expects ",
+  check(w2.size(1) == w1.size(0), name, ": the second weight ", w2.shape(), " expects ",
         w2.size(1), " hidden features but the first weight ", w1.shape(), " makes ", w1.size(0));
   for (const Tensor* t : {&w1, &b1, &w2}) {
-    check(t->dtype() == x.dtype(), "mlp: dtype mismatch (", x.dtype(), " and ", t->dtype(), ")");
-    check(t->device() == x.device(), "mlp: tensors are on different devices (", x.device(),
+    check(t->dtype() == x.dtype(), name, ": dtype mismatch (", x.dtype(), " and ", t->dtype(),
+          ")");
+    check(t->device() == x.device(), name, ": tensors are on different devices (", x.device(),
           " and ", t->device(), ")");
   }
 }
@@ -102,38 +108,92 @@ Tensor gelu_backward_in_place(const Tensor& h, const Tensor& b, const Tensor& dg
 void set_mlp_fusion(bool on) { g_fusion = on; }
 bool mlp_fusion() { return g_fusion; }
 
-Tensor mlp(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2) {
-  profiler::Range range("mlp");
-  check_args(x, w1, b1, w2);
+namespace {
+
+// layer_norm_mlp's LayerNorm; weight and bias may be undefined (no affine).
+struct Norm {
+  Tensor weight, bias;
+  double eps;
+};
+
+void check_norm(const Tensor& x, const Norm& norm) {
+  check(norm.eps >= 0, "layer_norm_mlp: eps must be non-negative, got ", norm.eps);
+  for (const auto& [t, what] : {std::pair{&norm.weight, "weight"}, {&norm.bias, "bias"}}) {
+    if (!t->defined()) continue;
+    check(t->dim() == 1 && t->size(0) == x.size(-1), "layer_norm_mlp: the LayerNorm's ", what,
+          " ", t->shape(), " does not match the input's ", x.size(-1), " features");
+    check(t->dtype() == x.dtype(), "layer_norm_mlp: dtype mismatch (", x.dtype(), " and ",
+          t->dtype(), ")");
+    check(t->device() == x.device(), "layer_norm_mlp: tensors are on different devices (",
+          x.device(), " and ", t->device(), ")");
+  }
+}
+
+bool wants_grad(const Tensor& t) { return t.defined() && t.requires_grad(); }
+
+#ifdef ENGINE_WITH_CUDA
+// The GEMM's LayerNorm fusion from a LayerNorm's statistics and parameters.
+kernels::cuda::GemmRowNorm row_norm(const Tensor& mean, const Tensor& rstd, const Tensor& weight,
+                                    const Tensor& bias) {
+  return {mean.raw_data(), rstd.raw_data(), weight.defined() ? weight.raw_data() : nullptr,
+          bias.defined() ? bias.raw_data() : nullptr};
+}
+#endif
+
+// mlp (norm null) and layer_norm_mlp: the MLP of x, or of layer_norm(x) when norm is given.
+Tensor mlp_op(const char* name, const Tensor& x, const Norm* norm, const Tensor& w1,
+              const Tensor& b1, const Tensor& w2) {
+  profiler::Range range(name);
+  check_args(name, x, w1, b1, w2);
+  if (norm) check_norm(x, *norm);
   const int64_t in = w1.size(1), hidden = w1.size(0), out = w2.size(0);
   Shape out_shape = x.shape();
   out_shape.back() = out;
-  // Detached: the node below is the only record of the whole MLP.
+  // Detached: the node below is the only record of the whole op.
   const Tensor x2 = x.detach().reshape({-1, in}).contiguous();
   const Tensor w1c = w1.detach().contiguous(), b1c = b1.detach().contiguous();
   const Tensor w2c = w2.detach().contiguous();
   [[maybe_unused]] const int64_t rows = x2.size(0);  // (the fused GEMMs' m)
   const bool fused = fused_path(x);
 
+  // The LayerNorm: its statistics, kept for the backward, and on the composed path its output
+  // u, the first Linear's input, freed after the forward (the fused GEMM normalises x itself).
+  Tensor lnw, lnb, mean, rstd, u = x2;
+  if (norm) {
+    lnw = norm->weight.defined() ? norm->weight.detach().contiguous() : Tensor();
+    lnb = norm->bias.defined() ? norm->bias.detach().contiguous() : Tensor();
+    LayerNormRows stats = layer_norm_rows(x2, lnw, lnb, norm->eps, /*with_output=*/!fused);
+    mean = stats.mean, rstd = stats.rstd, u = stats.y;
+  }
+
   Tensor h, y;  // h: the pre-activation kept for the backward ([rows, hidden])
   if (fused) {
 #ifdef ENGINE_WITH_CUDA
-    h = fused_gemm(rows, hidden, x2, false, w1c, true, {.bias = b1c.raw_data()});
+    kernels::cuda::GemmFusion first{.bias = b1c.raw_data()};
+    if (norm) first.norm_a = row_norm(mean, rstd, lnw, lnb);
+    h = fused_gemm(rows, hidden, x2, false, w1c, true, first);
     y = fused_gemm(rows, out, h, false, w2c, true, {.gelu_a = true});
 #endif
   } else {
-    h = matmul(x2, w1c.transpose(0, 1));
+    h = matmul(u, w1c.transpose(0, 1));
     y = matmul(bias_gelu(h, b1c), w2c.transpose(0, 1));  // the GELU output is freed here
   }
+  u = Tensor();  // the LayerNorm's output, when there was one: the backward recomputes it
   y = y.reshape(out_shape);
 
   const bool gx = x.requires_grad(), gw1 = w1.requires_grad(), gb1 = b1.requires_grad();
   const bool gw2 = w2.requires_grad();
-  if (!grad_enabled() || !(gx || gw1 || gb1 || gw2)) return y;
-  const bool need_dh = gx || gw1 || gb1;  // the gradient at the pre-activation
+  const bool gln = norm && (wants_grad(norm->weight) || wants_grad(norm->bias));
+  if (!grad_enabled() || !(gx || gln || gw1 || gb1 || gw2)) return y;
+  const bool need_du = gx || gln;             // the gradient at the first Linear's input
+  const bool need_dh = need_du || gw1 || gb1;  // the gradient at the pre-activation
+  const bool glnw = norm && wants_grad(norm->weight), glnb = norm && wants_grad(norm->bias);
+  const double eps = norm ? norm->eps : 0.0;
   const Shape x_shape = x.shape();
-  const Tensor keep_x = gw1 ? x2 : Tensor();
-  return record("mlp", y, {x, w1, b1, w2}, [=](const Tensor& g) {
+  const Tensor keep_x = gw1 || (norm && need_du) ? x2 : Tensor();
+  std::vector<Tensor> inputs = {x, w1, b1, w2};
+  if (norm) inputs.insert(inputs.begin() + 1, {norm->weight, norm->bias});
+  return record(name, y, inputs, [=, has_norm = norm != nullptr](const Tensor& g) {
     const Tensor dy = g.reshape({-1, out}).contiguous();
     Tensor dh, dw2, db1;
     if (fused) {
@@ -159,11 +219,40 @@ Tensor mlp(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2
       }
       if (gw2) dw2 = matmul(dy.transpose(0, 1), act);
     }
-    Tensor dx = gx ? matmul(dh, w1c).reshape(x_shape) : Tensor();
-    Tensor dw1 = gw1 ? matmul(dh.transpose(0, 1), keep_x) : Tensor();
+    // dw1 = dh^T @ u, u = x or its LayerNorm: applied by the GEMM as it loads x (fused), or
+    // recomputed from x (composed; the same kernel on the same x gives the same u).
+    Tensor dw1;
+    if (gw1 && has_norm && fused) {
+#ifdef ENGINE_WITH_CUDA
+      dw1 = fused_gemm(hidden, in, dh, true, keep_x, false,
+                       {.norm_b = row_norm(mean, rstd, lnw, lnb)});
+#endif
+    } else if (gw1) {
+      const Tensor u = has_norm ? layer_norm_rows(keep_x, lnw, lnb, eps).y : keep_x;
+      dw1 = matmul(dh.transpose(0, 1), u);
+    }
     if (gb1 && !db1.defined()) db1 = sum_to(dh, {hidden});
-    return std::vector<Tensor>{dx, dw1, db1, dw2};
+    Tensor du = need_du ? matmul(dh, w1c) : Tensor();
+    if (!has_norm)
+      return std::vector<Tensor>{gx ? du.reshape(x_shape) : Tensor(), dw1, db1, dw2};
+    Tensor dx = gx ? Tensor::empty(du.shape(), du.dtype(), du.device()) : Tensor();
+    Tensor dlnw = glnw ? Tensor::empty({in}, du.dtype(), du.device()) : Tensor();
+    Tensor dlnb = glnb ? Tensor::empty({in}, du.dtype(), du.device()) : Tensor();
+    if (need_du) layer_norm_rows_backward(keep_x, du, mean, rstd, lnw, dx, dlnw, dlnb);
+    return std::vector<Tensor>{gx ? dx.reshape(x_shape) : Tensor(), dlnw, dlnb, dw1, db1, dw2};
   });
+}
+
+}  // namespace
+
+Tensor mlp(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2) {
+  return mlp_op("mlp", x, nullptr, w1, b1, w2);
+}
+
+Tensor layer_norm_mlp(const Tensor& x, const Tensor& ln_weight, const Tensor& ln_bias, double eps,
+                      const Tensor& w1, const Tensor& b1, const Tensor& w2) {
+  const Norm norm{ln_weight, ln_bias, eps};
+  return mlp_op("layer_norm_mlp", x, &norm, w1, b1, w2);
 }
 
 }  // namespace engine

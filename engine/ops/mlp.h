@@ -27,6 +27,22 @@ namespace engine {
 
 Tensor mlp(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2);
 
+// ConvNeXt's LayerNorm and MLP (block.2 to block.5) as one op:
+//
+//   layer_norm_mlp(x, ln_weight, ln_bias, eps, w1, b1, w2)
+//     = mlp(layer_norm(x, ln_weight, ln_bias, eps), w1, b1, w2)
+//
+// ln_weight and ln_bias [C] may be undefined (no affine). It keeps x and the LayerNorm's mean
+// and rstd per row for the backward, not the LayerNorm's output, which the composition keeps
+// as mlp's input (layer_norm itself keeps x): one C-wide activation less per ConvNeXt block.
+// On the GPU's fused path the LayerNorm's output is never written: a LayerNorm pass computes
+// the statistics only, and the first GEMM (and the first weight gradient's) normalise x as
+// they load it (GemmFusion::norm_a / norm_b). Elsewhere the output is written in the forward,
+// freed after the first GEMM, and recomputed from x in the backward for the first weight
+// gradient: one pass over x more than the composition.
+Tensor layer_norm_mlp(const Tensor& x, const Tensor& ln_weight, const Tensor& ln_bias, double eps,
+                      const Tensor& w1, const Tensor& b1, const Tensor& w2);
+
 // Whether the GPU may take the fused path (default on; it also needs our GEMM selected). Off,
 // the GPU runs the composed steps with whichever GEMM is selected: tests use it to check that
 // path on our GEMM too (the emulator has no cuBLAS). Process-wide; not for use during a step.

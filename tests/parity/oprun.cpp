@@ -110,6 +110,12 @@ const std::map<std::string, OpFn>& op_table() {
        [](const Inputs& in, const json& a, auto&) {
          return layer_norm(in[0], in[1], in[2], a.value("eps", 1e-6));
        }},
+      {"mlp",
+       [](const Inputs& in, const json&, auto&) { return mlp(in[0], in[1], in[2], in[3]); }},
+      {"layer_norm_mlp",
+       [](const Inputs& in, const json& a, auto&) {
+         return layer_norm_mlp(in[0], in[1], in[2], a.value("eps", 1e-6), in[3], in[4], in[5]);
+       }},
       {"softmax",
        [](const Inputs& in, const json& a, auto&) { return softmax(in[0], a.value("dim", -1)); }},
       {"log_softmax",

@@ -140,6 +140,15 @@ for training in [True, False]:
          bn_fn(training), attrs={"training": training}, grad=["x", "w", "b"])
 case("layer_norm_c7", "layer_norm", {"x": rand(2, 3, 4, 7), "w": rand(7), "b": rand(7)},
      lambda x, w, b: F.layer_norm(x, (7,), w, b, 1e-6), attrs={"eps": 1e-6})
+# ConvNeXt's MLP (Linear, GELU, Linear without its bias) and the block's LayerNorm in front.
+case("mlp", "mlp", {"x": rand(2, 3, 5, 6), "w1": rand(24, 6), "b1": rand(24), "w2": rand(6, 24)},
+     lambda x, w1, b1, w2: F.linear(F.gelu(F.linear(x, w1, b1)), w2))
+case("layer_norm_mlp", "layer_norm_mlp",
+     {"x": rand(2, 3, 5, 6, low=-2, high=4), "lw": rand(6), "lb": rand(6), "w1": rand(24, 6),
+      "b1": rand(24), "w2": rand(5, 24)},
+     lambda x, lw, lb, w1, b1, w2: F.linear(F.gelu(F.linear(F.layer_norm(x, (6,), lw, lb, 1e-6),
+                                                           w1, b1)), w2),
+     attrs={"eps": 1e-6})
 
 # ---- softmax, losses, indexing, k-NN ------------------------------------------------------
 case("softmax_dim1", "softmax", {"x": rand(3, 7, 2, low=-5, high=5)},

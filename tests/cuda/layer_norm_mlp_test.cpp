@@ -1,0 +1,150 @@
+// CUDA layer_norm_mlp (ConvNeXt's LayerNorm -> Linear -> GELU -> Linear) against the CPU,
+// forward and the gradients of all six inputs, on both GPU paths: our GEMM with its fusions
+// (the LayerNorm applied by the GEMMs as they load x, its output never written) and the
+// composed steps (cuBLAS, or ours with fusion off); float32, float64 and TF32; with and without
+// the LayerNorm's affine; and what the fused path keeps and allocates.
+#include <cmath>
+#include <string>
+
+#include "tests/cuda/op_check.h"
+
+namespace cuda_test {
+namespace {
+
+using CudaLayerNormMlp = CudaTest;
+using engine::cuda::Family;
+using engine::cuda::Impl;
+
+constexpr double kEps = 1e-6;
+
+struct Case {
+  Shape x;  // [..., in]
+  int64_t hidden, out;
+  bool affine;
+};
+const std::vector<Case> kCases = {{{2, 5, 3, 12}, 48, 12, true},  // ConvNeXt's 4x expansion
+                                  {{7, 9}, 13, 5, true},          // nothing a multiple of 4
+                                  {{7, 9}, 13, 5, false},         // no affine
+                                  {{3, 28, 5, 96}, 384, 96, true},  // stage 1's widths
+                                  {{1, 1, 1, 4}, 16, 4, true}};
+
+// x, ln_weight, ln_bias, w1, b1, w2; x with a per-element offset and spread (what a LayerNorm
+// removes), w1 scaled so the pre-activations cover GELU's curved part.
+std::vector<Tensor> inputs(const Case& cs, DType t, uint64_t& seed) {
+  const int64_t in = cs.x.back();
+  const double s = 1.5 / std::sqrt(double(in));
+  return {host_random(cs.x, ++seed, -2, 4, t),
+          cs.affine ? host_random({in}, ++seed, 0.5, 1.5, t) : Tensor(),
+          cs.affine ? host_random({in}, ++seed, -1, 1, t) : Tensor(),
+          host_random({cs.hidden, in}, ++seed, -s, s, t),
+          host_random({cs.hidden}, ++seed, -1, 1, t),
+          host_random({cs.out, cs.hidden}, ++seed, -1, 1, t)};
+}
+
+Tensor run(const std::vector<Tensor>& in) {
+  return engine::layer_norm_mlp(in[0], in[1], in[2], kEps, in[3], in[4], in[5]);
+}
+
+// f(path) once per way the GPU runs the op: each available GEMM with fusion on and off.
+template <class F>
+void for_each_path(F&& f) {
+  for (Impl impl : available_impls())
+    for (bool fusion : {true, false}) {
+      ImplScope use(Family::Gemm, impl);
+      engine::set_mlp_fusion(fusion);
+      f(std::string(engine::cuda::impl_name(impl)) + (fusion ? " fusion on" : " fusion off"));
+      engine::set_mlp_fusion(true);
+    }
+}
+
+TEST_F(CudaLayerNormMlp, BothPathsMatchCpu) {
+  uint64_t seed = 1;
+  for_each_path([&](const std::string& path) {
+    for (DType t : {DType::Float32, DType::Float64})
+      for (const Case& cs : kCases) {
+        const double tol = t == DType::Float32 ? 2e-4 : 1e-10;
+        EXPECT_TRUE(matches_cpu(run, inputs(cs, t, seed), {tol, tol}, "layer_norm_mlp", ++seed))
+            << path << " " << t << " in=" << cs.x.back() << " hidden=" << cs.hidden
+            << " affine=" << cs.affine;
+      }
+  });
+}
+
+// One input at a time asking for its gradient (each takes its own branches of the backward).
+TEST_F(CudaLayerNormMlp, EachGradientAloneMatchesCpu) {
+  uint64_t seed = 30;
+  const std::vector<Tensor> host = inputs(kCases[1], DType::Float64, seed);
+  Tensor g = host_random({7, 5}, ++seed, -1, 1, DType::Float64);
+  for_each_path([&](const std::string& path) {
+    for (size_t which = 0; which < host.size(); ++which) {
+      std::vector<Tensor> cpu, gpu;
+      for (size_t i = 0; i < host.size(); ++i) {
+        cpu.push_back(host[i].detach().clone());
+        gpu.push_back(host[i].to(kGpu));
+        if (i == which) cpu[i].requires_grad_(), gpu[i].requires_grad_();
+      }
+      run(cpu).backward(g);
+      run(gpu).backward(g.to(kGpu));
+      EXPECT_TRUE(testing_util::all_close(gpu[which].grad(), cpu[which].grad(), 1e-10, 1e-10))
+          << path << " input " << which;
+    }
+  });
+}
+
+// TF32 rounds the normalised operand (after the LayerNorm, in fp32) like any other: checked per
+// tensor against its largest element, as mlp's TF32 test does (tests/cuda/mlp_test.cpp).
+TEST_F(CudaLayerNormMlp, Tf32PathsStayCloseToTheCpu) {
+  engine::cuda::set_tf32(true);
+  uint64_t seed = 50;
+  for_each_path([&](const std::string& path) {
+    for (const Case& cs : kCases) {
+      const std::vector<Tensor> host = inputs(cs, DType::Float32, seed);
+      std::vector<Tensor> cpu = leaves_on(host, engine::Device::cpu());
+      std::vector<Tensor> gpu = leaves_on(host, kGpu);
+      Tensor yc = run(cpu), yg = run(gpu);
+      Tensor w = host_random(yc.shape(), ++seed, -1, 1, DType::Float32);
+      engine::sum(engine::mul(yc, w)).backward();
+      engine::sum(engine::mul(yg, w.to(kGpu))).backward();
+      const std::string where = path + " in=" + std::to_string(cs.x.back()) +
+                                " hidden=" + std::to_string(cs.hidden);
+      EXPECT_TRUE(close_to_scale(yg, yc, 1e-2)) << "y " << where;
+      const char* names[] = {"dx", "dln_weight", "dln_bias", "dw1", "db1", "dw2"};
+      for (size_t i = 0; i < cpu.size(); ++i) {
+        if (!cpu[i].defined()) continue;
+        EXPECT_TRUE(close_to_scale(gpu[i].grad(), cpu[i].grad(), 1e-2)) << names[i] << " " << where;
+      }
+    }
+  });
+  engine::cuda::set_tf32(false);
+}
+
+// After the forward the device holds y and the hidden pre-activation (and two floats per row):
+// on the fused path the LayerNorm's output is not even allocated in between (the peak of the
+// forward stays under a C-wide tensor above what it keeps); the composition keeps it too.
+TEST_F(CudaLayerNormMlp, WritesNoLayerNormOutputOnTheFusedPath) {
+  const int64_t rows = 1024, in = 64, hidden = 256;
+  const int64_t row_bytes = rows * in * 4, hidden_bytes = rows * hidden * 4;
+  uint64_t seed = 90;
+  const std::vector<Tensor> dev = leaves_on(inputs({{rows, in}, hidden, in, true},
+                                                   DType::Float32, seed), kGpu);
+  auto measure = [&](auto&& f, int64_t& peak) {
+    engine::cuda::reset_peak_memory();
+    const int64_t before = int64_t(engine::cuda::memory_stats().in_use);
+    Tensor y = f();
+    peak = int64_t(engine::cuda::memory_stats().peak) - before - row_bytes;
+    return int64_t(engine::cuda::memory_stats().in_use) - before - row_bytes;  // less y
+  };
+  ImplScope use(Family::Gemm, Impl::Ours);
+  int64_t peak = 0, twin_peak = 0;
+  const int64_t kept = measure([&] { return run(dev); }, peak);
+  const int64_t twin = measure([&] {
+    return engine::mlp(engine::layer_norm(dev[0], dev[1], dev[2], kEps), dev[3], dev[4], dev[5]);
+  }, twin_peak);
+  EXPECT_GE(kept, hidden_bytes);
+  EXPECT_LT(kept, hidden_bytes + row_bytes / 4) << "layer_norm_mlp keeps " << kept;
+  EXPECT_LT(peak, hidden_bytes + row_bytes / 4) << "layer_norm_mlp's forward peaked at " << peak;
+  EXPECT_GE(twin, hidden_bytes + row_bytes) << "the composition keeps " << twin;
+}
+
+}  // namespace
+}  // namespace cuda_test
