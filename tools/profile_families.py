@@ -15,19 +15,21 @@ import os
 
 # Families, in the order the tables list them.
 FAMILIES = [
-    "conv2d", "depthwise conv", "BatchNorm", "LayerNorm", "GEMM + GELU", "pooling",
+    "conv2d", "depthwise conv", "BatchNorm", "LayerNorm + GEMM + GELU", "pooling",
     "elementwise + copies", "loss", "optimizer", "other",
 ]
+
+_LN_GEMM = "LayerNorm + GEMM + GELU"
 
 _OURS = {
     "conv2d": "conv2d",
     "depthwise_conv2d": "depthwise conv",
     "batch_norm": "BatchNorm",
-    "layer_norm": "LayerNorm",
-    # ConvNeXt's MLP (Linear, GELU, Linear) is one op of ours, fused on the GPU: its GEMMs and
-    # its GELU are counted together, on both sides.
-    "mlp": "GEMM + GELU", "linear": "GEMM + GELU", "matmul": "GEMM + GELU",
-    "gelu": "GEMM + GELU", "bias_gelu": "GEMM + GELU",
+    # ConvNeXt's LayerNorm and MLP (LayerNorm, Linear, GELU, Linear) are one op of ours
+    # (layer_norm_mlp), fused on the GPU: LayerNorms, GEMMs and GELUs are one family, on both
+    # sides.
+    "layer_norm": _LN_GEMM, "layer_norm_mlp": _LN_GEMM, "mlp": _LN_GEMM, "linear": _LN_GEMM,
+    "matmul": _LN_GEMM, "gelu": _LN_GEMM, "bias_gelu": _LN_GEMM,
     "max_pool2d": "pooling", "adaptive_avg_pool2d": "pooling", "global_avg_pool": "pooling",
     "mse_loss": "loss", "huber_loss": "loss",
     "adamw_step": "optimizer", "adam_step": "optimizer", "sgd_step": "optimizer",
@@ -62,10 +64,9 @@ def torch_family(name, input_shapes=(), in_optimizer=False):
         return "depthwise conv" if any(_is_depthwise_weight(s) for s in input_shapes) else "conv2d"
     if "batch_norm" in n:
         return "BatchNorm"
-    if "layer_norm" in n:
-        return "LayerNorm"
-    if "gelu" in n or n in ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear"):
-        return "GEMM + GELU"
+    if "layer_norm" in n or "gelu" in n or n in ("aten::mm", "aten::addmm", "aten::bmm",
+                                                  "aten::matmul", "aten::linear"):
+        return _LN_GEMM
     if "pool" in n:
         return "pooling"
     if "mse_loss" in n or "huber_loss" in n:

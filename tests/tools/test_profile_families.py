@@ -44,7 +44,9 @@ class Families(unittest.TestCase):
     def test_ours(self):
         self.assertEqual(pf.ours_family("depthwise_conv2d"), "depthwise conv")
         self.assertEqual(pf.ours_family("conv2d"), "conv2d")
-        self.assertEqual(pf.ours_family("mlp"), "GEMM + GELU")
+        self.assertEqual(pf.ours_family("mlp"), "LayerNorm + GEMM + GELU")
+        self.assertEqual(pf.ours_family("layer_norm_mlp"), "LayerNorm + GEMM + GELU")
+        self.assertEqual(pf.ours_family("layer_norm"), "LayerNorm + GEMM + GELU")
         self.assertEqual(pf.ours_family("adamw_step"), "optimizer")
         self.assertEqual(pf.ours_family("accumulate_grad"), "elementwise + copies")
         self.assertEqual(pf.ours_family("something_new"), "other")
@@ -59,10 +61,10 @@ class Families(unittest.TestCase):
         self.assertEqual(pf.torch_family("aten::cudnn_convolution", stem), "conv2d")
 
     def test_torch_others(self):
-        self.assertEqual(pf.torch_family("aten::native_layer_norm_backward"), "LayerNorm")
+        self.assertEqual(pf.torch_family("aten::native_layer_norm_backward"), "LayerNorm + GEMM + GELU")
         self.assertEqual(pf.torch_family("aten::cudnn_batch_norm"), "BatchNorm")
-        self.assertEqual(pf.torch_family("aten::addmm"), "GEMM + GELU")
-        self.assertEqual(pf.torch_family("aten::gelu_backward"), "GEMM + GELU")
+        self.assertEqual(pf.torch_family("aten::addmm"), "LayerNorm + GEMM + GELU")
+        self.assertEqual(pf.torch_family("aten::gelu_backward"), "LayerNorm + GEMM + GELU")
         self.assertEqual(pf.torch_family("aten::_foreach_mul_"), "optimizer")
         self.assertEqual(pf.torch_family("aten::mul_", in_optimizer=True), "optimizer")
         self.assertEqual(pf.torch_family("aten::mul_"), "elementwise + copies")
@@ -86,8 +88,8 @@ class Totals(unittest.TestCase):
             ("aten::mm", [[8, 96], [96, 384]], False, 4000),
             ("aten::_foreach_add_", [], False, 2000)], steps=2))
         o, t = pf.ours_ms_per_family(ours, 2), pf.torch_ms_per_family(theirs)
-        self.assertEqual(o, {"depthwise conv": 2.0, "GEMM + GELU": 1.0, "optimizer": 0.5})
-        self.assertEqual(t, {"depthwise conv": 8.0, "GEMM + GELU": 2.0, "optimizer": 1.0})
+        self.assertEqual(o, {"depthwise conv": 2.0, "LayerNorm + GEMM + GELU": 1.0, "optimizer": 0.5})
+        self.assertEqual(t, {"depthwise conv": 8.0, "LayerNorm + GEMM + GELU": 2.0, "optimizer": 1.0})
         md = pf.table([("ours", o), ("PyTorch", t)])
         lines = md.splitlines()
         self.assertEqual(lines[0], "| op family | ours ms | PyTorch ms | ours ÷ PyTorch | share of ours |")
@@ -95,7 +97,7 @@ class Totals(unittest.TestCase):
         self.assertIn("| **total in ops** | 3.5 | 11.0 | 0.32 | 100% |", lines)
         # Families in FAMILIES order, whatever order the profiles list them.
         order = [ln.split(" | ")[0][2:] for ln in lines[2:-1]]
-        self.assertEqual(order, ["depthwise conv", "GEMM + GELU", "optimizer"])
+        self.assertEqual(order, ["depthwise conv", "LayerNorm + GEMM + GELU", "optimizer"])
 
     def test_a_family_on_one_side_only(self):
         md = pf.table([("ours", {"conv2d": 1.0}), ("PyTorch", {"conv2d": 2.0, "other": 0.5})])
