@@ -11,6 +11,7 @@ void set_gpu_kernels(const std::string& choice) {
         "' is not a choice (default, ours or vendor)");
 }
 void set_gpu_tf32(bool) {}
+void set_gpu_cudnn_benchmark(bool) {}
 std::string gpu_kernels_summary() { return "no CUDA in this build"; }
 
 }  // namespace engine

@@ -34,9 +34,13 @@ bool cuda_available();
 //                              they have the op; "default": leave each family as it is (its
 //                              ENGINE_CUDA_IMPL_<FAMILY> or built-in default, kernels/cuda/impl.h)
 //   set_gpu_tf32(true)         TF32 tensor-core math for float32 products (ENGINE_CUDA_TF32)
+//   set_gpu_cudnn_benchmark(true)  cuDNN's convolution algorithms chosen by timing them at each
+//                              shape's first run (ENGINE_CUDNN_BENCHMARK; PyTorch's
+//                              cudnn.benchmark)
 //   gpu_kernels_summary()      e.g. "GEMM=ours CONV=vendor ... TF32=on", for logs
 void set_gpu_kernels(const std::string& choice);
 void set_gpu_tf32(bool on);
+void set_gpu_cudnn_benchmark(bool on);
 std::string gpu_kernels_summary();
 
 }  // namespace engine

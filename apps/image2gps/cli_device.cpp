@@ -16,6 +16,9 @@ void add_device_options(CLI::App* c, std::string& device, const char* help) {
   c->add_flag("--tf32", g.tf32,
               "GPU: float32 products on the TF32 tensor cores (PyTorch's allow_tf32; "
               "10-bit mantissas)");
+  c->add_flag("--cudnn-benchmark", g.cudnn_benchmark,
+              "GPU: choose each convolution's cuDNN algorithm by timing them all at its first "
+              "run (PyTorch's cudnn.benchmark; slower first step)");
 }
 
 }  // namespace i2g

@@ -18,7 +18,9 @@
 // (engine::cuda::set_tf32(true), as PyTorch's allow_tf32), and for --impl vendor (every op
 // family with a cuBLAS/cuDNN version uses it), ours (every family runs our kernels) or default
 // (the engine's per-family defaults). Ops without a vendor version (LayerNorm, GELU, AdamW,
-// losses, elementwise) are always ours.
+// losses, elementwise) are always ours. cuDNN's convolution algorithms are chosen by timing
+// (engine::cuda::set_cudnn_benchmark, as torch_e2e.py's cudnn.benchmark = True) unless
+// --cudnn-benchmark off.
 // knn: engine::knn_search (fused: distance tiles never leave shared memory; one query streams
 //   the bank with warp dot products), float32, squared L2. Before timing, the first
 //   --knn-cpu-check queries are searched on the CPU too and the neighbour sets compared.
@@ -209,6 +211,7 @@ e2e::Record model_bench(const Config& c, const std::string& arch, bool train,
   }
   MemoryProbe mem(gpu);
   const int64_t fallbacks0 = gpu ? kernels::cuda::conv_vendor_fallbacks() : 0;
+  const int64_t timing_failures0 = gpu ? kernels::cuda::conv_benchmark_failures() : 0;
   std::shared_ptr<models::Model> model = models::create(arch, kOutputs, models::Head::Linear);
   model->to(c.device);
   model->train(train);
@@ -257,6 +260,9 @@ e2e::Record model_bench(const Config& c, const std::string& arch, bool train,
   // Convolutions asked of cuDNN that ran on our kernels (no deterministic FMA/TF32 algorithm
   // for the shape): 0 means a "vendor" row is all cuDNN's.
   if (gpu) r.set("conv_vendor_fallbacks", kernels::cuda::conv_vendor_fallbacks() - fallbacks0);
+  if (gpu)
+    r.set("cudnn_benchmark_failures",
+          kernels::cuda::conv_benchmark_failures() - timing_failures0);
   ph.put(r);
   mem.put(r);
   // Sanity, after timing: the steps computed finite numbers (the JSON keeps the first and last
@@ -407,6 +413,7 @@ void describe(const Config& c, e2e::Record& ctx) {
   cublasGetProperty(PATCH_LEVEL, &patch);
   ctx.set("cublas", std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch));
   ctx.set("allocator_caching", engine::cuda::caching_enabled());
+  ctx.set("cudnn_benchmark", engine::cuda::cudnn_benchmark());
   ctx.set("optimizer", "nn::AdamW(lr 1e-4, weight_decay 0.01), fused multi-tensor kernel");
 }
 
@@ -434,6 +441,8 @@ int run(int argc, char** argv) {
       {"profile", "after each training benchmark, profile a few more steps op by op into this "
                   "folder (profile_train_<arch>_<precision>_<impl>.trace.json for Perfetto, .txt)"},
       {"profile-steps", "steps per profile (default 2)"},
+      {"cudnn-benchmark", "on (default: cuDNN's algorithms timed per shape, as PyTorch's "
+                          "cudnn.benchmark on the other side) or off (cuDNN's heuristics)"},
   });
   if (a.help()) {
     std::printf("gpu_e2e_bench: our engine end to end on the GPU (see the source's header)\n%s",
@@ -461,6 +470,11 @@ int run(int argc, char** argv) {
   const auto precisions = a.list("precision", "fp32,tf32", {"fp32", "tf32"});
   const auto impls = a.list("impl", "vendor,ours", {"vendor", "ours", "default"});
   const auto knn_cases = a.list("knn", "1024x100000,1024x1000000,1x1000000");
+  const auto cudnn_benchmark = a.list("cudnn-benchmark", "on", {"on", "off"});
+  if (cudnn_benchmark.size() != 1) {
+    std::fprintf(stderr, "gpu_e2e_bench: --cudnn-benchmark takes on or off\n");
+    return 2;
+  }
   auto has = [&](const char* b) { return std::find(benches.begin(), benches.end(), b) != benches.end(); };
   for (const auto& k : knn_cases) parse_case(k);  // bad cases fail now, not after the models
 
@@ -472,6 +486,7 @@ int run(int argc, char** argv) {
     }
     for (int f = 0; f < static_cast<int>(Family::kCount); ++f)
       g_default_impl.push_back(engine::cuda::impl(static_cast<Family>(f)));
+    engine::cuda::set_cudnn_benchmark(cudnn_benchmark[0] == "on");
   }
   e2e::JsonLog log(a.str("json", ""));
   describe(c, log.context());

@@ -152,6 +152,9 @@ void set_sync_after_launch(bool on) { kernels::cuda::set_sync_after_launch(on); 
 void set_tf32(bool on) { kernels::cuda::set_tf32(on); }
 bool tf32() { return kernels::cuda::tf32(); }
 
+void set_cudnn_benchmark(bool on) { kernels::cuda::set_cudnn_benchmark(on); }
+bool cudnn_benchmark() { return kernels::cuda::cudnn_benchmark(); }
+
 void set_impl(const std::string& family, const std::string& choice) {
   check(choice == "ours" || choice == "vendor", "set_impl: '", choice,
         "' is not an implementation (ours or vendor)");
@@ -181,6 +184,7 @@ void set_gpu_kernels(const std::string& choice) {
 }
 
 void set_gpu_tf32(bool on) { cuda::set_tf32(on); }
+void set_gpu_cudnn_benchmark(bool on) { cuda::set_cudnn_benchmark(on); }
 
 std::string gpu_kernels_summary() {
   std::string s;
@@ -188,7 +192,8 @@ std::string gpu_kernels_summary() {
     const auto fam = static_cast<cuda::Family>(f);
     s += cat(kernels::cuda::family_name(fam), "=", kernels::cuda::impl_name(cuda::impl(fam)), " ");
   }
-  return s + (cuda::tf32() ? "TF32=on" : "TF32=off");
+  return s + (cuda::tf32() ? "TF32=on" : "TF32=off") +
+         (cuda::cudnn_benchmark() ? " cudnn_benchmark=on" : "");
 }
 
 }  // namespace engine

@@ -12,6 +12,8 @@
 //                                       (default vendor; cases cuDNN cannot take run ours)
 //   ENGINE_CUDA_TF32=1          float32 matrix products and convolutions on the TF32 tensor
 //                               cores (PyTorch's allow_tf32); default off
+//   ENGINE_CUDNN_BENCHMARK=1    cuDNN's convolution algorithms chosen by timing them at each
+//                               shape's first run (PyTorch's cudnn.benchmark); default off
 // The engine drives one GPU, cuda:0 (pick it with CUDA_VISIBLE_DEVICES).
 #pragma once
 
@@ -73,6 +75,12 @@ void set_impl(const std::string& family, const std::string& choice);
 // see it.
 void set_tf32(bool on);
 bool tf32();
+
+// cuDNN's benchmark mode, as PyTorch's torch.backends.cudnn.benchmark: each convolution shape's
+// algorithm chosen by timing them all once, the first time it runs (kernels/cuda/runtime.h).
+// The same switch as ENGINE_CUDNN_BENCHMARK=1; default off.
+void set_cudnn_benchmark(bool on);
+bool cudnn_benchmark();
 
 // "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.2 GiB)", for logs and benchmark records.
 std::string device_description();

@@ -314,6 +314,7 @@ struct AlgoKey {
   int pass;  // 0 forward, 1 data gradient, 2 weight gradient
   int64_t n, h, w, c, k, r, s, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups;
   bool tf32;
+  bool timed;  // chosen by timing (cudnn_benchmark()) rather than by the heuristics
   auto operator<=>(const AlgoKey&) const = default;
 };
 struct AlgoChoice {
@@ -330,15 +331,53 @@ std::map<AlgoKey, AlgoChoice> g_algos;
 // accepts: its math type on the descriptor, its workspace, the call. An algorithm whose
 // workspace query or call says CUDNN_STATUS_NOT_SUPPORTED (or whose workspace is above the cap)
 // is passed over; any other error is raised. False when none runs (also cached).
+// In benchmark mode (cudnn_benchmark()) the ranking is find's instead: cuDNN runs and times
+// every algorithm on these buffers, fastest first (PyTorch's cudnn.benchmark), given a
+// workspace as large as the largest the heuristics' candidates ask for.
 //   query(std::vector<Perf>& ranked) -> count;  workspace(algo, &bytes) -> cudnnStatus_t;
+//   find(std::vector<Perf>& ranked, workspace, bytes) -> count;
 //   run(algo, workspace, bytes) -> cudnnStatus_t
-template <class Perf, class Query, class Workspace, class Run>
+std::atomic<int64_t> g_benchmark_failures{0};
+
+// Benchmark mode's ranking: the workspace is the largest that the heuristics' candidates
+// (ranked[0, count)) need, up to the cap (an algorithm needing more comes back failed and is
+// filtered out like any other); the descriptor allows TF32 exactly when tf32() does. Returns
+// find's count, its results in `ranked`, fastest first. Should the timing itself fail (its
+// workspace not allocatable, cuDNN refusing), the heuristics' ranking is used again, said once
+// on stderr and counted (conv_benchmark_failures()): a convolution never fails for it.
+template <class Perf, class Query, class Workspace, class Find>
+int find_ranked(const char* op, const ConvDescs& d, bool allow_tf32, bool deterministic,
+                std::vector<Perf>& ranked, int count, Query query, Workspace workspace,
+                Find find) {
+  size_t most = 0;
+  for (const Perf& p : conv_algo_candidates(ranked.data(), count, allow_tf32, deterministic)) {
+    KCUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(),
+                                             allow_tf32 ? p.mathType : CUDNN_FMA_MATH));
+    size_t bytes = 0;
+    if (workspace(p.algo, &bytes) == CUDNN_STATUS_SUCCESS && bytes <= kMaxWorkspaceBytes)
+      most = std::max(most, bytes);
+  }
+  KCUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(),
+                                           allow_tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
+  try {
+    Scratch ws(most);
+    return find(ranked, ws.get(), most);
+  } catch (const std::exception& e) {
+    if (g_benchmark_failures.fetch_add(1) == 0)
+      std::fprintf(stderr, "engine: %s: timing cuDNN's algorithms failed (%s); cuDNN's "
+                           "heuristics choose instead (said once)\n", op, e.what());
+    return query(ranked);
+  }
+}
+
+template <class Perf, class Query, class Workspace, class Find, class Run>
 bool run_ranked(const char* op, int pass, const Conv2dShape& sh, const ConvDescs& d,
-                bool deterministic, Query query, Workspace workspace, Run run) {
+                bool deterministic, Query query, Workspace workspace, Find find, Run run) {
   using Algo = decltype(Perf::algo);
-  const bool allow_tf32 = tf32();
-  const AlgoKey key{pass, sh.n, sh.h, sh.w, sh.c, sh.k, sh.r, sh.s, sh.stride_h, sh.stride_w,
-                    sh.pad_h, sh.pad_w, sh.dil_h, sh.dil_w, sh.groups, allow_tf32};
+  const bool allow_tf32 = tf32(), timed = cudnn_benchmark();
+  const AlgoKey key{pass,     sh.n,     sh.h,      sh.w,       sh.c,     sh.k,
+                    sh.r,     sh.s,     sh.stride_h, sh.stride_w, sh.pad_h, sh.pad_w,
+                    sh.dil_h, sh.dil_w, sh.groups, allow_tf32, timed};
   auto attempt = [&](Algo algo, cudnnMathType_t math, size_t bytes) {
     KCUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), math));
     Scratch ws(bytes);
@@ -359,7 +398,9 @@ bool run_ranked(const char* op, int pass, const Conv2dShape& sh, const ConvDescs
     }
   }
   std::vector<Perf> ranked;
-  const int count = query(ranked);
+  int count = query(ranked);
+  if (timed)
+    count = find_ranked(op, d, allow_tf32, deterministic, ranked, count, query, workspace, find);
   AlgoChoice choice{false, 0, CUDNN_FMA_MATH, 0};
   for (const Perf& p : conv_algo_candidates(ranked.data(), count, allow_tf32, deterministic)) {
     const cudnnMathType_t math = allow_tf32 ? p.mathType : CUDNN_FMA_MATH;
@@ -381,6 +422,7 @@ bool run_ranked(const char* op, int pass, const Conv2dShape& sh, const ConvDescs
 }  // namespace
 
 int64_t conv_vendor_fallbacks() { return g_fallbacks.load(); }
+int64_t conv_benchmark_failures() { return g_benchmark_failures.load(); }
 
 bool conv2d_forward_vendor(const Conv2dShape& sh, const void* x, const void* w, const void* bias,
                            void* y, DType dtype) {
@@ -401,6 +443,13 @@ bool conv2d_forward_vendor(const Conv2dShape& sh, const void* x, const void* w, 
       [&](auto algo, size_t* bytes) {
         return cudnnGetConvolutionForwardWorkspaceSize(h, d.x.get(), d.w.get(), d.conv.get(),
                                                        d.y.get(), algo, bytes);
+      },
+      [&](std::vector<cudnnConvolutionFwdAlgoPerf_t>& ranked, void* ws, size_t bytes) {
+        int count = 0;
+        KCUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
+            h, d.x.get(), x, d.w.get(), w, d.conv.get(), d.y.get(), y, int(ranked.size()),
+            &count, ranked.data(), ws, bytes));
+        return count;
       },
       [&](auto algo, void* ws, size_t bytes) {
         return cudnnConvolutionForward(h, b.one(), d.x.get(), x, d.w.get(), w, d.conv.get(),
@@ -434,6 +483,13 @@ bool conv2d_backward_data_vendor(const Conv2dShape& sh, const void* dy, const vo
         return cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w.get(), d.y.get(),
                                                             d.conv.get(), d.x.get(), algo, bytes);
       },
+      [&](std::vector<cudnnConvolutionBwdDataAlgoPerf_t>& ranked, void* ws, size_t bytes) {
+        int count = 0;
+        KCUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
+            h, d.w.get(), w, d.y.get(), dy, d.conv.get(), d.x.get(), dx, int(ranked.size()),
+            &count, ranked.data(), ws, bytes));
+        return count;
+      },
       [&](auto algo, void* ws, size_t bytes) {
         return cudnnConvolutionBackwardData(h, b.one(), d.w.get(), w, d.y.get(), dy, d.conv.get(),
                                             algo, ws, bytes, b.zero(), d.x.get(), dx);
@@ -462,6 +518,13 @@ bool conv2d_backward_weight_vendor(const Conv2dShape& sh, const void* x, const v
         return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x.get(), d.y.get(),
                                                               d.conv.get(), d.w.get(), algo,
                                                               bytes);
+      },
+      [&](std::vector<cudnnConvolutionBwdFilterAlgoPerf_t>& ranked, void* ws, size_t bytes) {
+        int count = 0;
+        KCUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
+            h, d.x.get(), x, d.y.get(), dy, d.conv.get(), d.w.get(), dw, int(ranked.size()),
+            &count, ranked.data(), ws, bytes));
+        return count;
       },
       [&](auto algo, void* ws, size_t bytes) {
         return cudnnConvolutionBackwardFilter(h, b.one(), d.x.get(), x, d.y.get(), dy,

@@ -47,6 +47,9 @@ bool conv_vendor_takes(DType dtype);
 [[nodiscard]] bool conv2d_backward_weight_vendor(const Conv2dShape& sh, const void* x,
                                                  const void* dy, void* dw, DType dtype);
 int64_t conv_vendor_fallbacks();
+// In cuDNN's benchmark mode (runtime.h, cudnn_benchmark()): how many times timing the
+// algorithms failed and the heuristics chose instead (said once on stderr).
+int64_t conv_benchmark_failures();
 
 // y[r, k] += bias[k] over a contiguous [rows, k] array (shared by the conv paths).
 void add_bias_rows(int64_t rows, int64_t k, const void* bias, void* y, DType dtype);

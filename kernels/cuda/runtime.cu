@@ -103,6 +103,22 @@ bool tf32() {
 
 void set_tf32(bool on) { g_tf32.store(on ? 1 : 0); }
 
+namespace {
+std::atomic<int> g_cudnn_benchmark{-1};  // as g_sync
+}  // namespace
+
+bool cudnn_benchmark() {
+  int s = g_cudnn_benchmark.load();
+  if (s < 0) {
+    const char* env = std::getenv("ENGINE_CUDNN_BENCHMARK");
+    s = env && *env && std::strcmp(env, "0") != 0 ? 1 : 0;
+    g_cudnn_benchmark.store(s);
+  }
+  return s == 1;
+}
+
+void set_cudnn_benchmark(bool on) { g_cudnn_benchmark.store(on ? 1 : 0); }
+
 void check_launch(const char* op, const char* file, int line) {
   cudaError_t status = cudaGetLastError();
   if (status != cudaSuccess)

@@ -59,6 +59,15 @@ bool sync_after_launch();
 void set_tf32(bool on);
 bool tf32();
 
+// cuDNN's benchmark mode (PyTorch's torch.backends.cudnn.benchmark): the first time a
+// convolution shape runs (per pass and TF32 setting), cuDNN times its algorithms on it
+// (cudnnFind*AlgorithmEx, which waits for the GPU) and the fastest one the engine allows is
+// kept for the process. Off (the default), cuDNN's heuristics rank them without running any:
+// nothing is timed at first use, and a run picks the same algorithms as the last. On with
+// ENGINE_CUDNN_BENCHMARK=1 (read once) or set_cudnn_benchmark(true).
+void set_cudnn_benchmark(bool on);
+bool cudnn_benchmark();
+
 // ---- stream, device and library handles ----------------------------------------------------
 
 // The one compute stream (non-blocking, created on first use on the current device). Every

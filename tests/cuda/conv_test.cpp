@@ -88,6 +88,35 @@ TEST_F(CudaConv, CudnnMatchesCpu) {
   check_all(kDepthwise, Family::Depthwise, Impl::Vendor, 300, {DType::Float32});
 }
 
+// Benchmark mode (engine::cuda::set_cudnn_benchmark, PyTorch's cudnn.benchmark): cuDNN times
+// its algorithms on each shape's first run and the fastest allowed one runs; the results must
+// match the CPU as the heuristics' choice does, in fp32 and with TF32 allowed, with no fallback
+// to our kernel, and a second run of each shape (the cached choice) must give the same bits.
+TEST_F(CudaConv, CudnnBenchmarkModeMatchesCpuAndKeepsItsChoice) {
+  SKIP_WITHOUT_VENDOR_LIBRARIES();
+  const bool saved = engine::cuda::cudnn_benchmark();
+  engine::cuda::set_cudnn_benchmark(true);
+  const int64_t before = kernels::cuda::conv_vendor_fallbacks();
+  const int64_t failures = kernels::cuda::conv_benchmark_failures();
+  check_all(kGeneral, Family::Conv, Impl::Vendor, 600, {DType::Float32});
+  check_all(kDepthwise, Family::Depthwise, Impl::Vendor, 700, {DType::Float32});
+  EXPECT_EQ(kernels::cuda::conv_vendor_fallbacks(), before);
+  EXPECT_EQ(kernels::cuda::conv_benchmark_failures(), failures) << "timing cuDNN's algorithms "
+                                                                   "failed (stderr says why)";
+  ImplScope conv(Family::Conv, Impl::Vendor);
+  for (bool tf32 : {false, true}) {
+    engine::cuda::set_tf32(tf32);
+    const Case& c = kGeneral[0];
+    Tensor x = host_random(c.x, 800).to(kGpu), w = host_random(c.w, 801).to(kGpu);
+    Tensor first = engine::conv2d(x, w, {}, c.p), again = engine::conv2d(x, w, {}, c.p);
+    EXPECT_TRUE(testing_util::all_close(again, first, 0, 0)) << c.what << " tf32=" << tf32;
+    Tensor ref = engine::conv2d(x.to(engine::Device::cpu()), w.to(engine::Device::cpu()), {}, c.p);
+    EXPECT_TRUE(close_to_scale(first, ref, tf32 ? 1e-2 : 1e-5)) << c.what << " tf32=" << tf32;
+  }
+  engine::cuda::set_tf32(false);
+  engine::cuda::set_cudnn_benchmark(saved);
+}
+
 // The shapes our networks use must really run on cuDNN when it is asked for (a convolution
 // cuDNN has no deterministic FMA algorithm for runs ours and counts a fallback).
 TEST_F(CudaConv, CudnnTakesTheNetworksShapes) {

@@ -62,6 +62,15 @@ TEST(CudaImplSwitch, GpuKernelsChoiceSetsEveryFamily) {
       << engine::gpu_kernels_summary();
   EXPECT_TRUE(contains(engine::gpu_kernels_summary(), "TF32=on"));
   engine::set_gpu_tf32(false);
+  const bool benchmark = engine::cuda::cudnn_benchmark();  // ENGINE_CUDNN_BENCHMARK's
+  engine::set_gpu_cudnn_benchmark(false);
+  EXPECT_FALSE(contains(engine::gpu_kernels_summary(), "cudnn_benchmark"));
+  engine::set_gpu_cudnn_benchmark(true);
+  EXPECT_TRUE(engine::cuda::cudnn_benchmark());
+  EXPECT_TRUE(contains(engine::gpu_kernels_summary(), "cudnn_benchmark=on"));
+  engine::set_gpu_cudnn_benchmark(false);
+  EXPECT_FALSE(engine::cuda::cudnn_benchmark());
+  engine::set_gpu_cudnn_benchmark(benchmark);
   EXPECT_THROW(engine::set_gpu_kernels("fastest"), engine::Error);
   for (int f = 0; f < int(Family::kCount); ++f) engine::cuda::set_impl(Family(f), saved[f]);
 }
