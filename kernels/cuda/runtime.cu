@@ -71,53 +71,43 @@ void check_cudnn(cudnnStatus_t status, const char* what, const char* file, int l
 }
 
 namespace {
-// -1: not read from the environment yet; 0/1: off/on.
-std::atomic<int> g_sync{-1};
+
+// A process-wide on/off switch that starts as its environment variable says (read at first
+// use: set and not "0" means on) until set() changes it.
+class EnvSwitch {
+ public:
+  constexpr explicit EnvSwitch(const char* name) : name_(name) {}
+  bool get() {
+    int s = state_.load();
+    if (s < 0) {
+      const char* env = std::getenv(name_);
+      s = env && *env && std::strcmp(env, "0") != 0 ? 1 : 0;
+      state_.store(s);
+    }
+    return s == 1;
+  }
+  void set(bool on) { state_.store(on ? 1 : 0); }
+
+ private:
+  const char* name_;
+  std::atomic<int> state_{-1};  // -1: not read from the environment yet; 0/1: off/on
+};
+
+// Constant-initialised (before any code runs), so a static initialiser elsewhere may read them.
+constinit EnvSwitch g_sync("ENGINE_CUDA_SYNC");
+constinit EnvSwitch g_tf32("ENGINE_CUDA_TF32");
+constinit EnvSwitch g_cudnn_benchmark("ENGINE_CUDNN_BENCHMARK");
+
 }  // namespace
 
-void set_sync_after_launch(bool on) { g_sync.store(on ? 1 : 0); }
+void set_sync_after_launch(bool on) { g_sync.set(on); }
+bool sync_after_launch() { return g_sync.get(); }
 
-bool sync_after_launch() {
-  int s = g_sync.load();
-  if (s < 0) {
-    const char* env = std::getenv("ENGINE_CUDA_SYNC");
-    s = env && *env && std::strcmp(env, "0") != 0 ? 1 : 0;
-    g_sync.store(s);
-  }
-  return s == 1;
-}
+void set_tf32(bool on) { g_tf32.set(on); }
+bool tf32() { return g_tf32.get(); }
 
-namespace {
-std::atomic<int> g_tf32{-1};  // as g_sync
-}  // namespace
-
-bool tf32() {
-  int s = g_tf32.load();
-  if (s < 0) {
-    const char* env = std::getenv("ENGINE_CUDA_TF32");
-    s = env && *env && std::strcmp(env, "0") != 0 ? 1 : 0;
-    g_tf32.store(s);
-  }
-  return s == 1;
-}
-
-void set_tf32(bool on) { g_tf32.store(on ? 1 : 0); }
-
-namespace {
-std::atomic<int> g_cudnn_benchmark{-1};  // as g_sync
-}  // namespace
-
-bool cudnn_benchmark() {
-  int s = g_cudnn_benchmark.load();
-  if (s < 0) {
-    const char* env = std::getenv("ENGINE_CUDNN_BENCHMARK");
-    s = env && *env && std::strcmp(env, "0") != 0 ? 1 : 0;
-    g_cudnn_benchmark.store(s);
-  }
-  return s == 1;
-}
-
-void set_cudnn_benchmark(bool on) { g_cudnn_benchmark.store(on ? 1 : 0); }
+void set_cudnn_benchmark(bool on) { g_cudnn_benchmark.set(on); }
+bool cudnn_benchmark() { return g_cudnn_benchmark.get(); }
 
 void check_launch(const char* op, const char* file, int line) {
   cudaError_t status = cudaGetLastError();

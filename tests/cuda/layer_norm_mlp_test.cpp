@@ -45,21 +45,9 @@ Tensor run(const std::vector<Tensor>& in) {
   return engine::layer_norm_mlp(in[0], in[1], in[2], kEps, in[3], in[4], in[5]);
 }
 
-// f(path) once per way the GPU runs the op: each available GEMM with fusion on and off.
-template <class F>
-void for_each_path(F&& f) {
-  for (Impl impl : available_impls())
-    for (bool fusion : {true, false}) {
-      ImplScope use(Family::Gemm, impl);
-      engine::set_mlp_fusion(fusion);
-      f(std::string(engine::cuda::impl_name(impl)) + (fusion ? " fusion on" : " fusion off"));
-      engine::set_mlp_fusion(true);
-    }
-}
-
 TEST_F(CudaLayerNormMlp, BothPathsMatchCpu) {
   uint64_t seed = 1;
-  for_each_path([&](const std::string& path) {
+  for_each_mlp_path([&](const std::string& path) {
     for (DType t : {DType::Float32, DType::Float64})
       for (const Case& cs : kCases) {
         const double tol = t == DType::Float32 ? 2e-4 : 1e-10;
@@ -75,19 +63,8 @@ TEST_F(CudaLayerNormMlp, EachGradientAloneMatchesCpu) {
   uint64_t seed = 30;
   const std::vector<Tensor> host = inputs(kCases[1], DType::Float64, seed);
   Tensor g = host_random({7, 5}, ++seed, -1, 1, DType::Float64);
-  for_each_path([&](const std::string& path) {
-    for (size_t which = 0; which < host.size(); ++which) {
-      std::vector<Tensor> cpu, gpu;
-      for (size_t i = 0; i < host.size(); ++i) {
-        cpu.push_back(host[i].detach().clone());
-        gpu.push_back(host[i].to(kGpu));
-        if (i == which) cpu[i].requires_grad_(), gpu[i].requires_grad_();
-      }
-      run(cpu).backward(g);
-      run(gpu).backward(g.to(kGpu));
-      EXPECT_TRUE(testing_util::all_close(gpu[which].grad(), cpu[which].grad(), 1e-10, 1e-10))
-          << path << " input " << which;
-    }
+  for_each_mlp_path([&](const std::string& path) {
+    EXPECT_TRUE(each_gradient_alone_matches_cpu(run, host, g, 1e-10)) << path;
   });
 }
 
@@ -96,7 +73,7 @@ TEST_F(CudaLayerNormMlp, EachGradientAloneMatchesCpu) {
 TEST_F(CudaLayerNormMlp, Tf32PathsStayCloseToTheCpu) {
   engine::cuda::set_tf32(true);
   uint64_t seed = 50;
-  for_each_path([&](const std::string& path) {
+  for_each_mlp_path([&](const std::string& path) {
     for (const Case& cs : kCases) {
       const std::vector<Tensor> host = inputs(cs, DType::Float32, seed);
       std::vector<Tensor> cpu = leaves_on(host, engine::Device::cpu());

@@ -35,23 +35,9 @@ std::vector<Tensor> inputs(const Case& cs, DType t, uint64_t& seed) {
 
 Tensor run_mlp(const std::vector<Tensor>& in) { return engine::mlp(in[0], in[1], in[2], in[3]); }
 
-// Calls f(path) once per way the GPU runs engine::mlp: each available GEMM implementation with
-// fusion on (the fused path, where our GEMM is selected) and off (the composed steps); `path`
-// names it for failure messages.
-template <class F>
-void for_each_path(F&& f) {
-  for (Impl impl : available_impls())
-    for (bool fusion : {true, false}) {
-      ImplScope use(Family::Gemm, impl);
-      engine::set_mlp_fusion(fusion);
-      f(std::string(engine::cuda::impl_name(impl)) + (fusion ? " fusion on" : " fusion off"));
-      engine::set_mlp_fusion(true);
-    }
-}
-
 TEST_F(CudaMlp, BothPathsMatchCpu) {
   uint64_t seed = 1;
-  for_each_path([&](const std::string& path) {
+  for_each_mlp_path([&](const std::string& path) {
     for (DType t : {DType::Float32, DType::Float64})
       for (const Case& cs : kCases) {
         // Sums over up to 384 terms, in another order on each device.
@@ -68,19 +54,8 @@ TEST_F(CudaMlp, EachGradientAloneMatchesCpu) {
   uint64_t seed = 30;
   const std::vector<Tensor> host = inputs(kCases[1], DType::Float64, seed);
   Tensor g = host_random({7, 5}, ++seed, -1, 1, DType::Float64);
-  for_each_path([&](const std::string& path) {
-    for (size_t which = 0; which < host.size(); ++which) {
-      std::vector<Tensor> cpu, gpu;
-      for (size_t i = 0; i < host.size(); ++i) {
-        cpu.push_back(host[i].detach().clone());
-        gpu.push_back(host[i].to(kGpu));
-        if (i == which) cpu[i].requires_grad_(), gpu[i].requires_grad_();
-      }
-      run_mlp(cpu).backward(g);
-      run_mlp(gpu).backward(g.to(kGpu));
-      EXPECT_TRUE(testing_util::all_close(gpu[which].grad(), cpu[which].grad(), 1e-11, 1e-11))
-          << path << " input " << which;
-    }
+  for_each_mlp_path([&](const std::string& path) {
+    EXPECT_TRUE(each_gradient_alone_matches_cpu(run_mlp, host, g, 1e-11)) << path;
   });
 }
 
@@ -92,7 +67,7 @@ TEST_F(CudaMlp, EachGradientAloneMatchesCpu) {
 TEST_F(CudaMlp, Tf32PathsStayCloseToTheCpu) {
   engine::cuda::set_tf32(true);
   uint64_t seed = 50;
-  for_each_path([&](const std::string& path) {
+  for_each_mlp_path([&](const std::string& path) {
     for (const Case& cs : kCases) {
       const std::vector<Tensor> host = inputs(cs, DType::Float32, seed);
       std::vector<Tensor> cpu = leaves_on(host, engine::Device::cpu());
@@ -120,7 +95,7 @@ TEST_F(CudaMlp, KeepsOneHiddenWideTensorForTheBackward) {
   uint64_t seed = 90;
   std::vector<Tensor> host = inputs({{rows, in}, hidden, in}, DType::Float32, seed);
   std::vector<Tensor> dev = leaves_on(host, kGpu);
-  for_each_path([&](const std::string& path) {
+  for_each_mlp_path([&](const std::string& path) {
     auto kept_by = [&](auto&& f) {
       const int64_t before = int64_t(engine::cuda::memory_stats().in_use);
       Tensor y = f();

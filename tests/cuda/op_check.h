@@ -104,4 +104,40 @@ class ImplScope {
 
 inline const char* dtype_str(DType t) { return engine::dtype_name(t); }
 
+// f's gradient with respect to each input alone (only that one requires grad, so a fused op's
+// backward takes the branch for it), backpropagating g on both devices; undefined inputs are
+// skipped. Within rtol = atol = tol of the CPU's.
+inline ::testing::AssertionResult each_gradient_alone_matches_cpu(const OpFn& f,
+                                                                  const std::vector<Tensor>& host,
+                                                                  const Tensor& g, double tol) {
+  for (size_t which = 0; which < host.size(); ++which) {
+    if (!host[which].defined()) continue;
+    std::vector<Tensor> cpu, gpu;
+    for (size_t i = 0; i < host.size(); ++i) {
+      cpu.push_back(host[i].defined() ? host[i].detach().clone() : Tensor());
+      gpu.push_back(host[i].defined() ? host[i].to(kGpu) : Tensor());
+    }
+    cpu[which].requires_grad_(), gpu[which].requires_grad_();
+    f(cpu).backward(g);
+    f(gpu).backward(g.to(kGpu));
+    if (auto r = testing_util::all_close(gpu[which].grad(), cpu[which].grad(), tol, tol); !r)
+      return ::testing::AssertionFailure() << "input " << which << ": " << r.message();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Calls f(path) once per way the GPU runs engine::mlp and engine::layer_norm_mlp: each available
+// GEMM implementation with fusion on (the fused path, where our GEMM is selected) and off (the
+// composed steps); `path` names it for failure messages.
+template <class F>
+void for_each_mlp_path(F&& f) {
+  for (engine::cuda::Impl impl : available_impls())
+    for (bool fusion : {true, false}) {
+      ImplScope use(engine::cuda::Family::Gemm, impl);
+      engine::set_mlp_fusion(fusion);
+      f(std::string(engine::cuda::impl_name(impl)) + (fusion ? " fusion on" : " fusion off"));
+      engine::set_mlp_fusion(true);
+    }
+}
+
 }  // namespace cuda_test
