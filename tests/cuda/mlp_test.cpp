@@ -70,19 +70,9 @@ TEST_F(CudaMlp, Tf32PathsStayCloseToTheCpu) {
   for_each_mlp_path([&](const std::string& path) {
     for (const Case& cs : kCases) {
       const std::vector<Tensor> host = inputs(cs, DType::Float32, seed);
-      std::vector<Tensor> cpu = leaves_on(host, engine::Device::cpu());
-      std::vector<Tensor> gpu = leaves_on(host, kGpu);
-      Tensor yc = run_mlp(cpu), yg = run_mlp(gpu);
-      Tensor w = host_random(yc.shape(), ++seed, -1, 1, DType::Float32);
-      engine::sum(engine::mul(yc, w)).backward();
-      engine::sum(engine::mul(yg, w.to(kGpu))).backward();
-      const std::string where = path + " in=" + std::to_string(cs.x.back()) +
-                                " hidden=" + std::to_string(cs.hidden);
-      EXPECT_TRUE(close_to_scale(yg, yc, 1e-2)) << "y " << where;
-      const char* names[] = {"dx", "dw1", "db1", "dw2"};
-      for (size_t i = 0; i < cpu.size(); ++i)
-        EXPECT_TRUE(close_to_scale(gpu[i].grad(), cpu[i].grad(), 1e-2))
-            << names[i] << " " << where;
+      EXPECT_TRUE(matches_cpu_to_scale(run_mlp, host, 1e-2, ++seed))
+          << path << " in=" << cs.x.back() << " hidden=" << cs.hidden
+          << " (inputs: x, w1, b1, w2)";
     }
   });
   engine::cuda::set_tf32(false);

@@ -126,6 +126,28 @@ inline ::testing::AssertionResult each_gradient_alone_matches_cpu(const OpFn& f,
   return ::testing::AssertionSuccess();
 }
 
+// f on the GPU against the CPU per tensor, relative to its largest element (close_to_scale): the
+// output, then every defined input's gradient of sum(out * w) for a random w. For results whose
+// rounding scales with the terms they sum (TF32 products).
+inline ::testing::AssertionResult matches_cpu_to_scale(const OpFn& f,
+                                                       const std::vector<Tensor>& host,
+                                                       double tol, uint64_t seed) {
+  std::vector<Tensor> cpu = leaves_on(host, engine::Device::cpu());
+  std::vector<Tensor> gpu = leaves_on(host, kGpu);
+  Tensor yc = f(cpu), yg = f(gpu);
+  if (auto r = close_to_scale(yg, yc, tol); !r)
+    return ::testing::AssertionFailure() << "output: " << r.message();
+  Tensor w = host_random(yc.shape(), seed, -1, 1, yc.dtype());
+  engine::sum(engine::mul(yc, w)).backward();
+  engine::sum(engine::mul(yg, w.to(kGpu))).backward();
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    if (!cpu[i].defined()) continue;
+    if (auto r = close_to_scale(gpu[i].grad(), cpu[i].grad(), tol); !r)
+      return ::testing::AssertionFailure() << "gradient of input " << i << ": " << r.message();
+  }
+  return ::testing::AssertionSuccess();
+}
+
 // Calls f(path) once per way the GPU runs engine::mlp and engine::layer_norm_mlp: each available
 // GEMM implementation with fusion on (the fused path, where our GEMM is selected) and off (the
 // composed steps); `path` names it for failure messages.
