@@ -183,11 +183,10 @@ Tensor mlp_op(const char* name, const Tensor& x, const Norm* norm, const Tensor&
 
   const bool gx = x.requires_grad(), gw1 = w1.requires_grad(), gb1 = b1.requires_grad();
   const bool gw2 = w2.requires_grad();
-  const bool gln = norm && (wants_grad(norm->weight) || wants_grad(norm->bias));
-  if (!grad_enabled() || !(gx || gln || gw1 || gb1 || gw2)) return y;
-  const bool need_du = gx || gln;             // the gradient at the first Linear's input
-  const bool need_dh = need_du || gw1 || gb1;  // the gradient at the pre-activation
   const bool glnw = norm && wants_grad(norm->weight), glnb = norm && wants_grad(norm->bias);
+  if (!grad_enabled() || !(gx || glnw || glnb || gw1 || gb1 || gw2)) return y;
+  const bool need_du = gx || glnw || glnb;     // the gradient at the first Linear's input
+  const bool need_dh = need_du || gw1 || gb1;  // the gradient at the pre-activation
   const double eps = norm ? norm->eps : 0.0;
   const Shape x_shape = x.shape();
   const Tensor keep_x = gw1 || (norm && need_du) ? x2 : Tensor();
@@ -228,8 +227,8 @@ Tensor mlp_op(const char* name, const Tensor& x, const Norm* norm, const Tensor&
                        {.norm_b = row_norm(mean, rstd, lnw, lnb)});
 #endif
     } else if (gw1) {
-      const Tensor u = has_norm ? layer_norm_rows(keep_x, lnw, lnb, eps).y : keep_x;
-      dw1 = matmul(dh.transpose(0, 1), u);
+      const Tensor normed = has_norm ? layer_norm_rows(keep_x, lnw, lnb, eps).y : keep_x;
+      dw1 = matmul(dh.transpose(0, 1), normed);
     }
     if (gb1 && !db1.defined()) db1 = sum_to(dh, {hidden});
     Tensor du = need_du ? matmul(dh, w1c) : Tensor();
