@@ -326,17 +326,6 @@ struct AlgoChoice {
 std::mutex g_algo_mu;
 std::map<AlgoKey, AlgoChoice> g_algos;
 
-// Runs the convolution with the algorithm cached for its key, or else with the first of
-// cuDNN's ranked algorithms (query fills them; filtered by conv_algo_candidates) that cuDNN
-// accepts: its math type on the descriptor, its workspace, the call. An algorithm whose
-// workspace query or call says CUDNN_STATUS_NOT_SUPPORTED (or whose workspace is above the cap)
-// is passed over; any other error is raised. False when none runs (also cached).
-// In benchmark mode (cudnn_benchmark()) the ranking is find's instead: cuDNN runs and times
-// every algorithm on these buffers, fastest first (PyTorch's cudnn.benchmark), given a
-// workspace as large as the largest the heuristics' candidates ask for.
-//   query(std::vector<Perf>& ranked) -> count;  workspace(algo, &bytes) -> cudnnStatus_t;
-//   find(std::vector<Perf>& ranked, workspace, bytes) -> count;
-//   run(algo, workspace, bytes) -> cudnnStatus_t
 std::atomic<int64_t> g_benchmark_failures{0};
 
 // Benchmark mode's ranking: the workspace is the largest that the heuristics' candidates
@@ -370,6 +359,17 @@ int find_ranked(const char* op, const ConvDescs& d, bool allow_tf32, bool determ
   }
 }
 
+// Runs the convolution with the algorithm cached for its key, or else with the first of
+// cuDNN's ranked algorithms (query fills them; filtered by conv_algo_candidates) that cuDNN
+// accepts: its math type on the descriptor, its workspace, the call. An algorithm whose
+// workspace query or call says CUDNN_STATUS_NOT_SUPPORTED (or whose workspace is above the cap)
+// is passed over; any other error is raised. False when none runs (also cached).
+// In benchmark mode (cudnn_benchmark()) the ranking is find's instead: cuDNN runs and times
+// every algorithm on these buffers, fastest first (PyTorch's cudnn.benchmark), given a
+// workspace as large as the largest the heuristics' candidates ask for.
+//   query(std::vector<Perf>& ranked) -> count;  workspace(algo, &bytes) -> cudnnStatus_t;
+//   find(std::vector<Perf>& ranked, workspace, bytes) -> count;
+//   run(algo, workspace, bytes) -> cudnnStatus_t
 template <class Perf, class Query, class Workspace, class Find, class Run>
 bool run_ranked(const char* op, int pass, const Conv2dShape& sh, const ConvDescs& d,
                 bool deterministic, Query query, Workspace workspace, Find find, Run run) {
