@@ -238,15 +238,17 @@ __global__ void __launch_bounds__(256)
   }
   const float rs = rsqrtf(group_sum<G>(var) / C + eps);
   if (!valid) return;  // no shuffles below
-  float4* yr = reinterpret_cast<float4*>(y + row * C);
+  if (y != nullptr) {  // null: the statistics only
+    float4* yr = reinterpret_cast<float4*>(y + row * C);
 #pragma unroll
-  for (int t = 0; t < V; ++t) {
-    int f = gl + t * G;
-    if (f >= C4 || y == nullptr) continue;
-    float4 wv = w ? reinterpret_cast<const float4*>(w)[f] : f4(1.f);
-    float4 bv = b ? reinterpret_cast<const float4*>(b)[f] : f4(0.f);
-    yr[f] = make_float4((v[t].x - m) * rs * wv.x + bv.x, (v[t].y - m) * rs * wv.y + bv.y,
-                        (v[t].z - m) * rs * wv.z + bv.z, (v[t].w - m) * rs * wv.w + bv.w);
+    for (int t = 0; t < V; ++t) {
+      int f = gl + t * G;
+      if (f >= C4) continue;
+      float4 wv = w ? reinterpret_cast<const float4*>(w)[f] : f4(1.f);
+      float4 bv = b ? reinterpret_cast<const float4*>(b)[f] : f4(0.f);
+      yr[f] = make_float4((v[t].x - m) * rs * wv.x + bv.x, (v[t].y - m) * rs * wv.y + bv.y,
+                          (v[t].z - m) * rs * wv.z + bv.z, (v[t].w - m) * rs * wv.w + bv.w);
+    }
   }
   if (gl == 0) {
     if (mean) mean[row] = m;
