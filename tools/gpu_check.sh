@@ -3,24 +3,27 @@
 # for, in one run of at most GPU_CHECK_BUDGET seconds (default 480: 8 of the session's ~15
 # minutes, the rest being machine start-up and a rerun). Steps, in the order of what a finding
 # is worth per second (each has a time cap; later steps get what is left, and are skipped when
-# too little is). Expected times on an H100 (16 cores) in brackets, estimated, not yet measured:
+# too little is). Times in brackets: measured on an H200 (16 cores) on 2026-11-27 where given
+# as one number, else estimated:
 #   0. deps          which library a binary cannot find, before anything runs           [0 s]
 #   1. tests         every CUDA test: ctest -L cuda (tests/cuda and the kernel labs'
 #                    tests/cuda_labs), or, when the build folder was moved (CTest's recorded
-#                    paths are stale), both binaries directly                       [30-60 s]
+#                    paths are stale), both binaries directly                       [11 s]
 #   2. app_smoke     tools/app_cuda_smoke.sh: every image2gps subcommand on CUDA, each result
 #                    that depends on the device held against the CPU's (eval --knn meters,
-#                    predict, forward), BatchNorm's batch counter in the checkpoints  [20-40 s]
+#                    predict, forward), BatchNorm's batch counter in the checkpoints  [17 s]
 #   3. model_parity  tests/parity/test_models.py --device cuda: resnet18/50 and convnext_tiny
 #                    on CUDA (float32 on cuDNN/cuBLAS and on our kernels, float64) against
 #                    torchvision's float64 CPU reference: eval outputs, train-mode outputs,
 #                    every gradient, five AdamW steps; skipped when no python3 has torch and
-#                    torchvision                                                       [60-90 s]
+#                    torchvision                                                       [96 s]
 #   4. <lab>_bench   every kernel lab (bench/cuda/<family>_bench.cu: validates each version
-#                    against the CPU, then times it), each writing JSON         [10-30 s each]
+#                    against the CPU, then times it), each writing JSON         [4-30 s each]
+#      torch_kernels bench/gpu/torch_kernels.py: PyTorch on the labs' shapes    [~20-40 s]
 #   5. memcheck, then racecheck: compute-sanitizer over cuda_labs_tests (the hand-written
 #      kernels, quick), then cuda_tests, with ENGINE_CUDA_NO_CACHE=1 (exact-size allocations
-#      freed at once, so every overrun and use-after-free is seen)          [the rest: 60-180 s]
+#      freed at once, so every overrun and use-after-free is seen) [memcheck 4 + 18 s; racecheck
+#      of cuda_labs_tests > 80 s]
 # Why this order: 1-3 decide whether what users run is right on the GPU (3 is the slowest of
 # them, its PyTorch references being CPU work). The benchmarks come before the sanitizers
 # because their numbers exist nowhere else and each lab is also a correctness check of every
@@ -37,9 +40,13 @@
 #                     with the targets cuda_tests, cuda_labs_tests, image2gps, modelrun and the
 #                     labs' <family>_bench
 #   GPU_CHECK_BUDGET  seconds for the whole run (default 480); later steps get what is left
-#   GPU_CHECK_ONLY    comma-separated steps to run (tests,app_smoke,model_parity,bench,memcheck,
-#                     racecheck), e.g. for a rerun on a warm machine; the rest are SKIP
+#   GPU_CHECK_ONLY    comma-separated steps to run (tests,app_smoke,model_parity,bench,
+#                     torch_kernels,memcheck,racecheck), e.g. for a rerun on a warm machine;
+#                     the rest are SKIP ("bench" includes torch_kernels)
+#   GPU_CHECK_BENCHES space-separated lab names to run (e.g. "conv2d_bench knn_bench"; default all)
 #   GTEST_FILTER      narrows the tests and the sanitizer runs (gtest's own variable)
+#   GPU_CHECK_MEMCHECK_FILTER, GPU_CHECK_RACECHECK_FILTER  a gtest filter for that sanitizer's
+#                     runs alone (racecheck over all of cuda_labs_tests took over 80 s on an H200)
 #   PARITY_PYTHON     the python with torch and torchvision (default: python3 if it imports
 #                     both, else /usr/bin/python3)
 #
@@ -117,7 +124,9 @@ device=${device:-no GPU visible}
 # CPU suites, gpu_e2e_bench is tools/gpu_bench.sh's.)
 bench_bins=()
 for src in bench/cuda/*_bench.cu; do
-  b=$build/bench/$(basename "$src" .cu)
+  name=$(basename "$src" .cu)
+  [ -n "${GPU_CHECK_BENCHES:-}" ] && [[ " $GPU_CHECK_BENCHES " != *" $name "* ]] && continue
+  b=$build/bench/$name
   [ -x "$b" ] && [ -f "$b" ] && bench_bins+=("$b")
 done
 smoke_exe=$build/apps/image2gps
@@ -266,6 +275,28 @@ for b in "${bench_bins[@]}"; do
 done
 [ ${#bench_bins[@]} -eq 0 ] && record benchmarks SKIP 0 "no kernel lab (bench/cuda/*_bench.cu) built in $build/bench" ""
 
+# ---- 4b. PyTorch on the labs' shapes, same card, same session ---------------------------------
+# bench/gpu/torch_kernels.py -> OUT_DIR/torch_kernels.json, which tools/labs_report.py puts
+# beside each lab's rows (its "vs PyTorch (same session)" column). Part of the "bench" step.
+if ! wanted bench && ! wanted torch_kernels; then
+  record torch_kernels SKIP 0 "not in GPU_CHECK_ONLY=$only" torch_kernels.log
+elif [ -z "$parity_py" ]; then
+  record torch_kernels SKIP 0 "no python3 here imports torch" torch_kernels.log
+elif [ $have_gpu -eq 0 ]; then
+  record torch_kernels SKIP 0 "no GPU visible" torch_kernels.log
+elif gate torch_kernels torch_kernels.log 30; then
+  limit=$(cap 90)
+  run "$out/torch_kernels.log" "$limit" "$parity_py" bench/gpu/torch_kernels.py \
+    --json "$out/torch_kernels.json"
+  case $rc in
+    0) status=PASS summary="$(grep -c '"ms"' "$out/torch_kernels.json" 2>/dev/null || echo 0) PyTorch timings" ;;
+    77) status=SKIP summary="no GPU (torch)" ;;
+    124 | 137) status=FAIL summary="timed out after ${limit}s" ;;
+    *) status=FAIL summary="exit $rc (see torch_kernels.log)" ;;
+  esac
+  record torch_kernels "$status" "$secs" "$summary" torch_kernels.log
+fi
+
 # ---- 5. compute-sanitizer ------------------------------------------------------------------
 # API errors are not reported: the engine checks every call itself, and the tests provoke some
 # on purpose (the out-of-memory test asks for 1 PiB).
@@ -284,8 +315,10 @@ for tool in memcheck racecheck; do
       record "$step" SKIP 0 "time budget spent" "$log"
     else
       if [ "$b" = "$labs_bin" ]; then limit=$(cap 90); else limit=$(cap 170); fi
+      filter=() filter_var="GPU_CHECK_${tool^^}_FILTER"
+      [ -n "${!filter_var:-}" ] && filter=(--gtest_filter="${!filter_var}")
       ENGINE_CUDA_NO_CACHE=1 run "$out/$log" "$limit" "$sanitizer" --tool "$tool" \
-        --report-api-errors no --error-exitcode 99 "$b" --gtest_brief=1
+        --report-api-errors no --error-exitcode 99 "$b" --gtest_brief=1 "${filter[@]}"
       errors=$(grep -oE 'ERROR SUMMARY: [0-9]+' "$out/$log" | tail -n 1 | grep -oE '[0-9]+$')
       summary="${errors:-?} errors; tests: $(gtest_summary "$out/$log")"
       status=$(verdict $rc)

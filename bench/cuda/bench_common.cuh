@@ -24,8 +24,10 @@
 
 namespace bench {
 
-// The H100 numbers every floor is computed from (shared/GPU.md).
-constexpr double kPeakBytesPerS = 2.6e12;    // measured device-to-device copy
+// The arithmetic rates every FLOP floor is computed from: the H100's datasheet (shared/GPU.md);
+// an H200 has the same SMs and clocks, so the same rates. The memory floor uses the copy rate
+// measured on the card at hand (peak_bytes_per_s() below): 2.6 TB/s on the H100 of
+// shared/GPU.md, about 4.3 on an H200 (HBM3e).
 constexpr double kPeakFp32FlopPerS = 67e12;  // datasheet, CUDA cores
 constexpr double kPeakTf32FlopPerS = 495e12;  // datasheet, dense TF32 tensor cores
 
@@ -71,7 +73,14 @@ class Buffer {
     ok(cudaMemcpy(h.data(), p_, n_ * sizeof(T), cudaMemcpyDeviceToHost), "download");
     return h;
   }
-  void poison() { ok(cudaMemset(p_, 0xFF, n_ * sizeof(T)), "poison"); }  // NaN / -1
+  // NaN / -1 everywhere, finished before this returns. cudaMemset runs on the legacy default
+  // stream, which does NOT wait for (or hold back) the engine's non-blocking stream: without
+  // the synchronisation a kernel launched next on that stream could write its output before
+  // the poison lands on it (seen on an H200: a 12 ms kernel's output came back 92% NaN).
+  void poison() {
+    ok(cudaMemset(p_, 0xFF, n_ * sizeof(T)), "poison");
+    ok(cudaDeviceSynchronize(), "poison");
+  }
 
  private:
   T* p_ = nullptr;
@@ -105,6 +114,45 @@ inline bool validate(const char* what, const std::vector<float>& got,
                 bad, got.size(), worst, double(got[worst]), ref[worst]);
   }
   return bad == 0;
+}
+
+// This card's memory ceiling: a 1 GiB device-to-device copy, bytes read + written per second,
+// the median of 10 after 3 warm-ups; measured once per process (~30 ms), 2 GiB borrowed.
+inline double peak_bytes_per_s() {
+  static const double rate = [] {
+    const size_t bytes = size_t(1) << 30;
+    void *src = nullptr, *dst = nullptr;
+    ok(cudaMalloc(&src, bytes), "copy-rate buffer");
+    ok(cudaMalloc(&dst, bytes), "copy-rate buffer");
+    ok(cudaMemset(src, 0x3C, bytes), "copy-rate buffer");
+    cudaEvent_t e0, e1;
+    ok(cudaEventCreate(&e0), "event");
+    ok(cudaEventCreate(&e1), "event");
+    std::vector<double> ms;
+    for (int i = 0; i < 13; ++i) {
+      ok(cudaEventRecord(e0), "record");
+      ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice), "copy");
+      ok(cudaEventRecord(e1), "record");
+      ok(cudaEventSynchronize(e1), "sync");
+      float t = 0;
+      ok(cudaEventElapsedTime(&t, e0, e1), "elapsed");
+      if (i >= 3) ms.push_back(t);
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    cudaFree(src);
+    cudaFree(dst);
+    std::sort(ms.begin(), ms.end());
+    return 2.0 * double(bytes) / (ms[ms.size() / 2] * 1e-3);
+  }();
+  return rate;
+}
+
+// "NVIDIA H200, copy 4300 GB/s": the card and its measured memory ceiling, for a lab's header.
+inline std::string device_line() {
+  char rate[64];
+  std::snprintf(rate, sizeof rate, ", copy %.0f GB/s", peak_bytes_per_s() / 1e9);
+  return device_name() + rate;
 }
 
 // Writing 128 MB evicts whatever a previous run left in the 50 MB L2.
@@ -163,7 +211,7 @@ struct Row {
   double cublas_ms = 0;       // cuBLAS on the same shape and math in the same run (0 = none)
   double floor_ms() const {
     const double peak = math == "tf32" ? kPeakTf32FlopPerS : kPeakFp32FlopPerS;
-    return 1e3 * std::max(bytes / kPeakBytesPerS, flops / peak);
+    return 1e3 * std::max(bytes / peak_bytes_per_s(), flops / peak);
   }
 };
 
@@ -195,8 +243,10 @@ inline void write_json(const std::string& path, const char* family, const std::v
   char date[32];
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
   std::fprintf(
-      f, "{\n  \"family\": \"%s\",\n  \"device\": \"%s\",\n  \"date\": \"%s\",\n  \"rows\": [\n",
-      family, device_name().c_str(), date);
+      f,
+      "{\n  \"family\": \"%s\",\n  \"device\": \"%s\",\n  \"date\": \"%s\",\n"
+      "  \"copy_gbps\": %.1f,\n  \"rows\": [\n",
+      family, device_name().c_str(), date, peak_bytes_per_s() / 1e9);
   for (size_t i = 0; i < rows.size(); ++i) {
     const Row& r = rows[i];
     std::fprintf(f,

@@ -64,7 +64,9 @@ struct Row {
   double peak() const {
     return math == "tf32" ? bench::kPeakTf32FlopPerS : bench::kPeakFp32FlopPerS;
   }
-  double floor_ms() const { return 1e3 * std::max(bytes / bench::kPeakBytesPerS, flops / peak()); }
+  double floor_ms() const {
+    return 1e3 * std::max(bytes / bench::peak_bytes_per_s(), flops / peak());
+  }
 };
 
 // ---- the float64 sample reference -------------------------------------------------------------
@@ -218,6 +220,7 @@ void write_json(const std::string& path, const std::vector<Row>& rows) {
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
   std::fprintf(f, "{\n  \"family\": \"conv2d\",\n  \"device\": \"%s\",\n  \"date\": \"%s\",\n",
                bench::device_name().c_str(), date);
+  std::fprintf(f, "  \"copy_gbps\": %.1f,\n", bench::peak_bytes_per_s() / 1e9);
   std::fprintf(f, "  \"rows\": [\n");
   for (size_t i = 0; i < rows.size(); ++i) {
     const Row& r = rows[i];
@@ -245,7 +248,7 @@ int main(int argc, char** argv) {
   const bool validate = !args.has("--no-check"), cudnn = !args.has("--no-cudnn");
   const std::vector<int> versions = bench::versions(args, kc::kConv2dVersions);
   std::printf("conv2d_bench on %s: ResNet-50 layers, batch %d, NHWC float32\n",
-              bench::device_name().c_str(), batch);
+              bench::device_line().c_str(), batch);
 
   cudaStream_t stream = kc::stream();  // the stream cuDNN's wrappers run on
   bench::L2Flusher flusher;

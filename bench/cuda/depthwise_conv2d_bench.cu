@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   const bool check = !args.has("--no-check");
   const std::vector<int> versions = bench::versions(args, kernels::cuda::kDepthwiseVersions);
   std::printf("depthwise_conv2d_bench on %s: batch %d, %dx%d pad %d, float32\n",
-              bench::device_name().c_str(), batch, k, k, k / 2);
+              bench::device_line().c_str(), batch, k, k, k / 2);
 
   cudaStream_t stream;
   bench::ok(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");

@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   const int batch = args.get_int("--batch", 64), reps = args.get_int("--reps", 50);
   const bool check = !args.has("--no-check");
   const int only = args.get_int("--version", -1);
-  std::printf("gelu_bench on %s: batch %d, float32\n", bench::device_name().c_str(), batch);
+  std::printf("gelu_bench on %s: batch %d, float32\n", bench::device_line().c_str(), batch);
 
   cudaStream_t stream;
   bench::ok(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");

@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
   const int k = args.get_int("--k", 15), reps = args.get_int("--reps", 20);
   const bool check = !args.has("--no-check");
   const std::vector<int> versions = bench::versions(args, kernels::cuda::kKnnVersions);
-  std::printf("knn_bench on %s: k %d, float32\n", bench::device_name().c_str(), k);
+  std::printf("knn_bench on %s: k %d, float32\n", bench::device_line().c_str(), k);
 
   cudaStream_t stream;
   bench::ok(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");

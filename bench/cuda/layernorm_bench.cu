@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
   const bool check = !args.has("--no-check");
   const std::vector<int> versions = bench::versions(args, kernels::cuda::kLayernormVersions);
   const float eps = 1e-6f;
-  std::printf("layernorm_bench on %s: batch %d, float32\n", bench::device_name().c_str(), batch);
+  std::printf("layernorm_bench on %s: batch %d, float32\n", bench::device_line().c_str(), batch);
 
   cudaStream_t stream;
   bench::ok(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");

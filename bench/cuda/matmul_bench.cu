@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
   const int reps = args.get_int("--reps", 50);
   const bool check = !args.has("--no-check");
   const std::vector<int> versions = bench::versions(args, 4);
-  std::printf("matmul_bench on %s: float32, row-major\n", bench::device_name().c_str());
+  std::printf("matmul_bench on %s: float32, row-major\n", bench::device_line().c_str());
 
   cudaStream_t stream = kernels::cuda::stream();
   bench::L2Flusher flusher;

@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
   const int reps = args.get_int("--reps", 20);
   const bool check = !args.has("--no-check");
   const std::vector<int> versions = bench::versions(args, 4);
-  std::printf("mlp_bench on %s: float32, NHWC rows, batch %ld\n", bench::device_name().c_str(),
+  std::printf("mlp_bench on %s: float32, NHWC rows, batch %ld\n", bench::device_line().c_str(),
               long(batch));
   namespace kc = kernels::cuda;
   const engine::Device gpu = engine::Device::cuda(0);

@@ -501,6 +501,10 @@ __global__ void __launch_bounds__(256, 2)  // <= 128 registers: two blocks per S
       for (int t = 0; t < 4; ++t) offer(l, cand[t], thr, k, lane);
       if (lane < k) lists[r * k + lane] = l.lo;
       if (lane + 32 < k) lists[r * k + 32 + lane] = l.hi;
+      // Every lane read thr_s[r] above. The ballots in between already order that read before
+      // this write, but compute-sanitizer's racecheck counts only barriers (it reported this
+      // pair on an H200), and an explicit one says what the code relies on.
+      __syncwarp();
       if (lane == 0) thr_s[r] = thr;
     }
     __syncthreads();  // the next GEMM's staging overwrites the score tile

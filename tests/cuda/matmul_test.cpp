@@ -423,8 +423,11 @@ TEST_F(CudaMatmul, FusedColumnSumsAreTheSumsOfTheStoredC) {
   EXPECT_EQ(kernels::cuda::gemm_ours_splits(1000, 384, 96, kernels::DType::Float32), 1);
   engine::cuda::set_tf32(false);
 
-  // No rows: the sums are zeros (written, not left as they were).
-  Tensor sums = Tensor::full({5}, 7.0).to(kGpu), dummy = Tensor::ones({4}).to(kGpu);
+  // No rows: the sums are zeros (written, not left as they were). Float64 buffers, as the call
+  // says: a float32 one is half the size the memset writes (the caching allocator's rounding
+  // hid that; ENGINE_CUDA_NO_CACHE=1 under compute-sanitizer did not).
+  Tensor sums = Tensor::full({5}, 7.0, DType::Float64).to(kGpu);
+  Tensor dummy = Tensor::ones({4}, DType::Float64).to(kGpu);
   kernels::cuda::GemmFusion fusion;
   fusion.col_sums = sums.raw_data();
   kernels::cuda::gemm_fused(false, false, 0, 5, 3, 1.0, dummy.raw_data(), 0, 3, dummy.raw_data(),

@@ -93,6 +93,26 @@ TEST(EmuWarp, BallotCollectsOneBitPerLane) {
   }
 }
 
+// Every lane reads one shared word, then lane 0 overwrites it: the warp barrier between them
+// keeps each lane's read ahead of the write, under both schedules (EMU_SCHEDULE=reverse runs
+// lane 0 last, the default runs it first: without the barrier one of them reads 7).
+__global__ void warp_barrier(int* out) {
+  __shared__ int word;
+  if (threadIdx.x == 0) word = 5;
+  __syncthreads();
+  const int seen = word;
+  __syncwarp();
+  if (threadIdx.x == 0) word = 7;
+  out[threadIdx.x] = seen;
+}
+
+TEST(EmuWarp, SyncwarpOrdersReadsBeforeALaterWrite) {
+  Buffer<int> out(32);
+  warp_barrier<<<1, 32>>>(out.get());
+  ASSERT_EQ(launch_error(), "");
+  for (int v : out.download()) EXPECT_EQ(v, 5);
+}
+
 // ---- blocks and shared memory ------------------------------------------------------------------
 
 // Block sums of 0..255 + 1000 * block: shared memory is per block, the barrier orders it.

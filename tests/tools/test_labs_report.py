@@ -68,6 +68,30 @@ class LabsReport(unittest.TestCase):
         self.assertIn("- forward, res2_3x3: **v3** 0.8000 ms (0.50× cuDNN)", text)
         self.assertIn("- forward, res2_3x3 (tf32): **v4** 0.2500 ms (0.80× cuDNN)", text)
 
+    def test_same_session_pytorch_column(self):
+        # bench/gpu/torch_kernels.py's rows, matched by family, op, shape and math; the lab's
+        # measured copy rate named beside the card.
+        d = self.tmp.name
+        torch_json = os.path.join(d, "torch.json")
+        write(torch_json, {"device": "NVIDIA H200", "rows": [
+            {"family": "depthwise_conv2d", "op": "forward", "shape": "64x56x56x96", "ms": 0.69},
+            {"family": "conv2d", "op": "forward", "shape": "res2_3x3", "math": "tf32",
+             "ms": 0.50},
+            {"family": "layernorm", "op": "forward", "shape": "64x56x56x96", "ms": 9.0}]})
+        doc = json.load(open(os.path.join(d, "depthwise_conv2d.json")))
+        doc["copy_gbps"] = 4300.0
+        write(os.path.join(d, "depthwise_conv2d.json"), doc)
+        text = labs_report.report(d, torch_json)
+        self.assertIn("measured copy rate, 4300 GB/s", text)
+        self.assertIn("- forward, 64x56x56x96: **v3** 0.2300 ms (2.00× PyTorch) "
+                      "(3.00× PyTorch, same session)", text)
+        self.assertIn("- forward, res2_3x3 (tf32): **v4** 0.2500 ms (0.80× cuDNN) "
+                      "(2.00× PyTorch, same session)", text)
+        # fp32 conv has no PyTorch row: no same-session ratio is made up for it.
+        self.assertIn("- forward, res2_3x3: **v3** 0.8000 ms (0.50× cuDNN)\n", text)
+        # Without the file, no PyTorch column values.
+        self.assertNotIn("PyTorch, same session)", labs_report.report(d, os.path.join(d, "absent.json")))
+
     def test_no_valid_version_is_said(self):
         d = self.tmp.name
         bad = common_row("forward", "x", 1, 1.0, valid=False)

@@ -516,6 +516,14 @@ inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32,
                       j <= emu::segment_first(width) + width - 1 ? j : lane, site);
 }
 
+// A warp barrier: every lane of the mask arrives before any leaves (a collective that carries
+// nothing), so it checks, as the other collectives do, that the mask's lanes all reach it.
+inline void __syncwarp(unsigned mask = 0xffffffffu,
+                       std::source_location site = std::source_location::current()) {
+  const uint32_t nothing = 0;
+  emu::warp_collective("__syncwarp", mask, &nothing, sizeof nothing, site);
+}
+
 // Bit l of the result: lane l of the mask passed a true predicate.
 inline unsigned __ballot_sync(unsigned mask, int predicate,
                               std::source_location site = std::source_location::current()) {
