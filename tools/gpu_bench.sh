@@ -9,13 +9,14 @@
 #      translation unit, ~1 minute), against the LibTorch inside the torch package
 #   1. ours_<arch>_vendor   bench/gpu/gpu_e2e_bench.cpp, one process per model: training step
 #                           and inference, fp32 and TF32, cuBLAS/cuDNN for GEMM/conv/BN/pool
+#   1b. ours_<arch>_ours    ours again with every op family on our own kernels (~10-20 s each)
 #   2. torch_eager          bench/gpu/torch_e2e.py: the same, eager, channels_last and contiguous
+#                           (116 s for the three models on an H200)
 #   3. ours_knn, torch_knn  k-NN: 1024 x 100k, 1024 x 1M, 1 x 1M, d 768, k 15 (ours fused vs
 #                           cdist + topk); PyTorch compares its neighbours with ours
 #   4. torch_compile_<arch> torch.compile (mode default), training step, TF32: ConvNeXt-T, then
 #                           ResNet-50 (the issue's targets), one process each (~45-70 s each)
 #   5. libtorch             the LibTorch binary (when its build finished): the same steps in C++
-#   6. ours_<arch>_ours     ours again with every op family on our own kernels
 #   7. torch_compile_resnet18, if time is left
 # Writes OUT_DIR/*.json (one file per step, schema of bench/gpu/e2e_common.h), OUT_DIR/env.json,
 # OUT_DIR/steps.json (status, seconds and summary per step), OUT_DIR/logs/*.log, OUT_DIR/knn/
@@ -29,7 +30,7 @@
 #   BUILD_DIR               the CUDA build holding bench/gpu_e2e_bench (default build/cuda-release)
 #   GPU_BENCH_BUDGET        seconds for the whole run (default 420)
 #   GPU_BENCH_COMPILE=0     skip torch.compile;  GPU_BENCH_LIBTORCH=0  skip the LibTorch side
-#   GPU_BENCH_OURS_IMPL=0   skip step 6 (our own kernels for every family)
+#   GPU_BENCH_OURS_IMPL=0   skip step 1b (our own kernels for every family)
 #   GPU_BENCH_ARCHS         models, in the order they run (default "convnext_tiny resnet50
 #                           resnet18": the targets' models first, in case the budget runs out)
 #   GPU_BENCH_DEVICE=cpu    a dry run of the whole pipeline on the CPU (batch 2, 2 steps, small
@@ -242,6 +243,13 @@ else
   record ours SKIP 0 "gpu_e2e_bench not built"
 fi
 
+# ---- 1b. ours with our own kernels in every family (the project's point: before PyTorch's
+# long eager step, which a tight budget would otherwise leave it behind, as on 2026-11-27) ---------------------------------------------------
+if [ "${GPU_BENCH_OURS_IMPL:-1}" != 0 ] && [ -n "$ours_bin" ] && [ -x "$ours_bin" ]; then
+  # Our kernels may be far slower than cuDNN's: 8 s per benchmark (at least 3 timed steps).
+  if [ "$device" = cpu ]; then ours_model ours 50; else ours_model ours 50 --max-seconds 8; fi
+fi
+
 # ---- 2. PyTorch eager --------------------------------------------------------------------------------
 torch_py=("$PYTHON" "$root/bench/gpu/torch_e2e.py")
 step torch_eager 130 30 "$out/torch_eager.json" "${torch_py[@]}" --bench train,infer \
@@ -292,12 +300,6 @@ if [ -n "$lt_pid" ]; then
   fi
 else
   record libtorch SKIP 0 "$lt_note"
-fi
-
-# ---- 6. ours with our own kernels in every family ---------------------------------------------------
-if [ "${GPU_BENCH_OURS_IMPL:-1}" != 0 ] && [ -n "$ours_bin" ] && [ -x "$ours_bin" ]; then
-  # Our kernels may be far slower than cuDNN's: 8 s per benchmark (at least 3 timed steps).
-  if [ "$device" = cpu ]; then ours_model ours 50; else ours_model ours 50 --max-seconds 8; fi
 fi
 
 # ---- 7. whatever time is left --------------------------------------------------------------------

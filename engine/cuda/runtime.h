@@ -9,7 +9,8 @@
 //   ENGINE_CUDA_POISON=1        fill new device blocks with NaN bytes (catches unwritten output)
 //   ENGINE_CUDA_IMPL_GEMM=ours|vendor   our tiled GEMM or cuBLAS (default vendor)
 //   ENGINE_CUDA_IMPL_CONV, _DEPTHWISE, _BATCHNORM, _POOL=ours|vendor   our kernels or cuDNN
-//                                       (default vendor; cases cuDNN cannot take run ours)
+//                                       (default vendor, but ours for DEPTHWISE, measured
+//                                       faster; cases cuDNN cannot take run ours)
 //   ENGINE_CUDA_TF32=1          float32 matrix products and convolutions on the TF32 tensor
 //                               cores (PyTorch's allow_tf32); default off
 //   ENGINE_CUDNN_BENCHMARK=1    cuDNN's convolution algorithms chosen by timing them at each

@@ -228,8 +228,12 @@ struct FamilyInfo {
   Impl fallback;  // the default until ENGINE_CUDA_IMPL_<name> or set_impl says otherwise
 };
 // Every family starts on the vendor's library until ours is measured faster on our shapes
-// (tools/gpu_check.sh): GEMM = cuBLAS; CONV, DEPTHWISE, BATCHNORM, POOL = cuDNN. Built for the
-// CPU emulator (tools/cuda_emu) there are no vendor libraries, so every family starts on ours.
+// (tools/gpu_check.sh): GEMM = cuBLAS; CONV, BATCHNORM, POOL = cuDNN. DEPTHWISE starts on ours:
+// on an H200 (2026-11-27, docs/BENCHMARKS.md) the lab's v3 ran ConvNeXt-T's stage-1 7x7
+// forward in 0.105 ms and forward + backward in 0.33 ms, where cuDNN (through conv2d_ops.cu)
+// averaged 1.47 ms per forward and 3.40 ms per backward over the network's depthwise layers
+// and PyTorch took 0.49 / 6.1 ms. Built for the CPU emulator (tools/cuda_emu) there are no
+// vendor libraries, so every family starts on ours.
 #if defined(ENGINE_CUDA_EMULATED)
 constexpr Impl kVendorUnlessEmulated = Impl::Ours;
 #else
@@ -238,7 +242,7 @@ constexpr Impl kVendorUnlessEmulated = Impl::Vendor;
 constexpr std::array<FamilyInfo, static_cast<size_t>(Family::kCount)> kFamilies = {{
     {"GEMM", kVendorUnlessEmulated},
     {"CONV", kVendorUnlessEmulated},
-    {"DEPTHWISE", kVendorUnlessEmulated},
+    {"DEPTHWISE", Impl::Ours},
     {"BATCHNORM", kVendorUnlessEmulated},
     {"POOL", kVendorUnlessEmulated},
 }};
