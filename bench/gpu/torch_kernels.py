@@ -17,6 +17,9 @@ names them, so tools/labs_report.py --torch FILE can put the two side by side:
   knn               knn_l2 (cdist + topk smallest), knn_cosine (normalised matmul + topk largest)
   conv2d            forward, backward_data, backward_weight (aten.convolution_backward with one
                     output asked), fp32 and TF32, channels_last, cudnn.benchmark on
+  batchnorm         forward (training: batch statistics, running-stat update, y), backward (dx,
+                    dweight, dbias), fwd+bwd; BatchNorm2d on channels_last [N, C, H, W] at
+                    ResNet-50's shapes (PyTorch picks its own channels-last kernels or cuDNN)
 and one "copy" row: a 1 GiB device-to-device copy, the card's memory ceiling (bytes read +
 written per second), which the labs measure the same way.
 
@@ -197,6 +200,28 @@ def conv2d_rows(batch, device, time_fn):
             for o, s, m, t in rows]
 
 
+def batchnorm_rows(batch, device, time_fn):
+    # The shapes of bench/cuda/batchnorm_bench.cu: H=W, C.
+    rows = []
+    for hw, c in [(112, 64), (56, 64), (56, 256), (28, 512), (14, 1024), (7, 2048)]:
+        shape = "%dx%dx%dx%d" % (batch, hw, hw, c)
+        x = uniform((batch, c, hw, hw), device, channels_last=True, requires_grad=True)
+        bn = torch.nn.BatchNorm2d(c).to(device).to(memory_format=torch.channels_last)
+        dy = uniform((batch, c, hw, hw), device, channels_last=True)
+        y = bn(x)
+        params = [x, bn.weight, bn.bias]
+
+        def fwd_bwd():
+            bn(x).backward(dy)
+
+        with torch.no_grad():
+            rows.append(("forward", shape, time_fn(lambda: bn(x))))
+        rows.append(("backward", shape,
+                     time_fn(lambda: torch.autograd.grad(y, params, dy, retain_graph=True))))
+        rows.append(("fwd+bwd", shape, time_fn(fwd_bwd)))
+    return [dict(family="batchnorm", op=o, shape=s, ms=t[0], min_ms=t[1]) for o, s, t in rows]
+
+
 def copy_row(device, time_fn, quick):
     n = (1 << 20) if quick else (1 << 28)  # floats: 1 GiB on the GPU
     a = torch.empty(n, device=device).fill_(0.5)
@@ -211,7 +236,8 @@ def main():
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--reps", type=int, default=30)
-    ap.add_argument("--families", default="copy,depthwise_conv2d,layernorm,gelu,knn,conv2d")
+    ap.add_argument("--families",
+                    default="copy,depthwise_conv2d,layernorm,gelu,knn,conv2d,batchnorm")
     ap.add_argument("--quick", action="store_true", help="small k-NN and copy (smoke test)")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
@@ -230,7 +256,8 @@ def main():
               ("layernorm", lambda: layernorm_rows(args.batch, args.device, time_fn)),
               ("gelu", lambda: gelu_rows(args.batch, args.device, time_fn)),
               ("knn", lambda: knn_rows(args.device, time_fn, args.quick)),
-              ("conv2d", lambda: conv2d_rows(args.batch, args.device, time_fn))]
+              ("conv2d", lambda: conv2d_rows(args.batch, args.device, time_fn)),
+              ("batchnorm", lambda: batchnorm_rows(args.batch, args.device, time_fn))]
     for family, make in makers:
         if family not in wanted:
             continue

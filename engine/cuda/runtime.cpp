@@ -155,6 +155,9 @@ bool tf32() { return kernels::cuda::tf32(); }
 void set_cudnn_benchmark(bool on) { kernels::cuda::set_cudnn_benchmark(on); }
 bool cudnn_benchmark() { return kernels::cuda::cudnn_benchmark(); }
 
+void set_cudnn_bn_persistent(bool on) { kernels::cuda::set_cudnn_bn_persistent(on); }
+bool cudnn_bn_persistent() { return kernels::cuda::cudnn_bn_persistent(); }
+
 void set_impl(const std::string& family, const std::string& choice) {
   check(choice == "ours" || choice == "vendor", "set_impl: '", choice,
         "' is not an implementation (ours or vendor)");

@@ -15,6 +15,8 @@
 //                               cores (PyTorch's allow_tf32); default off
 //   ENGINE_CUDNN_BENCHMARK=1    cuDNN's convolution algorithms chosen by timing them at each
 //                               shape's first run (PyTorch's cudnn.benchmark); default off
+//   ENGINE_CUDNN_BN_PERSISTENT=0  cuDNN's training batch norm in plain SPATIAL mode instead of
+//                               its NHWC-optimised SPATIAL_PERSISTENT one (the default)
 // The engine drives one GPU, cuda:0 (pick it with CUDA_VISIBLE_DEVICES).
 #pragma once
 
@@ -82,6 +84,11 @@ bool tf32();
 // The same switch as ENGINE_CUDNN_BENCHMARK=1; default off.
 void set_cudnn_benchmark(bool on);
 bool cudnn_benchmark();
+
+// cuDNN's training batch norm in SPATIAL_PERSISTENT mode (on, the default: cuDNN's NHWC path,
+// as PyTorch for channels-last) or SPATIAL (kernels/cuda/runtime.h). ENGINE_CUDNN_BN_PERSISTENT.
+void set_cudnn_bn_persistent(bool on);
+bool cudnn_bn_persistent();
 
 // "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.2 GiB)", for logs and benchmark records.
 std::string device_description();

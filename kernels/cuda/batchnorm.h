@@ -32,7 +32,8 @@ void batchnorm_backward(int64_t m, int64_t c, const void* x, const void* dy, con
                         const void* invstd, const void* weight, const void* bias, bool relu,
                         bool training, void* dx, void* dweight, void* dbias, DType dtype);
 
-// ---- cuDNN (CUDNN_BATCHNORM_SPATIAL on an NHWC descriptor [n, h, w, c]) ----------------------
+// ---- cuDNN (an NHWC descriptor [n, h, w, c]; training in SPATIAL_PERSISTENT mode unless
+// cudnn_bn_persistent() is off, runtime.h; eval in SPATIAL) ------------------------------------
 // float32 only. weight and bias must be given (the engine passes ones / zeros when the layer
 // has no affine part).
 bool batchnorm_vendor_takes(DType dtype);

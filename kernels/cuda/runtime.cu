@@ -76,12 +76,13 @@ namespace {
 // use: set and not "0" means on) until set() changes it.
 class EnvSwitch {
  public:
-  constexpr explicit EnvSwitch(const char* name) : name_(name) {}
+  constexpr explicit EnvSwitch(const char* name, bool fallback = false)
+      : name_(name), fallback_(fallback) {}
   bool get() {
     int s = state_.load();
-    if (s < 0) {
+    if (s < 0) {  // unset or empty: the fallback; "0": off; anything else: on
       const char* env = std::getenv(name_);
-      s = env && *env && std::strcmp(env, "0") != 0 ? 1 : 0;
+      s = env && *env ? std::strcmp(env, "0") != 0 : fallback_;
       state_.store(s);
     }
     return s == 1;
@@ -90,6 +91,7 @@ class EnvSwitch {
 
  private:
   const char* name_;
+  bool fallback_;
   std::atomic<int> state_{-1};  // -1: not read from the environment yet; 0/1: off/on
 };
 
@@ -97,6 +99,7 @@ class EnvSwitch {
 constinit EnvSwitch g_sync("ENGINE_CUDA_SYNC");
 constinit EnvSwitch g_tf32("ENGINE_CUDA_TF32");
 constinit EnvSwitch g_cudnn_benchmark("ENGINE_CUDNN_BENCHMARK");
+constinit EnvSwitch g_cudnn_bn_persistent("ENGINE_CUDNN_BN_PERSISTENT", /*fallback=*/true);
 
 }  // namespace
 
@@ -108,6 +111,9 @@ bool tf32() { return g_tf32.get(); }
 
 void set_cudnn_benchmark(bool on) { g_cudnn_benchmark.set(on); }
 bool cudnn_benchmark() { return g_cudnn_benchmark.get(); }
+
+void set_cudnn_bn_persistent(bool on) { g_cudnn_bn_persistent.set(on); }
+bool cudnn_bn_persistent() { return g_cudnn_bn_persistent.get(); }
 
 void check_launch(const char* op, const char* file, int line) {
   cudaError_t status = cudaGetLastError();

@@ -79,16 +79,23 @@ TEST_F(CudaBatchNorm, FusedReluMatchesCpu) {
   }
 }
 
+// Both of cuDNN's training modes: SPATIAL_PERSISTENT (its NHWC path, the default) and SPATIAL.
 TEST_F(CudaBatchNorm, CudnnMatchesCpu) {
   SKIP_WITHOUT_VENDOR_LIBRARIES();
   ImplScope vendor(Family::BatchNorm, Impl::Vendor);
+  const bool saved = engine::cuda::cudnn_bn_persistent();
   uint64_t seed = 100;
-  for (const Case& c : kCases) {
-    // cuDNN's own float32 statistics (not shifted, not in double): looser than ours.
-    check_case(c, DType::Float32, seed += 10, Tolerance{1e-4, 1e-4, 5e-4, 5e-4}, "cuDNN");
-    // float64 is not cuDNN's here: the engine runs ours, which must still be right.
-    check_case(c, DType::Float64, seed += 10, Tolerance{1e-11, 1e-12}, "cuDNN (float64: ours)");
+  for (bool persistent : {true, false}) {
+    engine::cuda::set_cudnn_bn_persistent(persistent);
+    const std::string tag = persistent ? "cuDNN persistent" : "cuDNN spatial";
+    for (const Case& c : kCases) {
+      // cuDNN's own float32 statistics (not shifted, not in double): looser than ours.
+      check_case(c, DType::Float32, seed += 10, Tolerance{1e-4, 1e-4, 5e-4, 5e-4}, tag);
+      // float64 is not cuDNN's here: the engine runs ours, which must still be right.
+      check_case(c, DType::Float64, seed += 10, Tolerance{1e-11, 1e-12}, tag + " (float64: ours)");
+    }
   }
+  engine::cuda::set_cudnn_bn_persistent(saved);
 }
 
 TEST_F(CudaBatchNorm, OursAndCudnnAgree) {

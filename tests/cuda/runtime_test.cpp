@@ -1,5 +1,6 @@
 // The CUDA runtime's controls and error paths: no device, a device index we do not drive,
 // the our-kernel-or-vendor switch, synchronous mode, the device description.
+#include <cstdlib>
 #include <string>
 
 #include "tests/cuda/cuda_util.h"
@@ -41,6 +42,21 @@ TEST(CudaImplSwitch, SetByNameAndRejectUnknownNames) {
   }
   EXPECT_THROW(engine::cuda::set_impl("gemm", "fastest"), engine::Error);
   engine::cuda::set_impl(engine::cuda::Family::Gemm, saved);
+}
+
+// cuDNN's batch-norm mode switch: SPATIAL_PERSISTENT unless ENGINE_CUDNN_BN_PERSISTENT=0, and
+// set_cudnn_bn_persistent overrides it. Host-side state only.
+TEST(CudaImplSwitch, CudnnBatchNormModeDefaultsToPersistent) {
+  const char* env = std::getenv("ENGINE_CUDNN_BN_PERSISTENT");
+  const bool saved = engine::cuda::cudnn_bn_persistent();
+  if (env == nullptr || *env == '\0') {
+    EXPECT_TRUE(saved) << "the default is the persistent mode";
+  }
+  engine::cuda::set_cudnn_bn_persistent(false);
+  EXPECT_FALSE(engine::cuda::cudnn_bn_persistent());
+  engine::cuda::set_cudnn_bn_persistent(true);
+  EXPECT_TRUE(engine::cuda::cudnn_bn_persistent());
+  engine::cuda::set_cudnn_bn_persistent(saved);
 }
 
 // The command line's --kernels / --tf32 (engine/device.h): every family at once, "default"

@@ -28,7 +28,11 @@ enum cudnnPoolingMode_t {
   CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING = 2,
   CUDNN_POOLING_MAX_DETERMINISTIC = 3
 };
-enum cudnnBatchNormMode_t { CUDNN_BATCHNORM_PER_ACTIVATION = 0, CUDNN_BATCHNORM_SPATIAL = 1 };
+enum cudnnBatchNormMode_t {
+  CUDNN_BATCHNORM_PER_ACTIVATION = 0,
+  CUDNN_BATCHNORM_SPATIAL = 1,
+  CUDNN_BATCHNORM_SPATIAL_PERSISTENT = 2,
+};
 
 // What the algorithm searches return: the fields the engine reads.
 struct cudnnConvolutionFwdAlgoPerf_t {
