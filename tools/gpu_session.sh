@@ -15,14 +15,18 @@
 # On the build machine, before the session (no GPU needed):
 #   cmake --preset cuda-release && cmake --build --preset cuda-release
 #   tools/gpu_stage.sh build/cuda-release build/gpu-stage        # -> build/gpu-stage.tar.gz
-# Then, with the device tool: carry ["build/gpu-stage.tar.gz"] (~40 MiB), command
-#   GPU_SESSION_BUDGET=480 tools/gpu_session.sh $OUT/session build/gpu-stage
-# with a timeout ~60 s above the budget. Afterwards, here (<files> = the reply's files_at):
+# Then, with the device tool: carry ["build/gpu-stage.tar.gz"] (~46 MiB), command
+#   GPU_SESSION_BUDGET=560 tools/gpu_session.sh $OUT/session build/gpu-stage
+# with timeout_s 600 (the tool's limit for one command). On 2026-11-27 (an H200) the machine
+# started in ~40 s and the checks took ~300 s with every step, the end-to-end suite ~250 s
+# without torch.compile: one such call fits a session's 15 minutes, with what is left for a
+# short rerun on the still-warm machine (GPU_SESSION_SKIP, GPU_CHECK_ONLY, GPU_BENCH_ARCHS).
+# Afterwards, here (<files> = the reply's files_at):
 #   mkdir -p out/session && for p in check bench; do tar -xzf <files>/session/$p.tar.gz -C out/session; done
 #   python3 tools/bench_report.py report out/bench-cpu --gpu out/session/bench --out docs/BENCHMARKS.md
 #   python3 tools/labs_report.py out/session/check/bench      # -> kernels/README.md
 #
-#   GPU_SESSION_BUDGET       seconds for everything (default 480)
+#   GPU_SESSION_BUDGET       seconds for everything (default 560)
 #   GPU_SESSION_CHECK_SHARE  percent of it for the checks (default 55)
 #   GPU_SESSION_SKIP         "check" or "bench": run only the other one (a rerun)
 #   GPU_SESSION_WORK         the work folder (default: a new one under /tmp)
@@ -32,7 +36,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 out=${1:?usage: tools/gpu_session.sh OUT_DIR [STAGE_DIR]}
 stage=${2:-build/gpu-stage}
-budget=${GPU_SESSION_BUDGET:-480}
+budget=${GPU_SESSION_BUDGET:-560}
 share=${GPU_SESSION_CHECK_SHARE:-55}
 skip=${GPU_SESSION_SKIP:-}
 mkdir -p "$out" || exit 2
@@ -44,11 +48,27 @@ start=$(date +%s)
 exec > >(tee -a "$out/summary.txt") 2>&1
 # pack PHASE: work/PHASE -> OUT_DIR/PHASE.tar.gz (written beside, then renamed into place),
 # once: a phase is packed when it ends, and the exit and signal traps pack only what was not.
+# The device tool brings back no file over 16 MiB, and the first GPU session's check.tar.gz was
+# 24 MB (the app smoke test's checkpoints and images): only the run's text is packed (files over
+# GPU_SESSION_PACK_MAX_KB, default 2048, are left out: a .log or .txt among them goes in as its
+# first and last 512 KiB instead), and PHASE/LEFT_OUT.txt lists what was left out or cut.
+pack_max_kb=${GPU_SESSION_PACK_MAX_KB:-2048}
 packed=" "
 pack() {
   [ -d "$work/$1" ] && [[ $packed != *" $1 "* ]] || return 0
-  tar -czf "$out/.$1.tar.gz.tmp" -C "$work" "$1" && mv -f "$out/.$1.tar.gz.tmp" "$out/$1.tar.gz" &&
-    packed="$packed$1 "
+  local list="$work/$1/LEFT_OUT.txt" f
+  : >"$list"
+  while IFS= read -r f; do
+    case $f in
+      *.log | *.txt)
+        { head -c 524288 "$f"; printf '\n[... cut by gpu_session.sh: %s bytes in all ...]\n' "$(stat -c %s "$f")"
+          tail -c 524288 "$f"; } >"$f.cut" && mv -f "$f.cut" "$f"
+        echo "cut to its first and last 512 KiB: ${f#"$work"/}" >>"$list" ;;
+      *) echo "left out ($(stat -c %s "$f") bytes): ${f#"$work"/}" >>"$list" ;;
+    esac
+  done < <(find "$work/$1" -type f -size +"${pack_max_kb}"k ! -name LEFT_OUT.txt)
+  tar -czf "$out/.$1.tar.gz.tmp" -C "$work" --exclude-from=<(sed -n 's|^left out ([0-9]* bytes): ||p' "$list") "$1" &&
+    mv -f "$out/.$1.tar.gz.tmp" "$out/$1.tar.gz" && packed="$packed$1 "
 }
 # On a signal, pack first: the tee behind stdout may have been stopped by the same signal, and
 # writing to it would end this script before the packing.

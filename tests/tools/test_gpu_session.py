@@ -49,6 +49,32 @@ class GpuSession(unittest.TestCase):
             summary = f.read()
         self.assertIn("gpu_check exit", summary)  # the script's own output, kept
 
+    def test_big_files_are_left_out_and_big_logs_cut(self):
+        # The first GPU session's check.tar.gz came to 24 MB (checkpoints of the app smoke
+        # test), over the 16 MiB the device tool brings back: files over the limit stay behind,
+        # logs over it go in as their head and tail, and LEFT_OUT.txt says which.
+        check = os.path.join(self.env["GPU_SESSION_WORK"], "check")
+        os.makedirs(os.path.join(check, "app_smoke"))
+        with open(os.path.join(check, "app_smoke", "model.ckpt"), "wb") as f:
+            f.write(os.urandom(3 << 20))
+        with open(os.path.join(check, "huge.log"), "w") as f:
+            f.write("first line\n" + "x" * (3 << 20) + "\nlast line\n")
+        env = dict(self.env, GPU_SESSION_PACK_MAX_KB="1024")
+        r = subprocess.run(["bash", SCRIPT, self.out, self.stage], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+        archive = os.path.join(self.out, "check.tar.gz")
+        names = names_in(archive)
+        self.assertNotIn("check/app_smoke/model.ckpt", names, r.stdout + r.stderr)
+        self.assertIn("check/results.json", names)
+        with tarfile.open(archive) as t:
+            log = t.extractfile("check/huge.log").read().decode()
+            left = t.extractfile("check/LEFT_OUT.txt").read().decode()
+        self.assertLess(len(log), 1100 * 1024)
+        self.assertTrue(log.startswith("first line") and log.rstrip().endswith("last line"))
+        self.assertIn("cut by gpu_session.sh", log)
+        self.assertIn("left out (3145728 bytes): check/app_smoke/model.ckpt", left)
+        self.assertIn("cut to its first and last 512 KiB: check/huge.log", left)
+
     def test_a_signal_still_leaves_the_archives(self):
         p = subprocess.Popen(["bash", SCRIPT, self.out, self.stage], env=self.env, cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
