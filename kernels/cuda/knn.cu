@@ -16,7 +16,7 @@
 // entries below it) and one shuffle-up. On random data almost every candidate fails that test:
 // after m candidates the chance a new one enters is k/m.
 //
-// Versions (launcher argument `version`; 0 = the fastest measured = 3 until an H100 has timed v4):
+// Versions (launcher argument `version`; 0 = the fastest measured = 4 since an H200 timed it):
 //   v1  distance matrix [Q, N] in the workspace by a 16x16 shared-memory tiled GEMM (one output
 //       per thread, row norms from a warp-per-row kernel), then one 256-thread block per row
 //       selects the top k (each warp scans a strided part of the row into its own list, warp 0
