@@ -10,6 +10,8 @@
 #   1. ours_<arch>_vendor   bench/gpu/gpu_e2e_bench.cpp, one process per model: training step
 #                           and inference, fp32 and TF32, cuBLAS/cuDNN for GEMM/conv/BN/pool
 #   1b. ours_<arch>_ours    ours again with every op family on our own kernels (~10-20 s each)
+#   1c. ours_<arch>_default the engine's per-family defaults, for GPU_BENCH_DEFAULT_ARCHS
+#                           (default convnext_tiny: the model whose defaults differ from 1's)
 #   2. torch_eager          bench/gpu/torch_e2e.py: the same, eager, channels_last and contiguous
 #                           (116 s for the three models on an H200)
 #   3. ours_knn, torch_knn  k-NN: 1024 x 100k, 1024 x 1M, 1 x 1M, d 768, k 15 (ours fused vs
@@ -228,10 +230,10 @@ else
 fi
 
 # ---- 1. ours, cuBLAS/cuDNN for the vendor families ---------------------------------------------------
-ours_model() {  # IMPL MAX_PER_MODEL [EXTRA ARGS]: one process per model
+ours_model() {  # IMPL MAX_PER_MODEL [EXTRA ARGS]: one process per model (of $model_archs)
   local impl=$1 max=$2 arch
   shift 2
-  for arch in $archs; do
+  for arch in ${model_archs:-$archs}; do
     step "ours_${arch}_$impl" "$max" 20 "$out/ours_${arch}_$impl.json" \
       "${ours_env[@]}" "$ours_bin" --bench train,infer --arch "$arch" --impl "$impl" "${model_args[@]}" "$@" \
       --profile "$out/profile" --json "$out/ours_${arch}_$impl.json"
@@ -249,6 +251,15 @@ if [ "${GPU_BENCH_OURS_IMPL:-1}" != 0 ] && [ -n "$ours_bin" ] && [ -x "$ours_bin
   # Our kernels may be far slower than cuDNN's: 8 s per benchmark (at least 3 timed steps).
   if [ "$device" = cpu ]; then ours_model ours 50; else ours_model ours 50 --max-seconds 8; fi
 fi
+
+# ---- 1c. the engine's defaults (what image2gps runs), for the models where they differ from
+# step 1's: DEPTHWISE defaults to our kernel, so ConvNeXt ----------------------------------------------
+model_archs=""
+for arch in ${GPU_BENCH_DEFAULT_ARCHS-convnext_tiny}; do
+  [[ " $archs " == *" $arch "* ]] && model_archs+="$arch "
+done
+if [ -n "$model_archs" ] && [ -n "$ours_bin" ] && [ -x "$ours_bin" ]; then ours_model default 70; fi
+model_archs=""
 
 # ---- 2. PyTorch eager --------------------------------------------------------------------------------
 torch_py=("$PYTHON" "$root/bench/gpu/torch_e2e.py")
