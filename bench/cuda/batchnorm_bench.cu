@@ -12,7 +12,8 @@
 //   v2  cuDNN, CUDNN_BATCHNORM_SPATIAL: the mode the engine used until 2026-11-27, when it took
 //       1.4 ms per forward and 2.1 ms per backward in ResNet-50's step on an H200 (92% of it).
 //   v3  cuDNN, CUDNN_BATCHNORM_SPATIAL_PERSISTENT: its NHWC path, what PyTorch calls for
-//       channels-last training and the engine's cuDNN default since then.
+//       channels-last training and the engine's cuDNN default since then. (Should cuDNN refuse
+//       it, the engine says so once on stderr and runs SPATIAL: v3's rows then time v2.)
 // Forward = the statistics, the running-stat update and y; backward = dx, dweight, dbias from
 // the saved mean and invstd (the reference's, so the backward's check does not depend on the
 // forward). Floors count each tensor once: forward reads x and writes y (8 bytes an element),

@@ -17,7 +17,9 @@
 // cuDNN: cudnnBatchNormalizationForwardTraining / ForwardInference / Backward; training in
 // SPATIAL_PERSISTENT mode unless cudnn_bn_persistent() is off (runtime.h), eval in SPATIAL.
 #include <algorithm>
+#include <atomic>
 #include <climits>
+#include <cstdio>
 
 #include "kernels/cuda/batchnorm.h"
 #include "kernels/cuda/cudnn_util.cuh"
@@ -335,9 +337,29 @@ bool batchnorm_vendor_takes(DType dtype) { return dtype == DType::Float32; }
 
 namespace {
 
-// The mode of a training call: cuDNN's NHWC-optimised persistent path unless switched off.
-cudnnBatchNormMode_t training_mode() {
-  return cudnn_bn_persistent() ? CUDNN_BATCHNORM_SPATIAL_PERSISTENT : CUDNN_BATCHNORM_SPATIAL;
+// A training call in cuDNN's NHWC-optimised persistent mode, or plain SPATIAL when that is
+// switched off (runtime.h) or cuDNN refuses it (NOT_SUPPORTED or BAD_PARAM: checked before
+// anything runs, so nothing was written and the running statistics were not updated): then the
+// call is made again in SPATIAL, which every cuDNN takes, said once on stderr, and SPATIAL is
+// used from then on. Any other error is raised. call(mode) returns the cuDNN call's status.
+std::atomic<bool> g_persistent_refused{false};
+
+template <class Call>
+void call_training(const char* op, Call call) {
+  if (cudnn_bn_persistent() && !g_persistent_refused.load()) {
+    const cudnnStatus_t status = call(CUDNN_BATCHNORM_SPATIAL_PERSISTENT);
+    if (status == CUDNN_STATUS_SUCCESS) return;
+    // cuDNN 9's codes are categories of 1000 (CUDNN_STATUS_NOT_SUPPORTED_SHAPE = 3002, ...).
+    const int category = int(status) / 1000 * 1000;
+    if (category != CUDNN_STATUS_NOT_SUPPORTED && category != CUDNN_STATUS_BAD_PARAM)
+      KCUDNN_CHECK(status);
+    if (!g_persistent_refused.exchange(true))
+      std::fprintf(stderr,
+                   "engine: %s: cuDNN refused CUDNN_BATCHNORM_SPATIAL_PERSISTENT (%s); batch "
+                   "norm runs in CUDNN_BATCHNORM_SPATIAL from now on (said once)\n",
+                   op, cudnnGetErrorString(status));
+  }
+  KCUDNN_CHECK(call(CUDNN_BATCHNORM_SPATIAL));
 }
 
 // The [n, h, w, c] data descriptor and the derived [1, c, 1, 1] parameter descriptor.
@@ -358,13 +380,13 @@ void batchnorm_forward_training_vendor(int64_t n, int64_t h, int64_t w, int64_t 
                                        double eps, void* running_mean, void* running_var, void* y,
                                        void* save_mean, void* save_invstd, DType dtype) {
   const char* op = "batch_norm (cuDNN)";
-  const cudnnBatchNormMode_t mode = training_mode();
-  BnDescs d(op, dtype, n, h, w, c, mode);
   Blend b(dtype);
-  KCUDNN_CHECK(cudnnBatchNormalizationForwardTraining(
-      cudnn_handle(), mode, b.one(), b.zero(), d.data.get(), x, d.data.get(), y,
-      d.param.get(), weight, bias, momentum, running_mean, running_var, eps, save_mean,
-      save_invstd));
+  call_training(op, [&](cudnnBatchNormMode_t mode) {
+    BnDescs d(op, dtype, n, h, w, c, mode);
+    return cudnnBatchNormalizationForwardTraining(
+        cudnn_handle(), mode, b.one(), b.zero(), d.data.get(), x, d.data.get(), y, d.param.get(),
+        weight, bias, momentum, running_mean, running_var, eps, save_mean, save_invstd);
+  });
   after_library_call(op);
 }
 
@@ -386,13 +408,14 @@ void batchnorm_backward_vendor(int64_t n, int64_t h, int64_t w, int64_t c, const
                                const void* save_invstd, double eps, void* dx, void* dweight,
                                void* dbias, DType dtype) {
   const char* op = "batch_norm_backward (cuDNN)";
-  const cudnnBatchNormMode_t mode = training_mode();
-  BnDescs d(op, dtype, n, h, w, c, mode);
   Blend b(dtype);
-  KCUDNN_CHECK(cudnnBatchNormalizationBackward(
-      cudnn_handle(), mode, b.one(), b.zero(), b.one(), b.zero(), d.data.get(),
-      x, d.data.get(), dy, d.data.get(), dx, d.param.get(), weight, dweight, dbias, eps, save_mean,
-      save_invstd));
+  call_training(op, [&](cudnnBatchNormMode_t mode) {
+    BnDescs d(op, dtype, n, h, w, c, mode);
+    return cudnnBatchNormalizationBackward(
+        cudnn_handle(), mode, b.one(), b.zero(), b.one(), b.zero(), d.data.get(), x,
+        d.data.get(), dy, d.data.get(), dx, d.param.get(), weight, dweight, dbias, eps,
+        save_mean, save_invstd);
+  });
   after_library_call(op);
 }
 
