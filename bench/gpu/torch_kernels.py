@@ -104,24 +104,29 @@ def depthwise_rows(batch, device, time_fn):
             for o, s, t in rows]
 
 
+def norm_rows(module, x, dy, shape, time_fn):
+    """forward, backward (dx, dweight, dbias from one saved graph) and fwd+bwd of a norm layer
+    (in training mode: a BatchNorm's forward updates its running statistics)."""
+    y = module(x)
+    params = [x, module.weight, module.bias]
+
+    def fwd_bwd():
+        module(x).backward(dy)
+
+    with torch.no_grad():
+        forward = time_fn(lambda: module(x))
+    backward = time_fn(lambda: torch.autograd.grad(y, params, dy, retain_graph=True))
+    return [("forward", shape, forward), ("backward", shape, backward),
+            ("fwd+bwd", shape, time_fn(fwd_bwd))]
+
+
 def layernorm_rows(batch, device, time_fn):
     rows = []
     for c, hw in [(96, 56), (192, 28), (384, 14), (768, 7)]:
         shape = "%dx%dx%dx%d" % (batch, hw, hw, c)
         x = uniform((batch, hw, hw, c), device, requires_grad=True)
-        ln = torch.nn.LayerNorm(c).to(device)
-        dy = uniform((batch, hw, hw, c), device)
-        y = ln(x)
-        params = [x, ln.weight, ln.bias]
-
-        def fwd_bwd():
-            ln(x).backward(dy)
-
-        with torch.no_grad():
-            rows.append(("forward", shape, time_fn(lambda: ln(x))))
-        rows.append(("backward", shape,
-                     time_fn(lambda: torch.autograd.grad(y, params, dy, retain_graph=True))))
-        rows.append(("fwd+bwd", shape, time_fn(fwd_bwd)))
+        rows += norm_rows(torch.nn.LayerNorm(c).to(device), x, uniform(x.shape, device), shape,
+                          time_fn)
     return [dict(family="layernorm", op=o, shape=s, ms=t[0], min_ms=t[1]) for o, s, t in rows]
 
 
@@ -207,18 +212,7 @@ def batchnorm_rows(batch, device, time_fn):
         shape = "%dx%dx%dx%d" % (batch, hw, hw, c)
         x = uniform((batch, c, hw, hw), device, channels_last=True, requires_grad=True)
         bn = torch.nn.BatchNorm2d(c).to(device).to(memory_format=torch.channels_last)
-        dy = uniform((batch, c, hw, hw), device, channels_last=True)
-        y = bn(x)
-        params = [x, bn.weight, bn.bias]
-
-        def fwd_bwd():
-            bn(x).backward(dy)
-
-        with torch.no_grad():
-            rows.append(("forward", shape, time_fn(lambda: bn(x))))
-        rows.append(("backward", shape,
-                     time_fn(lambda: torch.autograd.grad(y, params, dy, retain_graph=True))))
-        rows.append(("fwd+bwd", shape, time_fn(fwd_bwd)))
+        rows += norm_rows(bn, x, uniform(x.shape, device, channels_last=True), shape, time_fn)
     return [dict(family="batchnorm", op=o, shape=s, ms=t[0], min_ms=t[1]) for o, s, t in rows]
 
 
