@@ -20,10 +20,10 @@
 #   4. <lab>_bench   every kernel lab (bench/cuda/<family>_bench.cu: validates each version
 #                    against the CPU, then times it), each writing JSON         [4-30 s each]
 #      torch_kernels bench/gpu/torch_kernels.py: PyTorch on the labs' shapes    [~20-40 s]
-#   5. memcheck, then racecheck: compute-sanitizer over cuda_labs_tests (the hand-written
-#      kernels, quick), then cuda_tests, with ENGINE_CUDA_NO_CACHE=1 (exact-size allocations
-#      freed at once, so every overrun and use-after-free is seen) [memcheck 4 + 18 s; racecheck
-#      of cuda_labs_tests > 80 s]
+#   5. memcheck over cuda_labs_tests (the hand-written kernels, quick), then cuda_tests, with
+#      ENGINE_CUDA_NO_CACHE=1 (exact-size allocations freed at once, so every overrun and
+#      use-after-free is seen) [4 + 18 s]; then racecheck one test suite at a time (at most 60 s
+#      each; all of cuda_labs_tests at once ran past 80 s)
 # Why this order: 1-3 decide whether what users run is right on the GPU (3 is the slowest of
 # them, its PyTorch references being CPU work). The benchmarks come before the sanitizers
 # because their numbers exist nowhere else and each lab is also a correctness check of every
@@ -45,8 +45,9 @@
 #                     the rest are SKIP ("bench" includes torch_kernels)
 #   GPU_CHECK_BENCHES space-separated lab names to run (e.g. "conv2d_bench knn_bench"; default all)
 #   GTEST_FILTER      narrows the tests and the sanitizer runs (gtest's own variable)
-#   GPU_CHECK_MEMCHECK_FILTER, GPU_CHECK_RACECHECK_FILTER  a gtest filter for that sanitizer's
-#                     runs alone (racecheck over all of cuda_labs_tests took over 80 s on an H200)
+#   GPU_CHECK_MEMCHECK_FILTER  a gtest filter for the memcheck runs alone
+#   GPU_CHECK_RACECHECK_SUITES the test suites racecheck runs, one step each, in order
+#                     (default: the shared-memory and warp-level kernels' suites)
 #   PARITY_PYTHON     the python with torch and torchvision (default: python3 if it imports
 #                     both, else /usr/bin/python3)
 #
@@ -301,37 +302,51 @@ fi
 # API errors are not reported: the engine checks every call itself, and the tests provoke some
 # on purpose (the out-of-memory test asks for 1 PiB).
 sanitizer=$(command -v compute-sanitizer)
-for tool in memcheck racecheck; do
-  for b in "$labs_bin" "$tests_bin"; do
-    name=$(basename "$b")
-    step="$tool:$name" log="${tool}_$name.log"
-    if ! wanted "$tool"; then
-      record "$step" SKIP 0 "not in GPU_CHECK_ONLY=$only" "$log"
-    elif [ $have_gpu -eq 0 ]; then
-      record "$step" SKIP 0 "no GPU visible" "$log"
-    elif [ -z "$sanitizer" ] || [ ! -x "$b" ]; then
-      record "$step" SKIP 0 "compute-sanitizer or $name missing" "$log"
-    elif [ "$(left)" -lt 30 ]; then
-      record "$step" SKIP 0 "time budget spent" "$log"
-    else
-      if [ "$b" = "$labs_bin" ]; then limit=$(cap 90); else limit=$(cap 170); fi
-      filter=() filter_var="GPU_CHECK_${tool^^}_FILTER"
-      [ -n "${!filter_var:-}" ] && filter=(--gtest_filter="${!filter_var}")
-      ENGINE_CUDA_NO_CACHE=1 run "$out/$log" "$limit" "$sanitizer" --tool "$tool" \
-        --report-api-errors no --error-exitcode 99 "$b" --gtest_brief=1 "${filter[@]}"
-      errors=$(grep -oE 'ERROR SUMMARY: [0-9]+' "$out/$log" | tail -n 1 | grep -oE '[0-9]+$')
-      summary="${errors:-?} errors; tests: $(gtest_summary "$out/$log")"
-      status=$(verdict $rc)
-      if timed_out; then
-        # Cut by its time slice: the errors found so far decide (compute-sanitizer prints
-        # each as "========= Invalid ..." / "========= Race ..." when it happens).
-        found=$(grep -cE '^========= (Invalid|Race|Error|Uninitialized|Program hit)' "$out/$log")
-        summary="cut after ${limit}s; $found errors in the part that ran; tests: $(gtest_summary "$out/$log")"
-        if [ "$found" -gt 0 ]; then status=FAIL; else status=PART; fi
-      fi
-      record "$step" "$status" "$secs" "$summary" "$log"
+# sanitize TOOL STEP LOG MAX_SECONDS BINARY [GTEST_FILTER]: one compute-sanitizer run, recorded.
+sanitize() {
+  local tool=$1 step=$2 log=$3 max=$4 b=$5 filter=()
+  [ -n "${6:-}" ] && filter=(--gtest_filter="$6")
+  if ! wanted "$tool"; then
+    record "$step" SKIP 0 "not in GPU_CHECK_ONLY=$only" "$log"
+  elif [ $have_gpu -eq 0 ]; then
+    record "$step" SKIP 0 "no GPU visible" "$log"
+  elif [ -z "$sanitizer" ] || [ ! -x "$b" ]; then
+    record "$step" SKIP 0 "compute-sanitizer or $(basename "$b") missing" "$log"
+  elif [ "$(left)" -lt 20 ]; then
+    record "$step" SKIP 0 "time budget spent" "$log"
+  else
+    local limit
+    limit=$(cap "$max")
+    ENGINE_CUDA_NO_CACHE=1 run "$out/$log" "$limit" "$sanitizer" --tool "$tool" \
+      --report-api-errors no --error-exitcode 99 "$b" --gtest_brief=1 "${filter[@]}"
+    local errors summary status found
+    errors=$(grep -oE 'ERROR SUMMARY: [0-9]+' "$out/$log" | tail -n 1 | grep -oE '[0-9]+$')
+    # Each finding as it happens: memcheck's "========= Invalid __global__ read ...",
+    # racecheck's "========= Warning: Race reported between ..." or "========= Error: Race ...".
+    found=$(grep -cE '^========= (Invalid|Race|Error|Uninitialized|Program hit|Warning: Race)' "$out/$log")
+    summary="${errors:-?} errors ($found reports); tests: $(gtest_summary "$out/$log")"
+    status=$(verdict $rc)
+    [ "$found" -gt 0 ] && status=FAIL
+    if timed_out; then  # cut by its time slice: what it reported so far decides
+      summary="cut after ${limit}s; $found reports in the part that ran; tests: $(gtest_summary "$out/$log")"
+      if [ "$found" -gt 0 ]; then status=FAIL; else status=PART; fi
     fi
-  done
+    record "$step" "$status" "$secs" "$summary" "$log"
+  fi
+}
+# memcheck: each binary whole (4 + 19 s on an H200).
+for b in "$labs_bin" "$tests_bin"; do
+  name=$(basename "$b")
+  if [ "$b" = "$labs_bin" ]; then max=90; else max=170; fi
+  sanitize memcheck "memcheck:$name" "memcheck_$name.log" "$max" "$b" "${GPU_CHECK_MEMCHECK_FILTER:-}"
+done
+# racecheck: one test suite at a time (racecheck over all of cuda_labs_tests ran past 80 s on an
+# H200 without finishing one), the kernels with shared memory and warp-level code first, so a
+# cut budget still leaves each finished suite's verdict.
+racecheck_suites=${GPU_CHECK_RACECHECK_SUITES:-CudaLabsKnn CudaLabsLayernorm CudaLabsGelu CudaLabsDepthwise CudaMatmul CudaLayerNormMlp CudaMlp CudaBatchNorm CudaReduce CudaSoftmax CudaScaledResidual CudaPool CudaKnn Conv2dMma Conv2dLab}
+for suite in $racecheck_suites; do
+  case $suite in CudaLabs* | Conv2d*) b=$labs_bin ;; *) b=$tests_bin ;; esac
+  sanitize racecheck "racecheck:$suite" "racecheck_$suite.log" 60 "$b" "$suite.*"
 done
 
 # ---- results.json and the table ----------------------------------------------------------------
