@@ -30,7 +30,8 @@
 //         over W float4 columns (float for C % 4 != 0 or unaligned pointers) and a chunk of
 //         rows; thread (lane, q) walks every lanes-th row of the chunk in column q keeping a
 //         running sum, the lanes' sums are added in shared memory in lane order into the
-//         block's partial row, and a second tiny kernel adds the chunks' rows in order.
+//         block's partial row, and a second tiny kernel adds the chunks' rows (a warp per
+//         column, in a fixed order).
 //         ConvNeXt-T stage 1 (C = 384, 200,704 rows): 924 MB -> 355 us at 2.6 TB/s, where the
 //         unfused pair moves 1.23 GB (474 us).
 //     Either can also write y = gelu(x + b) (engine::mlp, which does not keep the forward's
@@ -249,13 +250,17 @@ __global__ void __launch_bounds__(kThreads)
   reinterpret_cast<V*>(partial)[blockIdx.x * int64_t(cv) + col] = acc;
 }
 
-// dbias[c] = sum over chunks k of partial[k][c], in order of k; one thread per column.
+// dbias[c] = sum over chunks k of partial[k][c]; one warp per column: lane l adds chunks l,
+// l + 32, ... in order, then the lanes meet in a fixed xor tree (the same order every run).
+// A thread per column adding the ~500 chunks of an H100's grid in order was a chain of
+// dependent L2 reads that cost more than the pass itself at ConvNeXt-T's stage-3 shapes.
 __global__ void bias_grad_sum(const float* partial, int64_t chunks, int C, float* dbias) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= C) return;
+  const int c = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
+  if (c >= C) return;  // whole warps: blockDim.x is a multiple of 32
   float s = 0.f;
-  for (int64_t k = 0; k < chunks; ++k) s += partial[k * C + c];
-  dbias[c] = s;
+  for (int64_t k = lane; k < chunks; k += 32) s += partial[k * C + c];
+  s = labs::warp_sum(s);
+  if (lane == 0) dbias[c] = s;
 }
 
 // How bias_grad_partial covers [rows, C]: `width` floats per column element (4 or 1).
@@ -427,8 +432,8 @@ void bias_gelu_backward_dbias(int version, const float* x, const float* bias, co
     bias_grad_partial<float, false><<<grid, threads, 0, stream>>>(
         x, bias, dy, dx, nullptr, part, rows, p.cv, p.w, p.lanes, p.chunk_rows);
   labs::check_launch(op);
-  bias_grad_sum<<<unsigned(ceil_div(C, kThreads)), kThreads, 0, stream>>>(part, p.chunks, C,
-                                                                           dbias);
+  bias_grad_sum<<<unsigned(ceil_div(int64_t(C) * 32, kThreads)), kThreads, 0, stream>>>(
+      part, p.chunks, C, dbias);
   labs::check_launch(op);
 }
 

@@ -95,14 +95,18 @@ inline size_t align256(size_t n) { return (n + 255) / 256 * 256; }
 
 #if defined(__CUDACC__)
 // Sum / max over the `width` lanes of a group (width a power of two <= 32, groups aligned):
-// xor-shuffles never leave the group because every offset is < width.
-template <int width = 32>
-__device__ __forceinline__ float group_sum(float v) {
+// xor-shuffles never leave the group because every offset is < width. The same additions in
+// the same order every run, and every lane ends with the same sum (a + b == b + a exactly).
+template <int width = 32, class T>
+__device__ __forceinline__ T group_sum(T v) {
 #pragma unroll
   for (int o = width / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o, width);
   return v;
 }
-__device__ __forceinline__ float warp_sum(float v) { return group_sum<32>(v); }
+template <class T>
+__device__ __forceinline__ T warp_sum(T v) {
+  return group_sum<32>(v);
+}
 #endif
 
 }  // namespace kernels::cuda::labs

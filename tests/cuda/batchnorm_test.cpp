@@ -22,6 +22,9 @@ const std::vector<Case> kCases = {
     {{2, 5, 3, 3}, false, "no affine, 3 channels"},
     {{33, 130}, true, "[N, C], 130 channels (more than one column tile)"},
     {{1, 57, 61, 5}, true, "batch 1, many rows (several row chunks)"},
+    // 40-47 row chunks (5 SMs emulated, 132 on an H100): more than a warp's 32 lanes, so the
+    // warp that adds a channel's chunk partials wraps around.
+    {{2, 60, 50, 5}, true, "more row chunks than a warp has lanes"},
 };
 
 // batch_norm in training then in eval mode on both devices (outputs, gradients of x, weight
