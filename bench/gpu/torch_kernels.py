@@ -17,6 +17,9 @@ names them, so tools/labs_report.py --torch FILE can put the two side by side:
   knn               knn_l2 (cdist + topk smallest), knn_cosine (normalised matmul + topk largest)
   conv2d            forward, backward_data, backward_weight (aten.convolution_backward with one
                     output asked), fp32 and TF32, channels_last, cudnn.benchmark on
+  adamw             adamw_step (torch.optim.AdamW, foreach: PyTorch's default on CUDA) and
+                    adamw_step_fused (fused=True) over torchvision's resnet50 / convnext_tiny
+                    parameters (2-output heads), one step each, as bench/cuda/adamw_bench.cu
   batchnorm         forward (training: batch statistics, running-stat update, y), backward (dx,
                     dweight, dbias), fwd+bwd; BatchNorm2d on channels_last [N, C, H, W] at
                     ResNet-50's shapes (PyTorch picks its own channels-last kernels or cuDNN)
@@ -216,6 +219,25 @@ def batchnorm_rows(batch, device, time_fn):
     return [dict(family="batchnorm", op=o, shape=s, ms=t[0], min_ms=t[1]) for o, s, t in rows]
 
 
+def adamw_rows(device, time_fn):
+    import torchvision
+    rows = []
+    for arch in ("resnet50", "convnext_tiny"):
+        model = getattr(torchvision.models, arch)(num_classes=2).to(device)
+        params = list(model.parameters())
+        for p in params:
+            p.grad = torch.rand_like(p) * 2 - 1
+        shape = "%s P=%d T=%d" % (arch, sum(p.numel() for p in params), len(params))
+        for op, fused in (("adamw_step", False), ("adamw_step_fused", True)):
+            if fused and device != "cuda":
+                continue
+            kwargs = {"fused": True} if fused else {}
+            opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01, **kwargs)
+            with torch.no_grad():
+                rows.append((op, shape, time_fn(opt.step)))
+    return [dict(family="adamw", op=o, shape=s, ms=t[0], min_ms=t[1]) for o, s, t in rows]
+
+
 def copy_row(device, time_fn, quick):
     n = (1 << 20) if quick else (1 << 28)  # floats: 1 GiB on the GPU
     a = torch.empty(n, device=device).fill_(0.5)
@@ -231,7 +253,7 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--families",
-                    default="copy,depthwise_conv2d,layernorm,gelu,knn,conv2d,batchnorm")
+                    default="copy,depthwise_conv2d,layernorm,gelu,knn,conv2d,batchnorm,adamw")
     ap.add_argument("--quick", action="store_true", help="small k-NN and copy (smoke test)")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
@@ -251,7 +273,8 @@ def main():
               ("gelu", lambda: gelu_rows(args.batch, args.device, time_fn)),
               ("knn", lambda: knn_rows(args.device, time_fn, args.quick)),
               ("conv2d", lambda: conv2d_rows(args.batch, args.device, time_fn)),
-              ("batchnorm", lambda: batchnorm_rows(args.batch, args.device, time_fn))]
+              ("batchnorm", lambda: batchnorm_rows(args.batch, args.device, time_fn)),
+              ("adamw", lambda: adamw_rows(args.device, time_fn))]
     for family, make in makers:
         if family not in wanted:
             continue
