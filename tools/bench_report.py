@@ -490,17 +490,19 @@ def machine_section(env, contexts, date, results):
     return "\n".join(lines)
 
 
-GPU_HOWTO = """The GPU suites run on the H100 machine, not here. Build the CUDA configuration on the build
-machine (`cmake --preset cuda-release -DENGINE_BENCH=ON && cmake --build build/cuda-release -j`), copy the
-tree there and run
+GPU_HOWTO = """The GPU suites run on a GPU machine (an H100 or H200), not here. Build the CUDA
+configuration on the build machine (`cmake --preset cuda-release && cmake --build build/cuda-release -j`),
+pack its binaries (`tools/gpu_stage.sh build/cuda-release build/gpu-stage`), and on the GPU machine run
+`GPU_SESSION_BUDGET=560 tools/gpu_session.sh OUT build/gpu-stage` (about 10 minutes), which runs
 
-- `tools/gpu_check.sh OUT_DIR build/cuda-release`: every CUDA test, compute-sanitizer, and every kernel lab
-  in `bench/cuda/` (each validates against the CPU reference, then times our kernels next to cuBLAS /
-  cuDNN), writing `OUT_DIR/results.json` and a short table;
-- `tools/gpu_bench.sh OUT_DIR build/cuda-release` (under 8 minutes): the end-to-end suite of `bench/gpu/`,
-  our training step, inference and k-NN next to PyTorch eager, torch.compile and LibTorch in the same run,
-  then `tools/bench_report.py report out/bench-cpu --gpu OUT_DIR --out docs/BENCHMARKS.md` writes the GPU
-  tables below.
+- `tools/gpu_check.sh`: every CUDA test, the app and model parity on CUDA, every kernel lab in
+  `bench/cuda/` (each validates against the CPU reference, then times our kernels next to cuBLAS /
+  cuDNN), PyTorch on the labs' shapes (`bench/gpu/torch_kernels.py`) and compute-sanitizer;
+- `tools/gpu_bench.sh`: the end-to-end suite of `bench/gpu/`, our training step, inference and k-NN
+  next to PyTorch eager, torch.compile and LibTorch in the same run;
+
+then, back here, `tools/bench_report.py report out/bench-cpu --gpu OUT/bench --out docs/BENCHMARKS.md`
+writes the GPU tables below (README.md, "On the GPU", has every step).
 
 Numbers carry the card, date and what they were compared with in the same run (see `../shared/GPU.md`,
 "Measuring honestly")."""
@@ -619,16 +621,17 @@ def write_report(out_dir, dest, date, gpu_dir=None):
     howto = GPU_HOWTO
     if has_gpu:
         howto += "\n\n" + bench_report_gpu.machine_and_targets(gpu, gpu_date)
-    elif bench_report_gpu.TARGETS_MARK in (old_map.get("GPU suite (H100)") or ""):
+    elif bench_report_gpu.TARGETS_MARK in (old_map.get("GPU suite") or ""):
         howto = None  # keep the last GPU run's machine table and targets
-    sections.append(("GPU suite (H100)", howto, "**Not yet measured.**"))
+    sections.append(("GPU suite", howto, "**Not yet measured.**"))
     sections += gpu_sections
     sections.append(("How to reproduce",
                      "```\ntools/bench_cpu.sh            # build, run everything (~5-8 min on 2 cores), write this file\n"
                      "E2E_FILTER=knn SKIP_KERNELS=1 tools/bench_cpu.sh   # a subset\n"
                      "build/bench-cpu/bench/e2e_bench --benchmark_filter='BM_e2e_train_resnet18/'   # one by hand\n"
-                     "# GPU machine (H100), after building gpu_e2e_bench in build/cuda-release:\n"
-                     "tools/gpu_bench.sh out/bench-gpu build/cuda-release   # < 8 min; GPU_BENCH_BUDGET=seconds\n"
+                     "# GPU machine, with build/gpu-stage from tools/gpu_stage.sh (README.md, \"On the GPU\"):\n"
+                     "GPU_SESSION_BUDGET=560 tools/gpu_session.sh out/session build/gpu-stage   # ~10 min\n"
+                     "tools/gpu_bench.sh out/bench-gpu build/gpu-stage   # the end-to-end part alone\n"
                      "python3 tools/bench_report.py report out/bench-cpu --gpu out/bench-gpu --out docs/BENCHMARKS.md\n```\n"
                      "Raw JSON and logs: `out/bench-cpu/` (`e2e/*.json`, `cpu_bench.json`, `env.json`, `logs/`) and "
                      "`out/bench-gpu/` (one JSON per step, `env.json`, `steps.json`, `logs/`). "
@@ -637,6 +640,10 @@ def write_report(out_dir, dest, date, gpu_dir=None):
                      "others; text outside the `bench_report` markers is kept.", None))
 
     generated_headings = {h for h, _, _ in sections}
+    # The GPU section's heading named the H100 until a run came from another card.
+    if "GPU suite (H100)" in old_map:
+        old_map.setdefault("GPU suite", old_map["GPU suite (H100)"])
+        generated_headings.add("GPU suite (H100)")
     # A kernel table written by hand under a differently versioned heading still counts as it.
     for h in list(old_map):
         if h.startswith("CPU kernels vs") and h not in generated_headings:
@@ -652,7 +659,7 @@ def write_report(out_dir, dest, date, gpu_dir=None):
              "**GPU tables: speed = img/s ours ÷ theirs** (above 1.00 ours is faster), as the GPU targets are "
              "stated; memory ratios there are ours ÷ theirs too. Per-kernel notes live in `kernels/README.md`. "
              "The generated tables come from `tools/bench_cpu.sh` (CPU) and `tools/gpu_bench.sh` (GPU, on the "
-             "H100 machine) through `tools/bench_report.py report out/bench-cpu [--gpu out/bench-gpu] --out "
+             "GPU machine) through `tools/bench_report.py report out/bench-cpu [--gpu out/bench-gpu] --out "
              "docs/BENCHMARKS.md`; text outside its markers is written by hand and kept.", ""]
     kept = [(h, b) for h, b in old_secs if h not in generated_headings]
     for heading, body, prose in sections:
@@ -667,7 +674,7 @@ def write_report(out_dir, dest, date, gpu_dir=None):
                 parts += ["## " + heading, "", "Not measured in this run.", ""]
             continue
         merged = merge_body(old, body, prose)
-        if heading == "GPU suite (H100)" and has_gpu:  # the placeholder no longer holds
+        if heading == "GPU suite" and has_gpu:  # the placeholder no longer holds
             merged = merged.replace("\n**Not yet measured.**\n", "\n")
         parts += ["## " + heading, "", merged.strip("\n"), ""]
     os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
