@@ -331,8 +331,9 @@ def knn_section(run, slower):
                "ours bank GB/s", "ours extra MiB", "cdist extra MiB", "same neighbours", "CPU check"], rows)])
 
 
-def host_note(cols):
-    """' (the host's time queuing our ops per step: ...)' from the traces' host process, or ''."""
+def host_note(cols, launches=None):
+    """' (the host's time queuing our ops per step: ...)' from the traces' host process, or '';
+    launches: {label: the record} whose launches_per_step / library_calls_per_step are named."""
     parts = []
     for label, kind, path, steps in cols:
         if kind != "ours" or not path or not os.path.exists(path):
@@ -343,7 +344,12 @@ def host_note(cols):
         except (OSError, ValueError):
             continue
         if host > 0:
-            parts.append("%s %.1f ms for %.1f ms of GPU time" % (label, host, gpu))
+            part = "%s %.1f ms for %.1f ms of GPU time" % (label, host, gpu)
+            r = (launches or {}).get(label) or {}
+            if r.get("launches_per_step") is not None:
+                part += ", %.0f kernel launches and %.0f cuBLAS/cuDNN calls" % (
+                    r["launches_per_step"], r.get("library_calls_per_step") or 0)
+            parts.append(part)
     return " (host time queuing our ops, per step: %s)" % "; ".join(parts) if parts else ""
 
 
@@ -358,16 +364,18 @@ def profile_section(run, slower=None):
     for model, title in MODELS:
         for precision, plabel in reversed(PRECISIONS):  # TF32 first: the targets' setting
             q = dict(bench="train", model=model, precision=precision)
-            cols = []
+            cols, records = [], {}
             for variant, label in (("vendor", "ours cuDNN"), ("ours", "ours own")):
                 r = next((x for x in run.find(side="ours", variant=variant, **q) if x.get("profile_trace")), None)
                 if r:
                     cols.append((label, "ours", local(r["profile_trace"]), r.get("profile_steps", 1)))
+                    records[label] = r
             t = next((x for x in run.find(side="pytorch", variant="eager_channels_last", **q)
                       if x.get("profile_ops")), None)
             if cols and t:
                 cols.append(("PyTorch", "torch", local(t["profile_ops"]), 1))
-                models.append(("%s, training step, %s%s" % (title, plabel, host_note(cols)), cols))
+                models.append(("%s, training step, %s%s" % (title, plabel, host_note(cols, records)),
+                               cols))
     intro = ("Each training benchmark above runs a few more steps under a profiler after its timed steps: ours "
              "with `engine::profiler` (two CUDA events per op on the compute stream: the GPU's time from the op's "
              "first kernel to its last, each op once, its backward under its autograd node's name), PyTorch eager "
@@ -376,7 +384,9 @@ def profile_section(run, slower=None):
              "cuBLAS/cuDNN for GEMM, convolution, BatchNorm and pooling, \"ours own\" our kernels everywhere. "
              "Each title also gives the host's time queuing our ops (the host clock read around each op): "
              "where it comes close to the GPU time, the GPU waits for the host and a family's GPU time "
-             "includes those waits.")
+             "includes those waits; and the kernels and cuBLAS/cuDNN calls one timed step queued (past the "
+             "driver's ~1,000 pending launches the host waits at a launch, so its queuing time tracks the "
+             "GPU's).")
     return profile_families.section(models, intro, slower, scope="GPU ", min_ms=0.2)
 
 

@@ -244,10 +244,19 @@ e2e::Record model_bench(const Config& c, const std::string& arch, bool train,
     if (!first.defined()) first = last;
   };
   mem.begin_steps();
+  // Kernels and cuBLAS/cuDNN calls one timed step queues (gpu only): past the driver's ~1,000
+  // pending launches the host waits at a launch, and its queuing time then tracks the GPU's.
+  uint64_t launches = 0, library_calls = 0;
   const e2e::StepTimes st = e2e::run_steps(
       train ? c.train : c.infer,
       [&](bool timed) {
+        const uint64_t l0 = gpu ? engine::cuda::launch_count() : 0;
+        const uint64_t c0 = gpu ? engine::cuda::library_call_count() : 0;
         step();
+        if (timed && gpu) {
+          launches += engine::cuda::launch_count() - l0;
+          library_calls += engine::cuda::library_call_count() - c0;
+        }
         pending = timed;
       },
       [&] {
@@ -256,6 +265,10 @@ e2e::Record model_bench(const Config& c, const std::string& arch, bool train,
         pending = false;
       });
   e2e::put_times(r, st);
+  if (gpu && !st.ms.empty()) {
+    r.set("launches_per_step", double(launches) / double(st.ms.size()));
+    r.set("library_calls_per_step", double(library_calls) / double(st.ms.size()));
+  }
   r.set("img_s", c.batch / (e2e::median(st.ms) * 1e-3));
   // Convolutions asked of cuDNN that ran on our kernels (no deterministic FMA/TF32 algorithm
   // for the shape): 0 means a "vendor" row is all cuDNN's.

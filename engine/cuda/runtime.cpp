@@ -144,6 +144,8 @@ void synchronize() {
 }
 
 size_t host_syncs() { return g_host_syncs.load(); }
+uint64_t launch_count() { return kernels::cuda::launch_count(); }
+uint64_t library_call_count() { return kernels::cuda::library_call_count(); }
 
 size_t pinned_staging_bytes() { return available() ? staging().pinned_bytes() : 0; }
 

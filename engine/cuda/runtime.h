@@ -23,6 +23,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "kernels/cuda/impl.h"
@@ -57,6 +58,11 @@ void synchronize();
 // every run. Queuing ops and copies to the device adds nothing: a training loop that reads its
 // loss with engine::Readback a step later adds one per step and keeps the GPU's queue full.
 size_t host_syncs();
+// Kernels launched so far (ours: each launch is checked and counted) and cuBLAS / cuDNN calls
+// made (each launches kernels of its own): per training step, they say how deep the GPU's queue
+// gets (kernels/cuda/runtime.h).
+uint64_t launch_count();
+uint64_t library_call_count();
 // Pinned host memory held by the host<->device staging pool (engine/cuda/staging.h).
 size_t pinned_staging_bytes();
 // The same switch as ENGINE_CUDA_SYNC=1.

@@ -12,6 +12,7 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -24,9 +25,17 @@ inline void check(cudaError_t status, const char* what) {
   }
 }
 
+// Kernels launched through check_launch below in this process (one counter for every family;
+// kernels::cuda::launch_count() adds the engine's own launches to it).
+inline std::atomic<uint64_t>& launches() {
+  static std::atomic<uint64_t> count{0};
+  return count;
+}
+
 // After every <<<...>>>: a bad configuration (too much shared memory, grid too large) is
 // reported here, naming the kernel; faults inside the kernel surface at the next sync.
 inline void check_launch(const char* op) {
+  launches().fetch_add(1, std::memory_order_relaxed);
   cudaError_t status = cudaGetLastError();
   if (status != cudaSuccess) {
     throw std::runtime_error(std::string(op) +

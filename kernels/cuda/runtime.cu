@@ -8,6 +8,8 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "kernels/cuda/labs_common.cuh"
+
 namespace kernels::cuda {
 
 // ---- errors --------------------------------------------------------------------------------
@@ -115,7 +117,16 @@ bool cudnn_benchmark() { return g_cudnn_benchmark.get(); }
 void set_cudnn_bn_persistent(bool on) { g_cudnn_bn_persistent.set(on); }
 bool cudnn_bn_persistent() { return g_cudnn_bn_persistent.get(); }
 
+namespace {
+std::atomic<uint64_t> g_launches{0}, g_library_calls{0};
+}  // namespace
+
+uint64_t launch_count() { return g_launches.load() + labs::launches().load(); }
+uint64_t library_call_count() { return g_library_calls.load(); }
+void count_library_call() { g_library_calls.fetch_add(1, std::memory_order_relaxed); }
+
 void check_launch(const char* op, const char* file, int line) {
+  g_launches.fetch_add(1, std::memory_order_relaxed);
   cudaError_t status = cudaGetLastError();
   if (status != cudaSuccess)
     raise(std::string("CUDA error: launching ") + op + " at " + where(file, line) + ": " +

@@ -47,6 +47,15 @@ void check_cudnn(cudnnStatus_t status, const char* what, const char* file, int l
 #define KCUDA_CHECK_LAUNCH(op) ::kernels::cuda::check_launch((op), __FILE__, __LINE__)
 void check_launch(const char* op, const char* file, int line);
 
+// Kernels launched so far by the engine's files and the labs (each launch is followed by a
+// check_launch), and cuBLAS / cuDNN calls made (each of which launches one or more kernels of
+// its own). The GPU benchmark counts them per training step: the driver holds about a thousand
+// pending launches, and a step that queues more makes the host wait at a launch, so its host
+// time then measures the GPU, not the host.
+uint64_t launch_count();
+uint64_t library_call_count();
+void count_library_call();
+
 // ENGINE_CUDA_SYNC=1 (read once) or this call: synchronise the stream after every launch.
 void set_sync_after_launch(bool on);
 bool sync_after_launch();

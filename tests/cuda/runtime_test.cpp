@@ -111,6 +111,29 @@ TEST_F(CudaRuntime, SynchronousModeRunsOpsAndReportsNothingWhenAllIsWell) {
   EXPECT_TRUE(testing_util::all_close(got, ref, 1e-5, 1e-3));
 }
 
+// The launch counters the GPU benchmark reads per step: an elementwise op is one kernel of ours
+// (launch_count), a GEMM on our kernel launches and calls no library, a GEMM on cuBLAS is one
+// library call (library_call_count).
+TEST_F(CudaRuntime, CountsKernelLaunchesAndLibraryCalls) {
+  Tensor a = host_random({33, 17}, 5).to(kGpu), b = host_random({17, 9}, 6).to(kGpu);
+  uint64_t launches = engine::cuda::launch_count(), calls = engine::cuda::library_call_count();
+  Tensor sum = engine::add(a, a);
+  EXPECT_GE(engine::cuda::launch_count(), launches + 1);
+  EXPECT_EQ(engine::cuda::library_call_count(), calls);
+  const auto saved = engine::cuda::impl(engine::cuda::Family::Gemm);
+  engine::cuda::set_impl(engine::cuda::Family::Gemm, engine::cuda::Impl::Ours);
+  launches = engine::cuda::launch_count();
+  Tensor ours = engine::matmul(a, b);
+  EXPECT_GE(engine::cuda::launch_count(), launches + 1);
+  EXPECT_EQ(engine::cuda::library_call_count(), calls);
+  if (!emulated()) {  // cuBLAS exists
+    engine::cuda::set_impl(engine::cuda::Family::Gemm, engine::cuda::Impl::Vendor);
+    Tensor theirs = engine::matmul(a, b);
+    EXPECT_EQ(engine::cuda::library_call_count(), calls + 1);
+  }
+  engine::cuda::set_impl(engine::cuda::Family::Gemm, saved);
+}
+
 TEST_F(CudaRuntime, DescribesTheDevice) {
   const std::string d = engine::cuda::device_description();
   EXPECT_TRUE(contains(d, "(sm_")) << d;
