@@ -18,9 +18,13 @@
 # Then, with the device tool: carry ["build/gpu-stage.tar.gz"] (~46 MiB), command
 #   GPU_SESSION_BUDGET=560 tools/gpu_session.sh $OUT/session build/gpu-stage
 # with timeout_s 600 (the tool's limit for one command). On 2026-11-27 (an H200) the machine
-# started in ~40 s and the checks took ~300 s with every step, the end-to-end suite ~250 s
-# without torch.compile: one such call fits a session's 15 minutes, with what is left for a
-# short rerun on the still-warm machine (GPU_SESSION_SKIP, GPU_CHECK_ONLY, GPU_BENCH_ARCHS).
+# started in ~40 s, the checks wanted ~330 s with every step and the end-to-end suite ~300 s
+# without torch.compile: more than one call's 600 s. With the session's 900 s of device time,
+# two calls on the same warm machine fit both (the second sent within the 30 s the machine
+# stays warm, so it starts nothing):
+#   GPU_SESSION_SKIP=bench GPU_SESSION_BUDGET=360 tools/gpu_session.sh $OUT/session build/gpu-stage
+#   GPU_SESSION_SKIP=check GPU_SESSION_BUDGET=400 tools/gpu_session.sh $OUT/session build/gpu-stage
+# with timeout_s 390 and 430; each call's $OUT comes back on its own.
 # Afterwards, here (<files> = the reply's files_at):
 #   mkdir -p out/session && for p in check bench; do tar -xzf <files>/session/$p.tar.gz -C out/session; done
 #   python3 tools/bench_report.py report out/bench-cpu --gpu out/session/bench --out docs/BENCHMARKS.md
