@@ -72,8 +72,8 @@ def reference(row):
         return row["cudnn_ms"], "cuDNN"
     if row.get("cublas_ms"):
         return row["cublas_ms"], "cuBLAS"
-    if row.get("pytorch_ms"):
-        return row["pytorch_ms"], "PyTorch"
+    if row.get("pytorch_ms"):  # shared/baselines/: an H100, 2026-11-26, L2 not flushed, autograd
+        return row["pytorch_ms"], "PyTorch baseline"
     return 0, ""
 
 

@@ -249,7 +249,7 @@ struct FamilyInfo {
 // on an H200 (2026-11-27, docs/BENCHMARKS.md) the lab's v3 ran ConvNeXt-T's stage-1 7x7
 // forward in 0.105 ms and forward + backward in 0.33 ms, where cuDNN (through conv2d_ops.cu)
 // averaged 1.47 ms per forward and 3.40 ms per backward over the network's depthwise layers
-// and PyTorch took 0.49 / 6.1 ms. Built for the CPU emulator (tools/cuda_emu) there are no
+// and PyTorch's kernels 0.49 / 6.2 ms. Built for the CPU emulator (tools/cuda_emu) there are no
 // vendor libraries, so every family starts on ours.
 #if defined(ENGINE_CUDA_EMULATED)
 constexpr Impl kVendorUnlessEmulated = Impl::Ours;

@@ -61,7 +61,7 @@ class LabsReport(unittest.TestCase):
         # v2 is the fastest but failed validation: marked, and v3 is the pick.
         self.assertIn("| v2 | 0.2000 |", text)
         self.assertIn("| **no** |", text)
-        self.assertIn("- forward, 64x56x56x96: **v3** 0.2300 ms (2.00× PyTorch)", text)
+        self.assertIn("- forward, 64x56x56x96: **v3** 0.2300 ms (2.00× PyTorch baseline)", text)
         # conv2d: fp32 and tf32 are separate tables, each against cuDNN in the same math.
         self.assertIn("**forward, res2_3x3**", text)
         self.assertIn("**forward, res2_3x3, tf32**", text)
@@ -83,7 +83,7 @@ class LabsReport(unittest.TestCase):
         write(os.path.join(d, "depthwise_conv2d.json"), doc)
         text = labs_report.report(d, torch_json)
         self.assertIn("measured copy rate, 4300 GB/s", text)
-        self.assertIn("- forward, 64x56x56x96: **v3** 0.2300 ms (2.00× PyTorch) "
+        self.assertIn("- forward, 64x56x56x96: **v3** 0.2300 ms (2.00× PyTorch baseline) "
                       "(3.00× PyTorch, same session)", text)
         self.assertIn("- forward, res2_3x3 (tf32): **v4** 0.2500 ms (0.80× cuDNN) "
                       "(2.00× PyTorch, same session)", text)
