@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
   for (int v : versions) std::printf("  v%d = %s\n", v, kNames[v]);
 
   cudaStream_t stream = kc::stream();  // where our kernels and cuDNN's handle run
+  const bool persistent = kc::cudnn_bn_persistent();  // v2 and v3 switch it; restored at the end
   bench::L2Flusher flusher;
   std::vector<bench::Row> rows_out;
   bool all_valid = true;
@@ -163,7 +164,7 @@ int main(int argc, char** argv) {
                           tf.min_ms + tb.min_ms, fwd_bytes + bwd_bytes, 12.0 * n, 0, valid});
     }
   }
-  kc::set_cudnn_bn_persistent(true);
+  kc::set_cudnn_bn_persistent(persistent);
   bench::print_header();
   for (const auto& r : rows_out) bench::print_row(r);
   bench::write_json(args.get("--json", ""), "batchnorm", rows_out);

@@ -123,15 +123,4 @@ struct Blend {
   double d1 = 1.0, d0 = 0.0;
 };
 
-// After a cuDNN call: counted (library_call_count()); with ENGINE_CUDA_SYNC=1, waited for so a
-// fault names it.
-inline void after_library_call(const char* op) {
-  count_library_call();
-  if (sync_after_launch()) {
-    cudaError_t status = cudaStreamSynchronize(stream());
-    if (status != cudaSuccess)
-      raise(std::string("CUDA error: running ") + op + ": " + cudaGetErrorString(status));
-  }
-}
-
 }  // namespace kernels::cuda

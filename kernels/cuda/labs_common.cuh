@@ -25,8 +25,8 @@ inline void check(cudaError_t status, const char* what) {
   }
 }
 
-// Kernels launched through check_launch below in this process (one counter for every family;
-// kernels::cuda::launch_count() adds the engine's own launches to it).
+// Kernels launched in this process: check_launch below and the engine's own check_launch
+// (kernels/cuda/runtime.cu) both count here; kernels::cuda::launch_count() reads it.
 inline std::atomic<uint64_t>& launches() {
   static std::atomic<uint64_t> count{0};
   return count;

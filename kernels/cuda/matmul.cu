@@ -342,8 +342,7 @@ void run_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, doubl
       KCUBLAS_CHECK(cublasSgemm(h, ob, oa, in, im, ik, &al, pb, ilb, pa, ila, &be, pc, ilc));
     else
       KCUBLAS_CHECK(cublasDgemm(h, ob, oa, in, im, ik, &al, pb, ilb, pa, ila, &be, pc, ilc));
-    count_library_call();
-    if (sync_after_launch()) KCUDA_CHECK(cudaStreamSynchronize(stream()));
+    after_library_call("matmul (cuBLAS)");
   });
 }
 

@@ -47,6 +47,10 @@ void check_cudnn(cudnnStatus_t status, const char* what, const char* file, int l
 #define KCUDA_CHECK_LAUNCH(op) ::kernels::cuda::check_launch((op), __FILE__, __LINE__)
 void check_launch(const char* op, const char* file, int line);
 
+// After every cuBLAS / cuDNN call: counts it (library_call_count) and, with ENGINE_CUDA_SYNC=1,
+// waits for it so a fault names the op.
+void after_library_call(const char* op);
+
 // Kernels launched so far by the engine's files and the labs (each launch is followed by a
 // check_launch), and cuBLAS / cuDNN calls made (each of which launches one or more kernels of
 // its own). The GPU benchmark counts them per training step: the driver holds about a thousand
@@ -54,7 +58,6 @@ void check_launch(const char* op, const char* file, int line);
 // time then measures the GPU, not the host.
 uint64_t launch_count();
 uint64_t library_call_count();
-void count_library_call();
 
 // ENGINE_CUDA_SYNC=1 (read once) or this call: synchronise the stream after every launch.
 void set_sync_after_launch(bool on);
