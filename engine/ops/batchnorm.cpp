@@ -64,11 +64,8 @@ Tensor batch_norm_cuda(const Tensor& x, const Tensor& xc, const Tensor& weight, 
                                           momentum, eps, ptr(running_mean), ptr(running_var),
                                           y.raw_data(), mean.raw_data(), invstd.raw_data(), t);
   } else if (training) {
-    Tensor var = Tensor::empty({c}, t, x.device());
-    kc::batchnorm_stats(m, c, xc.raw_data(), mean.raw_data(), var.raw_data(), t);
-    kc::batchnorm_invstd(c, var.raw_data(), eps, invstd.raw_data(), t);
-    kc::batchnorm_update_running(m, c, mean.raw_data(), var.raw_data(), momentum,
-                                 ptr(running_mean), ptr(running_var), t);
+    kc::batchnorm_training_stats(m, c, xc.raw_data(), eps, momentum, mean.raw_data(),
+                                 invstd.raw_data(), ptr(running_mean), ptr(running_var), t);
     kc::batchnorm_forward(m, c, xc.raw_data(), mean.raw_data(), invstd.raw_data(), ptr(wd),
                           ptr(bd), relu, y.raw_data(), t);
   } else {
@@ -153,12 +150,10 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
     using T = decltype(zero);
     auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
     if (training) {
-      Tensor var = Tensor::empty({c}, x.dtype(), x.device());
-      kernels::cpu::batchnorm_stats<T>(m, c, xc.data<T>(), mean.data<T>(), var.data<T>());
-      kernels::cpu::batchnorm_invstd<T>(c, var.data<T>(), eps, invstd.data<T>());
-      if (running_mean.defined())  // in place and outside autograd, as PyTorch's buffers
-        kernels::cpu::batchnorm_update_running<T>(m, c, mean.data<T>(), var.data<T>(), momentum,
-                                                  running_mean.data<T>(), running_var.data<T>());
+      // The running statistics in place and outside autograd, as PyTorch's buffers.
+      kernels::cpu::batchnorm_training_stats<T>(m, c, xc.data<T>(), eps, momentum,
+                                                mean.data<T>(), invstd.data<T>(),
+                                                ptr(running_mean), ptr(running_var));
     } else {
       mean.copy_(running_mean);  // a snapshot: a later training step may update the buffers
       kernels::cpu::batchnorm_invstd<T>(c, running_var.data<T>(), eps, invstd.data<T>());

@@ -77,6 +77,15 @@ void batchnorm_update_running(int64_t m, int64_t c, const T* mean, const T* var,
 }
 
 template <class T>
+void batchnorm_training_stats(int64_t m, int64_t c, const T* x, double eps, double momentum,
+                              T* mean, T* invstd, T* running_mean, T* running_var) {
+  std::vector<T> var(c);
+  batchnorm_stats(m, c, x, mean, var.data());
+  batchnorm_invstd(c, var.data(), eps, invstd);
+  batchnorm_update_running(m, c, mean, var.data(), momentum, running_mean, running_var);
+}
+
+template <class T>
 void batchnorm_forward(int64_t m, int64_t c, const T* x, const T* mean, const T* invstd,
                        const T* weight, const T* bias, bool relu, T* y) {
   // Fold weight into the scale once per channel; the row loop is then one sub and one FMA.
@@ -198,6 +207,8 @@ template void batchnorm_stats<float>(int64_t, int64_t, const float*, float*, flo
 template void batchnorm_invstd<float>(int64_t, const float*, double, float*);
 template void batchnorm_update_running<float>(int64_t, int64_t, const float*, const float*,
                                             double, float*, float*);
+template void batchnorm_training_stats<float>(int64_t, int64_t, const float*, double, double,
+                                               float*, float*, float*, float*);
 template void batchnorm_forward<float>(int64_t, int64_t, const float*, const float*,
                                      const float*, const float*, const float*, bool, float*);
 template void batchnorm_backward<float>(int64_t, int64_t, const float*, const float*,
@@ -207,6 +218,8 @@ template void batchnorm_stats<double>(int64_t, int64_t, const double*, double*, 
 template void batchnorm_invstd<double>(int64_t, const double*, double, double*);
 template void batchnorm_update_running<double>(int64_t, int64_t, const double*, const double*,
                                             double, double*, double*);
+template void batchnorm_training_stats<double>(int64_t, int64_t, const double*, double, double,
+                                               double*, double*, double*, double*);
 template void batchnorm_forward<double>(int64_t, int64_t, const double*, const double*,
                                      const double*, const double*, const double*, bool, double*);
 template void batchnorm_backward<double>(int64_t, int64_t, const double*, const double*,

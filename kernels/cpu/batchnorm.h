@@ -25,6 +25,12 @@ template <class T>
 void batchnorm_update_running(int64_t m, int64_t c, const T* mean, const T* var, double momentum,
                               T* running_mean, T* running_var);
 
+// Training mode's statistics as the CUDA twin computes them in one go: batchnorm_stats,
+// invstd from its var, and batchnorm_update_running (either running pointer may be null).
+template <class T>
+void batchnorm_training_stats(int64_t m, int64_t c, const T* x, double eps, double momentum,
+                              T* mean, T* invstd, T* running_mean, T* running_var);
+
 // y = (x - mean) * invstd * weight + bias per channel; weight/bias may be null (no affine).
 // relu: y = max(y, 0) in the same pass (ResNet's BatchNorm -> ReLU; NaN gives 0 as
 // engine::relu).

@@ -14,14 +14,15 @@
 
 namespace kernels::cuda {
 
-// mean[ch] and biased var[ch] of column ch (sums of x - x[0, ch] in double).
-void batchnorm_stats(int64_t m, int64_t c, const void* x, void* mean, void* var, DType dtype);
-// invstd = 1 / sqrt(var + eps)
-void batchnorm_invstd(int64_t c, const void* var, double eps, void* invstd, DType dtype);
-// running = (1 - momentum) * running + momentum * batch (var unbiased by m / (m - 1)); either
+// Training mode's statistics in one pass over x: mean[ch], invstd[ch] = 1 / sqrt(var + eps) of
+// the biased var (sums of x - x[0, ch] in double), and the running statistics updated as
+// (1 - momentum) * running + momentum * batch with the unbiased var (m / (m - 1)); either
 // running pointer may be null.
-void batchnorm_update_running(int64_t m, int64_t c, const void* mean, const void* var,
-                              double momentum, void* running_mean, void* running_var, DType dtype);
+void batchnorm_training_stats(int64_t m, int64_t c, const void* x, double eps, double momentum,
+                              void* mean, void* invstd, void* running_mean, void* running_var,
+                              DType dtype);
+// invstd = 1 / sqrt(var + eps) (eval mode, from the running var)
+void batchnorm_invstd(int64_t c, const void* var, double eps, void* invstd, DType dtype);
 // y = (x - mean) * invstd * weight + bias; weight/bias may be null; relu: max(y, 0) fused.
 void batchnorm_forward(int64_t m, int64_t c, const void* x, const void* mean, const void* invstd,
                        const void* weight, const void* bias, bool relu, void* y, DType dtype);

@@ -25,6 +25,9 @@ const std::vector<Case> kCases = {
     // 40-47 row chunks (5 SMs emulated, 132 on an H100): more than a warp's 32 lanes, so the
     // warp that adds a channel's chunk partials wraps around.
     {{2, 60, 50, 5}, true, "more row chunks than a warp has lanes"},
+    // Multiples of 4 channels take the 16-byte path (float4; double2 for float64).
+    {{3, 7, 5, 72}, true, "72 channels: 18 float4 column vectors, one partial tile"},
+    {{2, 5, 6, 260}, true, "260 channels: 65 float4 column vectors, 3 tiles, the last of 1"},
 };
 
 // batch_norm in training then in eval mode on both devices (outputs, gradients of x, weight
@@ -79,6 +82,33 @@ TEST_F(CudaBatchNorm, FusedReluMatchesCpu) {
             t == DType::Float32 ? Tolerance{2e-5, 2e-5, 1e-4, 1e-4} : Tolerance{1e-11, 1e-12};
         check_case(c, t, seed += 10, tol, engine::cuda::impl_name(impl), /*relu=*/true);
       }
+  }
+}
+
+// A view that starts one float in (not 16-byte aligned, contiguous() keeps it) with a channel
+// count the 16-byte path would take: ours must step down to scalar accesses, forward and
+// backward, and agree with the CPU.
+TEST_F(CudaBatchNorm, UnalignedInputTakesTheScalarPath) {
+  ImplScope ours(Family::BatchNorm, Impl::Ours);
+  const Shape shape{2, 5, 3, 16};
+  const int64_t n = 2 * 5 * 3 * 16;
+  Tensor base = host_random({1 + n}, 71, 2, 4);
+  Tensor w = host_random({16}, 72, 0.5, 1.5), b = host_random({16}, 73, -1, 1);
+  Tensor dy = host_random(shape, 74, -1, 1);
+  for (bool relu : {false, true}) {
+    Tensor y[2], grad[2];
+    for (int i = 0; i < 2; ++i) {
+      const engine::Device d = i == 0 ? engine::Device::cpu() : kGpu;
+      Tensor leaf = base.to(d).detach().clone();  // a leaf of its own on each device
+      leaf.requires_grad_();
+      Tensor x = leaf.slice(0, 1, 1 + n).reshape(shape);
+      Tensor rm = Tensor::zeros({16}, DType::Float32, d), rv = Tensor::ones({16}, DType::Float32, d);
+      y[i] = engine::batch_norm(x, w.to(d), b.to(d), rm, rv, true, 0.1, 1e-5, relu);
+      engine::sum(engine::mul(y[i], dy.to(d))).backward();
+      grad[i] = leaf.grad();
+    }
+    EXPECT_TRUE(testing_util::all_close(y[1], y[0], 2e-5, 2e-5)) << "relu " << relu;
+    EXPECT_TRUE(testing_util::all_close(grad[1], grad[0], 1e-4, 1e-4)) << "relu " << relu;
   }
 }
 
