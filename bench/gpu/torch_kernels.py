@@ -22,7 +22,9 @@ names them, so tools/labs_report.py --torch FILE can put the two side by side:
                     parameters (2-output heads), one step each, as bench/cuda/adamw_bench.cu
   batchnorm         forward (training: batch statistics, running-stat update, y), backward (dx,
                     dweight, dbias), fwd+bwd; BatchNorm2d on channels_last [N, C, H, W] at
-                    ResNet-50's shapes (PyTorch picks its own channels-last kernels or cuDNN)
+                    ResNet-50's shapes (PyTorch picks its own channels-last kernels or cuDNN);
+                    and the same with an in-place ReLU after it (forward+relu, backward+relu,
+                    fwd+bwd+relu), as torchvision's ResNet runs most of its BatchNorms
 and one "copy" row: a 1 GiB device-to-device copy, the card's memory ceiling (bytes read +
 written per second), which the labs measure the same way.
 
@@ -215,14 +217,30 @@ def conv2d_rows(batch, device, time_fn):
             for o, s, m, t in rows]
 
 
+class BnRelu(torch.nn.Module):
+    """BatchNorm2d, then an in-place ReLU: torchvision's ResNet runs bn1 and bn2 of every block
+    (and the stem's) this way. weight and bias are the BatchNorm's, for norm_rows."""
+
+    def __init__(self, bn):
+        super().__init__()
+        self.bn = bn
+        self.weight, self.bias = bn.weight, bn.bias
+
+    def forward(self, x):
+        return torch.relu_(self.bn(x))
+
+
 def batchnorm_rows(batch, device, time_fn):
-    # The shapes of bench/cuda/batchnorm_bench.cu: H=W, C.
+    # The shapes of bench/cuda/batchnorm_bench.cu: H=W, C; its rows with and without the ReLU
+    # (ops forward / backward and forward+relu / backward+relu).
     rows = []
     for hw, c in [(112, 64), (56, 64), (56, 256), (28, 512), (14, 1024), (7, 2048)]:
         shape = "%dx%dx%dx%d" % (batch, hw, hw, c)
         x = uniform((batch, c, hw, hw), device, channels_last=True, requires_grad=True)
+        dy = uniform(x.shape, device, channels_last=True)
         bn = torch.nn.BatchNorm2d(c).to(device).to(memory_format=torch.channels_last)
-        rows += norm_rows(bn, x, uniform(x.shape, device, channels_last=True), shape, time_fn)
+        rows += norm_rows(bn, x, dy, shape, time_fn)
+        rows += [(op + "+relu", s, t) for op, s, t in norm_rows(BnRelu(bn), x, dy, shape, time_fn)]
     return [dict(family="batchnorm", op=o, shape=s, ms=t[0], min_ms=t[1]) for o, s, t in rows]
 
 
@@ -245,25 +263,28 @@ def adamw_rows(device, time_fn):
     return [dict(family="adamw", op=o, shape=s, ms=t[0], min_ms=t[1]) for o, s, t in rows]
 
 
-# family: (the summed op, the ops it sums), as each lab defines its fwd+bwd row.
-SUMS = {"depthwise_conv2d": ("fwd+bwd", ("forward", "backward_data", "backward_weight")),
-        "layernorm": ("fwd+bwd", ("forward", "backward")),
-        "batchnorm": ("fwd+bwd", ("forward", "backward")),
-        "gelu": ("gelu_fwd+bwd", ("gelu_forward", "gelu_backward"))}
+# family: [(a summed op, the ops it sums), ...], as each lab defines its fwd+bwd rows.
+SUMS = {"depthwise_conv2d": [("fwd+bwd", ("forward", "backward_data", "backward_weight"))],
+        "layernorm": [("fwd+bwd", ("forward", "backward"))],
+        "batchnorm": [("fwd+bwd", ("forward", "backward")),
+                      ("fwd+bwd+relu", ("forward+relu", "backward+relu"))],
+        "gelu": [("gelu_fwd+bwd", ("gelu_forward", "gelu_backward"))]}
 
 
 def with_sums(rows):
-    """rows plus, per family and shape in SUMS, the fwd+bwd row summed from its parts (median
-    and min); an existing row of that name (an older file's autograd timing) is replaced."""
-    out = [r for r in rows if r["op"] != SUMS.get(r["family"], ("",))[0]]
+    """rows plus, per family and shape in SUMS, each summed row from its parts (median and
+    min); an existing row of that name (an older file's autograd timing) is replaced."""
+    summed = {(family, op) for family, sums in SUMS.items() for op, _ in sums}
+    out = [r for r in rows if (r["family"], r["op"]) not in summed]
     parts = {(r["family"], r["op"], r["shape"]): r for r in rows}
     for shape in sorted({r["shape"] for r in rows}):
-        for family, (op, ops) in SUMS.items():
-            got = [parts.get((family, o, shape)) for o in ops]
-            if all(got):
-                out.append(dict(family=family, op=op, shape=shape,
-                                ms=sum(r["ms"] for r in got), min_ms=sum(r["min_ms"] for r in got),
-                                summed_from=list(ops)))
+        for family, sums in SUMS.items():
+            for op, ops in sums:
+                got = [parts.get((family, o, shape)) for o in ops]
+                if all(got):
+                    out.append(dict(family=family, op=op, shape=shape,
+                                    ms=sum(r["ms"] for r in got),
+                                    min_ms=sum(r["min_ms"] for r in got), summed_from=list(ops)))
     return out
 
 

@@ -102,7 +102,8 @@ TEST_F(CudaBatchNorm, UnalignedInputTakesTheScalarPath) {
       Tensor leaf = base.to(d).detach().clone();  // a leaf of its own on each device
       leaf.requires_grad_();
       Tensor x = leaf.slice(0, 1, 1 + n).reshape(shape);
-      Tensor rm = Tensor::zeros({16}, DType::Float32, d), rv = Tensor::ones({16}, DType::Float32, d);
+      Tensor rm = Tensor::zeros({16}, DType::Float32, d);
+      Tensor rv = Tensor::ones({16}, DType::Float32, d);
       y[i] = engine::batch_norm(x, w.to(d), b.to(d), rm, rv, true, 0.1, 1e-5, relu);
       engine::sum(engine::mul(y[i], dy.to(d))).backward();
       grad[i] = leaf.grad();

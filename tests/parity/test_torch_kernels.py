@@ -33,20 +33,26 @@ class TorchKernels(unittest.TestCase):
                 row("layernorm", "fwd+bwd", "s", 9.0),  # an old autograd timing: replaced
                 row("depthwise_conv2d", "forward", "s", 1.0),
                 row("depthwise_conv2d", "backward_data", "s", 2.0),  # no weight gradient row:
-                row("gelu", "gelu_forward", "t", 0.04), row("gelu", "gelu_backward", "t", 0.06)]
+                row("gelu", "gelu_forward", "t", 0.04), row("gelu", "gelu_backward", "t", 0.06),
+                row("batchnorm", "forward", "u", 0.2), row("batchnorm", "backward", "u", 0.3),
+                row("batchnorm", "forward+relu", "u", 0.25),
+                row("batchnorm", "backward+relu", "u", 0.4)]
         got = {(r["family"], r["op"], r["shape"]): r for r in torch_kernels.with_sums(rows)}
         self.assertAlmostEqual(got[("layernorm", "fwd+bwd", "s")]["ms"], 0.55)
         self.assertAlmostEqual(got[("layernorm", "fwd+bwd", "s")]["min_ms"], 0.495)
         self.assertAlmostEqual(got[("gelu", "gelu_fwd+bwd", "t")]["ms"], 0.10)
         self.assertNotIn(("depthwise_conv2d", "fwd+bwd", "s"), got)  # never a partial sum
         self.assertEqual(len([k for k in got if k[1] == "fwd+bwd" and k[0] == "layernorm"]), 1)
+        # a family with two sums (BatchNorm alone, and followed by a ReLU): each of its parts
+        self.assertAlmostEqual(got[("batchnorm", "fwd+bwd", "u")]["ms"], 0.5)
+        self.assertAlmostEqual(got[("batchnorm", "fwd+bwd+relu", "u")]["ms"], 0.65)
 
     def test_cpu_smoke_run_names_rows_as_the_labs(self):
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "tk.json")
             r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gpu", "torch_kernels.py"),
                                 "--device", "cpu", "--batch", "1", "--reps", "1", "--quick",
-                                "--families", "layernorm,gelu", "--json", out],
+                                "--families", "layernorm,gelu,batchnorm", "--json", out],
                                capture_output=True, text=True, timeout=300)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             with open(out) as f:
@@ -56,6 +62,10 @@ class TorchKernels(unittest.TestCase):
         self.assertIn(("layernorm", "fwd+bwd_autograd", "1x56x56x96"), rows)
         self.assertIn(("gelu", "gelu_fwd+bwd", "1x14x14x384"), rows)
         self.assertIn(("gelu", "bias_gelu_bwd+dbias", "1x7x7x768"), rows)
+        bn = [rows[("batchnorm", op, "1x7x7x2048")]
+              for op in ("forward+relu", "backward+relu", "fwd+bwd+relu")]
+        self.assertAlmostEqual(bn[2]["ms"], bn[0]["ms"] + bn[1]["ms"])
+        self.assertIn(("batchnorm", "fwd+bwd_autograd+relu", "1x7x7x2048"), rows)
 
 
 if __name__ == "__main__":
