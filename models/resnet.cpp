@@ -51,9 +51,8 @@ BasicBlock::BasicBlock(int64_t inplanes, int64_t planes, int64_t stride, engine:
 
 Tensor BasicBlock::forward(const Tensor& x) {
   Tensor out = bn1->forward_relu((*conv1)(x));  // bn1 + relu in one op
-  out = (*bn2)((*conv2)(out));
   Tensor identity = downsample ? (*downsample)(x) : x;
-  return engine::add_relu(out, identity);  // relu(out + identity) in one pass
+  return bn2->forward_add_relu((*conv2)(out), identity);  // relu(bn2(.) + identity): one op
 }
 
 Bottleneck::Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, engine::Generator& gen) {
@@ -72,9 +71,8 @@ Bottleneck::Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, engine:
 Tensor Bottleneck::forward(const Tensor& x) {
   Tensor out = bn1->forward_relu((*conv1)(x));  // BatchNorm + ReLU as one op each
   out = bn2->forward_relu((*conv2)(out));
-  out = (*bn3)((*conv3)(out));
   Tensor identity = downsample ? (*downsample)(x) : x;
-  return engine::add_relu(out, identity);  // relu(out + identity) in one pass
+  return bn3->forward_add_relu((*conv3)(out), identity);  // relu(bn3(.) + identity): one op
 }
 
 // ---- ResNet ---------------------------------------------------------------------------------

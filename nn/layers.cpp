@@ -118,6 +118,12 @@ Tensor BatchNorm2d::forward_relu(const Tensor& x) {
                             eps, /*relu=*/true);
 }
 
+Tensor BatchNorm2d::forward_add_relu(const Tensor& x, const Tensor& residual) {
+  count_batch();
+  return engine::batch_norm_add_relu(x, residual, weight, bias, running_mean, running_var,
+                                     is_training(), momentum, eps);
+}
+
 // ---- LayerNorm ----------------------------------------------------------------------------
 
 LayerNorm::LayerNorm(int64_t c, double eps_) : normalized_shape(c), eps(eps_) {

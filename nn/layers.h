@@ -75,6 +75,8 @@ class BatchNorm2d : public Module {
   Tensor forward(const Tensor& x) override;
   // relu(forward(x)) as one op (engine::batch_norm's relu: one pass each way fewer).
   Tensor forward_relu(const Tensor& x);
+  // relu(this(x) + residual) as one op (engine::batch_norm_add_relu): ResNet's block ending.
+  Tensor forward_add_relu(const Tensor& x, const Tensor& residual);
 
   int64_t num_features;
   double eps, momentum;

@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
         kernels::cpu::batchnorm_update_running<double>(m, C, rmean.data(), rvar.data(), momentum,
                                                        rrm.data(), rrv.data());
         kernels::cpu::batchnorm_forward<double>(m, C, x64.data(), rmean.data(), rinv.data(),
-                                                w64.data(), b64.data(), relu, ry.data());
+                                                w64.data(), b64.data(), nullptr, relu, ry.data());
         kernels::cpu::batchnorm_backward<double>(m, C, x64.data(), dy64.data(), rmean.data(),
                                                  rinv.data(), w64.data(), b64.data(), relu, true,
                                                  rdx.data(), rdw.data(), rdb.data());
@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
             kc::batchnorm_training_stats(m, C, d_x.get(), eps, momentum, d_mean.get(), d_inv.get(),
                                          d_rm.get(), d_rv.get(), kernels::DType::Float32);
             kc::batchnorm_forward(m, C, d_x.get(), d_mean.get(), d_inv.get(), d_w.get(), d_b.get(),
-                                  relu, d_y.get(), kernels::DType::Float32);
+                                  nullptr, relu, d_y.get(), kernels::DType::Float32);
           } else {
             kc::set_cudnn_bn_persistent(v == 3);
             kc::batchnorm_forward_training_vendor(batch, cs.hw, cs.hw, C, d_x.get(), d_w.get(),

@@ -3,6 +3,8 @@
 // kernels/cuda/batchnorm.cu, ours or cuDNN's (ENGINE_CUDA_IMPL_BATCHNORM), see batch_norm_cuda.
 #include "engine/ops/batchnorm.h"
 
+#include <utility>
+
 #include "engine/autograd.h"
 #include "engine/ops/elementwise.h"
 #include "engine/profiler.h"
@@ -31,14 +33,41 @@ void check_channel_tensor(const Tensor& t, const char* what, const Tensor& x, bo
         " is updated in place and must be contiguous");
 }
 
+// Which of batch_norm's inputs want a gradient, and the shape of its autograd node: inputs
+// {x, weight, bias}, or {x, weight, bias, residual} for batch_norm_add_relu, whose residual's
+// gradient is the ReLU's output gradient itself. Holds no tensor (the backward captures it).
+struct Grads {
+  bool x, w, b, r, with_residual;
+  Grads(const Tensor& x_, const Tensor& weight, const Tensor& bias, const Tensor& residual)
+      : x(x_.requires_grad()),
+        w(weight.defined() && weight.requires_grad()),
+        b(bias.defined() && bias.requires_grad()),
+        r(residual.defined() && residual.requires_grad()),
+        with_residual(residual.defined()) {}
+  bool any() const { return grad_enabled() && (x || w || b || r); }
+  const char* name() const { return with_residual ? "batch_norm_add_relu" : "batch_norm"; }
+  static std::vector<Tensor> inputs(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                    const Tensor& residual) {
+    if (residual.defined()) return {x, weight, bias, residual};
+    return {x, weight, bias};
+  }
+  // g: the gradient at the BatchNorm's output (after the ReLU's mask, with a residual).
+  std::vector<Tensor> outputs(Tensor dx, Tensor dw, Tensor db, const Tensor& g) const {
+    std::vector<Tensor> out{std::move(dx), std::move(dw), std::move(db)};
+    if (with_residual) out.push_back(r ? g : Tensor());
+    return out;
+  }
+};
+
 #ifdef ENGINE_WITH_CUDA
 // batch_norm on CUDA, after batch_norm's checks: xc is the contiguous detached input; m rows
 // of c channels. cuDNN (float32) needs a
 // weight and a bias, and its training backward reads x and the weight whatever is wanted; its
 // eval backward is ours (dy * weight * invstd, no statistics involved).
-Tensor batch_norm_cuda(const Tensor& x, const Tensor& xc, const Tensor& weight, const Tensor& bias,
-                       const Tensor& running_mean, const Tensor& running_var, bool training,
-                       double momentum, double eps, bool relu, int64_t m, int64_t c) {
+Tensor batch_norm_cuda(const Tensor& x, const Tensor& xc, const Tensor& residual,
+                       const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                       const Tensor& running_var, bool training, double momentum, double eps,
+                       bool relu, int64_t m, int64_t c) {
   namespace kc = kernels::cuda;
   const Tensor wd = weight.defined() ? weight.detach().contiguous() : Tensor();
   const Tensor bd = bias.defined() ? bias.detach().contiguous() : Tensor();
@@ -46,10 +75,13 @@ Tensor batch_norm_cuda(const Tensor& x, const Tensor& xc, const Tensor& weight, 
   const DType t = x.dtype();
   const bool vendor =
       kc::impl(kc::Family::BatchNorm) == kc::Impl::Vendor && kc::batchnorm_vendor_takes(t) && m > 0;
-  // cuDNN has no fused ReLU here: its BatchNorm, then engine::relu.
-  if (vendor && relu)
-    return engine::relu(batch_norm_cuda(x, xc, weight, bias, running_mean, running_var, training,
-                                         momentum, eps, false, m, c));
+  // cuDNN has no fused ReLU or residual here: its BatchNorm, then engine::relu / add_relu.
+  if (vendor && (relu || residual.defined())) {
+    Tensor bn = batch_norm_cuda(x, xc, Tensor(), weight, bias, running_mean, running_var,
+                                training, momentum, eps, false, m, c);
+    return residual.defined() ? engine::add_relu(bn, residual) : engine::relu(bn);
+  }
+  const Tensor rc = residual.defined() ? residual.detach().contiguous() : Tensor();
   // cuDNN's NHWC descriptor: [N, H, 1, C] with H the product of the middle dims.
   const int64_t n = x.size(0), h = m / std::max<int64_t>(n, 1);
   Tensor wv = wd, bv = bd;
@@ -67,7 +99,7 @@ Tensor batch_norm_cuda(const Tensor& x, const Tensor& xc, const Tensor& weight, 
     kc::batchnorm_training_stats(m, c, xc.raw_data(), eps, momentum, mean.raw_data(),
                                  invstd.raw_data(), ptr(running_mean), ptr(running_var), t);
     kc::batchnorm_forward(m, c, xc.raw_data(), mean.raw_data(), invstd.raw_data(), ptr(wd),
-                          ptr(bd), relu, y.raw_data(), t);
+                          ptr(bd), ptr(rc), relu, y.raw_data(), t);
   } else {
     mean.copy_(running_mean);  // a snapshot: a later training step may update the buffers
     kc::batchnorm_invstd(c, running_var.raw_data(), eps, invstd.raw_data(), t);
@@ -77,19 +109,25 @@ Tensor batch_norm_cuda(const Tensor& x, const Tensor& xc, const Tensor& weight, 
                                              running_var.raw_data(), eps, y.raw_data(), t);
     else
       kc::batchnorm_forward(m, c, xc.raw_data(), mean.raw_data(), invstd.raw_data(), ptr(wd),
-                            ptr(bd), relu, y.raw_data(), t);
+                            ptr(bd), ptr(rc), relu, y.raw_data(), t);
   }
 
-  const bool gx = x.requires_grad();
-  const bool gw = weight.defined() && weight.requires_grad();
-  const bool gb = bias.defined() && bias.requires_grad();
-  if (!grad_enabled() || !(gx || gw || gb)) return y;
+  const Grads grads(x, weight, bias, residual);
+  if (!grads.any()) return y;
   const bool vendor_backward = vendor && training;
+  const bool mask_from_x = relu && !residual.defined();  // else the ReLU's mask is y > 0
   // x: dweight, training-mode dx and a fused ReLU's mask; the weight: dx and the mask.
-  Tensor saved_x = (vendor_backward || gw || (training && gx) || relu) ? xc : Tensor();
-  Tensor saved_w = vendor_backward ? wv : (gx || relu ? wd : Tensor());
-  Tensor saved_b = relu ? bd : Tensor();
-  return record("batch_norm", y, {x, weight, bias}, [=](const Tensor& g) {
+  Tensor saved_x =
+      (vendor_backward || grads.w || (training && grads.x) || mask_from_x) ? xc : Tensor();
+  Tensor saved_w = vendor_backward ? wv : (grads.x || mask_from_x ? wd : Tensor());
+  Tensor saved_b = mask_from_x ? bd : Tensor();
+  Tensor saved_y = residual.defined() ? y.detach() : Tensor();
+  return record(grads.name(), y, Grads::inputs(x, weight, bias, residual),
+                [=](const Tensor& g_out) {
+    // With a residual: the ReLU's backward first (from the output), which is also the
+    // residual's gradient; the BatchNorm's backward then runs without a mask.
+    const Tensor g = saved_y.defined() ? relu_backward(saved_y, g_out) : g_out;
+    const bool gx = grads.x, gw = grads.w, gb = grads.b;
     Tensor gc = g.contiguous();
     if (vendor_backward) {  // cuDNN writes all three
       Tensor dx = Tensor::empty(g.shape(), t, g.device());
@@ -97,25 +135,23 @@ Tensor batch_norm_cuda(const Tensor& x, const Tensor& xc, const Tensor& weight, 
       kc::batchnorm_backward_vendor(n, h, 1, c, saved_x.raw_data(), gc.raw_data(),
                                     saved_w.raw_data(), mean.raw_data(), invstd.raw_data(), eps,
                                     dx.raw_data(), dw.raw_data(), db.raw_data(), t);
-      return std::vector<Tensor>{gx ? dx : Tensor(), gw ? dw : Tensor(), gb ? db : Tensor()};
+      return grads.outputs(gx ? dx : Tensor(), gw ? dw : Tensor(), gb ? db : Tensor(), g);
     }
     Tensor dx = gx ? Tensor::empty(g.shape(), t, g.device()) : Tensor();
     Tensor dw = gw ? Tensor::empty({c}, t, g.device()) : Tensor();
     Tensor db = gb ? Tensor::empty({c}, t, g.device()) : Tensor();
     kc::batchnorm_backward(m, c, ptr(saved_x), gc.raw_data(), mean.raw_data(), invstd.raw_data(),
-                           ptr(saved_w), ptr(saved_b), relu, training, ptr(dx), ptr(dw), ptr(db),
-                           t);
-    return std::vector<Tensor>{dx, dw, db};
+                           ptr(saved_w), ptr(saved_b), mask_from_x, training, ptr(dx), ptr(dw),
+                           ptr(db), t);
+    return grads.outputs(dx, dw, db, g);
   });
 }
 #endif
 
-}  // namespace
-
-Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                  const Tensor& running_mean, const Tensor& running_var, bool training,
-                  double momentum, double eps, bool relu) {
-  profiler::Range range("batch_norm");
+// batch_norm and batch_norm_add_relu (residual defined, relu true).
+Tensor batch_norm_impl(const Tensor& x, const Tensor& residual, const Tensor& weight,
+                       const Tensor& bias, const Tensor& running_mean, const Tensor& running_var,
+                       bool training, double momentum, double eps, bool relu) {
   check(x.defined(), "batch_norm: undefined input");
   check(x.dim() >= 2, "batch_norm: expected an NHWC tensor [N,H,W,C] (or [N,C]), got shape ",
         x.shape());
@@ -133,12 +169,22 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
   check(!training || m > 1, "batch_norm: expected more than 1 value per channel when training, "
         "got input shape ", x.shape());
 
+  if (residual.defined()) {
+    check(residual.shape() == x.shape(), "batch_norm_add_relu: residual has shape ",
+          residual.shape(), " but input has shape ", x.shape());
+    check(residual.dtype() == x.dtype(), "batch_norm_add_relu: residual is ", residual.dtype(),
+          " but input is ", x.dtype());
+    check(residual.device() == x.device(), "batch_norm_add_relu: residual is on ",
+          residual.device(), " but input is on ", x.device());
+  }
+
   Tensor xc = x.detach().contiguous();
 #ifdef ENGINE_WITH_CUDA
   if (x.device().is_cuda())
-    return batch_norm_cuda(x, xc, weight, bias, running_mean, running_var, training, momentum,
-                           eps, relu, m, c);
+    return batch_norm_cuda(x, xc, residual, weight, bias, running_mean, running_var, training,
+                           momentum, eps, relu, m, c);
 #endif
+  const Tensor rc = residual.defined() ? residual.detach().contiguous() : Tensor();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   // mean / invstd used to normalise: the batch's in training, the running stats' in eval.
   Tensor mean = Tensor::empty({c}, x.dtype(), x.device());
@@ -159,32 +205,56 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
       kernels::cpu::batchnorm_invstd<T>(c, running_var.data<T>(), eps, invstd.data<T>());
     }
     kernels::cpu::batchnorm_forward<T>(m, c, xc.data<T>(), mean.data<T>(), invstd.data<T>(),
-                                       ptr(wd), ptr(bd), relu, y.data<T>());
+                                       ptr(wd), ptr(bd), ptr(rc), relu, y.data<T>());
   });
 
-  const bool gx = x.requires_grad();
-  const bool gw = weight.defined() && weight.requires_grad();
-  const bool gb = bias.defined() && bias.requires_grad();
-  if (!grad_enabled() || !(gx || gw || gb)) return y;
+  const Grads grads(x, weight, bias, residual);
+  if (!grads.any()) return y;
+  const bool mask_from_x = relu && !residual.defined();  // else the ReLU's mask is y > 0
   // x is needed by dweight, the training-mode dx and a fused ReLU's mask; the weight by dx and
-  // the mask; the bias only by the mask.
-  Tensor saved_x = (gw || (training && gx) || relu) ? xc : Tensor();
-  Tensor saved_w = gx || relu ? wd : Tensor();
-  Tensor saved_b = relu ? bd : Tensor();
-  return record("batch_norm", y, {x, weight, bias}, [=](const Tensor& g) {
+  // the mask; the bias only by the mask. With a residual the mask is read from the output.
+  Tensor saved_x = (grads.w || (training && grads.x) || mask_from_x) ? xc : Tensor();
+  Tensor saved_w = grads.x || mask_from_x ? wd : Tensor();
+  Tensor saved_b = mask_from_x ? bd : Tensor();
+  Tensor saved_y = residual.defined() ? y.detach() : Tensor();
+  return record(grads.name(), y, Grads::inputs(x, weight, bias, residual),
+                [=](const Tensor& g_out) {
+    // With a residual: the ReLU's backward first, from the output (it is also the residual's
+    // gradient); the BatchNorm's backward then runs without a mask.
+    const Tensor g = saved_y.defined() ? relu_backward(saved_y, g_out) : g_out;
     Tensor gc = g.contiguous();
-    Tensor dx = gx ? Tensor::empty(g.shape(), g.dtype(), g.device()) : Tensor();
-    Tensor dw = gw ? Tensor::empty({c}, g.dtype(), g.device()) : Tensor();
-    Tensor db = gb ? Tensor::empty({c}, g.dtype(), g.device()) : Tensor();
+    Tensor dx = grads.x ? Tensor::empty(g.shape(), g.dtype(), g.device()) : Tensor();
+    Tensor dw = grads.w ? Tensor::empty({c}, g.dtype(), g.device()) : Tensor();
+    Tensor db = grads.b ? Tensor::empty({c}, g.dtype(), g.device()) : Tensor();
     dispatch_float(g.dtype(), "batch_norm_backward", [&](auto zero) {
       using T = decltype(zero);
       auto ptr = [](const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
       kernels::cpu::batchnorm_backward<T>(m, c, ptr(saved_x), gc.data<T>(), mean.data<T>(),
-                                          invstd.data<T>(), ptr(saved_w), ptr(saved_b), relu,
-                                          training, ptr(dx), ptr(dw), ptr(db));
+                                          invstd.data<T>(), ptr(saved_w), ptr(saved_b),
+                                          mask_from_x, training, ptr(dx), ptr(dw), ptr(db));
     });
-    return std::vector<Tensor>{dx, dw, db};
+    return grads.outputs(dx, dw, db, g);
   });
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                  const Tensor& running_mean, const Tensor& running_var, bool training,
+                  double momentum, double eps, bool relu) {
+  profiler::Range range("batch_norm");
+  return batch_norm_impl(x, Tensor(), weight, bias, running_mean, running_var, training,
+                         momentum, eps, relu);
+}
+
+Tensor batch_norm_add_relu(const Tensor& x, const Tensor& residual, const Tensor& weight,
+                           const Tensor& bias, const Tensor& running_mean,
+                           const Tensor& running_var, bool training, double momentum,
+                           double eps) {
+  profiler::Range range("batch_norm_add_relu");
+  check(residual.defined(), "batch_norm_add_relu: undefined residual");
+  return batch_norm_impl(x, residual, weight, bias, running_mean, running_var, training,
+                         momentum, eps, /*relu=*/true);
 }
 
 }  // namespace engine

@@ -21,4 +21,15 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
                   const Tensor& running_mean, const Tensor& running_var, bool training,
                   double momentum = 0.1, double eps = 1e-5, bool relu = false);
 
+// relu(batch_norm(x) + residual) as one op: ResNet's block ending (the last BatchNorm, the
+// identity or downsample branch added, then the ReLU). The forward adds the residual and
+// applies the ReLU in the normalising pass (two passes over the activation fewer than
+// batch_norm then add_relu, same result bit for bit); the backward takes the ReLU's mask from
+// the output, which is also the residual's gradient, then runs batch_norm's backward.
+// residual: x's shape, dtype and device. On CUDA with cuDNN's BatchNorm it is the composition.
+Tensor batch_norm_add_relu(const Tensor& x, const Tensor& residual, const Tensor& weight,
+                           const Tensor& bias, const Tensor& running_mean,
+                           const Tensor& running_var, bool training, double momentum = 0.1,
+                           double eps = 1e-5);
+
 }  // namespace engine

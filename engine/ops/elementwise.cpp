@@ -229,9 +229,15 @@ Tensor add_relu(const Tensor& a, const Tensor& b) {
   Tensor so = out.detach();
   Shape sa = a.shape(), sb = b.shape();
   return record("add_relu", out, {a, b}, [=](const Tensor& g) {
-    const Tensor gm = unary_backward(UnaryOp::Relu, Tensor(), so, g, 0, 0);  // g where out > 0
+    const Tensor gm = relu_backward(so, g);
     return std::vector<Tensor>{sum_to(gm, sa), sum_to(gm, sb)};
   });
+}
+
+Tensor relu_backward(const Tensor& out, const Tensor& g) {
+  check(out.shape() == g.shape(), "relu_backward: output ", out.shape(), " and gradient ",
+        g.shape(), " differ in shape");
+  return unary_backward(UnaryOp::Relu, Tensor(), out.contiguous(), g, 0, 0);
 }
 Tensor sigmoid(const Tensor& x) { return unary_op(UnaryOp::Sigmoid, x, "sigmoid"); }
 Tensor tanh(const Tensor& x) { return unary_op(UnaryOp::Tanh, x, "tanh"); }

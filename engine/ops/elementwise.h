@@ -29,6 +29,9 @@ Tensor relu(const Tensor& x);
 // relu(a + b) in one pass (a residual join and its ReLU, as in ResNet's blocks), broadcasting
 // as add; both gradients are relu's, taken from the output.
 Tensor add_relu(const Tensor& a, const Tensor& b);
+// No autograd: the gradient through a ReLU from its output, g where out > 0 and 0 elsewhere
+// (the backward of relu and add_relu; batch_norm_add_relu's too).
+Tensor relu_backward(const Tensor& out, const Tensor& g);
 Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor clamp(const Tensor& x, double low, double high);

@@ -87,7 +87,7 @@ void batchnorm_training_stats(int64_t m, int64_t c, const T* x, double eps, doub
 
 template <class T>
 void batchnorm_forward(int64_t m, int64_t c, const T* x, const T* mean, const T* invstd,
-                       const T* weight, const T* bias, bool relu, T* y) {
+                       const T* weight, const T* bias, const T* residual, bool relu, T* y) {
   // Fold weight into the scale once per channel; the row loop is then one sub and one FMA.
   const Affine<T> af(c, invstd, weight, bias);
   const T* sc = af.scale.data();
@@ -95,15 +95,13 @@ void batchnorm_forward(int64_t m, int64_t c, const T* x, const T* mean, const T*
 #pragma omp parallel for schedule(static) if (m * c > kParallelWork)
   for (int64_t r = 0; r < m; ++r) {
     const T* xr = x + r * c;
+    const T* zr = residual ? residual + r * c : nullptr;
     T* yr = y + r * c;
-    if (relu) {
-      for (int64_t ch = 0; ch < c; ++ch) {
-        const T v = affine(xr[ch], mean[ch], sc[ch], sh[ch]);
-        yr[ch] = v > T(0) ? v : T(0);  // engine::relu's rule (NaN -> 0)
-      }
-    } else {
-      for (int64_t ch = 0; ch < c; ++ch) yr[ch] = affine(xr[ch], mean[ch], sc[ch], sh[ch]);
-    }
+    for (int64_t ch = 0; ch < c; ++ch) yr[ch] = affine(xr[ch], mean[ch], sc[ch], sh[ch]);
+    if (zr)
+      for (int64_t ch = 0; ch < c; ++ch) yr[ch] += zr[ch];
+    if (relu)
+      for (int64_t ch = 0; ch < c; ++ch) yr[ch] = yr[ch] > T(0) ? yr[ch] : T(0);  // NaN -> 0
   }
 }
 
@@ -210,7 +208,8 @@ template void batchnorm_update_running<float>(int64_t, int64_t, const float*, co
 template void batchnorm_training_stats<float>(int64_t, int64_t, const float*, double, double,
                                                float*, float*, float*, float*);
 template void batchnorm_forward<float>(int64_t, int64_t, const float*, const float*,
-                                     const float*, const float*, const float*, bool, float*);
+                                       const float*, const float*, const float*, const float*,
+                                       bool, float*);
 template void batchnorm_backward<float>(int64_t, int64_t, const float*, const float*,
                                       const float*, const float*, const float*, const float*,
                                       bool, bool, float*, float*, float*);
@@ -221,7 +220,8 @@ template void batchnorm_update_running<double>(int64_t, int64_t, const double*, 
 template void batchnorm_training_stats<double>(int64_t, int64_t, const double*, double, double,
                                                double*, double*, double*, double*);
 template void batchnorm_forward<double>(int64_t, int64_t, const double*, const double*,
-                                     const double*, const double*, const double*, bool, double*);
+                                        const double*, const double*, const double*,
+                                        const double*, bool, double*);
 template void batchnorm_backward<double>(int64_t, int64_t, const double*, const double*,
                                       const double*, const double*, const double*, const double*,
                                       bool, bool, double*, double*, double*);

@@ -32,11 +32,13 @@ void batchnorm_training_stats(int64_t m, int64_t c, const T* x, double eps, doub
                               T* mean, T* invstd, T* running_mean, T* running_var);
 
 // y = (x - mean) * invstd * weight + bias per channel; weight/bias may be null (no affine).
-// relu: y = max(y, 0) in the same pass (ResNet's BatchNorm -> ReLU; NaN gives 0 as
-// engine::relu).
+// residual (may be null): an [m, c] array added after the affine (ResNet's block output: the
+// last BatchNorm plus the identity). relu: y = max(y, 0) in the same pass (ResNet's BatchNorm
+// -> ReLU, or -> + identity -> ReLU; NaN gives 0 as engine::relu). Each step rounds as the
+// separate ops would: the affine (one FMA), then the addition, then the ReLU.
 template <class T>
 void batchnorm_forward(int64_t m, int64_t c, const T* x, const T* mean, const T* invstd,
-                       const T* weight, const T* bias, bool relu, T* y);
+                       const T* weight, const T* bias, const T* residual, bool relu, T* y);
 
 // Gradients of batchnorm_forward given dy [m, c] and the mean/invstd used in the forward.
 //   training (mean, invstd are the batch's, so they depend on x):

@@ -291,12 +291,14 @@ __global__ void invstd_kernel(int64_t c, const T* __restrict__ var, double eps,
     invstd[ch] = static_cast<T>(1.0 / sqrt(static_cast<double>(var[ch]) + eps));
 }
 
-// y = pre(x), or max(pre(x), 0) with relu (engine::relu's rule: NaN -> 0).
+// y = pre(x) [+ residual] [then max(., 0) with relu: engine::relu's rule, NaN -> 0], each step
+// rounded as the separate ops would round it.
 template <class T, int V>
 __global__ void forward_kernel(int64_t m, int64_t c, int cols, int groups, int64_t chunk_rows,
                                const T* __restrict__ x, const T* __restrict__ mean,
                                const T* __restrict__ invstd, const T* __restrict__ weight,
-                               const T* __restrict__ bias, bool relu, T* __restrict__ y) {
+                               const T* __restrict__ bias, const T* __restrict__ residual,
+                               bool relu, T* __restrict__ y) {
   const Place at = place(m, V, cols, chunk_rows, /*last_first=*/false);
   if (at.g >= groups || at.col0 >= c) return;
   Affine<T> aff[V];
@@ -304,11 +306,13 @@ __global__ void forward_kernel(int64_t m, int64_t c, int cols, int groups, int64
   for (int i = 0; i < V; ++i) aff[i] = affine_of(at.col0 + i, mean, invstd, weight, bias);
 #pragma unroll 4
   for (int64_t r = at.r0 + at.g; r < at.r1; r += groups) {
-    T v[V];
+    T v[V], z[V] = {};
     load_v<V>(x + r * c + at.col0, v);
+    if (residual) load_v<V>(residual + r * c + at.col0, z);
 #pragma unroll
     for (int i = 0; i < V; ++i) {
-      const T p = aff[i].pre(v[i]);
+      T p = aff[i].pre(v[i]);
+      if (residual) p += z[i];
       v[i] = relu ? (p > T(0) ? p : T(0)) : p;
     }
     store_v<V>(y + r * c + at.col0, v);
@@ -379,15 +383,16 @@ void launch_column_sums(const Plan& p, int64_t m, int64_t c, const T* a, const T
 
 template <class T>
 void launch_forward(const Plan& p, int64_t m, int64_t c, const T* x, const T* mean,
-                    const T* invstd, const T* weight, const T* bias, bool relu, T* y) {
+                    const T* invstd, const T* weight, const T* bias, const T* residual, bool relu,
+                    T* y) {
   constexpr int P = Pack<T>::kSize;
   const dim3 grid(static_cast<unsigned>(p.tiles), static_cast<unsigned>(p.chunks));
   if (p.v == P)
-    forward_kernel<T, P><<<grid, kThreads, 0, stream()>>>(m, c, p.cols, p.groups, p.chunk_rows,
-                                                          x, mean, invstd, weight, bias, relu, y);
+    forward_kernel<T, P><<<grid, kThreads, 0, stream()>>>(
+        m, c, p.cols, p.groups, p.chunk_rows, x, mean, invstd, weight, bias, residual, relu, y);
   else
-    forward_kernel<T, 1><<<grid, kThreads, 0, stream()>>>(m, c, p.cols, p.groups, p.chunk_rows,
-                                                          x, mean, invstd, weight, bias, relu, y);
+    forward_kernel<T, 1><<<grid, kThreads, 0, stream()>>>(
+        m, c, p.cols, p.groups, p.chunk_rows, x, mean, invstd, weight, bias, residual, relu, y);
 }
 
 template <class T>
@@ -448,14 +453,16 @@ void batchnorm_invstd(int64_t c, const void* var, double eps, void* invstd, DTyp
 }
 
 void batchnorm_forward(int64_t m, int64_t c, const void* x, const void* mean, const void* invstd,
-                       const void* weight, const void* bias, bool relu, void* y, DType dtype) {
+                       const void* weight, const void* bias, const void* residual, bool relu,
+                       void* y, DType dtype) {
   dispatch_float(dtype, "batch_norm", [&](auto zero) {
     using T = decltype(zero);
     if (m <= 0 || c <= 0) return;
-    const Plan p = make_plan(m, c, vector_width<T>(c, {x, y}), 8);
+    const Plan p = make_plan(m, c, vector_width<T>(c, {x, residual, y}), 8);
     launch_forward<T>(p, m, c, static_cast<const T*>(x), static_cast<const T*>(mean),
                       static_cast<const T*>(invstd), static_cast<const T*>(weight),
-                      static_cast<const T*>(bias), relu, static_cast<T*>(y));
+                      static_cast<const T*>(bias), static_cast<const T*>(residual), relu,
+                      static_cast<T*>(y));
     KCUDA_CHECK_LAUNCH("batch_norm");
   });
 }

@@ -23,9 +23,11 @@ void batchnorm_training_stats(int64_t m, int64_t c, const void* x, double eps, d
                               DType dtype);
 // invstd = 1 / sqrt(var + eps) (eval mode, from the running var)
 void batchnorm_invstd(int64_t c, const void* var, double eps, void* invstd, DType dtype);
-// y = (x - mean) * invstd * weight + bias; weight/bias may be null; relu: max(y, 0) fused.
+// y = (x - mean) * invstd * weight + bias; weight/bias may be null; residual (may be null): an
+// [m, c] array added to it; relu: max(y, 0) fused. As kernels::cpu::batchnorm_forward.
 void batchnorm_forward(int64_t m, int64_t c, const void* x, const void* mean, const void* invstd,
-                       const void* weight, const void* bias, bool relu, void* y, DType dtype);
+                       const void* weight, const void* bias, const void* residual, bool relu,
+                       void* y, DType dtype);
 // As kernels::cpu::batchnorm_backward: dx, dweight, dbias may each be null; x may be null
 // unless dweight, training-mode dx or relu needs it; weight may be null (1); bias is read only
 // for relu's mask (the forward's pre-activation > 0, recomputed bit for bit) and may be null.

@@ -85,6 +85,42 @@ TEST_F(CudaBatchNorm, FusedReluMatchesCpu) {
   }
 }
 
+// batch_norm_add_relu on both paths (ours fuses the residual and the ReLU into the normalising
+// pass; cuDNN's BatchNorm is followed by engine::add_relu) against the CPU: output, the
+// gradients of x, weight, bias and the residual, the running statistics; 16 and 72 channels
+// take the 16-byte path, 5 the scalar one.
+TEST_F(CudaBatchNorm, FusedAddReluMatchesCpu) {
+  uint64_t seed = 900;
+  for (Impl impl : available_impls()) {
+    ImplScope use(Family::BatchNorm, impl);
+    for (const Shape& shape : {Shape{4, 9, 7, 16}, Shape{3, 7, 5, 72}, Shape{2, 60, 50, 5}})
+      for (DType t : {DType::Float32, DType::Float64})
+        for (bool training : {true, false}) {
+          const int64_t ch = shape.back();
+          const Tolerance tol =
+              t == DType::Float32 ? Tolerance{2e-5, 2e-5, 1e-4, 1e-4} : Tolerance{1e-11, 1e-12};
+          Tensor x = host_random(shape, seed += 10, 2, 4, t);
+          Tensor z = host_random(shape, seed + 1, -1, 1, t);
+          Tensor w = host_random({ch}, seed + 2, 0.5, 1.5, t);
+          Tensor b = host_random({ch}, seed + 3, -1, 1, t);
+          Tensor rm0 = host_random({ch}, seed + 4, -0.5, 0.5, t);
+          Tensor rv0 = host_random({ch}, seed + 5, 0.5, 2, t);
+          Tensor rmc = rm0.clone(), rvc = rv0.clone(), rmg = rm0.to(kGpu), rvg = rv0.to(kGpu);
+          OpFn f = [&, training](const std::vector<Tensor>& in) {
+            const bool gpu = in[0].device().is_cuda();
+            return engine::batch_norm_add_relu(in[0], in[1], in[2], in[3], gpu ? rmg : rmc,
+                                               gpu ? rvg : rvc, training, 0.1, 1e-5);
+          };
+          const std::string what = std::string(engine::cuda::impl_name(impl)) + " add_relu " +
+                                   dtype_str(t) + (training ? " train" : " eval") + " c=" +
+                                   std::to_string(ch);
+          EXPECT_TRUE(matches_cpu(f, {x, z, w, b}, tol, what));
+          EXPECT_TRUE(testing_util::all_close(rmg, rmc, tol.rtol, tol.atol)) << what;
+          EXPECT_TRUE(testing_util::all_close(rvg, rvc, tol.rtol, tol.atol)) << what;
+        }
+  }
+}
+
 // A view that starts one float in (not 16-byte aligned, contiguous() keeps it) with a channel
 // count the 16-byte path would take: ours must step down to scalar accesses, forward and
 // backward, and agree with the CPU.

@@ -268,6 +268,63 @@ TEST(BatchNorm, FusedReluWithOnlySomeGradients) {
     }
 }
 
+// batch_norm_add_relu(x, z, ...) is add_relu(batch_norm(x, ...), z): the output bit for bit
+// (the fused pass rounds the affine, the sum and the ReLU as the two ops do), the gradients of
+// x, weight, bias and the residual, and the running statistics; training and eval, float64 and
+// float32, with and without the affine part, and with only some inputs wanting a gradient.
+TEST(BatchNorm, FusedAddReluIsAddReluOfBatchNorm) {
+  uint64_t seed = 700;
+  for (DType t : {DType::Float64, DType::Float32})
+    for (bool training : {true, false})
+      for (int wants = 0; wants < 3; ++wants) {  // 0: all, 1: x and residual only, 2: residual
+        const bool affine = wants != 1;
+        const double tol = t == DType::Float64 ? 1e-13 : 2e-5;
+        const int64_t c = 7;
+        const Shape shape{2, 5, 3, c};
+        Tensor x0 = random(shape, ++seed, -1, 1).to(t), z0 = random(shape, ++seed, -1, 1).to(t);
+        Tensor w0 = affine ? random({c}, ++seed, 0.5, 1.5).to(t) : Tensor();
+        Tensor b0 = affine ? random({c}, ++seed, -0.5, 0.5).to(t) : Tensor();
+        Tensor rm0 = random({c}, ++seed, -0.2, 0.2).to(t), rv0 = random({c}, ++seed, 0.5, 2).to(t);
+        Tensor g = random(shape, ++seed).to(t);
+        std::vector<Tensor> results[2];
+        for (int fused = 0; fused < 2; ++fused) {
+          Tensor x = x0.clone(), z = z0.clone();
+          Tensor w = affine ? w0.clone() : Tensor(), b = affine ? b0.clone() : Tensor();
+          if (wants != 2) x.requires_grad_();
+          z.requires_grad_();
+          if (affine && wants == 0) w.requires_grad_(), b.requires_grad_();
+          Tensor rmean = rm0.clone(), rvar = rv0.clone();
+          Tensor y = fused ? batch_norm_add_relu(x, z, w, b, rmean, rvar, training, 0.1, 1e-5)
+                           : add_relu(batch_norm(x, w, b, rmean, rvar, training, 0.1, 1e-5), z);
+          y.backward(g);
+          results[fused] = {y.detach(), z.grad(), rmean, rvar};
+          if (wants != 2) results[fused].push_back(x.grad());
+          if (affine && wants == 0) {
+            results[fused].push_back(w.grad());
+            results[fused].push_back(b.grad());
+          }
+        }
+        EXPECT_TRUE(all_close(results[1][0], results[0][0], 0, 0)) << "y " << t;
+        const char* names[] = {"y", "dresidual", "running_mean", "running_var", "dx", "dweight",
+                               "dbias"};
+        for (size_t i = 1; i < results[0].size(); ++i)
+          EXPECT_TRUE(all_close(results[1][i], results[0][i], tol, tol))
+              << names[i] << " " << t << (training ? " train" : " eval") << " wants " << wants;
+      }
+}
+
+TEST(BatchNorm, FusedAddReluGradCheck) {
+  Tensor x = random({2, 3, 2, 3}, 720).requires_grad_();
+  Tensor z = random({2, 3, 2, 3}, 721).requires_grad_();
+  Tensor w = random({3}, 722, 0.5, 1.5).requires_grad_();
+  Tensor b = random({3}, 723).requires_grad_();
+  EXPECT_TRUE(grad_check(
+      [](const std::vector<Tensor>& in) {
+        return batch_norm_add_relu(in[0], in[1], in[2], in[3], {}, {}, true);
+      },
+      {x, z, w, b}));
+}
+
 TEST(BatchNorm, BadArgumentsAreClearErrors) {
   Tensor x = random({2, 3, 3, 4}, 180);
   expect_error([&] { batch_norm(random({1, 1, 1, 4}, 181), {}, {}, {}, {}, true); },
@@ -278,6 +335,12 @@ TEST(BatchNorm, BadArgumentsAreClearErrors) {
   expect_error([&] { batch_norm(x, {}, {}, Tensor::zeros({4}), Tensor::ones({4}), true); },
                "running_mean is float32 but input is float64");
   expect_error([&] { batch_norm(random({4}, 183), {}, {}, {}, {}, true); }, "NHWC");
+  expect_error([&] { batch_norm_add_relu(x, random({2, 3, 3, 5}, 184), {}, {}, {}, {}, true); },
+               "residual has shape [2,3,3,5] but input has shape [2,3,3,4]");
+  expect_error([&] { batch_norm_add_relu(x, x.to(DType::Float32), {}, {}, {}, {}, true); },
+               "residual is float32 but input is float64");
+  expect_error([&] { batch_norm_add_relu(x, Tensor(), {}, {}, {}, {}, true); },
+               "undefined residual");
 }
 
 }  // namespace
