@@ -160,3 +160,40 @@ TEST_F(CudaTraining, SmallCnnTrainsLikeOnTheCpuInFloat64) {
 
 }  // namespace
 }  // namespace cuda_test
+
+namespace cuda_test {
+namespace {
+
+// The host queues every kernel of a training step; at ~2-5 us a launch, the count bounds what
+// the host costs a step whatever the GPU does. One AdamW step of ConvNeXt-T (batch 2 at 32x32:
+// the network's every op, on tiny tensors) on our kernels everywhere queued 558 launches on
+// the CPU emulator on 2026-11-27 (ResNet-50: 586, ResNet-18: 237); the budget leaves room for
+// split-K plans that differ with the SM count, and fails on a per-op regression (an extra
+// kernel in a block's op is +18 to +36 launches, a per-parameter kernel +180).
+TEST_F(CudaTraining, ConvNeXtStepStaysWithinItsLaunchBudget) {
+  std::vector<std::unique_ptr<ImplScope>> ours;
+  for (Family f : {Family::Gemm, Family::Conv, Family::Depthwise, Family::BatchNorm,
+                   Family::Pool})
+    ours.push_back(std::make_unique<ImplScope>(f, Impl::Ours));
+  models::ModelOptions mo;
+  mo.seed = 5;
+  std::shared_ptr<models::Model> model = models::create("convnext_tiny", 2,
+                                                        models::Head::Linear, mo);
+  model->to(kGpu);
+  model->train(true);
+  Tensor x = host_random({2, 32, 32, 3}, 61, -1, 1).to(kGpu);
+  Tensor target = host_random({2, 2}, 62, -1, 1).to(kGpu);
+  nn::AdamW opt(model->parameters(), nn::AdamWOptions{.lr = 1e-4, .weight_decay = 0.01});
+  const uint64_t before = engine::cuda::launch_count();
+  opt.zero_grad();
+  engine::mse_loss(model->forward(x), target).backward();
+  opt.step();
+  const uint64_t launches = engine::cuda::launch_count() - before;
+  std::printf("ConvNeXt-T training step: %llu kernel launches\n",
+              static_cast<unsigned long long>(launches));
+  EXPECT_GE(launches, 300u);  // every block's ops ran (a count that stopped counting fails)
+  EXPECT_LE(launches, 650u);
+}
+
+}  // namespace
+}  // namespace cuda_test
