@@ -207,6 +207,10 @@ int main(int argc, char** argv) {
         rows_out.push_back({"fwd+bwd" + suffix, shape, v, tf.median_ms + tb.median_ms,
                             tf.min_ms + tb.min_ms, fwd_bytes + bwd_bytes, 12.0 * n, 0, valid});
       }
+      // The rows so far, each shape as it finishes (12 shape x mode cases with float64
+      // references: a time limit that stops the run still leaves what was measured).
+      kc::set_cudnn_bn_persistent(persistent);
+      bench::write_json(args.get("--json", ""), "batchnorm", rows_out);
     }
   }
   kc::set_cudnn_bn_persistent(persistent);

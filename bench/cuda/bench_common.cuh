@@ -232,11 +232,14 @@ inline void print_row(const Row& r) {
 }
 
 // {"family": ..., "device": ..., "date": ..., "rows": [...]} — the GPU script collects these.
+// Written to PATH.tmp, then renamed over PATH: a bench that rewrites its file as rows come in
+// (batchnorm_bench) and is stopped by a time limit leaves the last whole file, never half of one.
 inline void write_json(const std::string& path, const char* family, const std::vector<Row>& rows) {
   if (path.empty()) return;
-  FILE* f = std::fopen(path.c_str(), "w");
+  const std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "w");
   if (!f) {
-    std::fprintf(stderr, "cannot write %s\n", path.c_str());
+    std::fprintf(stderr, "cannot write %s\n", tmp.c_str());
     std::exit(1);
   }
   std::time_t now = std::time(nullptr);
@@ -261,7 +264,11 @@ inline void write_json(const std::string& path, const char* family, const std::v
                  i + 1 < rows.size() ? "," : "");
   }
   std::fprintf(f, "  ]\n}\n");
-  std::fclose(f);
+  const bool written = std::ferror(f) == 0;
+  if (std::fclose(f) != 0 || !written || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::fprintf(stderr, "cannot write %s\n", path.c_str());
+    std::exit(1);
+  }
 }
 
 // Minimal flag parsing: --name value pairs and bare --flags.
