@@ -9,7 +9,8 @@ GPU ratios are of THROUGHPUT, as the targets are stated: img/s (or queries/s) ou
 1.00 ours is faster; memory ratios are ours ÷ theirs of peak MiB, below 1.00 ours uses less.
 Records are matched by (bench, model, precision) and, per side, by variant:
   ours      "vendor" (cuBLAS/cuDNN for GEMM, conv, BatchNorm, pooling; our kernels elsewhere),
-            "ours" (our kernels for every op family), "default" (the engine's defaults)
+            "ours" (our kernels for every op family), "default" (the engine's defaults), each
+            possibly with per-family exceptions ("default+BATCHNORM=ours")
   pytorch   "eager_channels_last", "eager_contiguous", "compile_<mode>"
   libtorch  "eager_channels_last", "eager_contiguous"
 The PyTorch/LibTorch cell is the faster layout (named); our headline is the faster of our kernel
@@ -129,7 +130,13 @@ def layout(r):
 
 
 def ours_kind(r):
-    return OURS_KERNELS.get((r or {}).get("variant"), (r or {}).get("variant", "?"))
+    """Our kernel choice in words: "cuBLAS/cuDNN", ..., or with gpu_e2e_bench's per-family
+    exceptions, "engine defaults, BATCHNORM ours" for "default+BATCHNORM=ours"."""
+    variant = (r or {}).get("variant", "?")
+    base, *exceptions = variant.split("+")
+    if base not in OURS_KERNELS:
+        return variant
+    return ", ".join([OURS_KERNELS[base]] + [e.replace("=", " ") for e in exceptions])
 
 
 def img_cell(r, extra=""):
@@ -239,7 +246,12 @@ def model_section(run, bench, slower):
                    "%s, %s" % (img_cell(c["libtorch"]), layout(c["libtorch"])) if c["libtorch"] else "—"]
             if train:
                 row.append(compile_cell)
-            row += ["**%s**%s" % (xf(s_e), " (%s)" % ours_kind(o) if o and s_e else "")]
+            # The choice named; with its img/s when no column above shows it (the engine's
+            # defaults, or a choice with per-family exceptions).
+            shown = o and o.get("variant") in ("vendor", "ours")
+            row += ["**%s**%s" % (xf(s_e), (" (%s)" % ours_kind(o) if shown else
+                                            " (%s: %s img/s)" % (ours_kind(o), num(o["img_s"])))
+                                  if o and s_e else "")]
             if train:
                 row.append(xf(s_c))
             row += [num(o and o.get("peak_mib")), num(e and e.get("peak_mib")), xf(mem)]

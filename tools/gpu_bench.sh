@@ -12,6 +12,9 @@
 #   1b. ours_<arch>_ours    ours again with every op family on our own kernels (~10-20 s each)
 #   1c. ours_<arch>_default the engine's per-family defaults, for GPU_BENCH_DEFAULT_ARCHS
 #                           (default convnext_tiny: the model whose defaults differ from 1's)
+#   1d. ours_<arch>_default+BATCHNORM=ours  the defaults with our BatchNorm, for
+#                           GPU_BENCH_OURS_BN_ARCHS (default resnet50): cuDNN's convolutions
+#                           with our BatchNorm, the choice the BATCHNORM default hangs on
 #   2. torch_eager          bench/gpu/torch_e2e.py: the same, eager, channels_last and contiguous
 #                           (116 s for the three models on an H200)
 #   3. ours_knn, torch_knn  k-NN: 1024 x 100k, 1024 x 1M, 1 x 1M, d 768, k 15 (ours fused vs
@@ -259,6 +262,16 @@ for arch in ${GPU_BENCH_DEFAULT_ARCHS-convnext_tiny}; do
   [[ " $archs " == *" $arch "* ]] && model_archs+="$arch "
 done
 if [ -n "$model_archs" ] && [ -n "$ours_bin" ] && [ -x "$ours_bin" ]; then ours_model default 70; fi
+model_archs=""
+
+# ---- 1d. the defaults with our BatchNorm (ResNet: cuDNN's convolutions, our BatchNorm and its
+# fused ReLU / residual endings), for the models in GPU_BENCH_OURS_BN_ARCHS -----------------------
+for arch in ${GPU_BENCH_OURS_BN_ARCHS-resnet50}; do
+  [[ " $archs " == *" $arch "* ]] && model_archs+="$arch "
+done
+if [ -n "$model_archs" ] && [ -n "$ours_bin" ] && [ -x "$ours_bin" ]; then
+  ours_model "default+BATCHNORM=ours" 70
+fi
 model_archs=""
 
 # ---- 2. PyTorch eager --------------------------------------------------------------------------------

@@ -17,7 +17,8 @@
 // Each for --precision fp32 (TF32 off: cuBLAS default math, cuDNN FMA math) and tf32
 // (engine::cuda::set_tf32(true), as PyTorch's allow_tf32), and for --impl vendor (every op
 // family with a cuBLAS/cuDNN version uses it), ours (every family runs our kernels) or default
-// (the engine's per-family defaults). Ops without a vendor version (LayerNorm, GELU, AdamW,
+// (the engine's per-family defaults), each with optional per-family exceptions
+// (default+BATCHNORM=ours: the defaults, our BatchNorm). Ops without a vendor version (LayerNorm, GELU, AdamW,
 // losses, elementwise) are always ours. cuDNN's convolution algorithms are chosen by timing
 // (engine::cuda::set_cudnn_benchmark, as torch_e2e.py's cudnn.benchmark = True) unless
 // --cudnn-benchmark off.
@@ -46,7 +47,10 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -179,14 +183,44 @@ void write_text(const std::string& path, const std::string& text) {
 // The per-family defaults, read before any set_impl so "default" can restore them.
 std::vector<Impl> g_default_impl;
 
-// vendor / ours / default for every op family; returns "GEMM=vendor,CONV=vendor,...".
+// A kernel choice (--impl): "vendor", "ours" or "default" (the engine's per-family defaults),
+// optionally followed by per-family exceptions, "+FAMILY=ours|vendor" each: "vendor+BATCHNORM=ours"
+// is cuBLAS/cuDNN everywhere but our BatchNorm. Returns FAMILY -> Impl for the exceptions;
+// throws on anything else, naming what it expected.
+std::map<int, Impl> impl_exceptions(const std::string& spec) {
+  std::stringstream ss(spec);
+  std::string base, item;
+  std::getline(ss, base, '+');
+  if (base != "vendor" && base != "ours" && base != "default")
+    throw std::runtime_error("--impl: '" + spec + "' must start with vendor, ours or default");
+  std::map<int, Impl> out;
+  while (std::getline(ss, item, '+')) {
+    const size_t eq = item.find('=');
+    const std::string fam = item.substr(0, eq);
+    const std::string which = eq == std::string::npos ? "" : item.substr(eq + 1);
+    int found = -1;
+    for (int f = 0; f < static_cast<int>(Family::kCount); ++f)
+      if (fam == engine::cuda::family_name(static_cast<Family>(f))) found = f;
+    if (found < 0 || (which != "ours" && which != "vendor"))
+      throw std::runtime_error("--impl: '" + item + "' in '" + spec +
+                               "' is not FAMILY=ours or FAMILY=vendor (families: GEMM, CONV, "
+                               "DEPTHWISE, BATCHNORM, POOL)");
+    out[found] = which == "ours" ? Impl::Ours : Impl::Vendor;
+  }
+  return out;
+}
+
+// Applies an --impl choice to every op family; returns "GEMM=vendor,CONV=vendor,...".
 std::string apply_impl(const std::string& which) {
+  const std::map<int, Impl> except = impl_exceptions(which);
+  const std::string base = which.substr(0, which.find('+'));
   std::string desc;
   for (int f = 0; f < static_cast<int>(Family::kCount); ++f) {
     const auto fam = static_cast<Family>(f);
-    const Impl i = which == "ours" ? Impl::Ours
-                   : which == "vendor" ? Impl::Vendor
-                                       : g_default_impl[static_cast<size_t>(f)];
+    Impl i = base == "ours" ? Impl::Ours
+             : base == "vendor" ? Impl::Vendor
+                                : g_default_impl[static_cast<size_t>(f)];
+    if (auto e = except.find(f); e != except.end()) i = e->second;
     engine::cuda::set_impl(fam, i);
     desc += std::string(desc.empty() ? "" : ",") + engine::cuda::family_name(fam) + "=" +
             engine::cuda::impl_name(i);
@@ -436,7 +470,8 @@ int run(int argc, char** argv) {
       {"bench", "train,infer,knn (default all three)"},
       {"arch", "resnet18,resnet50,convnext_tiny (default all)"},
       {"precision", "fp32,tf32 (default both)"},
-      {"impl", "vendor,ours,default: which kernels the op families use (default vendor,ours)"},
+      {"impl", "vendor,ours,default: which kernels the op families use (default vendor,ours); "
+               "each may name exceptions, e.g. vendor+BATCHNORM=ours"},
       {"batch", "images per step (default 64)"},
       {"res", "image side (default 224)"},
       {"warmup", "untimed steps per model benchmark (default 5)"},
@@ -481,7 +516,8 @@ int run(int argc, char** argv) {
   const auto benches = a.list("bench", "train,infer,knn", {"train", "infer", "knn"});
   const auto archs = a.list("arch", "resnet18,resnet50,convnext_tiny");
   const auto precisions = a.list("precision", "fp32,tf32", {"fp32", "tf32"});
-  const auto impls = a.list("impl", "vendor,ours", {"vendor", "ours", "default"});
+  const auto impls = a.list("impl", "vendor,ours");
+  for (const auto& impl : impls) impl_exceptions(impl);  // a bad choice fails now
   const auto knn_cases = a.list("knn", "1024x100000,1024x1000000,1x1000000");
   const auto cudnn_benchmark = a.list("cudnn-benchmark", "on", {"on", "off"});
   if (cudnn_benchmark.size() != 1) {

@@ -149,6 +149,15 @@ class CpuReport(unittest.TestCase):
 
 
 class GpuReport(unittest.TestCase):
+    def test_our_kernel_choices_in_words(self):
+        kind = bench_report_gpu.ours_kind
+        self.assertEqual(kind({"variant": "vendor"}), "cuBLAS/cuDNN")
+        self.assertEqual(kind({"variant": "default+BATCHNORM=ours"}),
+                         "engine defaults, BATCHNORM ours")
+        self.assertEqual(kind({"variant": "vendor+BATCHNORM=ours+POOL=ours"}),
+                         "cuBLAS/cuDNN, BATCHNORM ours, POOL ours")
+        self.assertEqual(kind({"variant": "something_else"}), "something_else")
+
     def test_section_from_a_gpu_bench_folder(self):
         d = tempfile.mkdtemp()
         os.makedirs(os.path.join(d, "profile"))
