@@ -270,7 +270,8 @@ for arch in ${GPU_BENCH_OURS_BN_ARCHS-resnet50}; do
   [[ " $archs " == *" $arch "* ]] && model_archs+="$arch "
 done
 if [ -n "$model_archs" ] && [ -n "$ours_bin" ] && [ -x "$ours_bin" ]; then
-  ours_model "default+BATCHNORM=ours" 70
+  if [ "$device" = cpu ]; then ours_model "default+BATCHNORM=ours" 50
+  else ours_model "default+BATCHNORM=ours" 50 --max-seconds 8; fi
 fi
 model_archs=""
 
