@@ -51,8 +51,9 @@ BasicBlock::BasicBlock(int64_t inplanes, int64_t planes, int64_t stride, engine:
 
 Tensor BasicBlock::forward(const Tensor& x) {
   Tensor out = bn1->forward_relu((*conv1)(x));  // bn1 + relu in one op
+  out = (*conv2)(out);  // bn1's output freed here when nothing saved it (inference)
   Tensor identity = downsample ? (*downsample)(x) : x;
-  return bn2->forward_add_relu((*conv2)(out), identity);  // relu(bn2(.) + identity): one op
+  return bn2->forward_add_relu(out, identity);  // relu(bn2(out) + identity): one op
 }
 
 Bottleneck::Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, engine::Generator& gen) {
@@ -71,8 +72,9 @@ Bottleneck::Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, engine:
 Tensor Bottleneck::forward(const Tensor& x) {
   Tensor out = bn1->forward_relu((*conv1)(x));  // BatchNorm + ReLU as one op each
   out = bn2->forward_relu((*conv2)(out));
+  out = (*conv3)(out);  // bn2's output freed before the downsample runs (inference)
   Tensor identity = downsample ? (*downsample)(x) : x;
-  return bn3->forward_add_relu((*conv3)(out), identity);  // relu(bn3(.) + identity): one op
+  return bn3->forward_add_relu(out, identity);  // relu(bn3(out) + identity): one op
 }
 
 // ---- ResNet ---------------------------------------------------------------------------------
@@ -114,7 +116,11 @@ ResNet::ResNet(const std::string& arch, const ResNetConfig& config, int64_t num_
 
 Tensor ResNet::features(const Tensor& x) {
   check_input(x);
-  Tensor y = (*maxpool)(bn1->forward_relu((*conv1)(x)));
+  // Two statements, so that conv1's output (the network's largest activation, which
+  // forward_relu keeps only for its backward) is freed before the pooling runs: one
+  // expression would hold the temporary until the pooling returned.
+  Tensor y = bn1->forward_relu((*conv1)(x));
+  y = (*maxpool)(y);
   for (auto& stage : layers) y = (*stage)(y);
   return engine::global_avg_pool(y);  // avgpool + flatten: [N, C]
 }

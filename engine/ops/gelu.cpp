@@ -47,8 +47,10 @@ Tensor gelu(const Tensor& x) {
   });
 }
 
-Tensor bias_gelu(const Tensor& x, const Tensor& bias) {
-  profiler::Range range("bias_gelu");
+namespace {
+
+// What bias_gelu and bias_gelu_ require of their arguments; returns (rows, channels).
+std::pair<int64_t, int64_t> check_bias_gelu(const Tensor& x, const Tensor& bias) {
   check(x.defined() && bias.defined(), "bias_gelu: undefined tensor argument");
   check(x.dim() >= 1, "bias_gelu: input must have a channel dim, got a 0-d tensor");
   check(bias.dim() == 1 && bias.size(0) == x.size(-1), "bias_gelu: bias ", bias.shape(),
@@ -58,18 +60,41 @@ Tensor bias_gelu(const Tensor& x, const Tensor& bias) {
   check(x.device() == bias.device(), "bias_gelu: input is on ", x.device(), " but bias is on ",
         bias.device());
   const int64_t c = x.size(-1), rows = c == 0 ? 0 : x.numel() / c;
-  Tensor xc = x.detach().contiguous(), bc = bias.detach().contiguous();
-  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  return {rows, c};
+}
+
+// y = gelu(x + b) over [rows, c] contiguous arrays; y may be x.
+void bias_gelu_into(int64_t rows, int64_t c, const Tensor& x, const Tensor& b, const Tensor& y) {
 #ifdef ENGINE_WITH_CUDA
   if (x.device().is_cuda())
-    kernels::cuda::bias_gelu_forward(rows, c, xc.raw_data(), bc.raw_data(), y.raw_data(),
+    kernels::cuda::bias_gelu_forward(rows, c, x.raw_data(), b.raw_data(), y.raw_data(),
                                      y.dtype());
   else
 #endif
     dispatch_float(x.dtype(), "bias_gelu", [&](auto zero) {
       using T = decltype(zero);
-      kernels::cpu::bias_gelu_forward<T>(rows, c, xc.data<T>(), bc.data<T>(), y.data<T>());
+      kernels::cpu::bias_gelu_forward<T>(rows, c, x.data<T>(), b.data<T>(), y.data<T>());
     });
+}
+
+}  // namespace
+
+void bias_gelu_(const Tensor& x, const Tensor& bias) {
+  profiler::Range range("bias_gelu_");
+  const auto [rows, c] = check_bias_gelu(x, bias);
+  check(x.is_contiguous(), "bias_gelu_: the input must be contiguous, got strides ", x.strides());
+  check(!(grad_enabled() && x.requires_grad()),
+        "bias_gelu_: in place on a tensor that requires a gradient (its autograd would lose "
+        "the pre-activation); use bias_gelu");
+  bias_gelu_into(rows, c, x, bias.detach().contiguous(), x);
+}
+
+Tensor bias_gelu(const Tensor& x, const Tensor& bias) {
+  profiler::Range range("bias_gelu");
+  const auto [rows, c] = check_bias_gelu(x, bias);
+  Tensor xc = x.detach().contiguous(), bc = bias.detach().contiguous();
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  bias_gelu_into(rows, c, xc, bc, y);
   const bool need_bias = bias.requires_grad();
   return record("bias_gelu", y, {x, bias}, [=](const Tensor& g) {
     Tensor gc = g.contiguous();

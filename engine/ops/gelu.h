@@ -9,5 +9,8 @@ namespace engine {
 
 Tensor gelu(const Tensor& x);
 Tensor bias_gelu(const Tensor& x, const Tensor& bias);
+// In place and outside autograd: x = gelu(x + bias), x contiguous and not requiring a gradient
+// (an MLP's hidden activation in inference, where nothing keeps the pre-activation).
+void bias_gelu_(const Tensor& x, const Tensor& bias);
 
 }  // namespace engine

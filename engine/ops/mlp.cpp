@@ -166,6 +166,11 @@ Tensor mlp_op(const char* name, const Tensor& x, const Norm* norm, const Tensor&
     mean = stats.mean, rstd = stats.rstd, u = stats.y;
   }
 
+  const bool gx = x.requires_grad(), gw1 = w1.requires_grad(), gb1 = b1.requires_grad();
+  const bool gw2 = w2.requires_grad();
+  const bool glnw = norm && wants_grad(norm->weight), glnb = norm && wants_grad(norm->bias);
+  const bool backward = grad_enabled() && (gx || glnw || glnb || gw1 || gb1 || gw2);
+
   Tensor h, y;  // h: the pre-activation kept for the backward ([rows, hidden])
   if (fused) {
 #ifdef ENGINE_WITH_CUDA
@@ -176,15 +181,19 @@ Tensor mlp_op(const char* name, const Tensor& x, const Norm* norm, const Tensor&
 #endif
   } else {
     h = matmul(u, w1c.transpose(0, 1));
-    y = matmul(bias_gelu(h, b1c), w2c.transpose(0, 1));  // the GELU output is freed here
+    u = Tensor();  // the LayerNorm's output, when there was one: the backward recomputes it
+    if (backward) {
+      y = matmul(bias_gelu(h, b1c), w2c.transpose(0, 1));  // the GELU output is freed here
+    } else {
+      // Inference: nothing keeps h, so GELU runs in place and one hidden-wide tensor is ever
+      // alive (PyTorch's eager Linear -> GELU -> Linear holds two at the GELU).
+      bias_gelu_(h, b1c);
+      y = matmul(h, w2c.transpose(0, 1));
+    }
   }
-  u = Tensor();  // the LayerNorm's output, when there was one: the backward recomputes it
+  u = Tensor();
   y = y.reshape(out_shape);
-
-  const bool gx = x.requires_grad(), gw1 = w1.requires_grad(), gb1 = b1.requires_grad();
-  const bool gw2 = w2.requires_grad();
-  const bool glnw = norm && wants_grad(norm->weight), glnb = norm && wants_grad(norm->bias);
-  if (!grad_enabled() || !(gx || glnw || glnb || gw1 || gb1 || gw2)) return y;
+  if (!backward) return y;
   const bool need_du = gx || glnw || glnb;     // the gradient at the first Linear's input
   const bool need_dh = need_du || gw1 || gb1;  // the gradient at the pre-activation
   const double eps = norm ? norm->eps : 0.0;

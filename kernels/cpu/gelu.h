@@ -20,7 +20,7 @@ void gelu_forward(int64_t n, const T* x, T* y);
 template <class T>
 void gelu_backward(int64_t n, const T* x, const T* dy, T* dx);
 
-// y[r, c] = gelu(x[r, c] + bias[c])   x, y: [rows, channels] (NHWC: rows = N*H*W)
+// y[r, c] = gelu(x[r, c] + bias[c])   x, y: [rows, channels] (NHWC: rows = N*H*W); y may be x
 template <class T>
 void bias_gelu_forward(int64_t rows, int64_t channels, const T* x, const T* bias, T* y);
 // dx[r, c] = dy[r, c] * gelu'(x[r, c] + bias[c]); the bias gradient is the column sum of dx.

@@ -17,9 +17,10 @@ namespace {
 constexpr int kThreads = 256;
 
 
-// y[i] = gelu(x[i] + bias[i % channels]) (channels = 1, bias = null: plain gelu).
-__global__ void gelu_forward_f64(int64_t n, int64_t channels, const double* __restrict__ x,
-                                 const double* __restrict__ bias, double* __restrict__ y) {
+// y[i] = gelu(x[i] + bias[i % channels]) (channels = 1, bias = null: plain gelu). No
+// __restrict__ on x / y: they may be the same array (engine::bias_gelu_, in place).
+__global__ void gelu_forward_f64(int64_t n, int64_t channels, const double* x,
+                                 const double* __restrict__ bias, double* y) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     y[i] = gelu_at(bias ? x[i] + bias[i % channels] : x[i]);

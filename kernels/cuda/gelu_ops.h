@@ -15,7 +15,7 @@ namespace kernels::cuda {
 void gelu_forward(int64_t n, const void* x, void* y, DType dtype);
 // dx = dy * gelu'(x)
 void gelu_backward(int64_t n, const void* x, const void* dy, void* dx, DType dtype);
-// y[r, c] = gelu(x[r, c] + bias[c])
+// y[r, c] = gelu(x[r, c] + bias[c]); y may be x (in place)
 void bias_gelu_forward(int64_t rows, int64_t channels, const void* x, const void* bias, void* y,
                        DType dtype);
 // dx[r, c] = dy[r, c] * gelu'(x[r, c] + bias[c]); the bias gradient is the engine's column sum.

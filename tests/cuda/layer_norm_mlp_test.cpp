@@ -112,5 +112,36 @@ TEST_F(CudaLayerNormMlp, WritesNoLayerNormOutputOnTheFusedPath) {
   EXPECT_GE(twin, hidden_bytes + row_bytes) << "the composition keeps " << twin;
 }
 
+// Inference (no autograd) on the composed path: the LayerNorm's output is freed once the first
+// Linear has read it and GELU runs in place, so at most one hidden-wide tensor is alive at a
+// time (PyTorch's eager Linear -> GELU -> Linear holds two at the GELU, the composition before
+// this held both plus the LayerNorm's output). The peak above the input stays under one
+// hidden-wide tensor plus the LayerNorm's output and y; the output matches the training-mode
+// forward exactly.
+TEST_F(CudaLayerNormMlp, InferenceHoldsOneHiddenWideTensorOnTheComposedPath) {
+  const int64_t rows = 1024, in = 64, hidden = 256;
+  const int64_t row_bytes = rows * in * 4, hidden_bytes = rows * hidden * 4;
+  uint64_t seed = 95;
+  const std::vector<Tensor> dev = leaves_on(inputs({{rows, in}, hidden, in, true},
+                                                   DType::Float32, seed), kGpu);
+  const bool fusion = engine::mlp_fusion();
+  engine::set_mlp_fusion(false);  // the composed steps, on whichever GEMM is selected
+  Tensor with_grad = run(dev).detach();
+  Tensor y;
+  int64_t peak = 0;
+  {
+    engine::NoGradGuard no_grad;
+    engine::cuda::reset_peak_memory();
+    const int64_t before = int64_t(engine::cuda::memory_stats().in_use);
+    y = run(dev);
+    peak = int64_t(engine::cuda::memory_stats().peak) - before;
+  }
+  engine::set_mlp_fusion(fusion);
+  EXPECT_GE(peak, hidden_bytes);
+  EXPECT_LE(peak, hidden_bytes + 2 * row_bytes + row_bytes / 4)
+      << "layer_norm_mlp's inference forward peaked at " << peak << " bytes";
+  EXPECT_TRUE(testing_util::all_close(y, with_grad, 0, 0));
+}
+
 }  // namespace
 }  // namespace cuda_test
