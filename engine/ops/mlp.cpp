@@ -191,7 +191,7 @@ Tensor mlp_op(const char* name, const Tensor& x, const Norm* norm, const Tensor&
       y = matmul(h, w2c.transpose(0, 1));
     }
   }
-  u = Tensor();
+  u = Tensor();  // (on the fused path: x itself, or nothing)
   y = y.reshape(out_shape);
   if (!backward) return y;
   const bool need_du = gx || glnw || glnb;     // the gradient at the first Linear's input
