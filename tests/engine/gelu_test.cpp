@@ -7,6 +7,7 @@
 
 using namespace engine;
 using testing_util::all_close;
+using testing_util::expect_error;
 using testing_util::grad_check;
 using testing_util::random;
 
@@ -96,4 +97,26 @@ TEST(BiasGelu, Errors) {
   }
   EXPECT_THROW(bias_gelu(x, random({4}, 12, -1, 1, DType::Float32)), Error);
   EXPECT_THROW(gelu(Tensor::zeros({2}, DType::Int64)), Error);
+}
+
+// bias_gelu_ (in place, no autograd) writes exactly what bias_gelu returns, float32 (its
+// 8-wide path, 13 channels: a tail block per row) and float64, and refuses a tensor autograd
+// needs, a non-contiguous view, or a bias of the wrong size.
+TEST(BiasGelu, InPlaceEqualsOutOfPlace) {
+  for (DType t : {DType::Float32, DType::Float64}) {
+    Tensor x = random({37, 13}, 20, -4, 4).to(t), b = random({13}, 21).to(t);
+    Tensor expected = bias_gelu(x, b);
+    Tensor y = x.clone();
+    bias_gelu_(y, b);
+    EXPECT_TRUE(all_close(y, expected, 0, 0)) << t;
+  }
+  Tensor leaf = random({4, 3}, 22).requires_grad_();
+  expect_error([&] { bias_gelu_(leaf, random({3}, 23)); }, {"requires a gradient"});
+  {
+    NoGradGuard no_grad;  // without a tape it is allowed
+    EXPECT_NO_THROW(bias_gelu_(leaf, random({3}, 23)));
+  }
+  Tensor wide = random({4, 6}, 24);
+  expect_error([&] { bias_gelu_(wide.slice(1, 0, 3), random({3}, 25)); }, {"contiguous"});
+  expect_error([&] { bias_gelu_(wide, random({5}, 26)); }, {"does not match"});
 }
