@@ -209,7 +209,6 @@ int main(int argc, char** argv) {
       }
       // The rows so far, each shape as it finishes (12 shape x mode cases with float64
       // references: a time limit that stops the run still leaves what was measured).
-      kc::set_cudnn_bn_persistent(persistent);
       bench::write_json(args.get("--json", ""), "batchnorm", rows_out);
     }
   }

@@ -199,12 +199,16 @@ std::map<int, Impl> impl_exceptions(const std::string& spec) {
     const std::string fam = item.substr(0, eq);
     const std::string which = eq == std::string::npos ? "" : item.substr(eq + 1);
     int found = -1;
-    for (int f = 0; f < static_cast<int>(Family::kCount); ++f)
-      if (fam == engine::cuda::family_name(static_cast<Family>(f))) found = f;
+    std::string families;
+    for (int f = 0; f < static_cast<int>(Family::kCount); ++f) {
+      const std::string name = engine::cuda::family_name(static_cast<Family>(f));
+      if (fam == name) found = f;
+      families += (families.empty() ? "" : ", ") + name;
+    }
     if (found < 0 || (which != "ours" && which != "vendor"))
       throw std::runtime_error("--impl: '" + item + "' in '" + spec +
-                               "' is not FAMILY=ours or FAMILY=vendor (families: GEMM, CONV, "
-                               "DEPTHWISE, BATCHNORM, POOL)");
+                               "' is not FAMILY=ours or FAMILY=vendor (families: " + families +
+                               ")");
     out[found] = which == "ours" ? Impl::Ours : Impl::Vendor;
   }
   return out;

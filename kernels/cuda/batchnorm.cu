@@ -28,6 +28,7 @@
 #include <atomic>
 #include <climits>
 #include <cstdio>
+#include <type_traits>
 
 #include "kernels/cuda/batchnorm.h"
 #include "kernels/cuda/cudnn_util.cuh"
@@ -104,8 +105,10 @@ struct Plan {
   int64_t tiles = 1, chunks = 1, chunk_rows = 1;
 };
 
-// blocks_per_sm: how many blocks to aim for (the grid a few times over the GPU).
-Plan make_plan(int64_t m, int64_t c, int v, int blocks_per_sm) {
+// Blocks to aim for per SM: with 256 threads each, eight fill an SM's 2048 threads once.
+constexpr int kBlocksPerSm = 8;
+
+Plan make_plan(int64_t m, int64_t c, int v) {
   Plan p;
   p.v = v;
   const int64_t cv = c / v;  // column vectors
@@ -113,7 +116,7 @@ Plan make_plan(int64_t m, int64_t c, int v, int blocks_per_sm) {
   p.groups = 1;
   while (p.groups * 2 * p.cols <= kThreads) p.groups *= 2;
   p.tiles = (cv + p.cols - 1) / p.cols;
-  const int64_t want = std::max<int64_t>(1, int64_t(sm_count()) * blocks_per_sm / p.tiles);
+  const int64_t want = std::max<int64_t>(1, int64_t(sm_count()) * kBlocksPerSm / p.tiles);
   p.chunk_rows = std::max<int64_t>((m + want - 1) / want, 4 * int64_t(p.groups));
   p.chunks = std::max<int64_t>(1, (m + p.chunk_rows - 1) / p.chunk_rows);
   if (p.tiles > INT_MAX || p.chunks > 65535) {  // grid limits: longer chunks instead
@@ -367,48 +370,14 @@ int vector_width(int64_t c, std::initializer_list<const void*> arrays) {
   return kPack;
 }
 
-// The launchers: kernel<T, V> for the plan's V (the pack size, or 1) on the plan's grid.
-template <class T>
-void launch_column_sums(const Plan& p, int64_t m, int64_t c, const T* a, const T* b,
-                        const T* center, ReluMask<T> relu, double* part) {
-  constexpr int P = Pack<T>::kSize;
+// Launches one of a kernel's two instantiations on the plan's grid: `scalar` (V = 1) or
+// `packed` (V = the pack size), as the plan's v says.
+template <class... Args>
+void launch(const Plan& p, void (*scalar)(Args...), void (*packed)(Args...),
+            std::type_identity_t<Args>... args) {
   const dim3 grid(static_cast<unsigned>(p.tiles), static_cast<unsigned>(p.chunks));
-  if (p.v == P)
-    column_sums_kernel<T, P><<<grid, kThreads, 0, stream()>>>(m, c, a, b, center, p.cols,
-                                                              p.groups, p.chunk_rows, relu, part);
-  else
-    column_sums_kernel<T, 1><<<grid, kThreads, 0, stream()>>>(m, c, a, b, center, p.cols,
-                                                              p.groups, p.chunk_rows, relu, part);
-}
-
-template <class T>
-void launch_forward(const Plan& p, int64_t m, int64_t c, const T* x, const T* mean,
-                    const T* invstd, const T* weight, const T* bias, const T* residual, bool relu,
-                    T* y) {
-  constexpr int P = Pack<T>::kSize;
-  const dim3 grid(static_cast<unsigned>(p.tiles), static_cast<unsigned>(p.chunks));
-  if (p.v == P)
-    forward_kernel<T, P><<<grid, kThreads, 0, stream()>>>(
-        m, c, p.cols, p.groups, p.chunk_rows, x, mean, invstd, weight, bias, residual, relu, y);
-  else
-    forward_kernel<T, 1><<<grid, kThreads, 0, stream()>>>(
-        m, c, p.cols, p.groups, p.chunk_rows, x, mean, invstd, weight, bias, residual, relu, y);
-}
-
-template <class T>
-void launch_dx(const Plan& p, int64_t m, int64_t c, const T* x, const T* dy, const T* mean,
-               const T* invstd, const T* weight, const double* sums, bool training,
-               ReluMask<T> relu, T* dx) {
-  constexpr int P = Pack<T>::kSize;
-  const dim3 grid(static_cast<unsigned>(p.tiles), static_cast<unsigned>(p.chunks));
-  if (p.v == P)
-    dx_kernel<T, P><<<grid, kThreads, 0, stream()>>>(m, c, p.cols, p.groups, p.chunk_rows, x, dy,
-                                                     mean, invstd, weight, sums, training, relu,
-                                                     dx);
-  else
-    dx_kernel<T, 1><<<grid, kThreads, 0, stream()>>>(m, c, p.cols, p.groups, p.chunk_rows, x, dy,
-                                                     mean, invstd, weight, sums, training, relu,
-                                                     dx);
+  void (*kernel)(Args...) = p.v == 1 ? scalar : packed;
+  kernel<<<grid, kThreads, 0, stream()>>>(args...);
 }
 
 constexpr int kSmallThreads = 128;  // per-channel kernels: c is at most a few thousand
@@ -429,10 +398,11 @@ void batchnorm_training_stats(int64_t m, int64_t c, const void* x, double eps, d
     using T = decltype(zero);
     if (m <= 0 || c <= 0) return;
     const T* px = static_cast<const T*>(x);
-    const Plan p = make_plan(m, c, vector_width<T>(c, {x}), 8);
+    const Plan p = make_plan(m, c, vector_width<T>(c, {x}));
     Scratch part(sizeof(double) * 2 * c * p.chunks);
-    launch_column_sums<T>(p, m, c, px, nullptr, nullptr, ReluMask<T>{},
-                          static_cast<double*>(part.get()));
+    launch(p, column_sums_kernel<T, 1>, column_sums_kernel<T, Pack<T>::kSize>, m, c, px, nullptr,
+           nullptr, p.cols, p.groups, p.chunk_rows, ReluMask<T>{},
+           static_cast<double*>(part.get()));
     KCUDA_CHECK_LAUNCH("batch_norm statistics");
     stats_finish_kernel<T><<<grid_for(32 * c, kSmallThreads), kSmallThreads, 0, stream()>>>(
         m, c, p.chunks, px, static_cast<const double*>(part.get()), eps, momentum,
@@ -458,11 +428,12 @@ void batchnorm_forward(int64_t m, int64_t c, const void* x, const void* mean, co
   dispatch_float(dtype, "batch_norm", [&](auto zero) {
     using T = decltype(zero);
     if (m <= 0 || c <= 0) return;
-    const Plan p = make_plan(m, c, vector_width<T>(c, {x, residual, y}), 8);
-    launch_forward<T>(p, m, c, static_cast<const T*>(x), static_cast<const T*>(mean),
-                      static_cast<const T*>(invstd), static_cast<const T*>(weight),
-                      static_cast<const T*>(bias), static_cast<const T*>(residual), relu,
-                      static_cast<T*>(y));
+    const Plan p = make_plan(m, c, vector_width<T>(c, {x, residual, y}));
+    launch(p, forward_kernel<T, 1>, forward_kernel<T, Pack<T>::kSize>, m, c, p.cols, p.groups,
+           p.chunk_rows, static_cast<const T*>(x), static_cast<const T*>(mean),
+           static_cast<const T*>(invstd), static_cast<const T*>(weight),
+           static_cast<const T*>(bias), static_cast<const T*>(residual), relu,
+           static_cast<T*>(y));
     KCUDA_CHECK_LAUNCH("batch_norm");
   });
 }
@@ -483,15 +454,15 @@ void batchnorm_backward(int64_t m, int64_t c, const void* x, const void* dy, con
     if (relu)
       mask = ReluMask<T>{px, pmean, pinv, static_cast<const T*>(weight),
                          static_cast<const T*>(bias)};
-    // One vector width for both passes (the same arrays, dx aside).
-    const int v = vector_width<T>(c, {x, dy, dx});
+    // One plan for both passes (the same arrays, dx aside).
+    const Plan p = make_plan(m, c, vector_width<T>(c, {x, dy, dx}));
     // sums [2][c] stays zero when nothing needs it (eval-mode dx alone).
     Scratch sums(sizeof(double) * 2 * c);
     if (need_sums && m > 0) {
-      const Plan p = make_plan(m, c, v, 8);
       Scratch part(sizeof(double) * 2 * c * p.chunks);
-      launch_column_sums<T>(p, m, c, pdy, need_xmu ? px : nullptr, pmean, mask,
-                            static_cast<double*>(part.get()));
+      launch(p, column_sums_kernel<T, 1>, column_sums_kernel<T, Pack<T>::kSize>, m, c, pdy,
+             need_xmu ? px : nullptr, pmean, p.cols, p.groups, p.chunk_rows, mask,
+             static_cast<double*>(part.get()));
       KCUDA_CHECK_LAUNCH("batch_norm_backward");
       grad_finish_kernel<T><<<grid_for(32 * c, kSmallThreads), kSmallThreads, 0, stream()>>>(
           c, p.chunks, static_cast<const double*>(part.get()), pinv,
@@ -503,9 +474,9 @@ void batchnorm_backward(int64_t m, int64_t c, const void* x, const void* dy, con
       if (dweight) KCUDA_CHECK(cudaMemsetAsync(dweight, 0, sizeof(T) * c, stream()));
     }
     if (!dx || m <= 0) return;
-    launch_dx<T>(make_plan(m, c, v, 8), m, c, px, pdy, pmean, pinv,
-                 static_cast<const T*>(weight), static_cast<const double*>(sums.get()), training,
-                 mask, static_cast<T*>(dx));
+    launch(p, dx_kernel<T, 1>, dx_kernel<T, Pack<T>::kSize>, m, c, p.cols, p.groups,
+           p.chunk_rows, px, pdy, pmean, pinv, static_cast<const T*>(weight),
+           static_cast<const double*>(sums.get()), training, mask, static_cast<T*>(dx));
     KCUDA_CHECK_LAUNCH("batch_norm_backward");
   });
 }
