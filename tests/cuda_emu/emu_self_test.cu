@@ -314,6 +314,30 @@ TEST(EmuFibers, ManyLaunchesDoNotGrowMemory) {
   EXPECT_EQ(out.download()[5], 1018.f + 1.f);
 }
 
+// EMU_KERNELS=skip (here switched by the test): launches are still checked, but no kernel runs.
+TEST(EmuSkip, SkippedLaunchesAreCheckedButRunNothing) {
+  Buffer<float> out(4 * 1024);
+  touch<<<4, 1024>>>(out.get());
+  ASSERT_EQ(launch_error(), "");
+  const float written = out.download()[5];
+  ASSERT_EQ(written, 1018.f + 1.f);
+  ASSERT_EQ(cudaMemset(out.get(), 0, 4 * 1024 * sizeof(float)), cudaSuccess);
+
+  emu::set_kernels_skipped(true);
+  touch<<<4, 1024>>>(out.get());
+  const std::string skipped_error = launch_error();
+  touch<<<1, 2048>>>(out.get());  // a configuration the GPU refuses is still refused
+  const std::string bad_config_error = launch_error();
+  emu::set_kernels_skipped(false);
+
+  EXPECT_EQ(skipped_error, "");
+  EXPECT_EQ(out.download()[5], 0.f) << "a skipped kernel wrote its output";
+  EXPECT_NE(bad_config_error.find("1024"), std::string::npos) << bad_config_error;
+  touch<<<4, 1024>>>(out.get());
+  ASSERT_EQ(launch_error(), "");
+  EXPECT_EQ(out.download()[5], written) << "kernels run again once skipping is switched off";
+}
+
 // ---- inline PTX
 // ----------------------------------------------------------------------------------
 

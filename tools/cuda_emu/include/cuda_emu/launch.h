@@ -11,6 +11,11 @@
 // Problems are reported like a failed launch (errors.h): the lab's check_launch() right after
 // the launch throws with the emulator's message. EMU_STATS=1 prints, at exit, the launches,
 // blocks and seconds spent per kernel: where an emulated test's time goes.
+//
+// EMU_KERNELS=skip checks and counts every launch but runs no kernel: every result is garbage,
+// and what a program's time is then made of is its own host work (building the autograd graph,
+// allocating, checking shapes, launching). That is the floor a real GPU cannot take away: a
+// training step whose host work outlasts its kernels leaves the GPU waiting.
 #pragma once
 
 #include <chrono>
@@ -58,6 +63,18 @@ inline Stats& stats() {
   return s;
 }
 
+// ---- EMU_KERNELS=skip ------------------------------------------------------------------------
+// Read once from the environment; a test may switch it (set_kernels_skipped).
+inline bool& kernels_skipped_flag() {
+  static bool skip = [] {
+    const char* v = std::getenv("EMU_KERNELS");
+    return v != nullptr && std::string(v) == "skip";
+  }();
+  return skip;
+}
+inline bool kernels_skipped() { return kernels_skipped_flag(); }
+inline void set_kernels_skipped(bool skip) { kernels_skipped_flag() = skip; }
+
 // ---- the configuration a GPU (sm_90) accepts --------------------------------------------------
 inline std::string check_config(const void* kernel, dim3 grid, dim3 block, size_t smem) {
   auto dims = [](dim3 d) {
@@ -83,13 +100,17 @@ inline std::string check_config(const void* kernel, dim3 grid, dim3 block, size_
 inline cudaError_t run_grid(const void* kernel, const char* name, const std::source_location& site,
                             dim3 grid, dim3 block, size_t smem, const std::function<void()>& body) {
   announce();
-  const std::string at = std::string(name) + " launched at " + where(site);
+  auto at = [&] { return std::string(name) + " launched at " + where(site); };
   if (g_current != nullptr)
-    return report(cudaErrorNotSupported, "kernel " + at +
+    return report(cudaErrorNotSupported, "kernel " + at() +
                                              " from device code: dynamic "
                                              "parallelism is not emulated");
   if (std::string bad = check_config(kernel, grid, block, smem); !bad.empty())
-    return report(cudaErrorInvalidConfiguration, "kernel " + at + ": " + bad);
+    return report(cudaErrorInvalidConfiguration, "kernel " + at() + ": " + bad);
+  if (kernels_skipped()) {
+    if (stats().enabled) ++stats().by_kernel[name].launches;
+    return cudaSuccess;
+  }
   install_fault_handler();
   const auto start = std::chrono::steady_clock::now();
   Run& r = emulator().run;
@@ -126,7 +147,9 @@ class Launcher {
   void operator()(A&&... args) const {
     static_assert(sizeof...(A) == sizeof...(P), "wrong number of kernel arguments");
     const std::tuple<P...> params(std::forward<A>(args)...);  // converted as by a launch
-    if (std::string bad = host_pointer_argument(params, std::index_sequence_for<P...>{});
+    // (Skipped with the kernels: EMU_KERNELS=skip measures the program's host work alone.)
+    if (std::string bad = kernels_skipped() ? std::string()
+                                            : host_pointer_argument(params, std::index_sequence_for<P...>{});
         !bad.empty()) {
       report(cudaErrorIllegalAddress,
              "kernel " + std::string(name_) + " launched at " + where(site_) + ": " + bad);
