@@ -72,9 +72,9 @@ int main(int argc, char** argv) {
     std::snprintf(shape, sizeof shape, "%dx%dx%dx%d", batch, cs.hw, cs.hw, C);
     const double fb = 8.0 * n, bb = 12.0 * n, fl = 20.0 * n;
 
-    // Plain GELU: versions 1..2.
+    // Plain GELU: versions 1..3 (--version 0 runs kGeluFastest, the engine's).
     for (int v = 1; v <= kernels::cuda::kGeluVersions; ++v) {
-      if (only >= 0 && v != (only == 0 ? kernels::cuda::kGeluVersions : only)) continue;
+      if (only >= 0 && v != (only == 0 ? kernels::cuda::kGeluFastest : only)) continue;
       auto fwd = [&] { kernels::cuda::gelu_forward(v, d_x.get(), d_y.get(), int64_t(n), stream); };
       auto bwd = [&] {
         kernels::cuda::gelu_backward(v, d_x.get(), d_dy.get(), d_dx.get(), int64_t(n), stream);
@@ -119,15 +119,16 @@ int main(int argc, char** argv) {
       out.push_back({"bias_gelu_forward", shape, v, tf.median_ms, tf.min_ms, fb, fl, 0, valid});
       out.push_back({"bias_gelu_backward", shape, v, tb.median_ms, tb.min_ms, bb, fl, 0, valid});
     }
-    // Backward with the bias gradient: versions 1..2 (1 = backward, then a column-sum pass over
-    // dx; 2 = one pass). The floor counts the fused op's 12 bytes per element.
+    // Backward with the bias gradient: versions 1..3 (1 = backward, then a column-sum pass over
+    // dx; 2 = one pass; 3 = one pass, two rows a step, a full GPU of blocks). The floor counts
+    // the fused op's 12 bytes per element.
     std::vector<double> rdb(C, 0.0), rdb_abs(C, 0.0);
     if (check)
       for (size_t i = 0; i < n; ++i) rdb[i % C] += rbdx[i], rdb_abs[i % C] += std::abs(rbdx[i]);
     bench::Buffer<float> d_db(C);
     bench::Buffer<char> d_ws(kernels::cuda::bias_gelu_backward_dbias_workspace(rows, C) + 1);
     for (int v = 1; v <= kernels::cuda::kBiasGeluDbiasVersions; ++v) {
-      if (only >= 0 && v != (only == 0 ? kernels::cuda::kBiasGeluDbiasVersions : only)) continue;
+      if (only >= 0 && v != (only == 0 ? kernels::cuda::kBiasGeluDbiasFastest : only)) continue;
       auto bwd = [&] {
         kernels::cuda::bias_gelu_backward_dbias(v, d_x.get(), d_b.get(), d_dy.get(), d_dx.get(),
                                                 d_db.get(), nullptr, rows, C, d_ws.get(), stream);

@@ -17,8 +17,10 @@
 
 namespace kernels::cuda {
 
-// gelu_forward / gelu_backward: 0 = fastest (2), 1 scalar, 2 float4.
-inline constexpr int kGeluVersions = 2;
+// gelu_forward / gelu_backward: 1 scalar, 2 float4 in a grid-stride loop, 3 float4 in a one-shot
+// grid (not yet timed on a GPU); 0 = kGeluFastest, the fastest measured: v2 (H200, 2026-11-27).
+inline constexpr int kGeluVersions = 3;
+inline constexpr int kGeluFastest = 2;
 // bias_gelu_*: 0 = fastest (3), 1 composed (bias add, then gelu: two passes), 2 fused scalar,
 // 3 fused float4.
 inline constexpr int kBiasGeluVersions = 3;
@@ -36,13 +38,16 @@ void bias_gelu_backward(int version, const float* x, const float* bias, const fl
                         int64_t rows, int C, cudaStream_t stream);
 
 // dx as bias_gelu_backward and dbias[c] = sum over rows of dx[r, c] (what a training step needs:
-// the bias is a parameter). 0 = fastest (2), 1 = bias_gelu_backward (v0) then a column-sum pass
-// over dx, 2 = one pass that stores dx and sums it. Deterministic: partial sums per block,
+// the bias is a parameter). 1 = bias_gelu_backward (v0) then a column-sum pass over dx, 2 = one
+// pass that stores dx and sums it, 3 = v2 with two rows loaded per step and a full SM of
+// threads (not yet timed on a GPU); 0 = kBiasGeluDbiasFastest, the fastest measured: v2 (H200,
+// 2026-11-27). Deterministic: partial sums per block,
 // added in a fixed order by a second kernel. workspace: at least ..._workspace() bytes of
 // device memory, or null to have it allocated with cudaMallocAsync on the stream.
 // y: null, or it receives gelu(x + b) again (for a caller that did not keep the forward's
 // output: engine::mlp); version 2 writes it in the same pass, version 1 with bias_gelu_forward.
-inline constexpr int kBiasGeluDbiasVersions = 2;
+inline constexpr int kBiasGeluDbiasVersions = 3;
+inline constexpr int kBiasGeluDbiasFastest = 2;
 size_t bias_gelu_backward_dbias_workspace(int64_t rows, int C);
 void bias_gelu_backward_dbias(int version, const float* x, const float* bias, const float* dy,
                               float* dx, float* dbias, float* y, int64_t rows, int C,

@@ -212,12 +212,13 @@ TEST(CudaLabsGelu, BiasVariants) {
 
 TEST(CudaLabsGelu, RejectsBadArguments) {
   float dummy = 0;
-  EXPECT_THROW(kernels::cuda::gelu_forward(3, &dummy, &dummy, 1, nullptr), std::runtime_error);
+  EXPECT_THROW(kernels::cuda::gelu_forward(kernels::cuda::kGeluVersions + 1, &dummy, &dummy, 1, nullptr),
+               std::runtime_error);
   EXPECT_THROW(kernels::cuda::bias_gelu_forward(0, &dummy, nullptr, &dummy, 1, 1, nullptr),
                std::runtime_error);
   EXPECT_THROW(kernels::cuda::bias_gelu_backward(0, &dummy, &dummy, &dummy, &dummy, 1, 0, nullptr),
                std::runtime_error);
-  EXPECT_THROW(kernels::cuda::bias_gelu_backward_dbias(3, &dummy, &dummy, &dummy, &dummy, &dummy,
+  EXPECT_THROW(kernels::cuda::bias_gelu_backward_dbias(kernels::cuda::kBiasGeluDbiasVersions + 1, &dummy, &dummy, &dummy, &dummy, &dummy,
                                                        nullptr, 1, 1, nullptr, nullptr),
                std::runtime_error);
 }
