@@ -14,8 +14,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 
 namespace kernels::cuda::labs {
 
@@ -62,12 +65,19 @@ inline int sm_count() {
 }
 
 // How many blocks of `kernel` fit on the whole GPU at once (at least one per SM): persistent
-// grids use exactly this many, so no block waits for a second wave.
+// grids use exactly this many, so no block waits for a second wave. Asked of the runtime once
+// per (kernel, block size, shared memory): launchers call this on every launch, and a training
+// step launches the same few dozen shapes hundreds of times.
 inline int resident_blocks(const void* kernel, int threads, size_t dynamic_smem) {
+  static std::mutex mu;
+  static std::map<std::tuple<const void*, int, size_t>, int> known;
+  const auto key = std::make_tuple(kernel, threads, dynamic_smem);
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto it = known.find(key); it != known.end()) return it->second;
   int per_sm = 0;
   check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, dynamic_smem),
         "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
-  return sm_count() * (per_sm > 0 ? per_sm : 1);
+  return known[key] = sm_count() * (per_sm > 0 ? per_sm : 1);
 }
 
 // A temporary device buffer for split reductions. When the caller passes its own workspace
