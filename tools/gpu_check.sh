@@ -22,8 +22,9 @@
 #      torch_kernels bench/gpu/torch_kernels.py: PyTorch on the labs' shapes    [~20-40 s]
 #   5. memcheck over cuda_labs_tests (the hand-written kernels, quick), then cuda_tests, with
 #      ENGINE_CUDA_NO_CACHE=1 (exact-size allocations freed at once, so every overrun and
-#      use-after-free is seen) [4 + 18 s]; then racecheck one test suite at a time (at most 60 s
-#      each; all of cuda_labs_tests at once ran past 80 s)
+#      use-after-free is seen) [4 + 18 s]; then racecheck one test suite per step (at most 60 s
+#      each, GPU_CHECK_RACECHECK_JOBS of them at once; all of cuda_labs_tests in one run ran
+#      past 80 s)
 # Why this order: 1-3 decide whether what users run is right on the GPU (3 is the slowest of
 # them, its PyTorch references being CPU work). The benchmarks come before the sanitizers
 # because their numbers exist nowhere else and each lab is also a correctness check of every
@@ -48,6 +49,7 @@
 #   GPU_CHECK_MEMCHECK_FILTER  a gtest filter for the memcheck runs alone
 #   GPU_CHECK_RACECHECK_SUITES the test suites racecheck runs, one step each, in order
 #                     (default: the shared-memory and warp-level kernels' suites)
+#   GPU_CHECK_RACECHECK_JOBS   how many of them run at once (default 3; 1 = one after another)
 #   PARITY_PYTHON     the python with torch and torchvision (default: python3 if it imports
 #                     both, else /usr/bin/python3)
 #
@@ -204,7 +206,11 @@ elif gate tests tests.log; then
 fi
 
 # ---- 2. image2gps end to end on CUDA ---------------------------------------------------------
-if [ ! -x "$smoke_exe" ]; then
+# (A step left out by GPU_CHECK_ONLY is SKIP before anything else: a rerun of one step on a
+# stage without the other binaries must not fail for them.)
+if ! wanted app_smoke; then
+  record app_smoke SKIP 0 "not in GPU_CHECK_ONLY=$only" app_smoke.log
+elif [ ! -x "$smoke_exe" ]; then
   record app_smoke FAIL 0 "no $smoke_exe: build the image2gps target" app_smoke.log
 elif [ $have_gpu -eq 0 ]; then
   record app_smoke SKIP 0 "no GPU visible (tools/app_cuda_smoke.sh BUILD OUT cpu checks the script)" app_smoke.log
@@ -232,7 +238,9 @@ if [ -z "$parity_py" ]; then
     fi
   done
 fi
-if [ ! -x "$modelrun" ]; then
+if ! wanted model_parity; then
+  record model_parity SKIP 0 "not in GPU_CHECK_ONLY=$only" model_parity.log
+elif [ ! -x "$modelrun" ]; then
   record model_parity FAIL 0 "no $modelrun: build the modelrun target" model_parity.log
 elif [ -z "$parity_py" ]; then
   record model_parity SKIP 0 "no python3 here imports torch, torchvision and numpy (set PARITY_PYTHON)" model_parity.log
@@ -302,8 +310,10 @@ fi
 # API errors are not reported: the engine checks every call itself, and the tests provoke some
 # on purpose (the out-of-memory test asks for 1 PiB).
 sanitizer=$(command -v compute-sanitizer)
-# sanitize TOOL STEP LOG MAX_SECONDS BINARY [GTEST_FILTER]: one compute-sanitizer run, recorded.
-sanitize() {
+# sanitize_start TOOL STEP LOG MAX_SECONDS BINARY [GTEST_FILTER]: starts one compute-sanitizer
+# run in the background (its exit status and seconds go to LOG.rc), or records why it cannot
+# run; returns 1 then. sanitize_finish STEP LOG waits for it and records its verdict.
+sanitize_start() {
   local tool=$1 step=$2 log=$3 max=$4 b=$5 filter=()
   [ -n "${6:-}" ] && filter=(--gtest_filter="$6")
   if ! wanted "$tool"; then
@@ -317,36 +327,62 @@ sanitize() {
   else
     local limit
     limit=$(cap "$max")
-    ENGINE_CUDA_NO_CACHE=1 run "$out/$log" "$limit" "$sanitizer" --tool "$tool" \
-      --report-api-errors no --error-exitcode 99 "$b" --gtest_brief=1 "${filter[@]}"
-    local errors summary status found
-    errors=$(grep -oE 'ERROR SUMMARY: [0-9]+' "$out/$log" | tail -n 1 | grep -oE '[0-9]+$')
-    # Each finding as it happens: memcheck's "========= Invalid __global__ read ...",
-    # racecheck's "========= Warning: Race reported between ..." or "========= Error: Race ...".
-    found=$(grep -cE '^========= (Invalid|Race|Error|Uninitialized|Program hit|Warning: Race)' "$out/$log")
-    summary="${errors:-?} errors ($found reports); tests: $(gtest_summary "$out/$log")"
-    status=$(verdict $rc)
-    [ "$found" -gt 0 ] && status=FAIL
-    if timed_out; then  # cut by its time slice: what it reported so far decides
-      summary="cut after ${limit}s; $found reports in the part that ran; tests: $(gtest_summary "$out/$log")"
-      if [ "$found" -gt 0 ]; then status=FAIL; else status=PART; fi
-    fi
-    record "$step" "$status" "$secs" "$summary" "$log"
+    rm -f "$out/$log.rc"
+    (
+      run "$out/$log" "$limit" env ENGINE_CUDA_NO_CACHE=1 "$sanitizer" --tool "$tool" \
+        --report-api-errors no --error-exitcode 99 "$b" --gtest_brief=1 "${filter[@]}"
+      echo "$rc $secs $limit" >"$out/$log.rc"
+    ) &
+    pids[$step]=$!
+    return 0
   fi
+  return 1
 }
-# memcheck: each binary whole (4 + 19 s on an H200).
+sanitize_finish() {
+  local step=$1 log=$2 limit errors summary status found
+  wait "${pids[$step]}"
+  read -r rc secs limit <"$out/$log.rc" 2>/dev/null || { rc=1 secs=0 limit=0; }
+  rm -f "$out/$log.rc"
+  errors=$(grep -oE 'ERROR SUMMARY: [0-9]+' "$out/$log" | tail -n 1 | grep -oE '[0-9]+$')
+  # Each finding as it happens: memcheck's "========= Invalid __global__ read ...",
+  # racecheck's "========= Warning: Race reported between ..." or "========= Error: Race ...".
+  found=$(grep -cE '^========= (Invalid|Race|Error|Uninitialized|Program hit|Warning: Race)' "$out/$log")
+  summary="${errors:-?} errors ($found reports); tests: $(gtest_summary "$out/$log")"
+  status=$(verdict $rc)
+  [ "$found" -gt 0 ] && status=FAIL
+  if timed_out; then  # cut by its time slice: what it reported so far decides
+    summary="cut after ${limit}s; $found reports in the part that ran; tests: $(gtest_summary "$out/$log")"
+    if [ "$found" -gt 0 ]; then status=FAIL; else status=PART; fi
+  fi
+  record "$step" "$status" "$secs" "$summary" "$log"
+}
+declare -A pids=()
+# memcheck: each binary whole, one after the other (4 + 19 s on an H200).
 for b in "$labs_bin" "$tests_bin"; do
   name=$(basename "$b")
   if [ "$b" = "$labs_bin" ]; then max=90; else max=170; fi
-  sanitize memcheck "memcheck:$name" "memcheck_$name.log" "$max" "$b" "${GPU_CHECK_MEMCHECK_FILTER:-}"
+  sanitize_start memcheck "memcheck:$name" "memcheck_$name.log" "$max" "$b" \
+    "${GPU_CHECK_MEMCHECK_FILTER:-}" && sanitize_finish "memcheck:$name" "memcheck_$name.log"
 done
-# racecheck: one test suite at a time (racecheck over all of cuda_labs_tests ran past 80 s on an
+# racecheck: one test suite per step (racecheck over all of cuda_labs_tests ran past 80 s on an
 # H200 without finishing one), the kernels with shared memory and warp-level code first, so a
-# cut budget still leaves each finished suite's verdict.
+# cut budget still leaves each finished suite's verdict. GPU_CHECK_RACECHECK_JOBS suites run at
+# once (default 3): most of a sanitizer's time is its own host work around small test kernels,
+# which separate processes overlap. The steps are recorded in the list's order.
 racecheck_suites=${GPU_CHECK_RACECHECK_SUITES:-CudaLabsKnn CudaLabsLayernorm CudaLabsGelu CudaLabsDepthwise CudaMatmul CudaLayerNormMlp CudaMlp CudaBatchNorm CudaReduce CudaSoftmax CudaScaledResidual CudaPool CudaKnn Conv2dMma Conv2dLab}
+racecheck_jobs=${GPU_CHECK_RACECHECK_JOBS:-3}
+running=()  # suites started and not yet recorded, oldest first
 for suite in $racecheck_suites; do
+  if [ ${#running[@]} -ge "$racecheck_jobs" ]; then  # a free slot: the oldest one's
+    sanitize_finish "racecheck:${running[0]}" "racecheck_${running[0]}.log"
+    running=("${running[@]:1}")
+  fi
   case $suite in CudaLabs* | Conv2d*) b=$labs_bin ;; *) b=$tests_bin ;; esac
-  sanitize racecheck "racecheck:$suite" "racecheck_$suite.log" 60 "$b" "$suite.*"
+  sanitize_start racecheck "racecheck:$suite" "racecheck_$suite.log" 60 "$b" "$suite.*" &&
+    running+=("$suite")
+done
+for suite in "${running[@]}"; do
+  sanitize_finish "racecheck:$suite" "racecheck_$suite.log"
 done
 
 # ---- results.json and the table ----------------------------------------------------------------
