@@ -357,13 +357,15 @@ sanitize_finish() {
   record "$step" "$status" "$secs" "$summary" "$log"
 }
 declare -A pids=()
-# memcheck: each binary whole, one after the other (4 + 19 s on an H200).
+# memcheck: each binary whole, both at once (4 and 19 s on an H200, one after the other).
+started=()
 for b in "$labs_bin" "$tests_bin"; do
   name=$(basename "$b")
   if [ "$b" = "$labs_bin" ]; then max=90; else max=170; fi
   sanitize_start memcheck "memcheck:$name" "memcheck_$name.log" "$max" "$b" \
-    "${GPU_CHECK_MEMCHECK_FILTER:-}" && sanitize_finish "memcheck:$name" "memcheck_$name.log"
+    "${GPU_CHECK_MEMCHECK_FILTER:-}" && started+=("$name")
 done
+for name in "${started[@]}"; do sanitize_finish "memcheck:$name" "memcheck_$name.log"; done
 # racecheck: one test suite per step (racecheck over all of cuda_labs_tests ran past 80 s on an
 # H200 without finishing one), the kernels with shared memory and warp-level code first, so a
 # cut budget still leaves each finished suite's verdict. GPU_CHECK_RACECHECK_JOBS suites run at
@@ -373,10 +375,13 @@ racecheck_suites=${GPU_CHECK_RACECHECK_SUITES:-CudaLabsKnn CudaLabsLayernorm Cud
 racecheck_jobs=${GPU_CHECK_RACECHECK_JOBS:-3}
 running=()  # suites started and not yet recorded, oldest first
 for suite in $racecheck_suites; do
-  if [ ${#running[@]} -ge "$racecheck_jobs" ]; then  # a free slot: the oldest one's
+  # A free slot is the oldest one's; when the budget is spent, all of them are awaited first
+  # (so the SKIP records come after them).
+  while [ ${#running[@]} -gt 0 ] &&
+    { [ ${#running[@]} -ge "$racecheck_jobs" ] || [ "$(left)" -lt 20 ]; }; do
     sanitize_finish "racecheck:${running[0]}" "racecheck_${running[0]}.log"
     running=("${running[@]:1}")
-  fi
+  done
   case $suite in CudaLabs* | Conv2d*) b=$labs_bin ;; *) b=$tests_bin ;; esac
   sanitize_start racecheck "racecheck:$suite" "racecheck_$suite.log" 60 "$b" "$suite.*" &&
     running+=("$suite")
