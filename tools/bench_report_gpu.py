@@ -191,11 +191,14 @@ def machine_and_targets(run, date):
         "| card | %s, driver %s, %s |" % (ours.get("device") or e.get("gpu", "?"), e.get("driver", "?"),
                                          e.get("gpu_memory", "?")),
         "| host | %s, %s logical CPUs, %s |" % (e.get("cpu", "?"), e.get("logical_cpus", "?"), e.get("os", "?")),
-        "| ours | commit %s%s; CUDA runtime %s, cuBLAS %s, cuDNN %s (algorithms %s); nvcc %s |" % (
+        "| ours | commit %s%s; CUDA runtime %s, cuBLAS %s, cuDNN %s (algorithms %s%s); nvcc %s |" % (
             e.get("git", "?"), " + uncommitted changes" if e.get("git_dirty") else "",
             ours.get("cuda_runtime", "?"), ours.get("cublas", "?"), ours.get("cudnn", "?"),
             {True: "timed per shape, as cudnn.benchmark", False: "by cuDNN's heuristics"}.get(
                 ours.get("cudnn_benchmark"), "chosen as the run did not record"),
+            {True: "; backward passes: deterministic algorithms only",
+             False: "; backward passes: any algorithm, as PyTorch's default"}.get(
+                ours.get("cudnn_deterministic"), ""),
             e.get("nvcc", "?")),
         "| PyTorch | torch %s, torchvision %s, CUDA %s, cuDNN %s, Python %s |" % (
             pt.get("torch", e.get("torch", "?")), pt.get("torchvision", e.get("torchvision", "?")),

@@ -21,7 +21,9 @@
 // (default+BATCHNORM=ours: the defaults, our BatchNorm). Ops without a vendor version (LayerNorm, GELU, AdamW,
 // losses, elementwise) are always ours. cuDNN's convolution algorithms are chosen by timing
 // (engine::cuda::set_cudnn_benchmark, as torch_e2e.py's cudnn.benchmark = True) unless
-// --cudnn-benchmark off.
+// --cudnn-benchmark off, and, as on PyTorch's side (cudnn.deterministic = False, its default),
+// any of cuDNN's algorithms may run the backward passes unless --cudnn-deterministic on (the
+// engine's own default allows only deterministic ones: engine::cuda::set_cudnn_deterministic).
 // knn: engine::knn_search (fused: distance tiles never leave shared memory; one query streams
 //   the bank with warp dot products), float32, squared L2. Before timing, the first
 //   --knn-cpu-check queries are searched on the CPU too and the neighbour sets compared.
@@ -465,6 +467,7 @@ void describe(const Config& c, e2e::Record& ctx) {
   ctx.set("cublas", std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch));
   ctx.set("allocator_caching", engine::cuda::caching_enabled());
   ctx.set("cudnn_benchmark", engine::cuda::cudnn_benchmark());
+  ctx.set("cudnn_deterministic", engine::cuda::cudnn_deterministic());
   ctx.set("optimizer", "nn::AdamW(lr 1e-4, weight_decay 0.01), fused multi-tensor kernel");
 }
 
@@ -495,6 +498,9 @@ int run(int argc, char** argv) {
       {"profile-steps", "steps per profile (default 2)"},
       {"cudnn-benchmark", "on (default: cuDNN's algorithms timed per shape, as PyTorch's "
                           "cudnn.benchmark on the other side) or off (cuDNN's heuristics)"},
+      {"cudnn-deterministic", "off (default: any cuDNN convolution algorithm may run, as PyTorch's "
+                              "default cudnn.deterministic = False on the other side) or on (deterministic "
+                              "backward algorithms only, the engine's own default)"},
   });
   if (a.help()) {
     std::printf("gpu_e2e_bench: our engine end to end on the GPU (see the source's header)\n%s",
@@ -524,8 +530,9 @@ int run(int argc, char** argv) {
   for (const auto& impl : impls) impl_exceptions(impl);  // a bad choice fails now
   const auto knn_cases = a.list("knn", "1024x100000,1024x1000000,1x1000000");
   const auto cudnn_benchmark = a.list("cudnn-benchmark", "on", {"on", "off"});
-  if (cudnn_benchmark.size() != 1) {
-    std::fprintf(stderr, "gpu_e2e_bench: --cudnn-benchmark takes on or off\n");
+  const auto cudnn_deterministic = a.list("cudnn-deterministic", "off", {"on", "off"});
+  if (cudnn_benchmark.size() != 1 || cudnn_deterministic.size() != 1) {
+    std::fprintf(stderr, "gpu_e2e_bench: --cudnn-benchmark and --cudnn-deterministic take on or off\n");
     return 2;
   }
   auto has = [&](const char* b) { return std::find(benches.begin(), benches.end(), b) != benches.end(); };
@@ -540,6 +547,7 @@ int run(int argc, char** argv) {
     for (int f = 0; f < static_cast<int>(Family::kCount); ++f)
       g_default_impl.push_back(engine::cuda::impl(static_cast<Family>(f)));
     engine::cuda::set_cudnn_benchmark(cudnn_benchmark[0] == "on");
+    engine::cuda::set_cudnn_deterministic(cudnn_deterministic[0] == "on");
   }
   e2e::JsonLog log(a.str("json", ""));
   describe(c, log.context());

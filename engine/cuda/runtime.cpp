@@ -157,6 +157,9 @@ bool tf32() { return kernels::cuda::tf32(); }
 void set_cudnn_benchmark(bool on) { kernels::cuda::set_cudnn_benchmark(on); }
 bool cudnn_benchmark() { return kernels::cuda::cudnn_benchmark(); }
 
+void set_cudnn_deterministic(bool on) { kernels::cuda::set_cudnn_deterministic(on); }
+bool cudnn_deterministic() { return kernels::cuda::cudnn_deterministic(); }
+
 void set_cudnn_bn_persistent(bool on) { kernels::cuda::set_cudnn_bn_persistent(on); }
 bool cudnn_bn_persistent() { return kernels::cuda::cudnn_bn_persistent(); }
 

@@ -96,6 +96,12 @@ bool cudnn_benchmark();
 void set_cudnn_bn_persistent(bool on);
 bool cudnn_bn_persistent();
 
+// cuDNN's convolution backward passes with deterministic algorithms only (on, the default: as
+// PyTorch's cudnn.deterministic = True) or any algorithm (off: PyTorch's default)
+// (kernels/cuda/runtime.h). ENGINE_CUDNN_DETERMINISTIC.
+void set_cudnn_deterministic(bool on);
+bool cudnn_deterministic();
+
 // "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.2 GiB)", for logs and benchmark records.
 std::string device_description();
 

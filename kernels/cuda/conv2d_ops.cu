@@ -21,7 +21,8 @@
 //   A 1x1, stride-1, unpadded convolution skips im2col/col2im: x IS the column matrix.
 //   The GEMMs are kernels::cuda::gemm: cuBLAS or our tiled SGEMM (ENGINE_CUDA_IMPL_GEMM).
 // cuDNN (Vendor, the default until the lab is measured faster on an H100):
-//   cudnnConvolutionForward / BackwardData / BackwardFilter on NHWC descriptors.
+//   cudnnConvolutionForward / BackwardData / BackwardFilter on NHWC descriptors; the backward
+//   passes with deterministic algorithms only unless cudnn_deterministic() is off (runtime.h).
 // Cost of ResNet's 3x3 64->64 layer at 56x56, batch 64, float32: 2 * 200704 * 64 * 576 =
 // 14.8 GFLOP -> 0.22 ms at ~67 TFLOP/s fp32; im2col adds a 462 MB column matrix written and
 // read (~0.36 ms at ~2.6 TB/s): the reason the lab is an implicit GEMM.
@@ -301,7 +302,8 @@ void note_fallback(const char* op, const Conv2dShape& sh) {
                "engine: %s: no %sFMA%s algorithm of cuDNN runs [n=%lld h=%lld w=%lld c=%lld] "
                "k=%lld %lldx%lld groups=%lld; our kernel runs instead (said once per op; "
                "kernels::cuda::conv_vendor_fallbacks() counts them)\n",
-               op, std::strstr(op, "backward") ? "deterministic " : "", tf32() ? " or TF32" : "",
+               op, std::strstr(op, "backward") && cudnn_deterministic() ? "deterministic " : "",
+               tf32() ? " or TF32" : "",
                (long long)sh.n, (long long)sh.h, (long long)sh.w, (long long)sh.c,
                (long long)sh.k, (long long)sh.r, (long long)sh.s, (long long)sh.groups);
 }
@@ -314,7 +316,8 @@ struct AlgoKey {
   int pass;  // 0 forward, 1 data gradient, 2 weight gradient
   int64_t n, h, w, c, k, r, s, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups;
   bool tf32;
-  bool timed;  // chosen by timing (cudnn_benchmark()) rather than by the heuristics
+  bool timed;          // chosen by timing (cudnn_benchmark()) rather than by the heuristics
+  bool deterministic;  // only cuDNN's deterministic algorithms (cudnn_deterministic())
   auto operator<=>(const AlgoKey&) const = default;
 };
 struct AlgoChoice {
@@ -377,7 +380,7 @@ bool run_ranked(const char* op, int pass, const Conv2dShape& sh, const ConvDescs
   const bool allow_tf32 = tf32(), timed = cudnn_benchmark();
   const AlgoKey key{pass,     sh.n,     sh.h,      sh.w,       sh.c,     sh.k,
                     sh.r,     sh.s,     sh.stride_h, sh.stride_w, sh.pad_h, sh.pad_w,
-                    sh.dil_h, sh.dil_w, sh.groups, allow_tf32, timed};
+                    sh.dil_h, sh.dil_w, sh.groups, allow_tf32, timed, deterministic};
   auto attempt = [&](Algo algo, cudnnMathType_t math, size_t bytes) {
     KCUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), math));
     Scratch ws(bytes);
@@ -470,7 +473,7 @@ bool conv2d_backward_data_vendor(const Conv2dShape& sh, const void* dy, const vo
   cudnnHandle_t h = cudnn_handle();
   Blend b(dtype);
   const bool ran = run_ranked<cudnnConvolutionBwdDataAlgoPerf_t>(
-      op, 1, sh, d, /*deterministic=*/true,
+      op, 1, sh, d, /*deterministic=*/cudnn_deterministic(),
       [&](std::vector<cudnnConvolutionBwdDataAlgoPerf_t>& ranked) {
         int max_count = 0, count = 0;
         KCUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count));
@@ -505,7 +508,7 @@ bool conv2d_backward_weight_vendor(const Conv2dShape& sh, const void* x, const v
   cudnnHandle_t h = cudnn_handle();
   Blend b(dtype);
   const bool ran = run_ranked<cudnnConvolutionBwdFilterAlgoPerf_t>(
-      op, 2, sh, d, /*deterministic=*/true,
+      op, 2, sh, d, /*deterministic=*/cudnn_deterministic(),
       [&](std::vector<cudnnConvolutionBwdFilterAlgoPerf_t>& ranked) {
         int max_count = 0, count = 0;
         KCUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count));

@@ -9,8 +9,10 @@
 //     CUDNN_DEFAULT_MATH reported for an algorithm that runs under the FMA descriptor anyway;
 //     CUDNN_TENSOR_OP_MATH would be TF32 on sm_80+. With TF32 on, the algorithm's own math type
 //     is set on the descriptor before it runs (as PyTorch does);
-//   - for the backward passes, only deterministic algorithms: ours are, and a reference path
-//     that changes its answer between runs would make ours-vs-vendor comparisons noisy.
+//   - for the backward passes, only deterministic algorithms while
+//     kernels::cuda::cudnn_deterministic() is on (the default): ours are, and a reference path
+//     that changes its answer between runs would make ours-vs-vendor comparisons noisy. Off,
+//     any algorithm may run, as PyTorch's default (the GPU benchmarks compare that way).
 // The caller tries them in order and falls back to our kernel when none runs (conv2d_ops.cu).
 //
 // Plain C++ on cuDNN's types, so tests can check the filter without a GPU.

@@ -102,6 +102,7 @@ constinit EnvSwitch g_sync("ENGINE_CUDA_SYNC");
 constinit EnvSwitch g_tf32("ENGINE_CUDA_TF32");
 constinit EnvSwitch g_cudnn_benchmark("ENGINE_CUDNN_BENCHMARK");
 constinit EnvSwitch g_cudnn_bn_persistent("ENGINE_CUDNN_BN_PERSISTENT", /*fallback=*/true);
+constinit EnvSwitch g_cudnn_deterministic("ENGINE_CUDNN_DETERMINISTIC", /*fallback=*/true);
 
 }  // namespace
 
@@ -116,6 +117,9 @@ bool cudnn_benchmark() { return g_cudnn_benchmark.get(); }
 
 void set_cudnn_bn_persistent(bool on) { g_cudnn_bn_persistent.set(on); }
 bool cudnn_bn_persistent() { return g_cudnn_bn_persistent.get(); }
+
+void set_cudnn_deterministic(bool on) { g_cudnn_deterministic.set(on); }
+bool cudnn_deterministic() { return g_cudnn_deterministic.get(); }
 
 namespace {
 std::atomic<uint64_t> g_library_calls{0};

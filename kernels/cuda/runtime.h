@@ -89,6 +89,15 @@ bool cudnn_benchmark();
 void set_cudnn_bn_persistent(bool on);
 bool cudnn_bn_persistent();
 
+// cuDNN's convolution backward passes (data and weight gradient) only with algorithms cuDNN
+// calls deterministic: on by default, so two runs of the vendor path give the same bits, as
+// ours always do (PyTorch's torch.backends.cudnn.deterministic = True). Off with
+// ENGINE_CUDNN_DETERMINISTIC=0 (read once) or set_cudnn_deterministic(false): every algorithm
+// may run, as PyTorch's default; some add partial sums with atomics, in whatever order the GPU
+// schedules them. The forward pass is deterministic either way.
+void set_cudnn_deterministic(bool on);
+bool cudnn_deterministic();
+
 // ---- stream, device and library handles ----------------------------------------------------
 
 // The one compute stream (non-blocking, created on first use on the current device). Every

@@ -117,6 +117,21 @@ TEST_F(CudaConv, CudnnBenchmarkModeMatchesCpuAndKeepsItsChoice) {
   engine::cuda::set_cudnn_benchmark(saved);
 }
 
+// engine::cuda::set_cudnn_deterministic(false), PyTorch's default: cuDNN may pick backward
+// algorithms that add partial sums in any order; the gradients must still match the CPU, in
+// heuristic and benchmark mode.
+TEST_F(CudaConv, CudnnAnyAlgorithmMatchesCpu) {
+  SKIP_WITHOUT_VENDOR_LIBRARIES();
+  const bool saved = engine::cuda::cudnn_deterministic(), saved_timed = engine::cuda::cudnn_benchmark();
+  engine::cuda::set_cudnn_deterministic(false);
+  for (bool timed : {false, true}) {
+    engine::cuda::set_cudnn_benchmark(timed);
+    check_all(kGeneral, Family::Conv, Impl::Vendor, timed ? 920 : 900, {DType::Float32});
+  }
+  engine::cuda::set_cudnn_benchmark(saved_timed);
+  engine::cuda::set_cudnn_deterministic(saved);
+}
+
 // The shapes our networks use must really run on cuDNN when it is asked for (a convolution
 // cuDNN has no deterministic FMA algorithm for runs ours and counts a fallback).
 TEST_F(CudaConv, CudnnTakesTheNetworksShapes) {
