@@ -20,8 +20,8 @@
 #   4. <lab>_bench   every kernel lab (bench/cuda/<family>_bench.cu: validates each version
 #                    against the CPU, then times it), each writing JSON         [4-30 s each]
 #      torch_kernels bench/gpu/torch_kernels.py: PyTorch on the labs' shapes    [~20-40 s]
-#   5. memcheck over cuda_labs_tests (the hand-written kernels, quick), then cuda_tests, with
-#      ENGINE_CUDA_NO_CACHE=1 (exact-size allocations freed at once, so every overrun and
+#   5. memcheck over cuda_labs_tests (the hand-written kernels, quick) and cuda_tests at once,
+#      with ENGINE_CUDA_NO_CACHE=1 (exact-size allocations freed at once, so every overrun and
 #      use-after-free is seen) [4 + 18 s]; then racecheck one test suite per step (at most 60 s
 #      each, GPU_CHECK_RACECHECK_JOBS of them at once; all of cuda_labs_tests in one run ran
 #      past 80 s)
