@@ -36,13 +36,23 @@
 //       operand split in two TF32 halves (3xTF32, mma_tf32.cuh) so the dot products keep about
 //       float32's accuracy and the neighbours stay those of v3 (plain TF32 would keep ~3
 //       digits: near-ties would swap). Q <= 8 streams the bank as v3.
-//   -Xptxas -v (sm_90, nvcc 13.0): see kernels/README.md; no spills.
+//   v5  screen, then re-rank: v4's kernel with one TF32 product per product (1xTF32, a third of
+//       the tensor-core work and no operand splitting) keeps each query's kc = max(2k, k + 16)
+//       best candidates (at most 64) instead of k, and a second pass recomputes those kc
+//       distances in float32 (a warp per query, one bank row at a time) and keeps the k best.
+//       Plain TF32 errs by ~1e-3 of |q| |b|; the k-th and kc-th best of a large bank lie much
+//       further apart, so the k true best are among the kc and come out as v3's. k > 48 leaves
+//       no room for candidates: v4 runs. Q <= 8 streams the bank as v3. Not yet timed on a GPU.
+//   -Xptxas -v (sm_90, nvcc 13.0): see kernels/README.md; no spills but in v5's fused kernel
+//   (76 bytes at the 128-register cap of two blocks per SM).
 //
 // Roofline (H100: 2.6 TB/s, 67 TFLOP/s fp32 on CUDA cores):
 //   Q=1024, N=100000, D=768, k=15: 2*Q*N*D = 157.3 GFLOP -> 2.35 ms; bank 307 MB -> 0.12 ms;
 //     compute-bound. v1/v2 also write and read the 410 MB matrix (+0.32 ms).
 //     PyTorch cdist + topk: 5.8 ms (27 TFLOP/s). v4 runs 3 TF32 products per product on the
 //     tensor cores (495 TFLOP/s dense): a floor of 3 x 157.3 GFLOP -> 0.95 ms.
+//     v5 runs one TF32 product per product: 157.3 GFLOP at 495 TFLOP/s = 0.32 ms, plus the
+//     re-rank (Q x kc rows of D floats from L2: 1024 x 31 x 768 x 4 = 98 MB).
 //   Q=1, N=1,000,000, D=768: bank 3.07 GB -> 1.18 ms; 1.5 GFLOP -> 0.02 ms; memory-bound.
 #include <algorithm>
 #include <string>
@@ -379,7 +389,9 @@ struct __align__(16) GemmSmemTf32 {
 static_assert(sizeof(GemmSmemTf32) <= kTileBytes, "the GEMM staging aliases the score tile");
 
 // acc[mi][ni][i] = A[m0 + row] . B[n0 + col] for fragment element i of block (mi, ni) (zero
-// rows past the ends), each product as big*big + big*small + small*big. Ends with a barrier.
+// rows past the ends), each product as big*big + big*small + small*big (kTerms = 3, v4) or as
+// big*big alone (kTerms = 1, v5: plain TF32, about 3 digits). Ends with a barrier.
+template <int kTerms>
 __device__ __forceinline__ void gemm_tile_tf32(const float* __restrict__ A, int64_t rows_a,
                                                const float* __restrict__ B, int64_t rows_b, int d,
                                                int64_t m0, int64_t n0, GemmSmemTf32& s,
@@ -398,25 +410,33 @@ __device__ __forceinline__ void gemm_tile_tf32(const float* __restrict__ A, int6
       for (int i = 0; i < 4; ++i) acc[mi][ni][i] = 0.f;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
+  static_assert(kTerms == 1 || kTerms == 3, "1xTF32 or 3xTF32");
   stage_slices(A, rows_a, B, rows_b, d, m0, n0, s, vec, [&](int buf) {
+    // big = x rounded to TF32, small = what that rounding left out (kTerms = 1: big alone)
+    auto convert = [](float x, uint32_t& big, uint32_t& small) {
+      if constexpr (kTerms == 3) split_tf32(x, big, small);
+      else big = mma::to_tf32(x), small = 0;
+    };
     uint32_t b_big[4][2], b_small[4][2];  // fragment element h of B block ni
 #pragma unroll
     for (int ni = 0; ni < 4; ++ni)
 #pragma unroll
       for (int h = 0; h < 2; ++h)
-        split_tf32(s.b[buf][mma_b_k(lane, h)][wn + ni * 8 + mma_b_n(lane, h)], b_big[ni][h],
-                   b_small[ni][h]);
+        convert(s.b[buf][mma_b_k(lane, h)][wn + ni * 8 + mma_b_n(lane, h)], b_big[ni][h],
+                b_small[ni][h]);
 #pragma unroll
     for (int mi = 0; mi < 4; ++mi) {
       uint32_t a_big[4], a_small[4];  // fragment element i of A block mi
 #pragma unroll
       for (int i = 0; i < 4; ++i)
-        split_tf32(s.a[buf][mma_a_k(lane, i)][wm + mi * 16 + mma_a_row(lane, i)], a_big[i],
-                   a_small[i]);
+        convert(s.a[buf][mma_a_k(lane, i)][wm + mi * 16 + mma_a_row(lane, i)], a_big[i],
+                a_small[i]);
 #pragma unroll
       for (int ni = 0; ni < 4; ++ni) {  // the two small terms, then big * big (as CUTLASS)
-        mma_tf32(acc[mi][ni], a_small, b_big[ni]);
-        mma_tf32(acc[mi][ni], a_big, b_small[ni]);
+        if constexpr (kTerms == 3) {
+          mma_tf32(acc[mi][ni], a_small, b_big[ni]);
+          mma_tf32(acc[mi][ni], a_big, b_small[ni]);
+        }
         mma_tf32(acc[mi][ni], a_big, b_big[ni]);
       }
     }
@@ -449,8 +469,9 @@ __device__ __forceinline__ void store_scores_tf32(const float (&acc)[4][4][4],
     }
 }
 
-// grid (query tiles, bank splits). partial: [Q][splits][k] keys. kTensorCores: v4's GEMM tile.
-template <bool kTensorCores>
+// grid (query tiles, bank splits). partial: [Q][splits][k] keys. kTerms: 0 = v3's GEMM tile
+// on the CUDA cores, 3 = v4's (3xTF32), 1 = v5's (1xTF32, k being its candidate count).
+template <int kTerms>
 __global__ void __launch_bounds__(256, 2)  // <= 128 registers: two blocks per SM
     knn_fused(const float* __restrict__ qs, const float* __restrict__ bank,
                  const float* __restrict__ qn, const float* __restrict__ bn, int64_t q, int64_t n,
@@ -469,9 +490,9 @@ __global__ void __launch_bounds__(256, 2)  // <= 128 registers: two blocks per S
   const int64_t c_end = c_begin + chunks_per_split < chunks ? c_begin + chunks_per_split : chunks;
   for (int64_t chunk = c_begin; chunk < c_end; ++chunk) {
     const int64_t n0 = chunk * kBN;
-    if constexpr (kTensorCores) {
+    if constexpr (kTerms > 0) {
       float acc[4][4][4];
-      gemm_tile_tf32(qs, q, bank, n, d, m0, n0, *reinterpret_cast<GemmSmemTf32*>(smem_fused), acc,
+      gemm_tile_tf32<kTerms>(qs, q, bank, n, d, m0, n0, *reinterpret_cast<GemmSmemTf32*>(smem_fused), acc,
                      vec);  // ends with a barrier
       store_scores_tf32(acc, qn, bn, q, n, m0, n0, cosine, tile);
     } else {
@@ -619,6 +640,61 @@ __global__ void __launch_bounds__(256)
   }
 }
 
+// ---- v5: 1xTF32 candidates, re-ranked in float32 ---------------------------------------------
+
+// v5's candidates per query: the k best by 1xTF32 scores are very likely among its kc best, so
+// the float32 re-rank of kc keeps v3's answer; k + 16 at least, twice k where the warp lists
+// have room. Larger k leaves no room (kc <= 64): v5 runs v4 then.
+constexpr int kCandidateMargin = 16;
+int v5_candidates(int k) { return std::min(kKnnMaxK, std::max(2 * k, k + kCandidateMargin)); }
+bool v5_takes(int k) { return k + kCandidateMargin <= kKnnMaxK; }
+
+// One block per query: the kc best of its `per_query` partial keys, as keys [Q][kc].
+__global__ void __launch_bounds__(256)
+    merge_partial_keys(const uint64_t* __restrict__ partial, int64_t per_query, int kc,
+                       uint64_t* __restrict__ out) {
+  __shared__ uint64_t lists[8 * 64];
+  const uint64_t* p = partial + int64_t(blockIdx.x) * per_query;
+  WarpList best = block_select(
+      per_query, kc, [&](int64_t j) { return p[j]; }, lists);
+  const int lane = threadIdx.x;
+  uint64_t* o = out + int64_t(blockIdx.x) * kc;
+  if (lane < 32 && lane < kc) o[lane] = best.lo;
+  if (lane < 32 && lane + 32 < kc) o[lane + 32] = best.hi;
+}
+
+// A warp per query: each of its kc candidates' dot product again in float32 (the warp reads the
+// bank row once, coalesced, and sums it with shuffles, as the streaming kernel does), scored
+// with the same norms as v3, and the k best of those kept. cand: [Q][kc] keys from
+// merge_partial_keys (sentinels where N < kc).
+__global__ void __launch_bounds__(256)
+    rerank(const float* __restrict__ qs, const float* __restrict__ bank,
+           const float* __restrict__ qn, const float* __restrict__ bn, int64_t q, int d, int k,
+           int kc, bool cosine, const uint64_t* __restrict__ cand, float* __restrict__ values,
+           int64_t* __restrict__ indices) {
+  const int lane = threadIdx.x & 31;
+  const int64_t i = blockIdx.x * int64_t(blockDim.x / 32) + (threadIdx.x >> 5);
+  if (i >= q) return;  // whole warps
+  const float* qi = qs + i * d;
+  WarpList l;
+  uint64_t thr = kSentinel;
+  for (int e = 0; e < kc; ++e) {
+    const uint64_t key = cand[i * kc + e];  // the same for every lane
+    if (key == kSentinel) break;            // sorted: only sentinels follow
+    const int64_t j = int64_t(uint32_t(key));
+    const float* bj = bank + j * d;
+    float dot = 0.f;
+    for (int c = lane; c < d; c += 32) dot = fmaf(qi[c], bj[c], dot);
+    dot = warp_sum(dot);  // every lane ends with the same bits (xor butterfly)
+    const uint64_t u = pack(float_key(score(dot, qn[i], bn[j], cosine), false), j);
+    if (u < thr) {  // uniform across the warp
+      insert(l, u, lane);
+      thr = kth(l, k);
+    }
+  }
+  write_list(l, k, cosine, values + i * k, indices + i * k, lane);
+}
+
 // ---- plans and launchers ----------------------------------------------------------------------
 
 void check_args(int64_t q, int64_t n, int d, int k, const char* op) {
@@ -637,21 +713,22 @@ void check_args(int64_t q, int64_t n, int d, int k, const char* op) {
 
 struct Plan {
   int version = 3;
-  bool stream = false;       // v3/v4 with Q <= 8: the bank-streaming kernel
+  bool stream = false;       // v3/v4/v5 with Q <= 8: the bank-streaming kernel
   int splits = 1;            // v3: blocks along the bank per query (tile)
   int chunks_per_split = 0;  // v3 GEMM path
+  int list_k = 0;            // the fused kernel's list length: k, or v5's candidate count
   size_t smem = 0;           // v3 dynamic shared memory
-  size_t norms_bytes = 0, matrix_bytes = 0, partial_bytes = 0;
-  size_t total() const { return norms_bytes + matrix_bytes + partial_bytes; }
+  size_t norms_bytes = 0, matrix_bytes = 0, partial_bytes = 0, cand_bytes = 0;
+  size_t total() const { return norms_bytes + matrix_bytes + partial_bytes + cand_bytes; }
 };
 
 // Allows the fused kernel its dynamic shared memory; returns how many of its blocks fit the GPU.
-template <bool kTensorCores>
+template <int kTerms>
 int64_t prepare_fused(size_t smem, const char* op) {
-  labs::check(cudaFuncSetAttribute(knn_fused<kTensorCores>,
+  labs::check(cudaFuncSetAttribute(knn_fused<kTerms>,
                                    cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
               op);
-  return labs::resident_blocks(reinterpret_cast<const void*>(knn_fused<kTensorCores>), 256, smem);
+  return labs::resident_blocks(reinterpret_cast<const void*>(knn_fused<kTerms>), 256, smem);
 }
 
 Plan make_plan(int version, int64_t q, int64_t n, int d, int k, bool /*cosine*/, const char* op) {
@@ -681,15 +758,19 @@ Plan make_plan(int version, int64_t q, int64_t n, int d, int k, bool /*cosine*/,
     p.partial_bytes = align256(size_t(q) * p.splits * k * sizeof(uint64_t));
     return p;
   }
-  p.smem = fused_smem(k);
+  if (p.version == 5 && !v5_takes(k)) p.version = 4;
+  p.list_k = p.version == 5 ? int(std::min<int64_t>(v5_candidates(k), n)) : k;
+  p.smem = fused_smem(p.list_k);
   const int64_t q_tiles = ceil_div(q, kBM), chunks = ceil_div(n, kBN);
-  const int64_t resident =
-      p.version == 4 ? prepare_fused<true>(p.smem, op) : prepare_fused<false>(p.smem, op);
+  const int64_t resident = p.version == 5   ? prepare_fused<1>(p.smem, op)
+                           : p.version == 4 ? prepare_fused<3>(p.smem, op)
+                                            : prepare_fused<0>(p.smem, op);
   int64_t splits = std::clamp<int64_t>(resident / q_tiles, 1, std::min<int64_t>(chunks, 65535));
   p.chunks_per_split = int(ceil_div(chunks, splits));
   p.splits = int(ceil_div(chunks, p.chunks_per_split));  // no empty splits
   p.norms_bytes = align256(size_t(q + n) * sizeof(float));
-  p.partial_bytes = align256(size_t(q) * p.splits * k * sizeof(uint64_t));
+  p.partial_bytes = align256(size_t(q) * p.splits * p.list_k * sizeof(uint64_t));
+  if (p.version == 5) p.cand_bytes = align256(size_t(q) * p.list_k * sizeof(uint64_t));
   return p;
 }
 
@@ -745,12 +826,26 @@ void knn_search(int version, const float* queries, const float* bank, int64_t q,
     launch_norms(bank, n, d, cosine, norms + q, stream);
     labs::check_launch(op);
     const dim3 grid(unsigned(ceil_div(q, kBM)), unsigned(p.splits));
+    const int lk = p.list_k;
+    if (p.version == 5) {
+      knn_fused<1><<<grid, 256, p.smem, stream>>>(queries, bank, norms, norms + q, q, n, d, lk,
+                                                  cosine, p.chunks_per_split, partial, vec);
+      labs::check_launch(op);
+      uint64_t* cand = ws.as<uint64_t>(p.norms_bytes + p.partial_bytes);
+      merge_partial_keys<<<unsigned(q), 256, 0, stream>>>(partial, int64_t(p.splits) * lk, lk,
+                                                          cand);
+      labs::check_launch(op);
+      rerank<<<unsigned(ceil_div(q, 8)), 256, 0, stream>>>(queries, bank, norms, norms + q, q, d,
+                                                           k, lk, cosine, cand, values, indices);
+      labs::check_launch(op);
+      return;
+    }
     if (p.version == 4) {
-      knn_fused<true><<<grid, 256, p.smem, stream>>>(queries, bank, norms, norms + q, q, n, d, k,
-                                                     cosine, p.chunks_per_split, partial, vec);
+      knn_fused<3><<<grid, 256, p.smem, stream>>>(queries, bank, norms, norms + q, q, n, d, k,
+                                                  cosine, p.chunks_per_split, partial, vec);
     } else {
-      knn_fused<false><<<grid, 256, p.smem, stream>>>(queries, bank, norms, norms + q, q, n, d, k,
-                                                      cosine, p.chunks_per_split, partial, vec);
+      knn_fused<0><<<grid, 256, p.smem, stream>>>(queries, bank, norms, norms + q, q, n, d, k,
+                                                  cosine, p.chunks_per_split, partial, vec);
     }
   }
   labs::check_launch(op);

@@ -17,7 +17,7 @@
 
 namespace kernels::cuda {
 
-inline constexpr int kKnnVersions = 4;
+inline constexpr int kKnnVersions = 5;
 // What version 0 runs: v4 (tensor cores), measured faster than v3 on an H200 (2026-11-27:
 // 3.79 against 4.45 ms for 1,024 queries x 100,000 x 768, L2 and cosine; equal for one query,
 // where both stream the bank) and validated against the CPU there.
@@ -25,13 +25,15 @@ inline constexpr int kKnnFastest = 4;
 inline constexpr int kKnnMaxK = 64;     // k <= 64: a warp holds a top-k list in 2 registers/lane
 
 // Bytes of scratch knn_search needs for (version, Q, N, D, k, cosine): the distance matrix for
-// versions 1 and 2, row norms and per-split partial top-k lists for versions 3 and 4.
+// versions 1 and 2, row norms and per-split partial top-k lists for versions 3 to 5 (v5: also
+// its candidates).
 size_t knn_search_workspace(int version, int64_t q, int64_t n, int d, int k, bool cosine);
 
 // For each query the k nearest bank rows. v1: simple tiled distance matrix + per-row selection;
 // v2: register-blocked 128x128 distance matrix + selection; v3: fused (distance tiles never
 // leave shared memory; Q <= 8 streams the bank once with warp dot products instead); v4: v3 with
-// the distance tiles on tensor cores (3xTF32, about float32's accuracy).
+// the distance tiles on tensor cores (3xTF32, about float32's accuracy); v5: candidates by plain
+// TF32 tiles (1xTF32), re-ranked in float32 (v4 for k > 48; not yet timed on a GPU).
 // workspace: at least knn_search_workspace() bytes, or null (then cudaMallocAsync on stream).
 void knn_search(int version, const float* queries, const float* bank, int64_t q, int64_t n, int d,
                 int k, bool cosine, float* values, int64_t* indices, void* workspace,

@@ -146,6 +146,26 @@ TEST(CudaLabsKnn, ExactOnIntegersWithTies) {
   }
 }
 
+// A bank built so that plain TF32 (10-bit mantissas) ranks wrongly: q = (1, 0, 0, 0); 16 rows
+// (1 + 2^-10, 0, 0, 0), exact in TF32, at squared distance 2^-20; then row A = (1 + 3 * 2^-13,
+// 0, 0, 0), truly nearer (1.3e-7) but rounded to 1 by TF32, which puts it at 7.3e-4, behind all
+// 16; the rest far away. Every version must return A first: float32 and 3xTF32 see it directly;
+// v5 must carry it among its candidates (it is 17th by TF32, within k + 16) and re-rank it.
+TEST(CudaLabsKnn, ReRankFindsWhatPlainTf32Misorders) {
+  LABS_SKIP_WITHOUT_CUDA();
+  const int64_t q = 9, n = 40;  // Q > 8: the fused (tile) path
+  const int d = 4, k = 1, a = 16;
+  std::vector<float> qs(q * d, 0.f), bank(n * d, 0.f);
+  for (int64_t i = 0; i < q; ++i) qs[i * d] = 1.f;
+  for (int64_t j = 0; j < n; ++j)
+    bank[j * d] = j < a ? 1.f + std::ldexp(1.f, -10) : j == a ? 1.f + 3 * std::ldexp(1.f, -13) : 0.5f;
+  for (int v = 0; v <= kernels::cuda::kKnnVersions; ++v) {
+    SCOPED_TRACE("version " + std::to_string(v));
+    Result r = run(v, qs, bank, q, n, d, k, false);
+    for (int64_t i = 0; i < q; ++i) EXPECT_EQ(r.indices[i], a) << "query " << i;
+  }
+}
+
 // A NaN row scores worst: with k == N it comes last, otherwise never.
 TEST(CudaLabsKnn, NanRanksLast) {
   LABS_SKIP_WITHOUT_CUDA();
