@@ -239,8 +239,9 @@ TEST(BatchNorm, FusedReluIsReluOfBatchNorm) {
         // The kink: where x = 0 in column 0 the output is exactly 0 and no gradient flows.
         if (training) {
           std::vector<double> y = results[1][0].to(DType::Float64).to_vector();
-          for (size_t i = 0; i < y.size(); i += c)
+          for (size_t i = 0; i < y.size(); i += c) {
             if ((int64_t(i / c) % 3) == 1) EXPECT_EQ(y[i], 0.0) << "row " << i / c;
+          }
         }
       }
 }
