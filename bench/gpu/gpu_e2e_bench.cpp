@@ -498,9 +498,10 @@ int run(int argc, char** argv) {
       {"profile-steps", "steps per profile (default 2)"},
       {"cudnn-benchmark", "on (default: cuDNN's algorithms timed per shape, as PyTorch's "
                           "cudnn.benchmark on the other side) or off (cuDNN's heuristics)"},
-      {"cudnn-deterministic", "off (default: any cuDNN convolution algorithm may run, as PyTorch's "
-                              "default cudnn.deterministic = False on the other side) or on (deterministic "
-                              "backward algorithms only, the engine's own default)"},
+      {"cudnn-deterministic", "off (default: any cuDNN convolution algorithm may run, as "
+                              "PyTorch's default cudnn.deterministic = False on the other side) "
+                              "or on (deterministic backward algorithms only, the engine's own "
+                              "default)"},
   });
   if (a.help()) {
     std::printf("gpu_e2e_bench: our engine end to end on the GPU (see the source's header)\n%s",
@@ -532,7 +533,8 @@ int run(int argc, char** argv) {
   const auto cudnn_benchmark = a.list("cudnn-benchmark", "on", {"on", "off"});
   const auto cudnn_deterministic = a.list("cudnn-deterministic", "off", {"on", "off"});
   if (cudnn_benchmark.size() != 1 || cudnn_deterministic.size() != 1) {
-    std::fprintf(stderr, "gpu_e2e_bench: --cudnn-benchmark and --cudnn-deterministic take on or off\n");
+    std::fprintf(stderr,
+                 "gpu_e2e_bench: --cudnn-benchmark and --cudnn-deterministic take on or off\n");
     return 2;
   }
   auto has = [&](const char* b) { return std::find(benches.begin(), benches.end(), b) != benches.end(); };

@@ -357,8 +357,9 @@ BiasGradPlan bias_grad_plan(int64_t rows, int C, int width, int version) {
   p.rows_per_step = version == 3 ? 2 : 1;
   int64_t blocks = int64_t(labs::sm_count()) * 4;
   if (version == 3) {  // v3 is always the fused kernel
-    const void* kernel = width == 4 ? reinterpret_cast<const void*>(bias_grad_partial<float4, true, 2>)
-                                    : reinterpret_cast<const void*>(bias_grad_partial<float, true, 2>);
+    const void* kernel =
+        width == 4 ? reinterpret_cast<const void*>(bias_grad_partial<float4, true, 2>)
+                   : reinterpret_cast<const void*>(bias_grad_partial<float, true, 2>);
     blocks = labs::resident_blocks(kernel, p.lanes * p.w, 0);
   }
   // Each block walks at least 4 steps per lane.

@@ -122,7 +122,8 @@ TEST_F(CudaConv, CudnnBenchmarkModeMatchesCpuAndKeepsItsChoice) {
 // heuristic and benchmark mode.
 TEST_F(CudaConv, CudnnAnyAlgorithmMatchesCpu) {
   SKIP_WITHOUT_VENDOR_LIBRARIES();
-  const bool saved = engine::cuda::cudnn_deterministic(), saved_timed = engine::cuda::cudnn_benchmark();
+  const bool saved = engine::cuda::cudnn_deterministic();
+  const bool saved_timed = engine::cuda::cudnn_benchmark();
   engine::cuda::set_cudnn_deterministic(false);
   for (bool timed : {false, true}) {
     engine::cuda::set_cudnn_benchmark(timed);

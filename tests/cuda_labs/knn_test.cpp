@@ -157,8 +157,8 @@ TEST(CudaLabsKnn, ReRankFindsWhatPlainTf32Misorders) {
   const int d = 4, k = 1, a = 16;
   std::vector<float> qs(q * d, 0.f), bank(n * d, 0.f);
   for (int64_t i = 0; i < q; ++i) qs[i * d] = 1.f;
-  for (int64_t j = 0; j < n; ++j)
-    bank[j * d] = j < a ? 1.f + std::ldexp(1.f, -10) : j == a ? 1.f + 3 * std::ldexp(1.f, -13) : 0.5f;
+  const float tied = 1.f + std::ldexp(1.f, -10), nearest = 1.f + 3 * std::ldexp(1.f, -13);
+  for (int64_t j = 0; j < n; ++j) bank[j * d] = j < a ? tied : j == a ? nearest : 0.5f;
   for (int v = 0; v <= kernels::cuda::kKnnVersions; ++v) {
     SCOPED_TRACE("version " + std::to_string(v));
     Result r = run(v, qs, bank, q, n, d, k, false);

@@ -148,8 +148,9 @@ class Launcher {
     static_assert(sizeof...(A) == sizeof...(P), "wrong number of kernel arguments");
     const std::tuple<P...> params(std::forward<A>(args)...);  // converted as by a launch
     // (Skipped with the kernels: EMU_KERNELS=skip measures the program's host work alone.)
-    if (std::string bad = kernels_skipped() ? std::string()
-                                            : host_pointer_argument(params, std::index_sequence_for<P...>{});
+    if (std::string bad = kernels_skipped()
+                              ? std::string()
+                              : host_pointer_argument(params, std::index_sequence_for<P...>{});
         !bad.empty()) {
       report(cudaErrorIllegalAddress,
              "kernel " + std::string(name_) + " launched at " + where(site_) + ": " + bad);
