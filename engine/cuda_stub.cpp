@@ -12,6 +12,7 @@ void set_gpu_kernels(const std::string& choice) {
 }
 void set_gpu_tf32(bool) {}
 void set_gpu_cudnn_benchmark(bool) {}
+void set_gpu_cudnn_deterministic(bool) {}
 std::string gpu_kernels_summary() { return "no CUDA in this build"; }
 
 }  // namespace engine

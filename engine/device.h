@@ -37,10 +37,14 @@ bool cuda_available();
 //   set_gpu_cudnn_benchmark(true)  cuDNN's convolution algorithms chosen by timing them at each
 //                              shape's first run (ENGINE_CUDNN_BENCHMARK; PyTorch's
 //                              cudnn.benchmark)
+//   set_gpu_cudnn_deterministic(false)  cuDNN's convolution backward passes may use any
+//                              algorithm, some adding with atomics in no fixed order
+//                              (ENGINE_CUDNN_DETERMINISTIC=0; PyTorch's default)
 //   gpu_kernels_summary()      e.g. "GEMM=ours CONV=vendor ... TF32=on", for logs
 void set_gpu_kernels(const std::string& choice);
 void set_gpu_tf32(bool on);
 void set_gpu_cudnn_benchmark(bool on);
+void set_gpu_cudnn_deterministic(bool on);
 std::string gpu_kernels_summary();
 
 }  // namespace engine

@@ -12,8 +12,8 @@ void add_forward_command(CLI::App& app);   // cli_forward.cpp: forward
 void add_demo_command(CLI::App& app);      // cli_demo.cpp:    demo
 
 // --device DEVICE (its help text: the choices, default first) and the GPU options beside it:
-// --kernels default|ours|vendor, --tf32 and --cudnn-benchmark, kept in gpu_choices() (trainer.h) and applied by
-// resolve_device when the device is a GPU.
+// --kernels default|ours|vendor, --tf32, --cudnn-benchmark and --cudnn-nondeterministic, kept
+// in gpu_choices() (trainer.h) and applied by resolve_device when the device is a GPU.
 void add_device_options(CLI::App* c, std::string& device, const char* help = "auto | cpu | cuda");
 
 // --workers of train, grid, eval, export and predict (decode_workers in loader.h).

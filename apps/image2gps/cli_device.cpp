@@ -19,6 +19,10 @@ void add_device_options(CLI::App* c, std::string& device, const char* help) {
   c->add_flag("--cudnn-benchmark", g.cudnn_benchmark,
               "GPU: choose each convolution's cuDNN algorithm by timing them all at its first "
               "run (PyTorch's cudnn.benchmark; slower first step)");
+  c->add_flag("--cudnn-nondeterministic", g.cudnn_nondeterministic,
+              "GPU: let cuDNN's convolution backward passes use any algorithm, some of which add "
+              "with atomics in no fixed order (PyTorch's default; runs no longer repeat bit for "
+              "bit)");
 }
 
 }  // namespace i2g

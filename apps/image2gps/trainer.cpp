@@ -45,6 +45,7 @@ engine::Device resolve_device(const std::string& name) {
     engine::set_gpu_kernels(g.kernels);
     if (g.tf32) engine::set_gpu_tf32(true);
     if (g.cudnn_benchmark) engine::set_gpu_cudnn_benchmark(true);
+    if (g.cudnn_nondeterministic) engine::set_gpu_cudnn_deterministic(false);
     static bool said = false;
     if (!said) std::fprintf(stderr, "kernels: %s\n", engine::gpu_kernels_summary().c_str());
     said = true;

@@ -40,7 +40,8 @@ struct LoadedModel {
 LoadedModel load_trained_model(const std::string& ckpt_path, engine::Device device);
 
 // "auto" -> cuda when a GPU is visible, else cpu. On a GPU it first applies the command line's
-// --kernels / --tf32 / --cudnn-benchmark (gpu_choices()), and says once on stderr what the op families run.
+// --kernels / --tf32 / --cudnn-benchmark / --cudnn-nondeterministic (gpu_choices()), and says
+// once on stderr what the op families run.
 engine::Device resolve_device(const std::string& name);
 
 // The GPU options every subcommand with --device takes (cli.h: add_device_options).
@@ -48,6 +49,7 @@ struct GpuChoices {
   std::string kernels = "default";  // default | ours | vendor (engine::set_gpu_kernels)
   bool tf32 = false;                // on: TF32 tensor cores for float32 (off: as the env says)
   bool cudnn_benchmark = false;     // on: cuDNN algorithms chosen by timing (off: as the env says)
+  bool cudnn_nondeterministic = false;  // on: any cuDNN backward algorithm (off: as the env says)
 };
 GpuChoices& gpu_choices();
 

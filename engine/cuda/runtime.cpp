@@ -193,6 +193,7 @@ void set_gpu_kernels(const std::string& choice) {
 
 void set_gpu_tf32(bool on) { cuda::set_tf32(on); }
 void set_gpu_cudnn_benchmark(bool on) { cuda::set_cudnn_benchmark(on); }
+void set_gpu_cudnn_deterministic(bool on) { cuda::set_cudnn_deterministic(on); }
 
 std::string gpu_kernels_summary() {
   std::string s;
@@ -201,7 +202,8 @@ std::string gpu_kernels_summary() {
     s += cat(kernels::cuda::family_name(fam), "=", kernels::cuda::impl_name(cuda::impl(fam)), " ");
   }
   return s + (cuda::tf32() ? "TF32=on" : "TF32=off") +
-         (cuda::cudnn_benchmark() ? " cudnn_benchmark=on" : "");
+         (cuda::cudnn_benchmark() ? " cudnn_benchmark=on" : "") +
+         (cuda::cudnn_deterministic() ? "" : " cudnn_deterministic=off");
 }
 
 }  // namespace engine

@@ -204,15 +204,16 @@ void expect_one_line_error(const RunResult& r, const std::string& name) {
   EXPECT_NE(r.err.find(name), std::string::npos) << r.err;
 }
 
-// --kernels, --tf32 and --cudnn-benchmark sit beside every --device: each such subcommand's --help lists them, a
-// wrong choice is refused before anything runs, and on the CPU they are accepted and change
-// nothing (the same training run, bit for bit).
+// --kernels, --tf32, --cudnn-benchmark and --cudnn-nondeterministic sit beside every --device:
+// each such subcommand's --help lists them, a wrong choice is refused before anything runs, and
+// on the CPU they are accepted and change nothing (the same training run, bit for bit).
 TEST_F(Image2gpsCli, GpuOptionsSitBesideEveryDeviceOption) {
   TempDir tmp;
   for (const char* sub : {"train", "grid", "eval", "export", "predict", "forward", "demo"}) {
     RunResult h = run({sub, "--help"}, tmp);
     EXPECT_EQ(h.status, 0) << sub << ": " << h.err;
-    for (const char* opt : {"--device", "--kernels", "--tf32", "--cudnn-benchmark"})
+    for (const char* opt :
+         {"--device", "--kernels", "--tf32", "--cudnn-benchmark", "--cudnn-nondeterministic"})
       EXPECT_NE(h.out.find(opt), std::string::npos) << sub << " --help lacks " << opt;
   }
   RunResult bad = run({"forward", "--arch", "resnet18", "--kernels", "fastest", "x.png"}, tmp);
@@ -224,7 +225,8 @@ TEST_F(Image2gpsCli, GpuOptionsSitBesideEveryDeviceOption) {
   RunResult plain = run(train_args(data, tmp.path() / "plain", 1), tmp);
   ASSERT_EQ(plain.status, 0) << plain.err;
   std::vector<std::string> args = train_args(data, tmp.path() / "flags", 1);
-  args.insert(args.end(), {"--kernels", "ours", "--tf32", "--cudnn-benchmark"});
+  args.insert(args.end(),
+              {"--kernels", "ours", "--tf32", "--cudnn-benchmark", "--cudnn-nondeterministic"});
   RunResult flags = run(args, tmp);
   ASSERT_EQ(flags.status, 0) << flags.err;
   expect_same_model((tmp.path() / "plain" / "best.ckpt").string(),
