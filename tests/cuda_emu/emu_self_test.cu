@@ -407,6 +407,40 @@ TEST(EmuPtx, MmaM16n8k8MatchesAPlainProduct) {
     }
 }
 
+// ldmatrix.x4 from a 32-row tile of 4 words per row (16 bytes), word w of row r holding 1000 r + w.
+// Lane L names tile row (7 L) % 32, so a row's place in the matrices is not its place in memory.
+// The PTX ISA's rule, written out independently of the emulator: register j of lane L holds
+// word L % 4 of the row named by lane 8 j + L / 4. misalign_bytes != 0 breaks the alignment.
+__device__ int named_row(int lane) { return lane * 7 % 32; }
+__global__ void ldmatrix_x4(uint32_t* out, int misalign_bytes) {
+  __shared__ __align__(16) uint32_t tile[32 * 4 + 4];
+  const int lane = int(threadIdx.x);
+  for (int i = lane; i < 32 * 4 + 4; i += 32) tile[i] = 1000u * uint32_t(i / 4) + uint32_t(i % 4);
+  __syncwarp();
+  const unsigned row = unsigned(__cvta_generic_to_shared(tile + 4 * named_row(lane))) +
+                       unsigned(misalign_bytes);
+  uint32_t d[4];
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+               : "r"(row));
+  for (int j = 0; j < 4; ++j) out[lane * 4 + j] = d[j];
+}
+
+TEST(EmuPtx, LdmatrixX4HandsEachLaneItsWordOfEachMatrix) {
+  Buffer<uint32_t> out(32 * 4);
+  ldmatrix_x4<<<1, 32>>>(out.get(), 0);
+  ASSERT_EQ(launch_error(), "");
+  const std::vector<uint32_t> got = out.download();
+  for (int lane = 0; lane < 32; ++lane)
+    for (int j = 0; j < 4; ++j) {
+      const int row = (8 * j + lane / 4) * 7 % 32;
+      EXPECT_EQ(got[size_t(lane * 4 + j)], 1000u * uint32_t(row) + uint32_t(lane % 4))
+          << "lane " << lane << " register " << j;
+    }
+  ldmatrix_x4<<<1, 32>>>(out.get(), 4);
+  EXPECT_NE(launch_error().find("not 16-byte aligned"), std::string::npos);
+}
+
 // 16 bytes of which src-size 8 are read, the rest zero-filled; visible after the wait.
 __global__ void async_copy(const float* src, float* before, float* after) {
   extern __shared__ float4 stage[];

@@ -28,6 +28,7 @@ import sys
 SUPPORTED_PTX = {
     "cvt.rna.tf32.f32",
     "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32",
+    "ldmatrix.sync.aligned.m8n8.x4.shared.b16",
     "cp.async.ca.shared.global",
     "cp.async.cg.shared.global",
     "cp.async.commit_group",

@@ -10,6 +10,9 @@
 //   cvt.rna.tf32.f32        round a float to TF32 (10-bit mantissa), nearest, ties away
 //   mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32
 //                           one warp-wide 16x8x8 TF32 matrix multiply-accumulate
+//   ldmatrix.sync.aligned.m8n8.x4.shared.b16
+//                           four 8x8 matrices of 16-bit elements (8 rows of 16 bytes each)
+//                           from shared memory into the warp's registers, collectively
 //   cp.async.{ca,cg}.shared.global, cp.async.commit_group, cp.async.wait_group
 //                           asynchronous global -> shared copies, in groups
 //
@@ -86,6 +89,28 @@ inline void mma_sync_aligned_m16n8k8_row_col_f32_tf32_tf32_f32(
     for (int k = 0; k < 8; ++k) sum = std::fma(A(r, k), B(k, n), sum);
     d[i] = sum;
   }
+  d0 = d[0], d1 = d[1], d2 = d[2], d3 = d[3];
+}
+
+// ---- ldmatrix.sync.aligned.m8n8.x4.shared.b16 {d0, d1, d2, d3}, [addr] --------------------------
+// Collectively by the 32 lanes of a warp (PTX ISA, "Warp-level matrix load instruction:
+// ldmatrix"): lanes 8j .. 8j+7 give the shared addresses of rows 0..7 of matrix j, each row 16
+// contiguous bytes, 16-byte aligned. Register dj of lane L receives 32-bit word L % 4 of row
+// L / 4 of matrix j (two 16-bit elements; the kernels load 32-bit TF32 values, one per word).
+inline void ldmatrix_sync_aligned_m8n8_x4_shared_b16(
+    uint32_t& d0, uint32_t& d1, uint32_t& d2, uint32_t& d3, unsigned addr,
+    std::source_location site = std::source_location::current()) {
+  const std::string at = "ldmatrix.m8n8.x4 at " + where(site);
+  SharedMemory& s = emulator().shared;
+  if (addr % 16 != 0) kernel_error(at + ": row address not 16-byte aligned");
+  if (!s.contains(s.base() + addr) || !s.contains(s.base() + addr + 15))
+    kernel_error(at + ": row address outside shared memory");
+  const LaneWords* lanes =
+      warp_collective("ldmatrix.m8n8.x4", 0xffffffffu, &addr, sizeof addr, site);
+  const int lane = g_current->lane;
+  uint32_t d[4];
+  for (int j = 0; j < 4; ++j)
+    std::memcpy(&d[j], s.base() + lanes[8 * j + lane / 4][0] + 4 * (lane % 4), 4);
   d0 = d[0], d1 = d[1], d2 = d[2], d3 = d[3];
 }
 
