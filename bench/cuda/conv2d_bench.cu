@@ -19,7 +19,9 @@
 // stride^2 times that work); the floor is max(bytes / 2.6 TB/s, FLOPs / 67 TFLOP/s fp32 or
 // 495 TF32); "vs cuDNN" = cuDNN's time / ours (> 1: we are faster) against cuDNN of the same
 // math. Exit: 0 when everything validated, 1 otherwise, 77 without a GPU. Takes ~30 s on an
-// H100 (the naive v1 dominates; --version 3 or 4 for a quick look).
+// H100 (the naive v1 dominates; --version 3 or 4 for a quick look). v5 is v4 with operands
+// rounded once in shared memory and ldmatrix fragments: the same bits, so its rows show what
+// the fewer instructions per mma.sync are worth.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -358,7 +360,7 @@ int main(int argc, char** argv) {
         for (int m = 0; m < 2; ++m) cudnn_ms[m] = op_rows[m].ran ? op_rows[m].ms : 0;
       }
       for (int v : versions) {
-        const bool tf32 = v == kc::kConv2dTf32Version;
+        const bool tf32 = kc::conv2d_version_is_tf32(v);
         op_rows.push_back(measure(v, tf32, "v" + std::to_string(v == 0 ? 3 : v), false));
       }
       for (int v : versions) {  // the fastest ones once more: the run-to-run noise

@@ -3,6 +3,9 @@
 //   version 2 = cuBLAS, FP32 math
 //   version 3 = our TF32 tensor-core kernel (kernels/cuda/matmul_tf32.cu)
 //   version 4 = cuBLAS, TF32 tensor-op math
+//   version 5 = version 3 with each operand element rounded to TF32 once in shared memory and
+//               the fragments read by ldmatrix (kernels::cuda::set_tf32_ldmatrix): the same
+//               bits in fewer instructions per mma.sync
 // (3 and 4 are what the engine runs with ENGINE_CUDA_TF32=1, as PyTorch with allow_tf32.)
 //
 //   matmul_bench [--version V] [--shape NAME|all] [--reps 50] [--json FILE] [--no-check]
@@ -50,7 +53,7 @@ int main(int argc, char** argv) {
   const std::string which = args.get("--shape", "all");
   const int reps = args.get_int("--reps", 50);
   const bool check = !args.has("--no-check");
-  const std::vector<int> versions = bench::versions(args, 4);
+  const std::vector<int> versions = bench::versions(args, 5);
   std::printf("matmul_bench on %s: float32, row-major\n", bench::device_line().c_str());
 
   cudaStream_t stream = kernels::cuda::stream();
@@ -83,6 +86,7 @@ int main(int argc, char** argv) {
       kernels::cuda::set_impl(kernels::cuda::Family::Gemm,
                               ours ? kernels::cuda::Impl::Ours : kernels::cuda::Impl::Vendor);
       kernels::cuda::set_tf32(tf32);
+      kernels::cuda::set_tf32_ldmatrix(version == 5);
       if (ours)
         std::printf("%s, version %d: %d split(s) of k\n", shape, version,
                     kernels::cuda::gemm_ours_splits(m, n, k, kernels::DType::Float32));
@@ -115,6 +119,7 @@ int main(int argc, char** argv) {
           rows_out[i].cublas_ms = rows_out[j].ms;
   }
   kernels::cuda::set_tf32(false);
+  kernels::cuda::set_tf32_ldmatrix(false);
   bench::print_header();
   for (const auto& r : rows_out) bench::print_row(r);
   bench::write_json(args.get("--json", ""), "matmul", rows_out);

@@ -13,6 +13,9 @@
 //                                       faster; cases cuDNN cannot take run ours)
 //   ENGINE_CUDA_TF32=1          float32 matrix products and convolutions on the TF32 tensor
 //                               cores (PyTorch's allow_tf32); default off
+//   ENGINE_CUDA_TF32_LDMATRIX=1 our TF32 kernels round each operand element once in shared
+//                               memory and read fragments with ldmatrix (the same bits;
+//                               default off until a GPU run times it faster)
 //   ENGINE_CUDNN_BENCHMARK=1    cuDNN's convolution algorithms chosen by timing them at each
 //                               shape's first run (PyTorch's cudnn.benchmark); default off
 //   ENGINE_CUDNN_BN_PERSISTENT=0  cuDNN's training batch norm in plain SPATIAL mode instead of

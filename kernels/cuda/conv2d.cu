@@ -36,6 +36,9 @@
 //       mma.sync.m16n8k8 (operands rounded to TF32 with cvt.rna, fp32 accumulators), slices 16
 //       deep copied global -> shared with cp.async (zero-fill for the padding) in a 4-stage
 //       pipeline. Only when asked for (kConv2dTf32Version): its rounding differs from fp32.
+//   v5  v4 with each operand element rounded to TF32 once, in shared memory, by the thread
+//       that copied it, and the along-k fragments read by ldmatrix.x4: 4x fewer shared loads and
+//       no cvt in the inner loop; the same bits as v4 (conv2d_tf32.cu).
 //   -Xptxas -v (sm_90, nvcc 13.0): kernels/README.md has the registers and shared memory of
 //   every kernel; none spills but v3's data gradient at 128x128 on the 16-byte path (16 B).
 //
@@ -424,8 +427,8 @@ void validate(const Conv2dLabShape& sh, const char* op) {
 int resolve(int version, const char* op) {
   if (version < 0 || version > kConv2dVersions)
     labs::fail(std::string(op) + ": version " + std::to_string(version) + " does not exist (0.." +
-               std::to_string(kConv2dVersions) + ", " + std::to_string(kConv2dTf32Version) +
-               " = TF32)");
+               std::to_string(kConv2dVersions) + "; " + std::to_string(kConv2dTf32Version) +
+               " and up = TF32)");
   return version == 0 ? 3 : version;
 }
 
@@ -447,7 +450,7 @@ void launch_v3_tile(const GemmArgs& a, int splits, bool vec, cudaStream_t stream
     gemm_v3<View, BM, BN, false><<<grid, BM * BN / 64, 0, stream>>>(a);
 }
 
-// Versions 2-4 of one view.
+// Versions 2-5 of one view.
 template <class View>
 void launch_gemm(int version, const GemmArgs& a, int splits, bool vec, cudaStream_t stream,
                  const char* op) {
@@ -467,7 +470,7 @@ void launch_gemm(int version, const GemmArgs& a, int splits, bool vec, cudaStrea
     else
       launch_v3_tile<View, 128, 128>(a, splits, vec, stream);
   } else {
-    conv::launch_tf32(kind_of<View>(), a, splits, vec, stream);
+    conv::launch_tf32(kind_of<View>(), a, splits, vec, /*rounded=*/version == 5, stream);
   }
   labs::check_launch(op);
 }

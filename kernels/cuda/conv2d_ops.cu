@@ -136,7 +136,10 @@ bool to_lab_shape(const Conv2dShape& sh, DType dtype, Conv2dLabShape& out) {
   return true;
 }
 
-int lab_version() { return tf32() ? kConv2dTf32Version : 0; }
+int lab_version() {
+  if (!tf32()) return 0;
+  return tf32_ldmatrix() ? kConv2dTf32Version + 1 : kConv2dTf32Version;
+}
 
 }  // namespace
 

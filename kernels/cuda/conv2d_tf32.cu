@@ -1,5 +1,5 @@
-// kernels/cuda/conv2d_tf32.cu — version 4 of the implicit-GEMM convolution (conv2d.cu has the
-// problem, the three GEMM views and versions 1-3): TF32 tensor cores through mma.sync.
+// kernels/cuda/conv2d_tf32.cu — versions 4 and 5 of the implicit-GEMM convolution (conv2d.cu
+// has the problem, the three GEMM views and versions 1-3): TF32 tensor cores through mma.sync.
 //
 // Block tile BM x BN (128x128; 128x64 or 64x128 when a side is <= 64, as v3), one 64x32 warp
 // tile per warp: 4 x 4 mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 per 8-deep k-step,
@@ -22,6 +22,13 @@
 // [row][16+4], the others as [kk][rows+8]: cp.async writes 16 contiguous bytes, and the
 // fragment reads (row g, k t) hit 32 different banks (Tf32Tile in mma_tile.cuh).
 // Shared memory: 4 x (20 KB forward, 18.5 KB data, 13 KB weight at 64x128) -> 2 blocks/SM.
+//
+// Version 5 is version 4 with each operand element rounded to TF32 once, in shared memory, by
+// the thread that copied it (as soon as its copy lands, before the slice's barrier), and the
+// fragments of along-k tiles read by ldmatrix.x4 (mma_tf32.cuh, warp_tile_slice_rounded):
+// per k-step a lane of a 128x128 block issues 6 shared loads and no cvt for its 16 mma.sync
+// instead of 24 loads and 24 cvt (forward: both operands along k; data gradient: A; weight
+// gradient: neither, so there only the cvt go). Same roundings and sums: the same bits as v4.
 #include <string>
 
 #include "kernels/cuda/conv2d.h"
@@ -59,8 +66,17 @@ __device__ __forceinline__ void copy_slice(const L& ld, const Geo& g, const floa
   }
 }
 
+// v5: round this thread's chunks of stage tile s (those copy_slice filled; landed) to TF32.
+template <class L, class Tile>
+__device__ __forceinline__ void round_slice(float* s, int tid) {
+#pragma unroll
+  for (int j = 0; j < L::E; ++j)
+    mma::round_chunk_tf32(s + Tile::index(L::Slots::row(tid, j), L::Slots::kk(tid, j)));
+}
+
 // Registers as v3: 256-thread blocks <= 128 (2 per SM), 128-thread blocks <= 168 (3 per SM).
-template <class View, int BM, int BN, bool VEC>
+// ROUNDED: version 5 (operands rounded in shared memory, ldmatrix), else version 4.
+template <class View, int BM, int BN, bool VEC, bool ROUNDED>
 __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
     gemm_tf32(GemmArgs a) {
   constexpr int T = BM * BN / 64, WN = BN / 32;  // threads; warps along n
@@ -90,11 +106,20 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
     la.advance(g);
     lb.advance(g);
   };
+  auto landed = [&](int t) {
+    if constexpr (ROUNDED) {
+      round_slice<LA, TA>(sa + (t % kStages) * TA::kFloats, tid);
+      round_slice<LB, TB>(sb + (t % kStages) * TB::kFloats, tid);
+    }
+  };
   float acc[4][4][4] = {};  // [m16 block][n8 block][c0..c3]
-  pipelined_slices<kStages>(tiles, issue, [&](int t) {
+  pipelined_slices<kStages>(tiles, issue, landed, [&](int t) {
     const float* ta = sa + (t % kStages) * TA::kFloats;
     const float* tb = sb + (t % kStages) * TB::kFloats;
-    mma::warp_tile_slice<TA, TB, kBK>(ta, tb, wm, wn, lane, acc);
+    if constexpr (ROUNDED)
+      mma::warp_tile_slice_rounded<TA, TB, kBK>(ta, tb, wm, wn, lane, acc);
+    else
+      mma::warp_tile_slice<TA, TB, kBK>(ta, tb, wm, wn, lane, acc);
   });
 
   // c0/c1 (and c2/c3) are two adjacent columns of one row: one 8-byte store when vec.
@@ -118,7 +143,7 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
   });
 }
 
-template <class View, int BM, int BN, bool VEC>
+template <class View, int BM, int BN, bool VEC, bool ROUNDED>
 void launch(const GemmArgs& a, int splits, cudaStream_t stream) {
   using TA = Tf32Tile<View::A::kAlongK, BM, kBK>;
   using TB = Tf32Tile<View::B::kAlongK, BN, kBK>;
@@ -126,10 +151,10 @@ void launch(const GemmArgs& a, int splits, cudaStream_t stream) {
   // Once per kernel: > 48 KB of dynamic shared memory needs an opt-in, and the largest shared
   // memory carveout lets 2-3 blocks (160-180 KB) share an SM.
   static const bool opted_in = [] {
-    labs::check(cudaFuncSetAttribute(gemm_tf32<View, BM, BN, VEC>,
+    labs::check(cudaFuncSetAttribute(gemm_tf32<View, BM, BN, VEC, ROUNDED>,
                                      cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
                 "conv2d (TF32): cudaFuncSetAttribute");
-    labs::check(cudaFuncSetAttribute(gemm_tf32<View, BM, BN, VEC>,
+    labs::check(cudaFuncSetAttribute(gemm_tf32<View, BM, BN, VEC, ROUNDED>,
                                      cudaFuncAttributePreferredSharedMemoryCarveout,
                                      int(cudaSharedmemCarveoutMaxShared)),
                 "conv2d (TF32): cudaFuncSetAttribute");
@@ -138,35 +163,38 @@ void launch(const GemmArgs& a, int splits, cudaStream_t stream) {
   (void)opted_in;
   dim3 grid(unsigned(ceil_div(View::m(a.g), BM)), unsigned(ceil_div(View::n(a.g), BN)),
             unsigned(splits));
-  gemm_tf32<View, BM, BN, VEC><<<grid, BM * BN / 64, smem, stream>>>(a);
+  gemm_tf32<View, BM, BN, VEC, ROUNDED><<<grid, BM * BN / 64, smem, stream>>>(a);
 }
 
-template <class View, bool VEC>
+template <class View, bool VEC, bool ROUNDED>
 void launch_view(const GemmArgs& a, int splits, cudaStream_t stream) {
   const BlockTile t = pick_tile(View::m(a.g), View::n(a.g));
   if (t.bn == 64)
-    launch<View, 128, 64, VEC>(a, splits, stream);
+    launch<View, 128, 64, VEC, ROUNDED>(a, splits, stream);
   else if (t.bm == 64)
-    launch<View, 64, 128, VEC>(a, splits, stream);
+    launch<View, 64, 128, VEC, ROUNDED>(a, splits, stream);
   else
-    launch<View, 128, 128, VEC>(a, splits, stream);
+    launch<View, 128, 128, VEC, ROUNDED>(a, splits, stream);
 }
 
 template <class View>
-void launch_view(const GemmArgs& a, int splits, bool vec, cudaStream_t stream) {
+void launch_view(const GemmArgs& a, int splits, bool vec, bool rounded, cudaStream_t stream) {
   if (vec)
-    launch_view<View, true>(a, splits, stream);
+    rounded ? launch_view<View, true, true>(a, splits, stream)
+            : launch_view<View, true, false>(a, splits, stream);
   else
-    launch_view<View, false>(a, splits, stream);
+    rounded ? launch_view<View, false, true>(a, splits, stream)
+            : launch_view<View, false, false>(a, splits, stream);
 }
 
 }  // namespace
 
-void launch_tf32(ViewKind view, const GemmArgs& args, int splits, bool vec, cudaStream_t stream) {
+void launch_tf32(ViewKind view, const GemmArgs& args, int splits, bool vec, bool rounded,
+                 cudaStream_t stream) {
   switch (view) {
-    case ViewKind::Fwd: launch_view<FwdView>(args, splits, vec, stream); break;
-    case ViewKind::Dgrad: launch_view<DgradView>(args, splits, vec, stream); break;
-    case ViewKind::Wgrad: launch_view<WgradView>(args, splits, vec, stream); break;
+    case ViewKind::Fwd: launch_view<FwdView>(args, splits, vec, rounded, stream); break;
+    case ViewKind::Dgrad: launch_view<DgradView>(args, splits, vec, rounded, stream); break;
+    case ViewKind::Wgrad: launch_view<WgradView>(args, splits, vec, rounded, stream); break;
   }
 }
 

@@ -17,7 +17,10 @@
 //   - Operands are rounded to TF32 (cvt.rna: 10-bit mantissa, like PyTorch's TF32 GEMMs, which
 //     cuBLAS rounds the same way) as they leave shared memory; products are exact in the tensor
 //     core and summed in fp32. Relative error per product <= 2^-10, so |C - C_exact| <=
-//     ~2^-10 * sum_k |a| |b|: the tests check exactly that bound.
+//     ~2^-10 * sum_k |a| |b|: the tests check exactly that bound. With
+//     kernels::cuda::tf32_ldmatrix() on, each element is rounded once in shared memory instead
+//     (after the fusions below) and the along-k fragments are read with ldmatrix.x4 (as
+//     conv2d_tf32.cu's version 5): the same bits, fewer instructions per mma.sync.
 //   - Shared layout per operand and stage (mma_tile.cuh): along-k operands (A row-major,
 //     B stored [n, k]) as [row][16+4], the others as [kk][rows+8]; fragment reads are
 //     conflict-free either way. 4 stages x 20 KB (128x128, both along k) = 80 KB: 2 blocks/SM.
@@ -95,6 +98,15 @@ struct Operand {
     }
   }
 
+  // The rounded pipeline (kernels::cuda::tf32_ldmatrix()): this thread's chunks rounded to TF32
+  // in place, after any fusion above, so mma_tf32.cuh's warp_tile_slice_rounded reads them as
+  // they are (ldmatrix where the tile runs along k).
+  __device__ __forceinline__ static void round_in_place(float* s, int tid) {
+#pragma unroll
+    for (int j = 0; j < Slots::E; ++j)
+      mma::round_chunk_tf32(s + Tile::index(Slots::row(tid, j), Slots::kk(tid, j)));
+  }
+
   // The LayerNorm fusion, the same way; but an element needs its place (its LayerNorm row's
   // mean and rstd, its column's weight and bias), and only those inside the matrix and this
   // split are normalised: the zero fill must stay zero. The slice covers [k0, k1) of k and
@@ -154,7 +166,8 @@ __device__ __forceinline__ void block_column_sums(const GemmArgs<float>& a, floa
 }
 
 // pair: C's rows (or the partial slices) allow 8-byte stores of two adjacent columns.
-template <bool TA, bool TB, int BM, int BN, bool VEC>
+// ROUNDED: operands rounded once in shared memory, fragments by ldmatrix (tf32_ldmatrix()).
+template <bool TA, bool TB, int BM, int BN, bool VEC, bool ROUNDED>
 __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
     gemm_tf32_kernel(GemmArgs<float> a, bool pair) {
   constexpr int T = BM * BN / 64, WN = BN / 32;  // threads; warps along n
@@ -184,12 +197,19 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
       OpA::template norm_in_place<false>(sa + stage * TA_::kFloats, a.norm_a, a.m, m0, kt, k1, tid);
     if (a.norm_b.mean)
       OpB::template norm_in_place<true>(sb + stage * TB_::kFloats, a.norm_b, a.n, n0, kt, k1, tid);
+    if constexpr (ROUNDED) {
+      OpA::round_in_place(sa + stage * TA_::kFloats, tid);
+      OpB::round_in_place(sb + stage * TB_::kFloats, tid);
+    }
   };
   float acc[4][4][4] = {};  // [m16 block][n8 block][c0..c3]
   pipelined_slices<kStages>(tiles, issue, landed, [&](int t) {
     const float* ta = sa + (t % kStages) * TA_::kFloats;
     const float* tb = sb + (t % kStages) * TB_::kFloats;
-    mma::warp_tile_slice<TA_, TB_, kBK>(ta, tb, wm, wn, lane, acc);
+    if constexpr (ROUNDED)
+      mma::warp_tile_slice_rounded<TA_, TB_, kBK>(ta, tb, wm, wn, lane, acc);
+    else
+      mma::warp_tile_slice<TA_, TB_, kBK>(ta, tb, wm, wn, lane, acc);
   });
 
   // c0/c1 (and c2/c3) are two adjacent columns of one row. sums[ni][e]: this thread's part of
@@ -223,7 +243,7 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
   if (a.col_partial) block_column_sums<BM, BN>(a, sums, smem_gemm_tf32, warp, lane, tid);
 }
 
-template <bool TA, bool TB, int BM, int BN, bool VEC>
+template <bool TA, bool TB, int BM, int BN, bool VEC, bool ROUNDED>
 void launch(const GemmArgs<float>& a, int splits, bool pair, cudaStream_t stream) {
   using TileA = typename Operand<!TA, BM, BM * BN / 64, VEC>::Tile;
   using TileB = typename Operand<TB, BN, BM * BN / 64, VEC>::Tile;
@@ -231,36 +251,39 @@ void launch(const GemmArgs<float>& a, int splits, bool pair, cudaStream_t stream
   // Once per kernel: > 48 KB of dynamic shared memory needs an opt-in, and the largest shared
   // memory carveout lets 2-3 blocks (160-180 KB) share an SM.
   static const bool opted_in = [] {
-    KCUDA_CHECK(cudaFuncSetAttribute(gemm_tf32_kernel<TA, TB, BM, BN, VEC>,
+    KCUDA_CHECK(cudaFuncSetAttribute(gemm_tf32_kernel<TA, TB, BM, BN, VEC, ROUNDED>,
                                      cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    KCUDA_CHECK(cudaFuncSetAttribute(gemm_tf32_kernel<TA, TB, BM, BN, VEC>,
+    KCUDA_CHECK(cudaFuncSetAttribute(gemm_tf32_kernel<TA, TB, BM, BN, VEC, ROUNDED>,
                                      cudaFuncAttributePreferredSharedMemoryCarveout,
                                      int(cudaSharedmemCarveoutMaxShared)));
     return true;
   }();
   (void)opted_in;
   const dim3 grid(unsigned((a.m + BM - 1) / BM), unsigned((a.n + BN - 1) / BN), unsigned(splits));
-  gemm_tf32_kernel<TA, TB, BM, BN, VEC><<<grid, BM * BN / 64, smem, stream>>>(a, pair);
+  gemm_tf32_kernel<TA, TB, BM, BN, VEC, ROUNDED><<<grid, BM * BN / 64, smem, stream>>>(a, pair);
   KCUDA_CHECK_LAUNCH("gemm (ours, TF32)");
 }
 
-template <bool TA, bool TB, bool VEC>
+template <bool TA, bool TB, bool VEC, bool ROUNDED>
 void launch_tile(const GemmArgs<float>& a, int splits, bool pair, cudaStream_t stream) {
   const TileShape t = gemm_tf32_tile(a.m, a.n);
   if (t.bn == 64)
-    launch<TA, TB, 128, 64, VEC>(a, splits, pair, stream);
+    launch<TA, TB, 128, 64, VEC, ROUNDED>(a, splits, pair, stream);
   else if (t.bm == 64)
-    launch<TA, TB, 64, 128, VEC>(a, splits, pair, stream);
+    launch<TA, TB, 64, 128, VEC, ROUNDED>(a, splits, pair, stream);
   else
-    launch<TA, TB, 128, 128, VEC>(a, splits, pair, stream);
+    launch<TA, TB, 128, 128, VEC, ROUNDED>(a, splits, pair, stream);
 }
 
 template <bool TA, bool TB>
 void launch_vec(const GemmArgs<float>& a, int splits, bool vec, bool pair, cudaStream_t stream) {
+  const bool rounded = tf32_ldmatrix();
   if (vec)
-    launch_tile<TA, TB, true>(a, splits, pair, stream);
+    rounded ? launch_tile<TA, TB, true, true>(a, splits, pair, stream)
+            : launch_tile<TA, TB, true, false>(a, splits, pair, stream);
   else
-    launch_tile<TA, TB, false>(a, splits, pair, stream);
+    rounded ? launch_tile<TA, TB, false, true>(a, splits, pair, stream)
+            : launch_tile<TA, TB, false, false>(a, splits, pair, stream);
 }
 
 bool aligned(const void* p, int bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }

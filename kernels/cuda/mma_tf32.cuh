@@ -1,5 +1,5 @@
 // kernels/cuda/mma_tf32.cuh — the TF32 tensor-core instructions the kernel labs use
-// (conv2d_tf32.cu, knn.cu), as inline PTX (sm_80+).
+// (conv2d_tf32.cu, matmul_tf32.cu, knn.cu), as inline PTX (sm_80+).
 //
 // mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32: one warp computes D = A B + C for a
 // 16x8 block, A 16x8 and B 8x8 in TF32 (a float with a 10-bit mantissa: the tensor core reads
@@ -67,6 +67,77 @@ __device__ __forceinline__ void warp_tile_slice(const float* ta, const float* tb
 #pragma unroll
       for (int i = 0; i < 2; ++i)
         bf[ni][i] = to_tf32(tb[mma_b_index<TileB>(wn + ni * 8, ks, lane, i)]);
+#pragma unroll
+    for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < 4; ++ni) mma_tf32(acc[mi][ni], af[mi], bf[ni]);
+  }
+}
+
+// ---- the rounded variant (conv2d lab v5; the GEMM with set_tf32_ldmatrix) --------------------
+// warp_tile_slice rounds every fragment element as it reads it: with 8 warps on a 128x128 block
+// tile, each element of A is rounded by the 4 warps that read it, each of B by 2, and a lane
+// issues 24 shared loads + 24 cvt for its 16 mma.sync per k-step. The variant rounds each
+// element once, in shared memory, by the thread that copied it (round_chunk_tf32 in the
+// pipeline's landed hook), and reads the along-k tiles with ldmatrix.x4 (mma_tile.cuh): 6
+// loads per k-step for 128x128's fragments, no cvt. Same roundings, same products, same sums:
+// its results are bit for bit those of warp_tile_slice.
+
+// ldmatrix.sync.aligned.m8n8.x4: lane L passes the shared address of the row it names.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const float* row) {
+  const unsigned s = unsigned(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s)
+               : "memory");
+}
+
+// Round the 4 adjacent floats at chunk (16-byte aligned, in shared memory) to TF32 in place.
+__device__ __forceinline__ void round_chunk_tf32(float* chunk) {
+  float4 v = *reinterpret_cast<float4*>(chunk);
+  v.x = __uint_as_float(to_tf32(v.x));
+  v.y = __uint_as_float(to_tf32(v.y));
+  v.z = __uint_as_float(to_tf32(v.z));
+  v.w = __uint_as_float(to_tf32(v.w));
+  *reinterpret_cast<float4*>(chunk) = v;
+}
+
+// warp_tile_slice on tiles whose elements are TF32 already: along-k tiles by ldmatrix.x4 (their
+// rows are BK + 4 floats apart, 16-byte multiples; the 8 rows of a matrix fall in 8 different
+// groups of 4 banks), the others by plain 32-bit loads (as warp_tile_slice, without the cvt).
+template <class TileA, class TileB, int BK>
+__device__ __forceinline__ void warp_tile_slice_rounded(const float* ta, const float* tb, int wm,
+                                                        int wn, int lane,
+                                                        float (&acc)[4][4][4]) {
+#pragma unroll
+  for (int ks = 0; ks < BK; ks += 8) {
+    uint32_t af[4][4], bf[4][2];
+#pragma unroll
+    for (int mi = 0; mi < 4; ++mi) {
+      if constexpr (TileA::kAlongK) {
+        const int row = wm + mi * 16 + ldsm_a_row(lane);
+        ldmatrix_x4(af[mi], ta + TileA::index(row, ks + ldsm_a_k(lane)));
+      } else {
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+          af[mi][i] = __float_as_uint(ta[mma_a_index<TileA>(wm + mi * 16, ks, lane, i)]);
+      }
+    }
+#pragma unroll
+    for (int ni = 0; ni < 4; ni += 2) {
+      if constexpr (TileB::kAlongK) {
+        uint32_t r[4];
+        ldmatrix_x4(r, tb + TileB::index(wn + ni * 8 + ldsm_b_n(lane), ks + ldsm_b_k(lane)));
+        bf[ni][0] = r[0], bf[ni][1] = r[1], bf[ni + 1][0] = r[2], bf[ni + 1][1] = r[3];
+      } else {
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+          for (int i = 0; i < 2; ++i)
+            bf[ni + h][i] =
+                __float_as_uint(tb[mma_b_index<TileB>(wn + (ni + h) * 8, ks, lane, i)]);
+      }
+    }
 #pragma unroll
     for (int mi = 0; mi < 4; ++mi)
 #pragma unroll

@@ -34,8 +34,9 @@ MMA_HD int mma_c_n(int lane, int i) { return 2 * (lane & 3) + (i & 1); }
 // chunk), the others [kk][row]. The padding makes the fragment reads conflict-free: a warp
 // reads (row g, kk t) for g < 8, t < 4, i.e. words g*kLd + t (kLd = BK+4 = 4*odd: 32 distinct
 // banks) or t*kLd + g (kLd = ROWS+8 = 8 mod 32: 32 distinct banks).
-template <bool kAlongK, int ROWS, int BK>
+template <bool ALONG_K, int ROWS, int BK>
 struct Tf32Tile {
+  static constexpr bool kAlongK = ALONG_K;
   static constexpr int kLd = kAlongK ? BK + 4 : ROWS + 8;
   static constexpr int kFloats = kAlongK ? ROWS * kLd : BK * kLd;
   MMA_HD static int index(int row, int kk) { return kAlongK ? row * kLd + kk : kk * kLd + row; }
@@ -51,6 +52,20 @@ template <class Tile>
 MMA_HD int mma_b_index(int n0, int ks, int lane, int i) {
   return Tile::index(n0 + mma_b_n(lane, i), ks + mma_b_k(lane, i));
 }
+
+// ---- ldmatrix.x4 on an along-k tile (the pipelines' rounded variant, mma_tf32.cuh) ------------
+// ldmatrix.sync.aligned.m8n8.x4 loads four 8x8 matrices of 16-bit elements, i.e. of 8 rows x
+// 4 words: lane L names the address of row L % 8 of matrix L / 8 (16 contiguous bytes), and
+// register j of lane L receives word L % 4 of row L / 4 of matrix j. On a tile stored
+// [row][kk], a matrix of 8 rows x 4 kk delivers (row g, kk t) to lane L: exactly how mma.sync
+// spreads a TF32 fragment. So one ldmatrix.x4 fills a lane's a0..a3 of a 16x8 A block (matrix
+// j: rows + 8 (j & 1), kk + 4 (j >> 1)), or b0, b1 of two 8x8 B blocks (matrix j: the block
+// j >> 1, kk + 4 (j & 1)). The row (of the block's first row / column) and kk (of the k-step)
+// whose address lane L names:
+MMA_HD int ldsm_a_row(int lane) { return (lane & 7) + 8 * ((lane >> 3) & 1); }
+MMA_HD int ldsm_a_k(int lane) { return 4 * (lane >> 4); }
+MMA_HD int ldsm_b_n(int lane) { return (lane & 7) + 8 * (lane >> 4); }
+MMA_HD int ldsm_b_k(int lane) { return 4 * ((lane >> 3) & 1); }
 
 // ---- which elements a thread copies ----------------------------------------------------------
 // The tile is cut into chunks of 4 elements consecutive along the operand's contiguous axis (kk

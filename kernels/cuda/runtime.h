@@ -71,6 +71,15 @@ bool sync_after_launch();
 void set_tf32(bool on);
 bool tf32();
 
+// How our TF32 kernels (the convolution lab's and the GEMM's) feed the tensor cores: off (the
+// default), each warp rounds the operand elements it reads as it reads them (conv2d version 4);
+// on, each element is rounded once in shared memory and along-k fragments are read with
+// ldmatrix (conv2d version 5; mma_tf32.cuh). The same bits either way; on with
+// ENGINE_CUDA_TF32_LDMATRIX=1 (read once) or set_tf32_ldmatrix(true), the default once a GPU
+// run has timed it faster.
+void set_tf32_ldmatrix(bool on);
+bool tf32_ldmatrix();
+
 // cuDNN's benchmark mode (PyTorch's torch.backends.cudnn.benchmark): the first time a
 // convolution shape runs (per pass and TF32 setting), cuDNN times its algorithms on it
 // (cudnnFind*AlgorithmEx, which waits for the GPU) and the fastest one the engine allows is

@@ -5,6 +5,7 @@
 #include "kernels/cpu/gelu.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cuda/matmul.h"
+#include "kernels/cuda/runtime.h"
 #include "tests/cuda/cuda_util.h"
 
 namespace cuda_test {
@@ -277,6 +278,49 @@ TEST_F(CudaMatmul, OursTf32RoundsTheOperands) {
   EXPECT_TRUE(same_values(engine::matmul(ga, gb), engine::matmul(a, b))) << "fp32";
   Tf32On on;
   EXPECT_TRUE(same_values(engine::matmul(ga, gb), Tensor::full({m, n}, double(k)))) << "tf32";
+}
+
+// The rounded TF32 pipeline (kernels::cuda::set_tf32_ldmatrix: each operand element rounded once
+// in shared memory, along-k fragments by ldmatrix) must give the bits of the per-read rounding,
+// for every transposition, on the 16-byte and the 4-byte copy paths, with a split k, and with
+// the fusions that rewrite the tiles in shared memory (GELU, LayerNorm) or sum C's columns.
+TEST_F(CudaMatmul, OursTf32LdmatrixGivesTheSameBits) {
+  Tf32On on;
+  uint64_t seed = 900;
+  for (Mkn s : {Mkn{256, 64, 128}, Mkn{70, 133, 45}, Mkn{40, 3001, 70}})
+    for (int fusion_kind = 0; fusion_kind < 3; ++fusion_kind)
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          const int64_t m = s.m, n = s.n, k = s.k;
+          Tensor a = host_random({m * k}, ++seed, -2, 2).to(kGpu);
+          Tensor b = host_random({k * n}, ++seed, -2, 2).to(kGpu);
+          Tensor mean = host_random({m}, ++seed, -1, 1).to(kGpu);
+          Tensor rstd = host_random({m}, ++seed, 0.5, 2).to(kGpu);
+          Tensor sums = Tensor::empty({n}, DType::Float32, kGpu);
+          kernels::cuda::GemmFusion fusion;
+          if (fusion_kind == 1) fusion.gelu_b = true;
+          if (fusion_kind == 2) {
+            fusion.norm_a = {mean.raw_data(), rstd.raw_data(), nullptr, nullptr};
+            fusion.col_sums = sums.raw_data();
+          }
+          std::vector<Tensor> out;
+          for (bool ldmatrix : {false, true}) {
+            kernels::cuda::set_tf32_ldmatrix(ldmatrix);
+            Tensor c = poisoned({m, n});
+            kernels::cuda::gemm_fused(ta, tb, m, n, k, 1.0, a.raw_data(), 0, ta ? m : k,
+                                      b.raw_data(), 0, tb ? k : n, 0.0, c.raw_data(), 0, n,
+                                      DType::Float32, fusion);
+            out.push_back(c.to(engine::Device::cpu()));
+            if (fusion_kind == 2) out.push_back(sums.to(engine::Device::cpu()));
+          }
+          kernels::cuda::set_tf32_ldmatrix(false);
+          const size_t half = out.size() / 2;
+          for (double v : out[0].to_vector()) ASSERT_TRUE(std::isfinite(v)) << "C unwritten";
+          for (size_t i = 0; i < half; ++i)
+            EXPECT_TRUE(same_values(out[half + i], out[i]))
+                << (i == 0 ? "C" : "column sums") << ": m=" << m << " k=" << k << " n=" << n
+                << " ta=" << ta << " tb=" << tb << " fusion " << fusion_kind;
+        }
 }
 
 // gemm_fused (matmul.h): GELU on either operand as it is loaded, then the epilogue

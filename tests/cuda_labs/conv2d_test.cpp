@@ -27,6 +27,7 @@ namespace {
 
 using kernels::cuda::Conv2dLabShape;
 namespace conv = kernels::cuda::conv;
+namespace mma = kernels::cuda::mma;
 using labs_test::DeviceBuffer;
 
 Conv2dLabShape shape(int n, int h, int w, int c, int k, int r, int s, int stride, int pad,
@@ -318,6 +319,31 @@ void check_warp_tile() {
         }
 }
 
+// ldmatrix.x4 (the rounded pipeline, mma_tf32.cuh): register j of lane L receives word L % 4 of
+// the row named by lane 8 j + L / 4 (PTX ISA); with the rows the ldsm_* functions name, that is
+// the element mma.sync wants in a_j, or in b0 / b1 of the two B blocks.
+TEST(Conv2dMma, LdmatrixRowsDeliverTheMmaFragments) {
+  for (int lane = 0; lane < 32; ++lane)
+    for (int j = 0; j < 4; ++j) {
+      const int src = 8 * j + lane / 4;  // the lane whose address row register j reads
+      EXPECT_EQ(mma::ldsm_a_row(src), conv::mma_a_row(lane, j)) << "lane " << lane << " a" << j;
+      EXPECT_EQ(mma::ldsm_a_k(src) + lane % 4, conv::mma_a_k(lane, j))
+          << "lane " << lane << " a" << j;
+      const int block = j >> 1, i = j & 1;  // b_i of B block `block` (columns + 8 * block)
+      EXPECT_EQ(mma::ldsm_b_n(src), 8 * block + conv::mma_b_n(lane, i))
+          << "lane " << lane << " b" << i << " of block " << block;
+      EXPECT_EQ(mma::ldsm_b_k(src) + lane % 4, conv::mma_b_k(lane, i))
+          << "lane " << lane << " b" << i << " of block " << block;
+    }
+  // Each row address is a 16-byte multiple on an along-k tile (rows BK + 4 floats apart).
+  using TA = conv::Tf32Tile<true, 128, 16>;
+  for (int lane = 0; lane < 32; ++lane)
+    for (int ks = 0; ks < 16; ks += 8) {
+      EXPECT_EQ(TA::index(48 + mma::ldsm_a_row(lane), ks + mma::ldsm_a_k(lane)) % 4, 0);
+      EXPECT_EQ(TA::index(96 + mma::ldsm_b_n(lane), ks + mma::ldsm_b_k(lane)) % 4, 0);
+    }
+}
+
 TEST(Conv2dMma, WarpTileFromSharedMemoryEqualsPlainProduct) {
   check_warp_tile<true, true>();    // forward: A and B stored [row][kk]
   check_warp_tile<true, false>();   // data gradient: B stored [kk][n]
@@ -392,10 +418,11 @@ void check_all_versions(const Conv2dLabShape& sh, uint64_t seed, bool integers, 
   d_w.upload(w);
   d_b.upload(b);
   d_dy.upload(dy, off);
+  std::vector<float> v4_out[3];  // version 4's y, dx, dw: version 5 must give the same bits
   for (int v = 0; v <= kernels::cuda::kConv2dVersions; ++v) {
     SCOPED_TRACE("version " + std::to_string(v) + ", " + name(sh) +
                  (integers ? ", small integers" : "") + (misalign ? ", misaligned x and dy" : ""));
-    const bool tf32 = v == kernels::cuda::kConv2dTf32Version;
+    const bool tf32 = kernels::cuda::conv2d_version_is_tf32(v);
     d_y.poison(), d_dx.poison(), d_dw.poison(), d_db.poison();
     kernels::cuda::conv2d_forward(v, sh, d_x.data() + off, d_w.data(), d_b.data(), d_y.data(),
                                   nullptr);
@@ -413,6 +440,14 @@ void check_all_versions(const Conv2dLabShape& sh, uint64_t seed, bool integers, 
     // The bias gradient is a plain fp32 column sum in every version.
     EXPECT_TRUE(within(d_db.download(), ref.db, bounds(mag.db, kd_wgrad, false, integers),
                        "bias gradient"));
+    const std::vector<float> outs[3] = {d_y.download(), d_dx.download(), d_dw.download()};
+    if (v == kernels::cuda::kConv2dTf32Version) std::copy(outs, outs + 3, v4_out);
+    if (v == kernels::cuda::kConv2dTf32Version + 1) {
+      for (int o = 0; o < 3; ++o)
+        EXPECT_TRUE(labs_test::bitwise_equal(outs[o], v4_out[o]))
+            << (o == 0 ? "forward" : o == 1 ? "data gradient" : "weight gradient")
+            << ": version 5 (rounded in shared memory, ldmatrix) differs from version 4";
+    }
   }
   // Without dbias and with the workspace allocated by the launcher.
   d_dw.poison();

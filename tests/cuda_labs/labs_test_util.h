@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -104,6 +105,20 @@ inline std::vector<float> random_ints(size_t n, uint64_t seed, int low = -3, int
 
 inline std::vector<double> to_double(const std::vector<float>& v) {
   return std::vector<double>(v.begin(), v.end());
+}
+
+// The same float bit patterns, element for element (two versions that must agree exactly).
+inline ::testing::AssertionResult bitwise_equal(const std::vector<float>& got,
+                                                const std::vector<float>& want) {
+  if (got.size() != want.size())
+    return ::testing::AssertionFailure() << "size " << got.size() << " vs " << want.size();
+  size_t bad = 0, first = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0 && bad++ == 0) first = i;
+  if (bad == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << bad << " of " << got.size()
+                                       << " elements differ; first at " << first << ": "
+                                       << got[first] << " vs " << want[first];
 }
 
 // |got - ref| <= atol + rtol * |ref| for every element (NaN in got always fails); reports the
