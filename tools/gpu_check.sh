@@ -392,9 +392,9 @@ done
 
 # ---- results.json and the table ----------------------------------------------------------------
 {
-  printf '{\n  "date": %s,\n  "device": %s,\n  "build_dir": %s,\n  "seconds": %d,\n  "steps": [\n' \
-    "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")" "$(json_str "$device")" "$(json_str "$build")" \
-    $(($(date +%s) - start))
+  printf '{\n  "date": %s,\n  "device": %s,\n  "build_dir": %s,\n' \
+    "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")" "$(json_str "$device")" "$(json_str "$build")"
+  printf '  "budget": %d,\n  "seconds": %d,\n  "steps": [\n' "$budget" $(($(date +%s) - start))
   for i in "${!names[@]}"; do
     printf '    {"name": %s, "status": %s, "seconds": %d, "summary": %s, "log": %s}%s\n' \
       "$(json_str "${names[$i]}")" "$(json_str "${statuses[$i]}")" "${seconds[$i]}" \

@@ -31,7 +31,7 @@
 #   python3 tools/labs_report.py out/session/check/bench      # -> kernels/README.md
 #
 #   GPU_SESSION_BUDGET       seconds for everything (default 560)
-#   GPU_SESSION_CHECK_SHARE  percent of it for the checks (default 55)
+#   GPU_SESSION_CHECK_SHARE  percent of it for the checks (default 55; 100 with SKIP=bench)
 #   GPU_SESSION_SKIP         "check" or "bench": run only the other one (a rerun)
 #   GPU_SESSION_WORK         the work folder (default: a new one under /tmp)
 # Other variables reach the two scripts (GPU_CHECK_ONLY, GTEST_FILTER, GPU_BENCH_ARCHS, ...).
@@ -85,6 +85,9 @@ fi
 [ -f "$stage/STAGED" ] && echo "gpu_session: $(cat "$stage/STAGED")"
 
 check_rc=0 bench_rc=0
+# The checks' share of the budget; all of it when the benchmarks are skipped (a session's first
+# call: GPU_SESSION_SKIP=bench).
+[ "$skip" = bench ] && share=100
 if [ "$skip" != check ]; then
   GPU_CHECK_BUDGET=$((budget * share / 100)) tools/gpu_check.sh "$work/check" "$stage"
   check_rc=$?

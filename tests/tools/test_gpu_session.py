@@ -4,7 +4,9 @@ a subfolder (the tool returns 8 files at most, none deeper than two folders belo
 here without a GPU and with an empty stage (every GPU step skips or fails in seconds): OUT_DIR
 must hold exactly check.tar.gz, bench.tar.gz and summary.txt, the archives each phase's results,
 also when the script is stopped by a signal halfway."""
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,6 +50,26 @@ class GpuSession(unittest.TestCase):
         with open(os.path.join(self.out, "summary.txt")) as f:
             summary = f.read()
         self.assertIn("gpu_check exit", summary)  # the script's own output, kept
+
+    def check_budget(self, **extra):
+        """The budget gpu_check.sh was given, from its results.json in check.tar.gz."""
+        env = dict(self.env, **extra)
+        r = subprocess.run(["bash", SCRIPT, self.out, self.stage], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+        with tarfile.open(os.path.join(self.out, "check.tar.gz")) as t:
+            doc = json.load(t.extractfile("check/results.json"))
+        return doc["budget"], r
+
+    def test_checks_get_the_whole_budget_when_the_benchmarks_are_skipped(self):
+        # A session's first call runs the checks alone (GPU_SESSION_SKIP=bench): they must not
+        # be held to the share meant for a call that also runs the benchmarks.
+        budget, r = self.check_budget(GPU_SESSION_SKIP="bench")
+        self.assertEqual(budget, 60, r.stdout + r.stderr)
+        self.assertNotIn("bench.tar.gz", os.listdir(self.out))
+        shutil.rmtree(os.path.join(self.tmp.name, "out"))
+        shutil.rmtree(self.env["GPU_SESSION_WORK"])
+        budget, r = self.check_budget()
+        self.assertEqual(budget, 60 * 55 // 100, r.stdout + r.stderr)
 
     def test_big_files_are_left_out_and_big_logs_cut(self):
         # The first GPU session's check.tar.gz came to 24 MB (checkpoints of the app smoke
