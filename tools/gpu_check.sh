@@ -24,14 +24,16 @@
 #      with ENGINE_CUDA_NO_CACHE=1 (exact-size allocations freed at once, so every overrun and
 #      use-after-free is seen) [4 + 18 s]; then racecheck one test suite per step (at most 60 s
 #      each, GPU_CHECK_RACECHECK_JOBS of them at once; all of cuda_labs_tests in one run ran
-#      past 80 s)
+#      past 80 s). In the background, from the end of step 1: beside steps 2 and 3, paused
+#      while step 4 times kernels (what is in flight finishes first), then on to the end.
 # Why this order: 1-3 decide whether what users run is right on the GPU (3 is the slowest of
-# them, its PyTorch references being CPU work). The benchmarks come before the sanitizers
-# because their numbers exist nowhere else and each lab is also a correctness check of every
+# them, its PyTorch references being CPU work, which leaves the GPU to the sanitizers). The
+# benchmarks' numbers exist nowhere else and each lab is also a correctness check of every
 # kernel version; the sanitizers slow kernels 10-100x, re-run tests that already passed in 1,
-# and are the steps a tight budget cuts: a sanitizer run that is cut with no error found is
-# PART (not a failure), one that finds an error is FAIL. The end-to-end GPU benchmarks against
-# PyTorch are tools/gpu_bench.sh's (its own budget), not this script's.
+# and are what a tight budget cuts: a sanitizer run that is cut with no error found is PART
+# (not a failure), one that finds an error is FAIL. Their rows come last in the table. The
+# end-to-end GPU benchmarks against PyTorch are tools/gpu_bench.sh's (its own budget), not
+# this script's.
 # Writes OUT_DIR/<step>.log (full output), OUT_DIR/bench/<name>.json, OUT_DIR/app_smoke/,
 # OUT_DIR/results.json (every step's status, time and summary, the benchmark JSON inlined) and
 # prints a short table last. Exit status: 0 when nothing failed (SKIP and PART are fine), 1
@@ -89,7 +91,11 @@ record() {  # name status seconds summary log
 }
 left() { echo $((budget - ($(date +%s) - start))); }
 cap() { local l=$(left); echo $((l < $1 ? l : $1)); }  # cap MAX: min(MAX, seconds left)
-wanted() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }  # wanted STEP: in GPU_CHECK_ONLY
+# wanted STEP: in GPU_CHECK_ONLY (whose "bench" includes torch_kernels)
+wanted() {
+  [ -z "$only" ] || [[ ",$only," == *",$1,"* ]] ||
+    { [ "$1" = torch_kernels ] && [[ ",$only," == *",bench,"* ]]; }
+}
 json_str() {  # a JSON string literal
   local s=${1//\\/\\\\}
   s=${s//\"/\\\"}
@@ -205,6 +211,125 @@ elif gate tests tests.log; then
   fi
 fi
 
+# ---- 5. compute-sanitizer, in the background from here on --------------------------------------
+# The sanitizers run beside steps 2 and 3 (their GPU work is small and nobody reads their
+# times; model parity is mostly PyTorch's CPU references), are paused while steps 4 and 4b time
+# kernels (the runs in flight finish first: a timing shares the GPU with nothing of ours), and
+# go on after them. They used to start after the benchmarks and were what a tight budget cut.
+# API errors are not reported: the engine checks every call itself, and the tests provoke some
+# on purpose (the out-of-memory test asks for 1 PiB).
+sanitizer=$(command -v compute-sanitizer)
+# sanitize_start TOOL STEP LOG MAX_SECONDS BINARY [GTEST_FILTER]: starts one compute-sanitizer
+# run in the background (its exit status and seconds go to LOG.rc), or records why it cannot
+# run; returns 1 then. sanitize_finish STEP LOG waits for it and records its verdict.
+sanitize_start() {
+  local tool=$1 step=$2 log=$3 max=$4 b=$5 filter=()
+  [ -n "${6:-}" ] && filter=(--gtest_filter="$6")
+  if ! wanted "$tool"; then
+    record "$step" SKIP 0 "not in GPU_CHECK_ONLY=$only" "$log"
+  elif [ $have_gpu -eq 0 ]; then
+    record "$step" SKIP 0 "no GPU visible" "$log"
+  elif [ -z "$sanitizer" ] || [ ! -x "$b" ]; then
+    record "$step" SKIP 0 "compute-sanitizer or $(basename "$b") missing" "$log"
+  elif [ "$(left)" -lt 20 ]; then
+    record "$step" SKIP 0 "time budget spent" "$log"
+  else
+    local limit
+    limit=$(cap "$max")
+    rm -f "$out/$log.rc"
+    (
+      run "$out/$log" "$limit" env ENGINE_CUDA_NO_CACHE=1 "$sanitizer" --tool "$tool" \
+        --report-api-errors no --error-exitcode 99 "$b" --gtest_brief=1 "${filter[@]}"
+      echo "$rc $secs $limit" >"$out/$log.rc"
+    ) &
+    pids[$step]=$!
+    return 0
+  fi
+  return 1
+}
+sanitize_finish() {
+  local step=$1 log=$2 limit errors summary status found
+  wait "${pids[$step]}"
+  read -r rc secs limit <"$out/$log.rc" 2>/dev/null || { rc=1 secs=0 limit=0; }
+  rm -f "$out/$log.rc"
+  errors=$(grep -oE 'ERROR SUMMARY: [0-9]+' "$out/$log" | tail -n 1 | grep -oE '[0-9]+$')
+  # Each finding as it happens: memcheck's "========= Invalid __global__ read ...",
+  # racecheck's "========= Warning: Race reported between ..." or "========= Error: Race ...".
+  found=$(grep -cE '^========= (Invalid|Race|Error|Uninitialized|Program hit|Warning: Race)' "$out/$log")
+  summary="${errors:-?} errors ($found reports); tests: $(gtest_summary "$out/$log")"
+  status=$(verdict $rc)
+  [ "$found" -gt 0 ] && status=FAIL
+  if timed_out; then  # cut by its time slice: what it reported so far decides
+    summary="cut after ${limit}s; $found reports in the part that ran; tests: $(gtest_summary "$out/$log")"
+    if [ "$found" -gt 0 ]; then status=FAIL; else status=PART; fi
+  fi
+  record "$step" "$status" "$secs" "$summary" "$log"
+}
+
+# sanitizer_worker: memcheck, then racecheck, each record appended to $records (one
+# tab-separated line; the main script adds them to the table at the end). Between runs it
+# honours $pause: it finishes what is running, says so in $idle, and waits until $pause is gone.
+records=$out/.sanitizer_records pause=$out/.sanitizer_pause idle=$out/.sanitizer_idle
+rm -f "$records" "$pause" "$idle"
+sanitizer_worker() {
+  record() {
+    local summary=${4//$'\t'/ }
+    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${summary//$'\n'/ }" "$5" >>"$records"
+  }
+  declare -A pids=()
+  local running=() started=() name b max suite
+  finish_running() {
+    for suite in "${running[@]}"; do
+      sanitize_finish "racecheck:$suite" "racecheck_$suite.log"
+    done
+    running=()
+  }
+  honour_pause() {
+    [ -e "$pause" ] || return 0
+    finish_running
+    touch "$idle"
+    while [ -e "$pause" ]; do sleep 1; done
+    rm -f "$idle"
+  }
+  # memcheck: each binary whole, both at once (4 and 19 s on an H200, one after the other).
+  honour_pause
+  for b in "$labs_bin" "$tests_bin"; do
+    name=$(basename "$b")
+    if [ "$b" = "$labs_bin" ]; then max=90; else max=170; fi
+    sanitize_start memcheck "memcheck:$name" "memcheck_$name.log" "$max" "$b" \
+      "${GPU_CHECK_MEMCHECK_FILTER:-}" && started+=("$name")
+  done
+  for name in "${started[@]}"; do sanitize_finish "memcheck:$name" "memcheck_$name.log"; done
+  # racecheck: one test suite per step (racecheck over all of cuda_labs_tests ran past 80 s on
+  # an H200 without finishing one), the kernels with shared memory and warp-level code first,
+  # so a cut budget still leaves each finished suite's verdict. GPU_CHECK_RACECHECK_JOBS
+  # suites run at once (default 3): most of a sanitizer's time is its own host work around
+  # small test kernels, which separate processes overlap. Recorded in the list's order.
+  for suite in $racecheck_suites; do
+    honour_pause
+    # A free slot is the oldest one's; when the budget is spent, all of them are awaited
+    # first (so the SKIP records come after them).
+    while [ ${#running[@]} -gt 0 ] &&
+      { [ ${#running[@]} -ge "$racecheck_jobs" ] || [ "$(left)" -lt 20 ]; }; do
+      sanitize_finish "racecheck:${running[0]}" "racecheck_${running[0]}.log"
+      running=("${running[@]:1}")
+    done
+    case $suite in CudaLabs* | Conv2d*) b=$labs_bin ;; *) b=$tests_bin ;; esac
+    sanitize_start racecheck "racecheck:$suite" "racecheck_$suite.log" 60 "$b" "$suite.*" &&
+      running+=("$suite")
+  done
+  finish_running
+}
+racecheck_suites=${GPU_CHECK_RACECHECK_SUITES:-CudaLabsKnn CudaLabsLayernorm CudaLabsGelu CudaLabsDepthwise CudaMatmul CudaLayerNormMlp CudaMlp CudaBatchNorm CudaReduce CudaSoftmax CudaScaledResidual CudaPool CudaKnn Conv2dMma Conv2dLab}
+racecheck_jobs=${GPU_CHECK_RACECHECK_JOBS:-3}
+sanitizer_worker &
+worker_pid=$!
+# pause_sanitizers: ask the worker to stop starting runs, and wait until those in flight ended.
+pause_sanitizers() {
+  touch "$pause"
+  while kill -0 "$worker_pid" 2>/dev/null && [ ! -e "$idle" ]; do sleep 1; done
+}
+
 # ---- 2. image2gps end to end on CUDA ---------------------------------------------------------
 # (A step left out by GPU_CHECK_ONLY is SKIP before anything else: a rerun of one step on a
 # stage without the other binaries must not fail for them.)
@@ -261,6 +386,8 @@ elif gate model_parity model_parity.log 60; then
   record model_parity "$status" "$secs" "$summary" model_parity.log
 fi
 
+# The GPU for the timings alone: the sanitizers finish what is in flight and wait.
+wanted bench || wanted torch_kernels && pause_sanitizers
 # ---- 4. kernel-lab benchmarks ------------------------------------------------------------------
 # Exit codes of the labs: 0 valid, 1 a version disagrees with the CPU, 77 no GPU.
 for b in "${bench_bins[@]}"; do
@@ -306,89 +433,14 @@ elif gate torch_kernels torch_kernels.log 30; then
   record torch_kernels "$status" "$secs" "$summary" torch_kernels.log
 fi
 
-# ---- 5. compute-sanitizer ------------------------------------------------------------------
-# API errors are not reported: the engine checks every call itself, and the tests provoke some
-# on purpose (the out-of-memory test asks for 1 PiB).
-sanitizer=$(command -v compute-sanitizer)
-# sanitize_start TOOL STEP LOG MAX_SECONDS BINARY [GTEST_FILTER]: starts one compute-sanitizer
-# run in the background (its exit status and seconds go to LOG.rc), or records why it cannot
-# run; returns 1 then. sanitize_finish STEP LOG waits for it and records its verdict.
-sanitize_start() {
-  local tool=$1 step=$2 log=$3 max=$4 b=$5 filter=()
-  [ -n "${6:-}" ] && filter=(--gtest_filter="$6")
-  if ! wanted "$tool"; then
-    record "$step" SKIP 0 "not in GPU_CHECK_ONLY=$only" "$log"
-  elif [ $have_gpu -eq 0 ]; then
-    record "$step" SKIP 0 "no GPU visible" "$log"
-  elif [ -z "$sanitizer" ] || [ ! -x "$b" ]; then
-    record "$step" SKIP 0 "compute-sanitizer or $(basename "$b") missing" "$log"
-  elif [ "$(left)" -lt 20 ]; then
-    record "$step" SKIP 0 "time budget spent" "$log"
-  else
-    local limit
-    limit=$(cap "$max")
-    rm -f "$out/$log.rc"
-    (
-      run "$out/$log" "$limit" env ENGINE_CUDA_NO_CACHE=1 "$sanitizer" --tool "$tool" \
-        --report-api-errors no --error-exitcode 99 "$b" --gtest_brief=1 "${filter[@]}"
-      echo "$rc $secs $limit" >"$out/$log.rc"
-    ) &
-    pids[$step]=$!
-    return 0
-  fi
-  return 1
-}
-sanitize_finish() {
-  local step=$1 log=$2 limit errors summary status found
-  wait "${pids[$step]}"
-  read -r rc secs limit <"$out/$log.rc" 2>/dev/null || { rc=1 secs=0 limit=0; }
-  rm -f "$out/$log.rc"
-  errors=$(grep -oE 'ERROR SUMMARY: [0-9]+' "$out/$log" | tail -n 1 | grep -oE '[0-9]+$')
-  # Each finding as it happens: memcheck's "========= Invalid __global__ read ...",
-  # racecheck's "========= Warning: Race reported between ..." or "========= Error: Race ...".
-  found=$(grep -cE '^========= (Invalid|Race|Error|Uninitialized|Program hit|Warning: Race)' "$out/$log")
-  summary="${errors:-?} errors ($found reports); tests: $(gtest_summary "$out/$log")"
-  status=$(verdict $rc)
-  [ "$found" -gt 0 ] && status=FAIL
-  if timed_out; then  # cut by its time slice: what it reported so far decides
-    summary="cut after ${limit}s; $found reports in the part that ran; tests: $(gtest_summary "$out/$log")"
-    if [ "$found" -gt 0 ]; then status=FAIL; else status=PART; fi
-  fi
-  record "$step" "$status" "$secs" "$summary" "$log"
-}
-declare -A pids=()
-# memcheck: each binary whole, both at once (4 and 19 s on an H200, one after the other).
-started=()
-for b in "$labs_bin" "$tests_bin"; do
-  name=$(basename "$b")
-  if [ "$b" = "$labs_bin" ]; then max=90; else max=170; fi
-  sanitize_start memcheck "memcheck:$name" "memcheck_$name.log" "$max" "$b" \
-    "${GPU_CHECK_MEMCHECK_FILTER:-}" && started+=("$name")
-done
-for name in "${started[@]}"; do sanitize_finish "memcheck:$name" "memcheck_$name.log"; done
-# racecheck: one test suite per step (racecheck over all of cuda_labs_tests ran past 80 s on an
-# H200 without finishing one), the kernels with shared memory and warp-level code first, so a
-# cut budget still leaves each finished suite's verdict. GPU_CHECK_RACECHECK_JOBS suites run at
-# once (default 3): most of a sanitizer's time is its own host work around small test kernels,
-# which separate processes overlap. The steps are recorded in the list's order.
-racecheck_suites=${GPU_CHECK_RACECHECK_SUITES:-CudaLabsKnn CudaLabsLayernorm CudaLabsGelu CudaLabsDepthwise CudaMatmul CudaLayerNormMlp CudaMlp CudaBatchNorm CudaReduce CudaSoftmax CudaScaledResidual CudaPool CudaKnn Conv2dMma Conv2dLab}
-racecheck_jobs=${GPU_CHECK_RACECHECK_JOBS:-3}
-running=()  # suites started and not yet recorded, oldest first
-for suite in $racecheck_suites; do
-  # A free slot is the oldest one's; when the budget is spent, all of them are awaited first
-  # (so the SKIP records come after them).
-  while [ ${#running[@]} -gt 0 ] &&
-    { [ ${#running[@]} -ge "$racecheck_jobs" ] || [ "$(left)" -lt 20 ]; }; do
-    sanitize_finish "racecheck:${running[0]}" "racecheck_${running[0]}.log"
-    running=("${running[@]:1}")
-  done
-  case $suite in CudaLabs* | Conv2d*) b=$labs_bin ;; *) b=$tests_bin ;; esac
-  sanitize_start racecheck "racecheck:$suite" "racecheck_$suite.log" 60 "$b" "$suite.*" &&
-    running+=("$suite")
-done
-for suite in "${running[@]}"; do
-  sanitize_finish "racecheck:$suite" "racecheck_$suite.log"
-done
+rm -f "$pause"  # the sanitizers go on
+
+# ---- 5 (end). the sanitizers' records --------------------------------------------------------
+wait "$worker_pid"
+if [ -s "$records" ]; then
+  while IFS=$'\t' read -r n st sec sm lg; do record "$n" "$st" "$sec" "$sm" "$lg"; done <"$records"
+fi
+rm -f "$records" "$idle"
 
 # ---- results.json and the table ----------------------------------------------------------------
 {

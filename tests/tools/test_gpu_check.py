@@ -36,6 +36,29 @@ echo "========= ERROR SUMMARY: 0 errors"
 """
 
 
+# Logs "start NAME TIME" / "end NAME TIME" to $SPANS around a second's sleep; NAME is the tool
+# and the test suite (memcheck runs whole binaries: "memcheck-all<pid>").
+SPAN_SANITIZER = """#!/bin/sh
+args="$*"; tool=${args#*--tool }; tool=${tool%% *}
+case "$args" in --version*) echo "stand-in"; exit 0 ;; esac
+case "$args" in *--gtest_filter=*) suite=${args##*--gtest_filter=}; suite=${suite%%.*} ;;
+  *) suite=all$$ ;; esac
+echo "start $tool-$suite $(date +%s.%N)" >>"$SPANS"
+sleep 1
+echo "end $tool-$suite $(date +%s.%N)" >>"$SPANS"
+echo "[  PASSED  ] 1 test."
+echo "========= ERROR SUMMARY: 0 errors"
+"""
+
+# A timed step (a kernel lab, or PyTorch's kernels): its span, two seconds, exit 0 or 77.
+SPAN_STEP = """#!/bin/sh
+echo "start %s $(date +%%s.%%N)" >>"$SPANS"
+sleep 2
+echo "end %s $(date +%%s.%%N)" >>"$SPANS"
+exit %d
+"""
+
+
 def fake_gpu_machine(tmp, sanitizer):
     """A PATH with stand-in nvidia-smi and compute-sanitizer, and a build folder with the two
     test binaries; returns (bin_dir, build, out)."""
@@ -81,6 +104,49 @@ class GpuCheckSanitizers(unittest.TestCase):
             with open(os.path.join(out, "racecheck_CudaMatmul.log")) as f:
                 self.assertIn("cuda_tests --gtest_brief=1 --gtest_filter=CudaMatmul.*",
                               f.readline())
+
+    def test_sanitizers_never_run_while_kernels_are_timed(self):
+        # The sanitizers run in the background from the tests on, and pause (finishing what is
+        # in flight) while the kernel labs and PyTorch's kernels are timed.
+        with tempfile.TemporaryDirectory() as tmp:
+            bin_dir, build, out = fake_gpu_machine(tmp, SPAN_SANITIZER)
+            os.makedirs(os.path.join(build, "bench"))
+            bench = os.path.join(build, "bench", "gelu_bench")
+            torch_py = os.path.join(bin_dir, "fake-python")
+            for path, name, rc in ((bench, "bench", 0), (torch_py, "torch", 77)):
+                with open(path, "w") as f:
+                    f.write(SPAN_STEP % (name, name, rc))
+                os.chmod(path, 0o755)
+            spans_file = os.path.join(tmp, "spans.txt")
+            env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ["PATH"],
+                       GPU_CHECK_ONLY="bench,memcheck,racecheck", GPU_CHECK_BENCHES="gelu_bench",
+                       GPU_CHECK_RACECHECK_SUITES="CudaLabsKnn CudaMatmul CudaPool",
+                       GPU_CHECK_RACECHECK_JOBS="2", PARITY_PYTHON=torch_py, SPANS=spans_file)
+            r = subprocess.run(["bash", SCRIPT, out, build], env=env, cwd=ROOT,
+                               capture_output=True, text=True, timeout=120)
+            with open(os.path.join(out, "results.json")) as f:
+                steps = {st["name"]: st for st in json.load(f)["steps"]}
+            spans = {}
+            with open(spans_file) as f:
+                for line in f:
+                    what, name, t = line.split()
+                    spans.setdefault(name, {})[what] = float(t)
+            sanitizer_runs = [n for n in spans if n.startswith(("memcheck-", "racecheck-"))]
+            self.assertEqual(len(sanitizer_runs), 5, (spans, r.stdout, r.stderr))  # 2 + 3
+            for timed in ("bench", "torch"):
+                for n in sanitizer_runs:
+                    overlap = (spans[n]["start"] < spans[timed]["end"] and
+                               spans[timed]["start"] < spans[n]["end"])
+                    self.assertFalse(overlap, "%s ran while %s was timed: %s" % (n, timed, spans))
+            # Some sanitizer work ran before the timings and some after (paused, then resumed).
+            self.assertLess(min(spans[n]["start"] for n in sanitizer_runs), spans["bench"]["start"])
+            self.assertGreater(max(spans[n]["end"] for n in sanitizer_runs), spans["torch"]["end"])
+            for name in ("memcheck:cuda_labs_tests", "memcheck:cuda_tests",
+                         "racecheck:CudaLabsKnn", "racecheck:CudaMatmul", "racecheck:CudaPool"):
+                self.assertEqual(steps[name]["status"], "PASS", (name, steps))
+            self.assertEqual(steps["gelu_bench"]["status"], "PASS", steps)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertFalse([f for f in os.listdir(out) if f.startswith(".sanitizer")])
 
     def spans(self, jobs):
         """Runs four suites' racecheck with GPU_CHECK_RACECHECK_JOBS=jobs; returns the recorded
