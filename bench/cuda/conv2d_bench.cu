@@ -2,7 +2,8 @@
 // convolution lab (kernels/cuda/conv2d.cu, conv2d_tf32.cu) on ResNet-50 layers at batch 64,
 // next to cuDNN with FMA math (fp32) and with TF32 tensor cores, in the same run.
 //
-//   conv2d_bench [--shape res2_3x3|res2_1x1|res4_3x3|stem|all] [--op fwd|dgrad|wgrad|all]
+//   conv2d_bench [--shape res2_3x3|res2_1x1|res4_3x3|stem|res3_3x3s2|all]
+//                [--op fwd|dgrad|wgrad|all]
 //                [--version V] [--batch 64] [--reps 30] [--json FILE] [--no-check] [--no-cudnn]
 //
 // Per layer: inputs uniform in [-1, 1); each version (and cuDNN) runs once on NaN-poisoned
@@ -15,8 +16,10 @@
 // table shows the run-to-run noise. cuDNN runs through the engine's wrappers (conv2d_ops.h:
 // heuristic algorithm choice, deterministic backward algorithms preferred), TF32 toggled with
 // kernels::cuda::set_tf32; their host-side algorithm query overlaps the L2 flush.
-// Columns: TFLOP/s counts 2*N*P*Q*K*R*S*C per pass (the data gradient of a strided layer does
-// stride^2 times that work); the floor is max(bytes / 2.6 TB/s, FLOPs / 67 TFLOP/s fp32 or
+// Columns: TFLOP/s counts 2*N*P*Q*K*R*S*C per pass (the stem's data gradient, dilation 1 but
+// only 3 columns wide, still multiplies most of a 64-wide tile of zeros; strided layers of
+// dilation 1 run one GEMM per stride phase, which skips the stride^2 taps that reach nothing);
+// the floor is max(bytes / 2.6 TB/s, FLOPs / 67 TFLOP/s fp32 or
 // 495 TF32); "vs cuDNN" = cuDNN's time / ours (> 1: we are faster) against cuDNN of the same
 // math. Exit: 0 when everything validated, 1 otherwise, 77 without a GPU. Takes ~30 s on an
 // H100 (the naive v1 dominates; --version 3 or 4 for a quick look). v5 is v4 with operands
@@ -50,6 +53,7 @@ const Layer kLayers[] = {
     {"res2_1x1", 256, 64, 56, 1, 1, 0},   // its 1x1 reduce 256 -> 64
     {"res4_3x3", 256, 256, 14, 3, 1, 1},  // conv2 3x3 of the third stage
     {"stem", 3, 64, 224, 7, 2, 3},        // 7x7 stride-2 stem on RGB
+    {"res3_3x3s2", 128, 128, 56, 3, 2, 1},  // stage 2's first 3x3, stride 2: a phased dgrad
 };
 
 enum class Op { Fwd, Dgrad, Wgrad };

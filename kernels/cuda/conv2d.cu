@@ -12,7 +12,9 @@
 // rebuild the GEMMs on the CPU); versions 2-4 are ONE templated main loop each, instantiated
 // for the three views: the kernel does not know which pass it computes.
 // The data gradient gathers dy where (h + pad - r*dil) is a multiple of the stride: for stride
-// 2, 3 of 4 of its A entries are structural zeros that are multiplied anyway (stride^2 waste).
+// 2, 3 of 4 of its A entries would be structural zeros multiplied anyway (stride^2 waste), so
+// a strided layer (dilation 1) runs one GEMM per stride phase of dx instead, each over only the
+// taps that reach its pixels (DgradPhaseView in conv2d_gemm_view.cuh).
 // The weight gradient has a huge Kdim (N*P*Q = 200704) and a small C (K x RSC = 64 x 576): its Kdim
 // is split across blocks (split-K); every split writes its own partial dw (and dbias, by a
 // column-sum kernel) and a second kernel adds the splits in a fixed order: deterministic, no
@@ -308,7 +310,7 @@ __global__ void __launch_bounds__(256) gemm_v2(GemmArgs a) {
   for (int i = 0; i < 4; ++i) {
     const int m = m0 + ty * 4 + i;
     if (m < mrows)
-      store4<false>(out + int64_t(m) * ncols, n0 + tx * 4, ncols,
+      store4<false>(out + View::row_offset(g, m), n0 + tx * 4, ncols,
                     make_float4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]), a.bias);
   }
 }
@@ -377,7 +379,7 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3) gem
   for (int i = 0; i < 8; ++i) {
     const int m = m0 + (i < 4 ? 0 : BM / 2 - 4) + ty * 4 + i;
     if (m >= mrows) continue;
-    float* row = out + int64_t(m) * ncols;
+    float* row = out + View::row_offset(g, m);
     store4<VEC>(row, n0 + tx * 4, ncols,
                 make_float4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]), a.bias);
     store4<VEC>(row, n0 + BN / 2 + tx * 4, ncols,
@@ -436,6 +438,7 @@ template <class View>
 constexpr conv::ViewKind kind_of() {
   if constexpr (std::is_same_v<View, conv::FwdView>) return conv::ViewKind::Fwd;
   if constexpr (std::is_same_v<View, conv::DgradView>) return conv::ViewKind::Dgrad;
+  if constexpr (std::is_same_v<View, conv::DgradPhaseView>) return conv::ViewKind::DgradPhase;
   return conv::ViewKind::Wgrad;
 }
 
@@ -549,11 +552,24 @@ void conv2d_backward_data(int version, const Conv2dLabShape& sh, const float* dy
     labs::check_launch(op);
     return;
   }
-  const int kdim = conv::DgradView::kdim(g);
-  const GemmArgs a{g, dy, w, nullptr, dx, int(ceil_div(kdim, kSplitUnit)) * kSplitUnit, 0};
   const bool vec = sh.c % 4 == 0 && sh.k % 4 == 0 && labs::aligned16(dy) && labs::aligned16(w) &&
                    labs::aligned16(dx);
-  launch_gemm<conv::DgradView>(version, a, 1, vec, stream, op);
+  if ((sh.stride_h == 1 && sh.stride_w == 1) || sh.dil_h != 1 || sh.dil_w != 1) {
+    const int kdim = conv::DgradView::kdim(g);
+    const GemmArgs a{g, dy, w, nullptr, dx, int(ceil_div(kdim, kSplitUnit)) * kSplitUnit, 0};
+    launch_gemm<conv::DgradView>(version, a, 1, vec, stream, op);
+    return;
+  }
+  // Strided: one GEMM per stride phase (conv2d_gemm_view.cuh, DgradPhaseView), each pixel of
+  // dx written by exactly one of them.
+  for (int ph = 0; ph < sh.stride_h; ++ph)
+    for (int pw = 0; pw < sh.stride_w; ++pw) {
+      GemmArgs a{g, dy, w, nullptr, dx, 0, 0};
+      a.g.phase = conv::make_phase(g, ph, pw);
+      if (conv::DgradPhaseView::m(a.g) == 0) continue;  // H or W < stride: an empty phase
+      a.k_per_split = int(ceil_div(conv::DgradPhaseView::kdim(a.g), kSplitUnit)) * kSplitUnit;
+      launch_gemm<conv::DgradPhaseView>(version, a, 1, vec, stream, op);
+    }
 }
 
 size_t conv2d_backward_weight_workspace(int version, const Conv2dLabShape& sh) {

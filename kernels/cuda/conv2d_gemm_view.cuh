@@ -18,8 +18,9 @@
 // Data gradient: dx[n, h, w, c] = sum over taps (r, s) and k of dy[n, p, q, k] * w[k, r, s, c]
 // where h + pad_h - r*dil_h = p*stride_h (likewise w); a tap whose difference is not a multiple
 // of the stride, or lands outside dy, contributes zero. With stride 2, 3 of every 4 (r, s) taps
-// are such zeros for a given pixel: the GEMM multiplies them anyway (stride^2 wasted work; a
-// per-phase decomposition would skip it).
+// are such zeros for a given pixel, which DgradView's GEMM would multiply anyway (stride^2
+// the work): a strided layer of dilation 1 runs DgradPhaseView instead, one GEMM per stride
+// phase of dx over only the taps that reach it (below).
 //
 // Operand access. Each operand A or B is a policy struct with
 //   kAlongK   true if consecutive kk of one row are consecutive in memory (forward A and B,
@@ -29,6 +30,8 @@
 //             (no divisions in the loop: carries, like an odometer);
 //   offset()  the element's index in its tensor, or -1 for a structural zero.
 #pragma once
+
+#include <cstdint>
 
 #include "kernels/cuda/conv2d.h"
 #include "kernels/cuda/mma_tile.cuh"
@@ -43,12 +46,23 @@
 
 namespace kernels::cuda::conv {
 
+// One stride phase of the data gradient (DgradPhaseView below): the input pixels (h, w) with
+// h % stride_h == ph, w % stride_w == pw, and the taps that reach them.
+struct Phase {
+  int h = 0, w = 0;      // ph, pw
+  int r0 = 0, s0 = 0;    // the first tap row / column that reaches the phase
+  int nr = 0, ns = 0;    // how many do: r0, r0 + stride_h, ... < R (likewise s)
+  int rows = 0, cols = 0;  // the phase's pixel rows h = ph, ph + stride_h, ... < H (and w)
+  int dp = 0, dq = 0;    // p = dp + hh - ri for pixel row ph + hh*stride_h and tap r0 + ri*stride_h
+};
+
 // The sizes every kernel sees (int: the launcher checks each tensor has < 2^30 elements).
 struct Geo {
   int n, h, w, c;  // x  [N, H, W, C]
   int k, r, s;     // w  [K, R, S, C]
   int p, q;        // y  [N, P, Q, K]
   int stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+  Phase phase{};  // DgradPhaseView only
 };
 
 inline Geo make_geo(const Conv2dLabShape& sh) {
@@ -175,6 +189,80 @@ struct DgradB {  // B[kk, c] = w[k, r, s, c]; kk = (r, s, k): one row is C conti
   }
 };
 
+// ---- data gradient by stride phase (stride > 1, dilation 1) ------------------------------------
+// DgradA's gather with stride 2 finds a tap that reaches pixel h only where h + pad_h - r is
+// even: 3 of every 4 (r, s) of a 3x3 kernel are zeros the GEMM multiplies anyway, and for a
+// 1x1 stride-2 layer 3 of 4 pixels have no tap at all. Split dx by stride phase instead:
+// pixels h = ph + hh*stride_h (hh = 0, 1, ...) are reached exactly by the taps
+// r = r0 + ri*stride_h with r0 = (ph + pad_h) % stride_h, from dy row p = dp + hh - ri
+// (dp = (ph + pad_h - r0) / stride_h); likewise w. Each phase is a GEMM of its own, rows
+// (n, hh, ww), Kdim (ri, si, k), with no structural zeros left but the image's edges; the
+// stride_h * stride_w phases together do the useful work once. A phase with no tap (a 1x1
+// stride-2 layer's odd pixels) is a GEMM with Kdim 0: it writes zeros.
+CONV_HD Phase make_phase(const Geo& g, int ph, int pw) {
+  Phase f;
+  f.h = ph, f.w = pw;
+  f.r0 = (ph + g.pad_h) % g.stride_h, f.s0 = (pw + g.pad_w) % g.stride_w;
+  f.nr = f.r0 < g.r ? (g.r - 1 - f.r0) / g.stride_h + 1 : 0;
+  f.ns = f.s0 < g.s ? (g.s - 1 - f.s0) / g.stride_w + 1 : 0;
+  f.rows = ph < g.h ? (g.h - 1 - ph) / g.stride_h + 1 : 0;
+  f.cols = pw < g.w ? (g.w - 1 - pw) / g.stride_w + 1 : 0;
+  f.dp = (ph + g.pad_h - f.r0) / g.stride_h, f.dq = (pw + g.pad_w - f.s0) / g.stride_w;
+  return f;
+}
+struct PhaseMoving {  // kk = (ri, si, k), k fastest (shared by A and B)
+  int ri, si, k;
+};
+CONV_HD PhaseMoving phase_moving(const Geo& g, int kk) {
+  if (g.phase.ns == 0) return {g.phase.nr, 0, 0};  // Kdim 0: nothing is ever read
+  const int t = kk / g.k;
+  return {t / g.phase.ns, t % g.phase.ns, kk % g.k};
+}
+CONV_HD void phase_advance(const Geo& g, PhaseMoving& mv, int step) {
+  mv.k += step;
+  while (mv.k >= g.k) {
+    mv.k -= g.k;
+    if (++mv.si == g.phase.ns) mv.si = 0, ++mv.ri;
+  }
+}
+
+struct DgradPhaseA {  // A[m, kk] = dy[n, dp + hh - ri, dq + ww - si, k]; m = (n, hh, ww)
+  static constexpr bool kAlongK = true;
+  struct Fixed {
+    int base, p0, q0;  // base = n*P*Q*K; p0 = dp + hh, q0 = dq + ww
+  };
+  using Moving = PhaseMoving;
+  CONV_HD static Fixed fixed(const Geo& g, int m) {
+    const Phase& f = g.phase;
+    if (m >= g.n * f.rows * f.cols) return {0, kFar, kFar};
+    const int ww = m % f.cols, t = m / f.cols, hh = t % f.rows, n = t / f.rows;
+    return {n * g.p * g.q * g.k, f.dp + hh, f.dq + ww};
+  }
+  CONV_HD static Moving moving(const Geo& g, int kk) { return phase_moving(g, kk); }
+  CONV_HD static void advance(const Geo& g, Moving& mv, int step) { phase_advance(g, mv, step); }
+  CONV_HD static int offset(const Geo& g, const Fixed& f, const Moving& mv) {
+    const int p = f.p0 - mv.ri, q = f.q0 - mv.si;
+    if (mv.ri >= g.phase.nr || !inside(p, g.p) || !inside(q, g.q)) return -1;
+    return f.base + (p * g.q + q) * g.k + mv.k;
+  }
+};
+
+struct DgradPhaseB {  // B[kk, c] = w[k, r0 + ri*stride_h, s0 + si*stride_w, c]
+  static constexpr bool kAlongK = false;
+  struct Fixed {
+    int c;  // -1 past C
+  };
+  using Moving = PhaseMoving;
+  CONV_HD static Fixed fixed(const Geo& g, int c) { return {c < g.c ? c : -1}; }
+  CONV_HD static Moving moving(const Geo& g, int kk) { return phase_moving(g, kk); }
+  CONV_HD static void advance(const Geo& g, Moving& mv, int step) { phase_advance(g, mv, step); }
+  CONV_HD static int offset(const Geo& g, const Fixed& f, const Moving& mv) {
+    if (f.c < 0 || mv.ri >= g.phase.nr) return -1;
+    const int r = g.phase.r0 + mv.ri * g.stride_h, s = g.phase.s0 + mv.si * g.stride_w;
+    return ((mv.k * g.r + r) * g.s + s) * g.c + f.c;
+  }
+};
+
 // ---- weight gradient: A = dy transposed, B = x gathered --------------------------------------
 struct WgradA {  // A[k, npq] = dy[npq, k]: one kk (output pixel) is K contiguous floats
   static constexpr bool kAlongK = false;
@@ -223,14 +311,16 @@ struct WgradB {  // B[npq, rsc] = x[n, p*sh - ph + r*dh, q*sw - pw + s*dw, c]
   }
 };
 
-// ---- the three views -------------------------------------------------------------------------
-// C[m, n] is stored at out[m * Ncols + n] in all three (y, dx and dw are row-major [M, Ncols]).
+// ---- the views -------------------------------------------------------------------------------
+// C[m, n] is stored at out[row_offset(m) + n]: m * Ncols in the three whole views (y, dx and dw
+// are row-major [M, Ncols]); a stride phase's rows are every stride-th pixel of dx.
 struct FwdView {
   using A = FwdA;
   using B = FwdB;
   CONV_HD static int m(const Geo& g) { return g.n * g.p * g.q; }
   CONV_HD static int n(const Geo& g) { return g.k; }
   CONV_HD static int kdim(const Geo& g) { return g.r * g.s * g.c; }
+  CONV_HD static int64_t row_offset(const Geo& g, int m) { return int64_t(m) * g.k; }
 };
 struct DgradView {
   using A = DgradA;
@@ -238,6 +328,20 @@ struct DgradView {
   CONV_HD static int m(const Geo& g) { return g.n * g.h * g.w; }
   CONV_HD static int n(const Geo& g) { return g.c; }
   CONV_HD static int kdim(const Geo& g) { return g.r * g.s * g.k; }
+  CONV_HD static int64_t row_offset(const Geo& g, int m) { return int64_t(m) * g.c; }
+};
+struct DgradPhaseView {  // one stride phase of the data gradient: g.phase (make_phase)
+  using A = DgradPhaseA;
+  using B = DgradPhaseB;
+  CONV_HD static int m(const Geo& g) { return g.n * g.phase.rows * g.phase.cols; }
+  CONV_HD static int n(const Geo& g) { return g.c; }
+  CONV_HD static int kdim(const Geo& g) { return g.phase.nr * g.phase.ns * g.k; }
+  CONV_HD static int64_t row_offset(const Geo& g, int m) {
+    const Phase& f = g.phase;
+    const int ww = m % f.cols, t = m / f.cols, hh = t % f.rows, n = t / f.rows;
+    const int h = f.h + hh * g.stride_h, w = f.w + ww * g.stride_w;
+    return ((int64_t(n) * g.h + h) * g.w + w) * g.c;
+  }
 };
 struct WgradView {
   using A = WgradA;
@@ -245,6 +349,7 @@ struct WgradView {
   CONV_HD static int m(const Geo& g) { return g.k; }
   CONV_HD static int n(const Geo& g) { return g.r * g.s * g.c; }
   CONV_HD static int kdim(const Geo& g) { return g.n * g.p * g.q; }
+  CONV_HD static int64_t row_offset(const Geo& g, int m) { return int64_t(m) * g.r * g.s * g.c; }
 };
 
 // ---- which elements a thread loads -----------------------------------------------------------
@@ -328,7 +433,7 @@ struct GemmArgs {
   int out_split_stride;
 };
 
-enum class ViewKind { Fwd, Dgrad, Wgrad };
+enum class ViewKind { Fwd, Dgrad, DgradPhase, Wgrad };
 
 // Block tile of versions 3 and 4 (8x8 outputs per thread / 64x32 per warp): 128x128, or half
 // of it along a side that is at most 64 long, where a 128 tile would multiply padding (ResNet's

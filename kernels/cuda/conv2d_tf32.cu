@@ -133,7 +133,7 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
       v0 += n < ncols ? a.bias[n] : 0.f;
       v1 += n + 1 < ncols ? a.bias[n + 1] : 0.f;
     }
-    float* row = out + int64_t(m) * ncols;
+    float* row = out + View::row_offset(g, m);
     if (VEC) {
       if (n < ncols) *reinterpret_cast<float2*>(row + n) = make_float2(v0, v1);
     } else {
@@ -194,6 +194,9 @@ void launch_tf32(ViewKind view, const GemmArgs& args, int splits, bool vec, bool
   switch (view) {
     case ViewKind::Fwd: launch_view<FwdView>(args, splits, vec, rounded, stream); break;
     case ViewKind::Dgrad: launch_view<DgradView>(args, splits, vec, rounded, stream); break;
+    case ViewKind::DgradPhase:
+      launch_view<DgradPhaseView>(args, splits, vec, rounded, stream);
+      break;
     case ViewKind::Wgrad: launch_view<WgradView>(args, splits, vec, rounded, stream); break;
   }
 }

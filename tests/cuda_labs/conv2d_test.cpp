@@ -114,6 +114,32 @@ std::vector<double> emulate_gemm(const conv::Geo& g, const std::vector<double>& 
   return c;
 }
 
+// The strided data gradient by stride phases (DgradPhaseView): each phase's GEMM through the
+// view, its rows scattered to dx by row_offset; every element of dx written exactly once.
+std::vector<double> emulate_phased_dgrad(const conv::Geo& g, const std::vector<double>& dy,
+                                         const std::vector<double>& w) {
+  std::vector<double> dx(size_t(g.n) * g.h * g.w * g.c, NAN);
+  std::vector<int> writes(dx.size(), 0);
+  for (int ph = 0; ph < g.stride_h; ++ph)
+    for (int pw = 0; pw < g.stride_w; ++pw) {
+      conv::Geo gp = g;
+      gp.phase = conv::make_phase(g, ph, pw);
+      const int M = conv::DgradPhaseView::m(gp), N = conv::DgradPhaseView::n(gp);
+      if (M == 0) continue;
+      const std::vector<double> c = emulate_gemm<conv::DgradPhaseView>(gp, dy, w);
+      for (int m = 0; m < M; ++m) {
+        const int64_t row = conv::DgradPhaseView::row_offset(gp, m);
+        for (int n = 0; n < N; ++n) {
+          dx[size_t(row + n)] = c[size_t(m) * N + n];
+          ++writes[size_t(row + n)];
+        }
+      }
+    }
+  for (size_t i = 0; i < writes.size(); ++i)
+    if (writes[i] != 1) ADD_FAILURE() << "dx element " << i << " written " << writes[i] << " times";
+  return dx;
+}
+
 const std::vector<Conv2dLabShape>& view_shapes() {
   static const std::vector<Conv2dLabShape> shapes = {
       shape(2, 9, 8, 5, 7, 3, 3, 2, 1),     // stride 2, odd C and K
@@ -143,7 +169,38 @@ TEST(Conv2dGemmView, ThreeGemmsEqualTheCpuConvolution) {
     near(emulate_gemm<conv::FwdView>(g, x, w), ref.y, "forward");
     near(emulate_gemm<conv::DgradView>(g, dy, w), ref.dx, "data gradient");
     near(emulate_gemm<conv::WgradView>(g, dy, x), ref.dw, "weight gradient");
+    if (sh.dil_h == 1 && sh.dil_w == 1)  // the phases need dilation 1 (stride 1: one phase)
+      near(emulate_phased_dgrad(g, dy, w), ref.dx, "data gradient by stride phases");
   }
+}
+
+// A phase's taps and pixel rows, counted directly: tap r reaches pixel h = ph + hh*stride iff
+// (h + pad - r) is a multiple of the stride.
+TEST(Conv2dGemmView, StridePhasesHoldTheTapsThatReachThem) {
+  for (int stride : {1, 2, 3})
+    for (int pad : {0, 1, 2, 3})
+      for (int r : {1, 2, 3, 5, 7})
+        for (int h : {1, 2, 5, 8}) {
+          conv::Geo g{};
+          g.h = g.w = h, g.r = g.s = r, g.stride_h = g.stride_w = stride;
+          g.pad_h = g.pad_w = pad, g.dil_h = g.dil_w = 1;
+          for (int ph = 0; ph < stride; ++ph) {
+            const conv::Phase f = conv::make_phase(g, ph, ph);
+            int taps = 0, first = -1, rows = 0;
+            for (int t = 0; t < r; ++t)
+              if ((ph + pad - t) % stride == 0) taps += 1, first = first < 0 ? t : first;
+            for (int y = ph; y < h; y += stride) ++rows;
+            const std::string at = "stride " + std::to_string(stride) + " pad " +
+                                   std::to_string(pad) + " r " + std::to_string(r) + " h " +
+                                   std::to_string(h) + " phase " + std::to_string(ph);
+            EXPECT_EQ(f.nr, taps) << at;
+            EXPECT_EQ(f.rows, rows) << at;
+            if (taps > 0) {
+              EXPECT_EQ(f.r0, first) << at;
+              EXPECT_EQ((ph + pad - f.r0), f.dp * stride) << at;
+            }
+          }
+        }
 }
 
 // One operand of one view through TileLoader<Op, ROWS, BK, THREADS, VEC>, as a kernel block
@@ -188,8 +245,7 @@ void check_loader(const conv::Geo& g, int rows_total, int kdim, int row0, int k0
 // Every block shape of versions 2-4 for both operands of a view, at the first tile and at the
 // last (ragged) tile, over a split that starts mid-way through Kdim.
 template <class View, bool VEC>
-void check_view_loaders(const Conv2dLabShape& sh) {
-  const conv::Geo g = conv::make_geo(sh);
+void check_view_loaders(const conv::Geo& g) {
   const int M = View::m(g), N = View::n(g), K = View::kdim(g);
   using A = typename View::A;
   using B = typename View::B;
@@ -216,21 +272,35 @@ void check_view_loaders(const Conv2dLabShape& sh) {
   }
 }
 
+// Every view of sh, the stride phases of its data gradient included (dilation 1).
+template <bool VEC>
+void check_all_view_loaders(const Conv2dLabShape& sh) {
+  const conv::Geo g = conv::make_geo(sh);
+  check_view_loaders<conv::FwdView, VEC>(g);
+  check_view_loaders<conv::DgradView, VEC>(g);
+  check_view_loaders<conv::WgradView, VEC>(g);
+  if (sh.dil_h != 1 || sh.dil_w != 1) return;
+  for (int ph = 0; ph < sh.stride_h; ++ph)
+    for (int pw = 0; pw < sh.stride_w; ++pw) {
+      conv::Geo gp = g;
+      gp.phase = conv::make_phase(g, ph, pw);
+      if (conv::DgradPhaseView::m(gp) == 0) continue;
+      SCOPED_TRACE("stride phase " + std::to_string(ph) + "," + std::to_string(pw));
+      check_view_loaders<conv::DgradPhaseView, VEC>(gp);
+    }
+}
+
 TEST(Conv2dGemmView, TileLoadersFetchEachElementOnce) {
   for (const Conv2dLabShape& sh : view_shapes()) {  // scalar chunks: any C and K
     SCOPED_TRACE(name(sh));
-    check_view_loaders<conv::FwdView, false>(sh);
-    check_view_loaders<conv::DgradView, false>(sh);
-    check_view_loaders<conv::WgradView, false>(sh);
+    check_all_view_loaders<false>(sh);
   }
   // 16-byte chunks: C and K multiples of 4 (the launchers' condition), odd geometry otherwise.
   for (const Conv2dLabShape& sh :
        {shape(2, 9, 7, 8, 12, 3, 3, 2, 1), shape(1, 10, 10, 4, 136, 3, 3, 1, 3, 2),
         shape(3, 6, 5, 20, 8, 1, 1, 2, 0), shape(1, 11, 9, 4, 4, 7, 7, 2, 3)}) {
     SCOPED_TRACE(name(sh) + " (16-byte chunks)");
-    check_view_loaders<conv::FwdView, true>(sh);
-    check_view_loaders<conv::DgradView, true>(sh);
-    check_view_loaders<conv::WgradView, true>(sh);
+    check_all_view_loaders<true>(sh);
   }
 }
 
