@@ -193,7 +193,8 @@ def knn_rows(device, time_fn, quick):
 def conv2d_rows(batch, device, time_fn):
     # The layers of bench/cuda/conv2d_bench.cu: name, C, K, H=W, R=S, stride, padding.
     layers = [("res2_3x3", 64, 64, 56, 3, 1, 1), ("res2_1x1", 256, 64, 56, 1, 1, 0),
-              ("res4_3x3", 256, 256, 14, 3, 1, 1), ("stem", 3, 64, 224, 7, 2, 3)]
+              ("res4_3x3", 256, 256, 14, 3, 1, 1), ("stem", 3, 64, 224, 7, 2, 3),
+              ("res3_3x3s2", 128, 128, 56, 3, 2, 1)]
     rows = []
     for name, c, k, hw, r, stride, pad in layers:
         x = uniform((batch, c, hw, hw), device, channels_last=True)
