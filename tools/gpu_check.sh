@@ -306,7 +306,6 @@ sanitizer_worker() {
   # suites run at once (default 3): most of a sanitizer's time is its own host work around
   # small test kernels, which separate processes overlap. Recorded in the list's order.
   for suite in $racecheck_suites; do
-    honour_pause
     # A free slot is the oldest one's; when the budget is spent, all of them are awaited
     # first (so the SKIP records come after them).
     while [ ${#running[@]} -gt 0 ] &&
@@ -314,6 +313,7 @@ sanitizer_worker() {
       sanitize_finish "racecheck:${running[0]}" "racecheck_${running[0]}.log"
       running=("${running[@]:1}")
     done
+    honour_pause  # (after the wait for a slot, which a pause may have begun during)
     case $suite in CudaLabs* | Conv2d*) b=$labs_bin ;; *) b=$tests_bin ;; esac
     sanitize_start racecheck "racecheck:$suite" "racecheck_$suite.log" 60 "$b" "$suite.*" &&
       running+=("$suite")

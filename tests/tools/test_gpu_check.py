@@ -138,8 +138,8 @@ class GpuCheckSanitizers(unittest.TestCase):
                     overlap = (spans[n]["start"] < spans[timed]["end"] and
                                spans[timed]["start"] < spans[n]["end"])
                     self.assertFalse(overlap, "%s ran while %s was timed: %s" % (n, timed, spans))
-            # Some sanitizer work ran before the timings and some after (paused, then resumed).
-            self.assertLess(min(spans[n]["start"] for n in sanitizer_runs), spans["bench"]["start"])
+            # The worker went on after the timings (paused, then resumed). (Whether it started
+            # before them is a race here: no step runs between the tests and the timings.)
             self.assertGreater(max(spans[n]["end"] for n in sanitizer_runs), spans["torch"]["end"])
             for name in ("memcheck:cuda_labs_tests", "memcheck:cuda_tests",
                          "racecheck:CudaLabsKnn", "racecheck:CudaMatmul", "racecheck:CudaPool"):
