@@ -14,8 +14,8 @@
 #
 # On the build machine, before the session (no GPU needed):
 #   cmake --preset cuda-release && cmake --build --preset cuda-release
-#   tools/gpu_stage.sh build/cuda-release build/gpu-stage        # -> build/gpu-stage.tar.gz
-# Then, with the device tool: carry ["build/gpu-stage.tar.gz"] (~46 MiB), command
+#   tools/gpu_stage.sh build/cuda-release build/gpu-stage        # -> build/gpu-stage.tar.xz
+# Then, with the device tool: carry ["build/gpu-stage.tar.xz"] (~13 MiB), command
 #   GPU_SESSION_BUDGET=560 tools/gpu_session.sh $OUT/session build/gpu-stage
 # with timeout_s 600 (the tool's limit for one command). On 2026-11-27 (an H200) the machine
 # started in ~40 s, the checks wanted ~330 s with every step and the end-to-end suite ~300 s
@@ -78,10 +78,26 @@ pack() {
 # writing to it would end this script before the packing.
 trap 'pack check; pack bench' EXIT
 trap 'trap "" PIPE; pack check; pack bench; echo "gpu_session: stopped by a signal"; exit 143' TERM INT
-if [ ! -d "$stage" ] && [ -f "$stage.tar.gz" ]; then
-  tar -xzf "$stage.tar.gz" -C "$(dirname "$stage")" || { echo "gpu_session: cannot unpack $stage.tar.gz" >&2; exit 2; }
+# unxz FILE: its decompressed bytes on stdout, by xz or, where xz is missing (or
+# GPU_SESSION_UNXZ=python), by Python's lzma module.
+unxz() {
+  if [ "${GPU_SESSION_UNXZ:-xz}" = xz ] && command -v xz >/dev/null; then
+    xz -dc "$1"
+  else
+    python3 -c 'import lzma, shutil, sys
+shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' "$1"
+  fi
+}
+if [ ! -d "$stage" ]; then
+  if [ -f "$stage.tar.xz" ]; then
+    unxz "$stage.tar.xz" | tar -xf - -C "$(dirname "$stage")" ||
+      { echo "gpu_session: cannot unpack $stage.tar.xz" >&2; exit 2; }
+  elif [ -f "$stage.tar.gz" ]; then  # a stage packed before 2026-11-27's xz
+    tar -xzf "$stage.tar.gz" -C "$(dirname "$stage")" ||
+      { echo "gpu_session: cannot unpack $stage.tar.gz" >&2; exit 2; }
+  fi
 fi
-[ -d "$stage" ] || { echo "gpu_session: no $stage (nor $stage.tar.gz): run tools/gpu_stage.sh first" >&2; exit 2; }
+[ -d "$stage" ] || { echo "gpu_session: no $stage (nor $stage.tar.xz): run tools/gpu_stage.sh first" >&2; exit 2; }
 [ -f "$stage/STAGED" ] && echo "gpu_session: $(cat "$stage/STAGED")"
 
 check_rc=0 bench_rc=0

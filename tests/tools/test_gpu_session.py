@@ -71,6 +71,24 @@ class GpuSession(unittest.TestCase):
         budget, r = self.check_budget()
         self.assertEqual(budget, 60 * 55 // 100, r.stdout + r.stderr)
 
+    def test_unpacks_a_stage_carried_as_tar_xz(self):
+        # gpu_stage.sh packs the stage as .tar.xz (a dictionary spanning every binary: 13 MiB
+        # where gzip made 88); the GPU machine unpacks it with xz, or Python's lzma without xz.
+        for how in ("xz", "python"):
+            with self.subTest(unxz=how):
+                packed = os.path.join(self.tmp.name, "carried", "stage")
+                os.makedirs(os.path.dirname(packed), exist_ok=True)
+                subprocess.run(["tar", "-cJf", packed + ".tar.xz", "-C", self.tmp.name, "stage"],
+                               check=True)
+                out = os.path.join(self.tmp.name, "out-" + how)
+                env = dict(self.env, GPU_SESSION_UNXZ=how, GPU_SESSION_SKIP="bench",
+                           GPU_SESSION_WORK=os.path.join(self.tmp.name, "work-" + how))
+                r = subprocess.run(["bash", SCRIPT, out, packed], env=env, cwd=ROOT,
+                                   capture_output=True, text=True, timeout=120)
+                self.assertIn("gpu_session: commit test, staged by", r.stdout, r.stderr)
+                self.assertTrue(os.path.isfile(os.path.join(packed, "STAGED")))
+                shutil.rmtree(os.path.join(self.tmp.name, "carried"))
+
     def test_big_files_are_left_out_and_big_logs_cut(self):
         # The first GPU session's check.tar.gz came to 24 MB (checkpoints of the app smoke
         # test), over the 16 MiB the device tool brings back: files over the limit stay behind,
