@@ -45,6 +45,14 @@ Conv2dLabShape asymmetric() {
   return sh;
 }
 
+// Different strides and paddings along the two axes, dilation 1: the data gradient's stride
+// phases are 2 x 3, some of them reached by no tap column.
+Conv2dLabShape asymmetric_strides() {
+  Conv2dLabShape sh = shape(2, 7, 11, 8, 12, 3, 2, 1, 0);
+  sh.stride_h = 2, sh.stride_w = 3, sh.pad_h = 1, sh.pad_w = 2;
+  return sh;
+}
+
 std::string name(const Conv2dLabShape& sh) {
   auto s = [](int v) { return std::to_string(v); };
   return "x[" + s(sh.n) + "," + s(sh.h) + "," + s(sh.w) + "," + s(sh.c) + "] w[" + s(sh.k) + "," +
@@ -148,6 +156,9 @@ const std::vector<Conv2dLabShape>& view_shapes() {
       shape(3, 7, 9, 6, 5, 1, 1, 2, 0),     // 1x1 stride 2 (projection shortcut)
       shape(1, 8, 8, 3, 4, 5, 5, 3, 0),     // stride 3 > 1, no padding
       asymmetric(),
+      asymmetric_strides(),
+      shape(2, 1, 6, 4, 8, 1, 1, 2, 0),     // H = 1 < stride: a stride phase without pixels
+      shape(1, 16, 16, 3, 8, 4, 4, 4, 0),   // ConvNeXt's 4x4 stride-4 stem: 16 one-tap phases
   };
   return shapes;
 }
@@ -543,6 +554,9 @@ TEST(Conv2dLab, AwkwardShapes) {
   check_all_versions(shape(1, 5, 5, 16, 130, 3, 3, 1, 1), 13, false, false);  // M <= 64
   check_all_versions(asymmetric(), 14, false, false);
   check_all_versions(shape(3, 6, 7, 5, 7, 1, 1, 1, 0), 15, false, false);    // 1x1, odd
+  check_all_versions(asymmetric_strides(), 16, false, false);  // stride phases 2 x 3
+  check_all_versions(shape(2, 1, 6, 4, 8, 1, 1, 2, 0), 17, false, false);  // an empty phase
+  check_all_versions(shape(2, 8, 8, 8, 16, 2, 2, 2, 0), 18, false, false);  // ConvNeXt downsample
 }
 
 TEST(Conv2dLab, MisalignedPointersTakeTheScalarPath) {
