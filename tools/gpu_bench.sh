@@ -15,6 +15,10 @@
 #   1d. ours_<arch>_default+BATCHNORM=ours  the defaults with our BatchNorm, for
 #                           GPU_BENCH_OURS_BN_ARCHS (default resnet50): cuDNN's convolutions
 #                           with our BatchNorm, the choice the BATCHNORM default hangs on
+#   1e. ours_<arch>_default+CONV=ours  the defaults with our convolutions, for
+#                           GPU_BENCH_OURS_CONV_ARCHS (default convnext_tiny): cuBLAS's GEMMs
+#                           with our patchify convolutions (the lab's v3 beat cuDNN's heuristic
+#                           fp32 choice on every ResNet layer; strided data gradients by phase)
 #   2. torch_eager          bench/gpu/torch_e2e.py: the same, eager, channels_last and contiguous
 #                           (116 s for the three models on an H200)
 #   3. ours_knn, torch_knn  k-NN: 1024 x 100k, 1024 x 1M, 1 x 1M, d 768, k 15 (ours fused vs
@@ -272,6 +276,17 @@ done
 if [ -n "$model_archs" ] && [ -n "$ours_bin" ] && [ -x "$ours_bin" ]; then
   if [ "$device" = cpu ]; then ours_model "default+BATCHNORM=ours" 50
   else ours_model "default+BATCHNORM=ours" 50 --max-seconds 8; fi
+fi
+model_archs=""
+
+# ---- 1e. the defaults with our convolutions (ConvNeXt-T: cuBLAS's GEMMs, our stem and
+# downsampling convolutions and depthwise), for the models in GPU_BENCH_OURS_CONV_ARCHS --------
+for arch in ${GPU_BENCH_OURS_CONV_ARCHS-convnext_tiny}; do
+  [[ " $archs " == *" $arch "* ]] && model_archs+="$arch "
+done
+if [ -n "$model_archs" ] && [ -n "$ours_bin" ] && [ -x "$ours_bin" ]; then
+  if [ "$device" = cpu ]; then ours_model "default+CONV=ours" 50
+  else ours_model "default+CONV=ours" 50 --max-seconds 8; fi
 fi
 model_archs=""
 
