@@ -1,10 +1,14 @@
 // CUDA conv2d against the CPU, forward and both gradients, for each implementation: our
 // im2col + GEMM (general) and depthwise kernels (the lab for float32 stride 1, simple kernels
 // otherwise), and cuDNN's; then ours against cuDNN on the same inputs.
+#include <algorithm>
+#include <cmath>
+
 #include <cudnn.h>
 
 #include "kernels/cuda/conv2d_ops.h"
 #include "kernels/cuda/cudnn_algos.h"
+#include "kernels/cuda/runtime.h"
 #include "tests/cuda/op_check.h"
 
 namespace cuda_test {
@@ -80,6 +84,42 @@ TEST_F(CudaConv, OursGeneralMatchesCpu) {
 
 TEST_F(CudaConv, OursDepthwiseMatchesCpu) {
   check_all(kDepthwise, Family::Depthwise, Impl::Ours, 100, {DType::Float32, DType::Float64});
+}
+
+// With TF32 on, the engine runs the lab's v4, or v5 under ENGINE_CUDA_TF32_LDMATRIX
+// (kernels::cuda::set_tf32_ldmatrix): the same bits for the output and both gradients, strided
+// data gradients (by stride phase) included.
+TEST_F(CudaConv, OursTf32LdmatrixSwitchKeepsTheBits) {
+  ImplScope pick(Family::Conv, Impl::Ours);
+  engine::cuda::set_tf32(true);
+  uint64_t seed = 300;
+  for (const Case& c : kGeneral) {
+    if (c.p.groups != 1) continue;
+    Tensor x = host_random(c.x, ++seed), w = host_random(c.w, ++seed);
+    Tensor g = Tensor();
+    std::vector<std::vector<double>> runs;
+    for (bool ldmatrix : {false, true}) {
+      kernels::cuda::set_tf32_ldmatrix(ldmatrix);
+      std::vector<Tensor> in = leaves_on({x, w}, kGpu);
+      Tensor y = engine::conv2d(in[0], in[1], Tensor(), c.p);
+      if (!g.defined()) g = host_random(y.shape(), ++seed);
+      engine::sum(engine::mul(y, g.to(kGpu))).backward();
+      std::vector<double> all = y.to_vector(), dx = in[0].grad().to_vector(),
+                          dw = in[1].grad().to_vector();
+      all.insert(all.end(), dx.begin(), dx.end());
+      all.insert(all.end(), dw.begin(), dw.end());
+      runs.push_back(all);
+    }
+    kernels::cuda::set_tf32_ldmatrix(false);
+    ASSERT_EQ(runs[0].size(), runs[1].size());
+    size_t differ = 0;
+    for (size_t i = 0; i < runs[0].size(); ++i) differ += runs[0][i] != runs[1][i];
+    EXPECT_EQ(differ, 0u) << c.what << ": values that differ with ldmatrix on";
+    EXPECT_TRUE(std::all_of(runs[0].begin(), runs[0].end(),
+                            [](double v) { return std::isfinite(v); }))
+        << c.what;
+  }
+  engine::cuda::set_tf32(false);
 }
 
 TEST_F(CudaConv, CudnnMatchesCpu) {
