@@ -266,15 +266,17 @@ sanitize_finish() {
   record "$step" "$status" "$secs" "$summary" "$log"
 }
 
-# sanitizer_worker: memcheck, then racecheck, each record appended to $records (one
-# tab-separated line; the main script adds them to the table at the end). Between runs it
+# sanitizer_worker: memcheck, then racecheck, each record appended to $records (one line, its
+# fields separated by the ASCII unit separator, which no field holds and which, unlike a tab,
+# read does not merge when a field is empty; the main script adds them to the table at the
+# end). Between runs it
 # honours $pause: it finishes what is running, says so in $idle, and waits until $pause is gone.
 records=$out/.sanitizer_records pause=$out/.sanitizer_pause idle=$out/.sanitizer_idle
 rm -f "$records" "$pause" "$idle"
 sanitizer_worker() {
   record() {
-    local summary=${4//$'\t'/ }
-    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${summary//$'\n'/ }" "$5" >>"$records"
+    local summary=${4//$'\x1f'/ }
+    printf '%s\x1f%s\x1f%s\x1f%s\x1f%s\n' "$1" "$2" "$3" "${summary//$'\n'/ }" "$5" >>"$records"
   }
   declare -A pids=()
   local running=() started=() name b max suite
@@ -438,7 +440,9 @@ rm -f "$pause"  # the sanitizers go on
 # ---- 5 (end). the sanitizers' records --------------------------------------------------------
 wait "$worker_pid"
 if [ -s "$records" ]; then
-  while IFS=$'\t' read -r n st sec sm lg; do record "$n" "$st" "$sec" "$sm" "$lg"; done <"$records"
+  while IFS=$'\x1f' read -r n st sec sm lg; do
+    record "$n" "$st" "$sec" "$sm" "$lg"
+  done <"$records"
 fi
 rm -f "$records" "$idle"
 
