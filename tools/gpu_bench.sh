@@ -268,27 +268,27 @@ done
 if [ -n "$model_archs" ] && [ -n "$ours_bin" ] && [ -x "$ours_bin" ]; then ours_model default 70; fi
 model_archs=""
 
+# defaults_with IMPL ARCHS: the engine's defaults with one family's exception ("default+X=ours")
+# for those of ARCHS this run benchmarks (8 s each at most on a GPU).
+defaults_with() {
+  local impl=$1 arch
+  model_archs=""
+  for arch in $2; do
+    [[ " $archs " == *" $arch "* ]] && model_archs+="$arch "
+  done
+  if [ -n "$model_archs" ] && [ -n "$ours_bin" ] && [ -x "$ours_bin" ]; then
+    if [ "$device" = cpu ]; then ours_model "$impl" 50; else ours_model "$impl" 50 --max-seconds 8; fi
+  fi
+  model_archs=""
+}
+
 # ---- 1d. the defaults with our BatchNorm (ResNet: cuDNN's convolutions, our BatchNorm and its
 # fused ReLU / residual endings), for the models in GPU_BENCH_OURS_BN_ARCHS -----------------------
-for arch in ${GPU_BENCH_OURS_BN_ARCHS-resnet50}; do
-  [[ " $archs " == *" $arch "* ]] && model_archs+="$arch "
-done
-if [ -n "$model_archs" ] && [ -n "$ours_bin" ] && [ -x "$ours_bin" ]; then
-  if [ "$device" = cpu ]; then ours_model "default+BATCHNORM=ours" 50
-  else ours_model "default+BATCHNORM=ours" 50 --max-seconds 8; fi
-fi
-model_archs=""
+defaults_with "default+BATCHNORM=ours" "${GPU_BENCH_OURS_BN_ARCHS-resnet50}"
 
 # ---- 1e. the defaults with our convolutions (ConvNeXt-T: cuBLAS's GEMMs, our stem and
 # downsampling convolutions and depthwise), for the models in GPU_BENCH_OURS_CONV_ARCHS --------
-for arch in ${GPU_BENCH_OURS_CONV_ARCHS-convnext_tiny}; do
-  [[ " $archs " == *" $arch "* ]] && model_archs+="$arch "
-done
-if [ -n "$model_archs" ] && [ -n "$ours_bin" ] && [ -x "$ours_bin" ]; then
-  if [ "$device" = cpu ]; then ours_model "default+CONV=ours" 50
-  else ours_model "default+CONV=ours" 50 --max-seconds 8; fi
-fi
-model_archs=""
+defaults_with "default+CONV=ours" "${GPU_BENCH_OURS_CONV_ARCHS-convnext_tiny}"
 
 # ---- 2. PyTorch eager --------------------------------------------------------------------------------
 torch_py=("$PYTHON" "$root/bench/gpu/torch_e2e.py")

@@ -174,13 +174,17 @@ struct DgradA {  // A[m, kk] = dy[n, (h+ph-r*dh)/sh, (w+pw-s*dw)/sw, k]; m = (n,
   }
 };
 
-struct DgradB {  // B[kk, c] = w[k, r, s, c]; kk = (r, s, k): one row is C contiguous floats
+// The data gradients' B: its columns are the C input channels, contiguous in a filter row.
+struct ChannelColumns {
   static constexpr bool kAlongK = false;
   struct Fixed {
     int c;  // -1 past C
   };
-  using Moving = DgradMoving;
   CONV_HD static Fixed fixed(const Geo& g, int c) { return {c < g.c ? c : -1}; }
+};
+
+struct DgradB : ChannelColumns {  // B[kk, c] = w[k, r, s, c]; kk = (r, s, k)
+  using Moving = DgradMoving;
   CONV_HD static Moving moving(const Geo& g, int kk) { return dgrad_moving(g, kk); }
   CONV_HD static void advance(const Geo& g, Moving& mv, int step) { dgrad_advance(g, mv, step); }
   CONV_HD static int offset(const Geo& g, const Fixed& f, const Moving& mv) {
@@ -247,13 +251,8 @@ struct DgradPhaseA {  // A[m, kk] = dy[n, dp + hh - ri, dq + ww - si, k]; m = (n
   }
 };
 
-struct DgradPhaseB {  // B[kk, c] = w[k, r0 + ri*stride_h, s0 + si*stride_w, c]
-  static constexpr bool kAlongK = false;
-  struct Fixed {
-    int c;  // -1 past C
-  };
+struct DgradPhaseB : ChannelColumns {  // B[kk, c] = w[k, r0 + ri*stride_h, s0 + si*stride_w, c]
   using Moving = PhaseMoving;
-  CONV_HD static Fixed fixed(const Geo& g, int c) { return {c < g.c ? c : -1}; }
   CONV_HD static Moving moving(const Geo& g, int kk) { return phase_moving(g, kk); }
   CONV_HD static void advance(const Geo& g, Moving& mv, int step) { phase_advance(g, mv, step); }
   CONV_HD static int offset(const Geo& g, const Fixed& f, const Moving& mv) {
