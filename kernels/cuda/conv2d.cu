@@ -9,8 +9,9 @@
 //   data     M = N*H*W  Ncols = C      Kdim = R*S*K   A = dy gathered, B[(r,s,k), c] = w[k,r,s,c]
 //   weight   M = K      Ncols = R*S*C  Kdim = N*P*Q   A[k, npq] = dy[npq, k], B = x gathered
 // conv2d_gemm_view.cuh holds the index math of the three views (shared with the tests, which
-// rebuild the GEMMs on the CPU); versions 2-4 are ONE templated main loop each, instantiated
-// for the three views: the kernel does not know which pass it computes.
+// rebuild the GEMMs on the CPU); versions 2-5 are ONE templated main loop each, instantiated
+// for the views (the three above, and the data gradient by stride phase): the kernel does not
+// know which pass it computes.
 // The data gradient gathers dy where (h + pad - r*dil) is a multiple of the stride: for stride
 // 2, 3 of 4 of its A entries would be structural zeros multiplied anyway (stride^2 waste), so
 // a strided layer (dilation 1) runs one GEMM per stride phase of dx instead, each over only the
