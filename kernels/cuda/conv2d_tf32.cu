@@ -25,7 +25,7 @@
 //
 // Version 5 is version 4 with each operand element rounded to TF32 once, in shared memory, by
 // the thread that copied it (as soon as its copy lands, before the slice's barrier), and the
-// fragments of along-k tiles read by ldmatrix.x4 (mma_tf32.cuh, warp_tile_slice_rounded):
+// fragments of along-k tiles read by ldmatrix.x4 (mma_tf32.cuh, warp_tile_slice<..., ROUNDED>):
 // per k-step a lane of a 128x128 block issues 6 shared loads and no cvt for its 16 mma.sync
 // instead of 24 loads and 24 cvt (forward: both operands along k; data gradient: A; weight
 // gradient: neither, so there only the cvt go). Same roundings and sums: the same bits as v4.
@@ -66,14 +66,6 @@ __device__ __forceinline__ void copy_slice(const L& ld, const Geo& g, const floa
   }
 }
 
-// v5: round this thread's chunks of stage tile s (those copy_slice filled; landed) to TF32.
-template <class L, class Tile>
-__device__ __forceinline__ void round_slice(float* s, int tid) {
-#pragma unroll
-  for (int j = 0; j < L::E; ++j)
-    mma::round_chunk_tf32(s + Tile::index(L::Slots::row(tid, j), L::Slots::kk(tid, j)));
-}
-
 // Registers as v3: 256-thread blocks <= 128 (2 per SM), 128-thread blocks <= 168 (3 per SM).
 // ROUNDED: version 5 (operands rounded in shared memory, ldmatrix), else version 4.
 template <class View, int BM, int BN, bool VEC, bool ROUNDED>
@@ -106,20 +98,17 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
     la.advance(g);
     lb.advance(g);
   };
-  auto landed = [&](int t) {
+  auto landed = [&](int t) {  // v5: this thread's chunks of slice t, rounded once
     if constexpr (ROUNDED) {
-      round_slice<LA, TA>(sa + (t % kStages) * TA::kFloats, tid);
-      round_slice<LB, TB>(sb + (t % kStages) * TB::kFloats, tid);
+      mma::round_own_chunks_tf32<typename LA::Slots, TA>(sa + (t % kStages) * TA::kFloats, tid);
+      mma::round_own_chunks_tf32<typename LB::Slots, TB>(sb + (t % kStages) * TB::kFloats, tid);
     }
   };
   float acc[4][4][4] = {};  // [m16 block][n8 block][c0..c3]
   pipelined_slices<kStages>(tiles, issue, landed, [&](int t) {
     const float* ta = sa + (t % kStages) * TA::kFloats;
     const float* tb = sb + (t % kStages) * TB::kFloats;
-    if constexpr (ROUNDED)
-      mma::warp_tile_slice_rounded<TA, TB, kBK>(ta, tb, wm, wn, lane, acc);
-    else
-      mma::warp_tile_slice<TA, TB, kBK>(ta, tb, wm, wn, lane, acc);
+    mma::warp_tile_slice<TA, TB, kBK, ROUNDED>(ta, tb, wm, wn, lane, acc);
   });
 
   // c0/c1 (and c2/c3) are two adjacent columns of one row: one 8-byte store when vec.

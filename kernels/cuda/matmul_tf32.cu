@@ -98,15 +98,6 @@ struct Operand {
     }
   }
 
-  // The rounded pipeline (kernels::cuda::tf32_ldmatrix()): this thread's chunks rounded to TF32
-  // in place, after any fusion above, so mma_tf32.cuh's warp_tile_slice_rounded reads them as
-  // they are (ldmatrix where the tile runs along k).
-  __device__ __forceinline__ static void round_in_place(float* s, int tid) {
-#pragma unroll
-    for (int j = 0; j < Slots::E; ++j)
-      mma::round_chunk_tf32(s + Tile::index(Slots::row(tid, j), Slots::kk(tid, j)));
-  }
-
   // The LayerNorm fusion, the same way; but an element needs its place (its LayerNorm row's
   // mean and rstd, its column's weight and bias), and only those inside the matrix and this
   // split are normalised: the zero fill must stay zero. The slice covers [k0, k1) of k and
@@ -197,19 +188,16 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
       OpA::template norm_in_place<false>(sa + stage * TA_::kFloats, a.norm_a, a.m, m0, kt, k1, tid);
     if (a.norm_b.mean)
       OpB::template norm_in_place<true>(sb + stage * TB_::kFloats, a.norm_b, a.n, n0, kt, k1, tid);
-    if constexpr (ROUNDED) {
-      OpA::round_in_place(sa + stage * TA_::kFloats, tid);
-      OpB::round_in_place(sb + stage * TB_::kFloats, tid);
+    if constexpr (ROUNDED) {  // after the fusions: the tiles hold what the product reads
+      mma::round_own_chunks_tf32<typename OpA::Slots, TA_>(sa + stage * TA_::kFloats, tid);
+      mma::round_own_chunks_tf32<typename OpB::Slots, TB_>(sb + stage * TB_::kFloats, tid);
     }
   };
   float acc[4][4][4] = {};  // [m16 block][n8 block][c0..c3]
   pipelined_slices<kStages>(tiles, issue, landed, [&](int t) {
     const float* ta = sa + (t % kStages) * TA_::kFloats;
     const float* tb = sb + (t % kStages) * TB_::kFloats;
-    if constexpr (ROUNDED)
-      mma::warp_tile_slice_rounded<TA_, TB_, kBK>(ta, tb, wm, wn, lane, acc);
-    else
-      mma::warp_tile_slice<TA_, TB_, kBK>(ta, tb, wm, wn, lane, acc);
+    mma::warp_tile_slice<TA_, TB_, kBK, ROUNDED>(ta, tb, wm, wn, lane, acc);
   });
 
   // c0/c1 (and c2/c3) are two adjacent columns of one row. sums[ni][e]: this thread's part of

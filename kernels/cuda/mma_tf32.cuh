@@ -46,44 +46,8 @@ __device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4],
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-// One 16-deep slice of a warp's 64x32 tile of C (4 x 4 blocks of 16x8), the TF32 GEMMs' inner
-// step (conv2d_tf32.cu, matmul_tf32.cu): for each 8-deep k-step, read the warp's A and B
-// fragments from the stage tiles ta (TileA: rows m) and tb (TileB: rows n) laid out as
-// mma_tile.cuh says, round them to TF32, and accumulate 16 mma.sync into acc.
-// wm, wn: the warp tile's first row and column in the block tile.
-template <class TileA, class TileB, int BK>
-__device__ __forceinline__ void warp_tile_slice(const float* ta, const float* tb, int wm, int wn,
-                                                int lane, float (&acc)[4][4][4]) {
-#pragma unroll
-  for (int ks = 0; ks < BK; ks += 8) {
-    uint32_t af[4][4], bf[4][2];
-#pragma unroll
-    for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-        af[mi][i] = to_tf32(ta[mma_a_index<TileA>(wm + mi * 16, ks, lane, i)]);
-#pragma unroll
-    for (int ni = 0; ni < 4; ++ni)
-#pragma unroll
-      for (int i = 0; i < 2; ++i)
-        bf[ni][i] = to_tf32(tb[mma_b_index<TileB>(wn + ni * 8, ks, lane, i)]);
-#pragma unroll
-    for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-      for (int ni = 0; ni < 4; ++ni) mma_tf32(acc[mi][ni], af[mi], bf[ni]);
-  }
-}
-
-// ---- the rounded variant (conv2d lab v5; the GEMM with set_tf32_ldmatrix) --------------------
-// warp_tile_slice rounds every fragment element as it reads it: with 8 warps on a 128x128 block
-// tile, each element of A is rounded by the 4 warps that read it, each of B by 2, and a lane
-// issues 24 shared loads + 24 cvt for its 16 mma.sync per k-step. The variant rounds each
-// element once, in shared memory, by the thread that copied it (round_chunk_tf32 in the
-// pipeline's landed hook), and reads the along-k tiles with ldmatrix.x4 (mma_tile.cuh): 6
-// loads per k-step for 128x128's fragments, no cvt. Same roundings, same products, same sums:
-// its results are bit for bit those of warp_tile_slice.
-
-// ldmatrix.sync.aligned.m8n8.x4: lane L passes the shared address of the row it names.
+// ldmatrix.sync.aligned.m8n8.x4: lane L passes the shared address of the row it names
+// (mma_tile.cuh: ldsm_a_row, ...).
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const float* row) {
   const unsigned s = unsigned(__cvta_generic_to_shared(row));
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
@@ -102,30 +66,50 @@ __device__ __forceinline__ void round_chunk_tf32(float* chunk) {
   *reinterpret_cast<float4*>(chunk) = v;
 }
 
-// warp_tile_slice on tiles whose elements are TF32 already: along-k tiles by ldmatrix.x4 (their
-// rows are BK + 4 floats apart, 16-byte multiples; the 8 rows of a matrix fall in 8 different
-// groups of 4 banks), the others by plain 32-bit loads (as warp_tile_slice, without the cvt).
-template <class TileA, class TileB, int BK>
-__device__ __forceinline__ void warp_tile_slice_rounded(const float* ta, const float* tb, int wm,
-                                                        int wn, int lane,
-                                                        float (&acc)[4][4][4]) {
+// The rounded pipelines' landed hook: round the chunks thread tid copied into stage tile s
+// (Slots: mma_tile.cuh's TileSlots, Tile: Tf32Tile) to TF32, once each.
+template <class Slots, class Tile>
+__device__ __forceinline__ void round_own_chunks_tf32(float* s, int tid) {
+#pragma unroll
+  for (int j = 0; j < Slots::E; ++j)
+    round_chunk_tf32(s + Tile::index(Slots::row(tid, j), Slots::kk(tid, j)));
+}
+
+// One 16-deep slice of a warp's 64x32 tile of C (4 x 4 blocks of 16x8), the TF32 GEMMs' inner
+// step (conv2d_tf32.cu, matmul_tf32.cu): for each 8-deep k-step, read the warp's A and B
+// fragments from the stage tiles ta (TileA: rows m) and tb (TileB: rows n) laid out as
+// mma_tile.cuh says, and accumulate 16 mma.sync into acc.
+// wm, wn: the warp tile's first row and column in the block tile.
+//   ROUNDED = false (conv2d v4): every fragment element is rounded to TF32 as it is read. With
+//     8 warps on a 128x128 block tile each element of A is rounded by the 4 warps that read it,
+//     each of B by 2, and a lane issues 24 shared loads + 24 cvt for its 16 mma.sync.
+//   ROUNDED = true (conv2d v5; the GEMM with set_tf32_ldmatrix): the tiles hold TF32 values
+//     already (round_own_chunks_tf32 in the landed hook), and along-k tiles are read with
+//     ldmatrix.x4 (their rows are BK + 4 floats apart, 16-byte multiples, and the 8 rows of a
+//     matrix fall in 8 different groups of 4 banks): one per 16x8 A block, one per two 8x8 B
+//     blocks; 6 loads per k-step at 128x128, no cvt. Same roundings, products and sums: the
+//     same bits either way.
+template <class TileA, class TileB, int BK, bool ROUNDED = false>
+__device__ __forceinline__ void warp_tile_slice(const float* ta, const float* tb, int wm, int wn,
+                                                int lane, float (&acc)[4][4][4]) {
+  auto fragment = [](float v) { return ROUNDED ? __float_as_uint(v) : to_tf32(v); };
 #pragma unroll
   for (int ks = 0; ks < BK; ks += 8) {
     uint32_t af[4][4], bf[4][2];
 #pragma unroll
     for (int mi = 0; mi < 4; ++mi) {
-      if constexpr (TileA::kAlongK) {
+      if constexpr (ROUNDED && TileA::kAlongK) {
         const int row = wm + mi * 16 + ldsm_a_row(lane);
         ldmatrix_x4(af[mi], ta + TileA::index(row, ks + ldsm_a_k(lane)));
       } else {
 #pragma unroll
         for (int i = 0; i < 4; ++i)
-          af[mi][i] = __float_as_uint(ta[mma_a_index<TileA>(wm + mi * 16, ks, lane, i)]);
+          af[mi][i] = fragment(ta[mma_a_index<TileA>(wm + mi * 16, ks, lane, i)]);
       }
     }
 #pragma unroll
     for (int ni = 0; ni < 4; ni += 2) {
-      if constexpr (TileB::kAlongK) {
+      if constexpr (ROUNDED && TileB::kAlongK) {
         uint32_t r[4];
         ldmatrix_x4(r, tb + TileB::index(wn + ni * 8 + ldsm_b_n(lane), ks + ldsm_b_k(lane)));
         bf[ni][0] = r[0], bf[ni][1] = r[1], bf[ni + 1][0] = r[2], bf[ni + 1][1] = r[3];
@@ -134,8 +118,7 @@ __device__ __forceinline__ void warp_tile_slice_rounded(const float* ta, const f
         for (int h = 0; h < 2; ++h)
 #pragma unroll
           for (int i = 0; i < 2; ++i)
-            bf[ni + h][i] =
-                __float_as_uint(tb[mma_b_index<TileB>(wn + (ni + h) * 8, ks, lane, i)]);
+            bf[ni + h][i] = fragment(tb[mma_b_index<TileB>(wn + (ni + h) * 8, ks, lane, i)]);
       }
     }
 #pragma unroll

@@ -92,6 +92,7 @@ TEST_F(CudaConv, OursDepthwiseMatchesCpu) {
 TEST_F(CudaConv, OursTf32LdmatrixSwitchKeepsTheBits) {
   ImplScope pick(Family::Conv, Impl::Ours);
   engine::cuda::set_tf32(true);
+  const bool saved_ldmatrix = kernels::cuda::tf32_ldmatrix();
   uint64_t seed = 300;
   for (const Case& c : kGeneral) {
     if (c.p.groups != 1) continue;
@@ -110,7 +111,7 @@ TEST_F(CudaConv, OursTf32LdmatrixSwitchKeepsTheBits) {
       all.insert(all.end(), dw.begin(), dw.end());
       runs.push_back(all);
     }
-    kernels::cuda::set_tf32_ldmatrix(false);
+    kernels::cuda::set_tf32_ldmatrix(saved_ldmatrix);
     ASSERT_EQ(runs[0].size(), runs[1].size());
     size_t differ = 0;
     for (size_t i = 0; i < runs[0].size(); ++i) differ += runs[0][i] != runs[1][i];

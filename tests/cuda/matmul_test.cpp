@@ -286,6 +286,7 @@ TEST_F(CudaMatmul, OursTf32RoundsTheOperands) {
 // the fusions that rewrite the tiles in shared memory (GELU, LayerNorm) or sum C's columns.
 TEST_F(CudaMatmul, OursTf32LdmatrixGivesTheSameBits) {
   Tf32On on;
+  const bool saved_ldmatrix = kernels::cuda::tf32_ldmatrix();
   uint64_t seed = 900;
   for (Mkn s : {Mkn{256, 64, 128}, Mkn{70, 133, 45}, Mkn{40, 3001, 70}})
     for (int fusion_kind = 0; fusion_kind < 3; ++fusion_kind)
@@ -313,7 +314,7 @@ TEST_F(CudaMatmul, OursTf32LdmatrixGivesTheSameBits) {
             out.push_back(c.to(engine::Device::cpu()));
             if (fusion_kind == 2) out.push_back(sums.to(engine::Device::cpu()));
           }
-          kernels::cuda::set_tf32_ldmatrix(false);
+          kernels::cuda::set_tf32_ldmatrix(saved_ldmatrix);
           const size_t half = out.size() / 2;
           for (double v : out[0].to_vector()) ASSERT_TRUE(std::isfinite(v)) << "C unwritten";
           for (size_t i = 0; i < half; ++i)
