@@ -29,6 +29,10 @@
 // per k-step a lane of a 128x128 block issues 6 shared loads and no cvt for its 16 mma.sync
 // instead of 24 loads and 24 cvt (forward: both operands along k; data gradient: A; weight
 // gradient: neither, so there only the cvt go). Same roundings and sums: the same bits as v4.
+// Its along-k tiles are swizzled, not padded (mma_tile.cuh): with v4's padding every 16-byte
+// chunk write (cp.async, and the rounding pass's load and store) collides with another in one
+// bank group; the bank model (tests/cuda_labs/smem_banks.h) counts 768 shared-memory passes per
+// 128x128 forward slice for v5 against 1152 with the padding and 640 for v4 (no rounding pass).
 #include <string>
 
 #include "kernels/cuda/conv2d.h"
@@ -72,8 +76,8 @@ template <class View, int BM, int BN, bool VEC, bool ROUNDED>
 __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
     gemm_tf32(GemmArgs a) {
   constexpr int T = BM * BN / 64, WN = BN / 32;  // threads; warps along n
-  using TA = Tf32Tile<View::A::kAlongK, BM, kBK>;
-  using TB = Tf32Tile<View::B::kAlongK, BN, kBK>;
+  using TA = Tf32Tile<View::A::kAlongK, BM, kBK, ROUNDED>;
+  using TB = Tf32Tile<View::B::kAlongK, BN, kBK, ROUNDED>;
   using LA = TileLoader<typename View::A, BM, kBK, T, VEC>;
   using LB = TileLoader<typename View::B, BN, kBK, T, VEC>;
   extern __shared__ float4 smem_tf32[];
@@ -134,8 +138,8 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
 
 template <class View, int BM, int BN, bool VEC, bool ROUNDED>
 void launch(const GemmArgs& a, int splits, cudaStream_t stream) {
-  using TA = Tf32Tile<View::A::kAlongK, BM, kBK>;
-  using TB = Tf32Tile<View::B::kAlongK, BN, kBK>;
+  using TA = Tf32Tile<View::A::kAlongK, BM, kBK, ROUNDED>;
+  using TB = Tf32Tile<View::B::kAlongK, BN, kBK, ROUNDED>;
   constexpr size_t smem = size_t(kStages) * (TA::kFloats + TB::kFloats) * sizeof(float);
   // Once per kernel: > 48 KB of dynamic shared memory needs an opt-in, and the largest shared
   // memory carveout lets 2-3 blocks (160-180 KB) share an SM.

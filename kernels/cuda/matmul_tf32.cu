@@ -24,6 +24,8 @@
 //   - Shared layout per operand and stage (mma_tile.cuh): along-k operands (A row-major,
 //     B stored [n, k]) as [row][16+4], the others as [kk][rows+8]; fragment reads are
 //     conflict-free either way. 4 stages x 20 KB (128x128, both along k) = 80 KB: 2 blocks/SM.
+//     The rounded main loop stores along-k operands [row][16] with their chunks swizzled
+//     instead (conflict-free chunk writes too; 4 x 16 KB).
 //   - Split-K and the epilogue (alpha, the bias and gelu' fusions, beta): matmul_args.cuh.
 //   - GELU fusion on an operand (gemm_fused, matmul.h): after a slice lands, each thread
 //     replaces the elements it copied by their GELU, before the slice's barrier
@@ -54,10 +56,11 @@ constexpr int kBK = 16, kStages = 4;
 
 // One operand as the kernel stages it: ROWS rows (m of A, n of B) of a 16-deep slice.
 // kAlongK: element (row, kk) is p[row * ld + kk]; otherwise p[kk * ld + row].
-template <bool kAlongK, int ROWS, int THREADS, bool VEC>
+// ROUNDED: the rounded pipeline's layout (swizzled along-k tiles; mma_tile.cuh).
+template <bool kAlongK, int ROWS, int THREADS, bool VEC, bool ROUNDED>
 struct Operand {
   using Slots = mma::TileSlots<kAlongK, ROWS, kBK, THREADS>;
-  using Tile = mma::Tf32Tile<kAlongK, ROWS, kBK>;
+  using Tile = mma::Tf32Tile<kAlongK, ROWS, kBK, ROUNDED>;
 
   // Issue this thread's copies of the slice [k0, k0 + 16) of rows [row0, row0 + ROWS) into the
   // stage tile s. Rows >= rows and kk >= k1 (the end of this block's split) read as zero.
@@ -162,8 +165,8 @@ template <bool TA, bool TB, int BM, int BN, bool VEC, bool ROUNDED>
 __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
     gemm_tf32_kernel(GemmArgs<float> a, bool pair) {
   constexpr int T = BM * BN / 64, WN = BN / 32;  // threads; warps along n
-  using OpA = Operand<!TA, BM, T, VEC>;          // A [m, k] is along k unless transposed
-  using OpB = Operand<TB, BN, T, VEC>;           // B [k, n] is along k only when transposed
+  using OpA = Operand<!TA, BM, T, VEC, ROUNDED>;  // A [m, k] is along k unless transposed
+  using OpB = Operand<TB, BN, T, VEC, ROUNDED>;   // B [k, n] is along k only when transposed
   using TA_ = typename OpA::Tile;
   using TB_ = typename OpB::Tile;
   extern __shared__ float4 smem_gemm_tf32[];
@@ -233,8 +236,8 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
 
 template <bool TA, bool TB, int BM, int BN, bool VEC, bool ROUNDED>
 void launch(const GemmArgs<float>& a, int splits, bool pair, cudaStream_t stream) {
-  using TileA = typename Operand<!TA, BM, BM * BN / 64, VEC>::Tile;
-  using TileB = typename Operand<TB, BN, BM * BN / 64, VEC>::Tile;
+  using TileA = typename Operand<!TA, BM, BM * BN / 64, VEC, ROUNDED>::Tile;
+  using TileB = typename Operand<TB, BN, BM * BN / 64, VEC, ROUNDED>::Tile;
   constexpr size_t smem = size_t(kStages) * (TileA::kFloats + TileB::kFloats) * sizeof(float);
   // Once per kernel: > 48 KB of dynamic shared memory needs an opt-in, and the largest shared
   // memory carveout lets 2-3 blocks (160-180 KB) share an SM.

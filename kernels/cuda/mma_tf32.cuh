@@ -84,11 +84,11 @@ __device__ __forceinline__ void round_own_chunks_tf32(float* s, int tid) {
 //     8 warps on a 128x128 block tile each element of A is rounded by the 4 warps that read it,
 //     each of B by 2, and a lane issues 24 shared loads + 24 cvt for its 16 mma.sync.
 //   ROUNDED = true (conv2d v5; the GEMM with set_tf32_ldmatrix): the tiles hold TF32 values
-//     already (round_own_chunks_tf32 in the landed hook), and along-k tiles are read with
-//     ldmatrix.x4 (their rows are BK + 4 floats apart, 16-byte multiples, and the 8 rows of a
-//     matrix fall in 8 different groups of 4 banks): one per 16x8 A block, one per two 8x8 B
-//     blocks; 6 loads per k-step at 128x128, no cvt. Same roundings, products and sums: the
-//     same bits either way.
+//     already (round_own_chunks_tf32 in the landed hook), and along-k tiles, swizzled
+//     (Tf32Tile<..., true>: each row's 16-byte chunks permuted so that the 8 rows of a matrix
+//     fall in 8 different groups of 4 banks), are read with ldmatrix.x4: one per 16x8 A
+//     block, one per two 8x8 B blocks; 6 loads per k-step at 128x128, no cvt. Same roundings,
+//     products and sums: the same bits either way.
 template <class TileA, class TileB, int BK, bool ROUNDED = false>
 __device__ __forceinline__ void warp_tile_slice(const float* ta, const float* tb, int wm, int wn,
                                                 int lane, float (&acc)[4][4][4]) {

@@ -31,15 +31,37 @@ MMA_HD int mma_c_n(int lane, int i) { return 2 * (lane & 3) + (i & 1); }
 
 // Shared-memory layout of one operand tile (ROWS x BK) in one pipeline stage, fixed by
 // cp.async, which copies 16 contiguous bytes: along-k tiles are stored [row][kk] (4 kk per
-// chunk), the others [kk][row]. The padding makes the fragment reads conflict-free: a warp
-// reads (row g, kk t) for g < 8, t < 4, i.e. words g*kLd + t (kLd = BK+4 = 4*odd: 32 distinct
-// banks) or t*kLd + g (kLd = ROWS+8 = 8 mod 32: 32 distinct banks).
-template <bool ALONG_K, int ROWS, int BK>
+// chunk), the others [kk][row]. Shared memory is 32 banks of 4 bytes; a warp's access takes one
+// pass per 4-byte word any bank must deliver (tests/cuda_labs/smem_banks.h counts them).
+//   Padded (conv2d v4, the GEMM's version 3): rows kLd floats apart. A warp's scalar fragment
+//     reads (row g, kk t) for g < 8, t < 4 are words g*kLd + t (kLd = BK+4 = 4*odd: 32 distinct
+//     banks) or t*kLd + g (kLd = ROWS+8 = 8 mod 32: 32 distinct banks). But an along-k tile's
+//     16-byte chunk writes collide: the 8 threads of a quarter warp write rows r and r+1, 4
+//     chunks each, and at 5 chunks per row chunk 0 of row r and chunk 3 of row r+1 share their
+//     banks: every cp.async, and every read or write of v5's rounding pass, takes 2 passes.
+//   SWIZZLED (along-k tiles of the rounded pipelines, conv2d v5 and the GEMM's version 5): no
+//     padding (rows BK floats apart) and chunk c of row r stored at chunk position c ^ sw(r),
+//     sw(r) = (r / (8 / P)) % P with P = BK / 4 chunks per row: the rows sharing one 128-byte
+//     line of banks hold their chunks in different positions. Then the 8 rows of an ldmatrix
+//     matrix, the two rows a quarter warp writes, and the 8 rows x 4 kk of a scalar fragment
+//     read all fall in different banks; and 20% less shared memory.
+template <bool ALONG_K, int ROWS, int BK, bool SWIZZLED = false>
 struct Tf32Tile {
   static constexpr bool kAlongK = ALONG_K;
-  static constexpr int kLd = kAlongK ? BK + 4 : ROWS + 8;
+  static constexpr bool kSwizzled = SWIZZLED && ALONG_K;  // [kk][row] tiles need no swizzle
+  static constexpr int kChunks = BK / 4;                  // chunks per row of an along-k tile
+  static_assert(!kSwizzled || kChunks == 2 || kChunks == 4 || kChunks == 8,
+                "the swizzle permutes 2, 4 or 8 chunks within a 128-byte line");
+  static constexpr int kLd = kAlongK ? (kSwizzled ? BK : BK + 4) : ROWS + 8;
   static constexpr int kFloats = kAlongK ? ROWS * kLd : BK * kLd;
-  MMA_HD static int index(int row, int kk) { return kAlongK ? row * kLd + kk : kk * kLd + row; }
+  MMA_HD static int index(int row, int kk) {
+    if constexpr (kSwizzled) {
+      const int sw = (row / (8 / kChunks)) % kChunks;
+      return row * kLd + (((kk >> 2) ^ sw) << 2) + (kk & 3);
+    } else {
+      return kAlongK ? row * kLd + kk : kk * kLd + row;
+    }
+  }
 };
 
 // The shared-memory index of fragment element i of lane for the 16x8 A block whose first row

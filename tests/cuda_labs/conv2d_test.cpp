@@ -9,12 +9,16 @@
 //     exactly the tile's elements (each once), and its 16-byte chunks are 4 consecutive floats;
 //   * the mma.sync m16n8k8 fragment functions match the PTX ISA's table, and a warp's mma
 //     replayed from them (through the shared-memory tile layouts) equals a plain product.
+//   * the shared-memory tile layouts' bank conflicts, counted for every warp access of a slice
+//     with tests/cuda_labs/smem_banks.h: v4's fragment reads and all of v5's accesses
+//     conflict-free.
 // With a GPU: every version, forward / data / weight + bias gradients, against the float64 CPU
 // reference, outputs NaN-poisoned first; tolerances from the summation-error bound per element;
 // small integers checked exactly; misaligned pointers; argument errors.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -22,6 +26,7 @@
 #include "kernels/cuda/conv2d.h"
 #include "kernels/cuda/conv2d_gemm_view.cuh"
 #include "tests/cuda_labs/labs_test_util.h"
+#include "tests/cuda_labs/smem_banks.h"
 
 namespace {
 
@@ -362,11 +367,11 @@ void hardware_mma(const double (&af)[32][4], const double (&bf)[32][2], double (
 
 // A 64x32 warp tile over a 16-deep slice, read from shared-memory tiles laid out as the TF32
 // kernel's (TA, TB) with its index functions, multiplied by the hardware model above.
-template <bool AlongKA, bool AlongKB>
+template <bool AlongKA, bool AlongKB, bool Swizzled = false>
 void check_warp_tile() {
   constexpr int BM = 128, BN = 128, BK = 16;
-  using TA = conv::Tf32Tile<AlongKA, BM, BK>;
-  using TB = conv::Tf32Tile<AlongKB, BN, BK>;
+  using TA = conv::Tf32Tile<AlongKA, BM, BK, Swizzled>;
+  using TB = conv::Tf32Tile<AlongKB, BN, BK, Swizzled>;
   const std::vector<double> a = random_doubles(size_t(BM) * BK, 7);
   const std::vector<double> b = random_doubles(size_t(BK) * BN, 8);
   std::vector<double> sa(TA::kFloats, NAN), sb(TB::kFloats, NAN);  // padding stays NaN
@@ -416,13 +421,44 @@ TEST(Conv2dMma, LdmatrixRowsDeliverTheMmaFragments) {
       EXPECT_EQ(mma::ldsm_b_k(src) + lane % 4, conv::mma_b_k(lane, i))
           << "lane " << lane << " b" << i << " of block " << block;
     }
-  // Each row address is a 16-byte multiple on an along-k tile (rows BK + 4 floats apart).
+  // Each row address is a 16-byte multiple on an along-k tile (rows BK + 4 floats apart, or
+  // BK with the chunks swizzled).
   using TA = conv::Tf32Tile<true, 128, 16>;
+  using TS = conv::Tf32Tile<true, 128, 16, true>;
   for (int lane = 0; lane < 32; ++lane)
     for (int ks = 0; ks < 16; ks += 8) {
       EXPECT_EQ(TA::index(48 + mma::ldsm_a_row(lane), ks + mma::ldsm_a_k(lane)) % 4, 0);
       EXPECT_EQ(TA::index(96 + mma::ldsm_b_n(lane), ks + mma::ldsm_b_k(lane)) % 4, 0);
+      EXPECT_EQ(TS::index(48 + mma::ldsm_a_row(lane), ks + mma::ldsm_a_k(lane)) % 4, 0);
+      EXPECT_EQ(TS::index(96 + mma::ldsm_b_n(lane), ks + mma::ldsm_b_k(lane)) % 4, 0);
     }
+}
+
+// The swizzled layout is a permutation of the tile's floats that keeps each 16-byte chunk
+// (4 consecutive kk from a multiple of 4) whole and aligned: cp.async and the rounding pass
+// move chunks, and the GEMM's GELU / LayerNorm fusions address a chunk's elements as chunk[e].
+template <int ROWS, int BK>
+void check_swizzle_is_a_chunk_permutation() {
+  using T = conv::Tf32Tile<true, ROWS, BK, true>;
+  static_assert(T::kFloats == ROWS * BK, "no padding");
+  std::vector<int> hits(T::kFloats, 0);
+  for (int row = 0; row < ROWS; ++row)
+    for (int kk = 0; kk < BK; ++kk) {
+      const int i = T::index(row, kk);
+      ASSERT_TRUE(i >= 0 && i < T::kFloats) << "row " << row << " kk " << kk;
+      ++hits[size_t(i)];
+      EXPECT_EQ(i / BK, row) << "a row stays in its own " << BK << " floats";
+      EXPECT_EQ(i - T::index(row, kk & ~3), kk & 3) << "row " << row << " kk " << kk;
+      EXPECT_EQ(T::index(row, kk & ~3) % 4, 0);
+    }
+  for (int h : hits) EXPECT_EQ(h, 1);
+}
+
+TEST(Conv2dMma, SwizzledTilesPermuteWholeChunks) {
+  check_swizzle_is_a_chunk_permutation<128, 16>();
+  check_swizzle_is_a_chunk_permutation<64, 16>();
+  check_swizzle_is_a_chunk_permutation<64, 8>();   // other slice depths the swizzle allows
+  check_swizzle_is_a_chunk_permutation<64, 32>();
 }
 
 TEST(Conv2dMma, WarpTileFromSharedMemoryEqualsPlainProduct) {
@@ -430,6 +466,149 @@ TEST(Conv2dMma, WarpTileFromSharedMemoryEqualsPlainProduct) {
   check_warp_tile<true, false>();   // data gradient: B stored [kk][n]
   check_warp_tile<false, false>();  // weight gradient: both [kk][row]
   check_warp_tile<false, true>();   // (matmul_tf32.cu with both operands transposed)
+  check_warp_tile<true, true, true>();  // v5's swizzled along-k tiles
+  check_warp_tile<true, false, true>();
+  check_warp_tile<false, true, true>();
+}
+
+// ---- shared-memory bank conflicts of the TF32 pipelines (tests/cuda_labs/smem_banks.h) ------
+
+TEST(SmemBanks, ModelCountsTheTextbookCases) {
+  auto access = [](int bytes, auto address_of_lane) {
+    smem_banks::WarpAccess a;
+    a.bytes = bytes;
+    for (int lane = 0; lane < 32; ++lane) a.address[size_t(lane)] = address_of_lane(lane);
+    return smem_banks::wavefronts(a);
+  };
+  EXPECT_EQ(access(4, [](int l) { return 4 * l; }), 1);         // consecutive words
+  EXPECT_EQ(access(4, [](int) { return 64; }), 1);              // one word: a broadcast
+  EXPECT_EQ(access(4, [](int l) { return 8 * l; }), 2);         // stride 2: 2-way
+  EXPECT_EQ(access(4, [](int l) { return 128 * l; }), 32);      // a column of a 32-wide tile
+  EXPECT_EQ(access(4, [](int l) { return 132 * l; }), 1);       // ... padded to 33
+  EXPECT_EQ(access(8, [](int l) { return 8 * l; }), 2);         // float2, consecutive
+  EXPECT_EQ(access(16, [](int l) { return 16 * l; }), 4);       // float4, consecutive
+  EXPECT_EQ(access(16, [](int l) { return 64 * l; }), 16);      // float4 rows 64 B apart: 4-way
+  EXPECT_EQ(access(16, [](int l) { return 80 * l; }), 4);       // ... 80 B apart: none
+}
+
+// The warp-wide shared-memory accesses one 16-deep slice costs a block of a TF32 pipeline
+// (conv2d_tf32.cu, matmul_tf32.cu), counted with the bank model: the cp.async chunk writes of
+// both tiles, v5's rounding pass (a 16-byte load and store of each chunk), and every warp's
+// fragment reads (v4: one 4-byte load per element; v5: ldmatrix.x4 on along-k tiles).
+struct SliceCost {
+  int accesses = 0, wavefronts = 0, ideal = 0;
+  void add(const smem_banks::WarpAccess& a, int times = 1) {
+    accesses += times;
+    wavefronts += times * smem_banks::wavefronts(a);
+    ideal += times * smem_banks::ideal_wavefronts(a.bytes);
+  }
+};
+
+template <class Tile, int ROWS, int THREADS>
+void add_chunk_writes(SliceCost& cost, int times) {  // 16-byte chunks, as cp_async16 writes them
+  using Slots = mma::TileSlots<Tile::kAlongK, ROWS, 16, THREADS>;
+  for (int warp = 0; warp < THREADS / 32; ++warp)
+    for (int j = 0; j < Slots::E; ++j) {
+      smem_banks::WarpAccess a;
+      a.bytes = 16;
+      for (int lane = 0; lane < 32; ++lane) {
+        const int tid = 32 * warp + lane;
+        a.address[size_t(lane)] = 4L * Tile::index(Slots::row(tid, j), Slots::kk(tid, j));
+      }
+      cost.add(a, times);
+    }
+}
+
+// Every warp's fragment reads of one slice (warp_tile_slice in mma_tf32.cuh).
+template <class TA, class TB, bool ROUNDED, int BM, int BN>
+void add_fragment_reads(SliceCost& cost) {
+  constexpr int T = BM * BN / 64, WN = BN / 32;
+  for (int warp = 0; warp < T / 32; ++warp) {
+    const int wm = (warp / WN) * 64, wn = (warp % WN) * 32;
+    for (int ks = 0; ks < 16; ks += 8) {
+      for (int mi = 0; mi < 4; ++mi) {
+        smem_banks::WarpAccess a;
+        if (ROUNDED && TA::kAlongK) {
+          a.bytes = 16;
+          for (int lane = 0; lane < 32; ++lane)
+            a.address[size_t(lane)] =
+                4L * TA::index(wm + mi * 16 + mma::ldsm_a_row(lane), ks + mma::ldsm_a_k(lane));
+          cost.add(a);
+        } else {
+          for (int i = 0; i < 4; ++i) {
+            for (int lane = 0; lane < 32; ++lane)
+              a.address[size_t(lane)] = 4L * conv::mma_a_index<TA>(wm + mi * 16, ks, lane, i);
+            cost.add(a);
+          }
+        }
+      }
+      for (int ni = 0; ni < 4; ni += 2) {
+        smem_banks::WarpAccess a;
+        if (ROUNDED && TB::kAlongK) {
+          a.bytes = 16;
+          for (int lane = 0; lane < 32; ++lane)
+            a.address[size_t(lane)] =
+                4L * TB::index(wn + ni * 8 + mma::ldsm_b_n(lane), ks + mma::ldsm_b_k(lane));
+          cost.add(a);
+        } else {
+          for (int h = 0; h < 2; ++h)
+            for (int i = 0; i < 2; ++i) {
+              for (int lane = 0; lane < 32; ++lane)
+                a.address[size_t(lane)] =
+                    4L * conv::mma_b_index<TB>(wn + (ni + h) * 8, ks, lane, i);
+              cost.add(a);
+            }
+        }
+      }
+    }
+  }
+}
+
+template <class TA, class TB, bool ROUNDED, int BM, int BN>
+SliceCost slice_cost() {
+  constexpr int T = BM * BN / 64;
+  SliceCost cost;
+  add_chunk_writes<TA, BM, T>(cost, ROUNDED ? 3 : 1);  // cp.async (+ rounding load and store)
+  add_chunk_writes<TB, BN, T>(cost, ROUNDED ? 3 : 1);
+  add_fragment_reads<TA, TB, ROUNDED, BM, BN>(cost);
+  return cost;
+}
+
+// v4 (padded tiles): every fragment read is conflict-free, which is what the padding is for,
+// but an along-k tile's chunk writes take twice the passes (mma_tile.cuh says why). v5 (the
+// swizzled layout): nothing collides. The totals are printed for kernels/README.md.
+template <bool AlongKA, bool AlongKB, int BM, int BN>
+void check_slice_banks(const char* what) {
+  SCOPED_TRACE(what);
+  using PA = conv::Tf32Tile<AlongKA, BM, 16>;
+  using PB = conv::Tf32Tile<AlongKB, BN, 16>;
+  using SA = conv::Tf32Tile<AlongKA, BM, 16, true>;
+  using SB = conv::Tf32Tile<AlongKB, BN, 16, true>;
+  for (bool rounded : {false, true}) {  // the padding keeps scalar and ldmatrix reads clean
+    SliceCost reads;
+    rounded ? add_fragment_reads<PA, PB, true, BM, BN>(reads)
+            : add_fragment_reads<PA, PB, false, BM, BN>(reads);
+    EXPECT_EQ(reads.wavefronts, reads.ideal) << (rounded ? "ldmatrix" : "scalar") << " reads";
+  }
+  const SliceCost v4 = slice_cost<PA, PB, false, BM, BN>();
+  const int collide = (AlongKA ? BM : 0) + (AlongKB ? BN : 0);  // along-k rows of the slice
+  // Each along-k quarter-warp write covers 2 rows in 2 passes instead of 1.
+  EXPECT_EQ(v4.wavefronts - v4.ideal, collide / 2);
+  const SliceCost padded_v5 = slice_cost<PA, PB, true, BM, BN>();
+  EXPECT_EQ(padded_v5.wavefronts - padded_v5.ideal, 3 * collide / 2);
+  const SliceCost v5 = slice_cost<SA, SB, true, BM, BN>();
+  EXPECT_EQ(v5.wavefronts, v5.ideal);
+  std::printf("[ banks    ] %-40s v4 %4d passes (%4d ideal), v5 %4d (%4d with v4's padding)\n",
+              what, v4.wavefronts, v4.ideal, v5.wavefronts, padded_v5.wavefronts);
+}
+
+TEST(Conv2dMma, SharedMemoryPassesPerSlice) {
+  check_slice_banks<true, true, 128, 128>("forward / GEMM A B^T, 128x128");
+  check_slice_banks<true, true, 128, 64>("forward / GEMM A B^T, 128x64");
+  check_slice_banks<true, true, 64, 128>("forward / GEMM A B^T, 64x128");
+  check_slice_banks<true, false, 128, 128>("data gradient / GEMM A B, 128x128");
+  check_slice_banks<false, false, 128, 128>("weight gradient / GEMM A^T B, 128x128");
+  check_slice_banks<false, true, 64, 128>("GEMM A^T B^T, 64x128");
 }
 
 // ---- Part 2: the kernels on the GPU ------------------------------------------------------------
