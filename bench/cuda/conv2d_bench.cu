@@ -24,7 +24,8 @@
 // math. Exit: 0 when everything validated, 1 otherwise, 77 without a GPU. Takes ~30 s on an
 // H100 (the naive v1 dominates; --version 3 or 4 for a quick look). v5 is v4 with operands
 // rounded once in shared memory and ldmatrix fragments: the same bits, so its rows show what
-// the fewer instructions per mma.sync are worth.
+// the fewer instructions per mma.sync are worth; v6 is v5 with 64x64 warp tiles (the same bits
+// again: what a third fewer fragment reads and half the warps are worth).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>

@@ -42,6 +42,9 @@
 //   v5  v4 with each operand element rounded to TF32 once, in shared memory, by the thread
 //       that copied it, and the along-k fragments read by ldmatrix.x4: 4x fewer shared loads and
 //       no cvt in the inner loop; the same bits as v4 (conv2d_tf32.cu).
+//   v6  v5 with 64x64 warp tiles (4 warps on a 128x128 block, 128 accumulators a thread):
+//       each warp's fragment reads serve twice the products, a third fewer shared-memory
+//       passes per slice than v5; the same bits as v4 (conv2d_tf32.cu).
 //   -Xptxas -v (sm_90, nvcc 13.0): kernels/README.md has the registers and shared memory of
 //   every kernel; none spills but v3's data gradient at 128x128 on the 16-byte path (16 B).
 //
@@ -454,7 +457,7 @@ void launch_v3_tile(const GemmArgs& a, int splits, bool vec, cudaStream_t stream
     gemm_v3<View, BM, BN, false><<<grid, BM * BN / 64, 0, stream>>>(a);
 }
 
-// Versions 2-5 of one view.
+// Versions 2-6 of one view.
 template <class View>
 void launch_gemm(int version, const GemmArgs& a, int splits, bool vec, cudaStream_t stream,
                  const char* op) {
@@ -474,7 +477,7 @@ void launch_gemm(int version, const GemmArgs& a, int splits, bool vec, cudaStrea
     else
       launch_v3_tile<View, 128, 128>(a, splits, vec, stream);
   } else {
-    conv::launch_tf32(kind_of<View>(), a, splits, vec, /*rounded=*/version == 5, stream);
+    conv::launch_tf32(kind_of<View>(), a, splits, vec, version, stream);
   }
   labs::check_launch(op);
 }

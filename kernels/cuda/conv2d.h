@@ -1,6 +1,6 @@
 // kernels/cuda/conv2d.h — dense 2-D convolution on NHWC activations on the GPU as an implicit
 // GEMM: forward, data gradient, weight (+ bias) gradient. Algorithms and roofline: conv2d.cu
-// (versions 1-3, fp32 CUDA cores) and conv2d_tf32.cu (versions 4-5, TF32 tensor cores); the index
+// (versions 1-3, fp32 CUDA cores) and conv2d_tf32.cu (versions 4-6, TF32 tensor cores); the index
 // math of the three GEMM views is in conv2d_gemm_view.cuh.
 //
 //   x  [N, H, W, C]   input, channels last (contiguous), device memory
@@ -8,11 +8,11 @@
 //   y  [N, P, Q, K]   output; P = (H + 2*pad_h - dil_h*(R-1) - 1) / stride_h + 1, Q likewise
 //
 // groups == 1 only (depthwise convolutions have depthwise_conv2d.h). Any stride, padding and
-// dilation. float32 in and out; versions 4-5 round the operands to TF32 (10-bit mantissa) and
+// dilation. float32 in and out; versions 4-6 round the operands to TF32 (10-bit mantissa) and
 // accumulates in fp32. Every tensor must have fewer than 2^30 elements (int32 indices).
 // Every function queues work on `stream` and returns without synchronising; errors (bad
 // shapes, bad version, launch failures) throw std::runtime_error.
-// version: 0 = the fastest fp32 version (3), 1..3 fp32, 4..5 TF32 (conv2d_version_is_tf32).
+// version: 0 = the fastest fp32 version (3), 1..3 fp32, 4..6 TF32 (conv2d_version_is_tf32).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -32,11 +32,12 @@ struct Conv2dLabShape {
   int q() const { return (w + 2 * pad_w - dil_w * (s - 1) - 1) / stride_w + 1; }  // output cols
 };
 
-inline constexpr int kConv2dVersions = 5;     // valid versions: 0 (= 3) .. 5
+inline constexpr int kConv2dVersions = 6;     // valid versions: 0 (= 3) .. 6
 inline constexpr int kConv2dTf32Version = 4;  // the first TF32 tensor-core version; 0 never
                                               // picks one: their rounding differs from fp32
 // With TF32 on (kernels::cuda::tf32()) the engine runs version 4, or 5 when
 // kernels::cuda::tf32_ldmatrix() is on (the same bits; off until a GPU run times 5 faster).
+// Version 6 (the same bits too) is the lab's alone until a GPU run times it.
 constexpr bool conv2d_version_is_tf32(int version) { return version >= kConv2dTf32Version; }
 
 // True when the launchers below accept sh (groups == 1, every size >= 1, the filter fits, each

@@ -446,9 +446,8 @@ inline BlockTile pick_tile(int m, int ncols) {
   return {128, 128};
 }
 
-// Versions 4 and 5 (conv2d_tf32.cu; rounded: 5). vec: C and K multiples of 4 and a, b, out
-// 16-byte aligned.
-void launch_tf32(ViewKind view, const GemmArgs& args, int splits, bool vec, bool rounded,
+// Versions 4-6 (conv2d_tf32.cu). vec: C and K multiples of 4 and a, b, out 16-byte aligned.
+void launch_tf32(ViewKind view, const GemmArgs& args, int splits, bool vec, int version,
                  cudaStream_t stream);
 
 }  // namespace kernels::cuda::conv

@@ -1,4 +1,4 @@
-// kernels/cuda/conv2d_tf32.cu — versions 4 and 5 of the implicit-GEMM convolution (conv2d.cu
+// kernels/cuda/conv2d_tf32.cu — versions 4-6 of the implicit-GEMM convolution (conv2d.cu
 // has the problem, the three GEMM views and versions 1-3): TF32 tensor cores through mma.sync.
 //
 // Block tile BM x BN (128x128; 128x64 or 64x128 when a side is <= 64, as v3), one 64x32 warp
@@ -33,6 +33,14 @@
 // chunk write (cp.async, and the rounding pass's load and store) collides with another in one
 // bank group; the bank model (tests/cuda_labs/smem_banks.h) counts 768 shared-memory passes per
 // 128x128 forward slice for v5 against 1152 with the padding and 640 for v4 (no rounding pass).
+//
+// Version 6 is version 5 with 64x64 warp tiles on 128x128 blocks: 4 warps a block, 4 x 8
+// mma.sync blocks and 128 accumulators a thread (218-238 registers, 2 blocks per SM). The
+// fragment reads are the largest share of a slice's shared-memory passes (each A row is read
+// by every warp along n); with half as many warps along n they fall from 384 to 256 per
+// 128x128 slice (640 passes in all, against v5's 768; cp.async and the rounding pass make the
+// other 384). Half as many warps per SM as v5, each with twice the independent mma.sync per
+// k-step. Same sums in the same order: the same bits as v4.
 #include <string>
 
 #include "kernels/cuda/conv2d.h"
@@ -70,12 +78,29 @@ __device__ __forceinline__ void copy_slice(const L& ld, const Geo& g, const floa
   }
 }
 
-// Registers as v3: 256-thread blocks <= 128 (2 per SM), 128-thread blocks <= 168 (3 per SM).
-// ROUNDED: version 5 (operands rounded in shared memory, ldmatrix), else version 4.
-template <class View, int BM, int BN, bool VEC, bool ROUNDED>
-__global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
+// V: the version. 4: 64x32 warp tiles, cvt as fragments are read; 5: operands rounded in
+// shared memory, ldmatrix, swizzled along-k tiles; 6: version 5 with 64x64 warp tiles, on
+// 128x128 blocks only (launch_view runs version 5's kernels for its 128x64 and 64x128 blocks:
+// with 2 warps a block, their loaders' registers spilled).
+template <int V>
+struct Tf32Version {
+  static constexpr bool kRounded = V >= 5;
+  static constexpr int kWarpN = V >= 6 ? 64 : 32;  // warp tile: 64 x kWarpN
+  static constexpr int threads(int bm, int bn) { return bm * bn / (64 * kWarpN) * 32; }
+  // Registers: 256-thread blocks <= 128 (2 per SM), 128-thread blocks <= 168 (3 per SM) as v3;
+  // v6's 128-thread 128x128 blocks (128 accumulators a thread) <= 255 (2 per SM).
+  static constexpr int min_blocks(int bm, int bn) { return bm * bn == 128 * 128 ? 2 : 3; }
+};
+
+template <class View, int BM, int BN, bool VEC, int V>
+__global__ void __launch_bounds__(Tf32Version<V>::threads(BM, BN),
+                                  Tf32Version<V>::min_blocks(BM, BN))
     gemm_tf32(GemmArgs a) {
-  constexpr int T = BM * BN / 64, WN = BN / 32;  // threads; warps along n
+  using Ver = Tf32Version<V>;
+  static_assert(V < 6 || BM * BN == 128 * 128, "version 6 runs 128x128 blocks only");
+  constexpr bool ROUNDED = Ver::kRounded;
+  constexpr int WARP_N = Ver::kWarpN, NI = WARP_N / 8;      // warp tile 64 x WARP_N
+  constexpr int T = Ver::threads(BM, BN), WN = BN / WARP_N;  // threads; warps along n
   using TA = Tf32Tile<View::A::kAlongK, BM, kBK, ROUNDED>;
   using TB = Tf32Tile<View::B::kAlongK, BN, kBK, ROUNDED>;
   using LA = TileLoader<typename View::A, BM, kBK, T, VEC>;
@@ -85,7 +110,7 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
   float* sb = sa + kStages * TA::kFloats;            // [stage][TB]
   const Geo& g = a.g;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int wm = (warp / WN) * 64, wn = (warp % WN) * 32;  // warp tile origin in the block tile
+  const int wm = (warp / WN) * 64, wn = (warp % WN) * WARP_N;  // warp tile origin
   const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
   const int k0 = blockIdx.z * a.k_per_split;
   const int k1 = min(k0 + a.k_per_split, View::kdim(g));
@@ -102,23 +127,23 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
     la.advance(g);
     lb.advance(g);
   };
-  auto landed = [&](int t) {  // v5: this thread's chunks of slice t, rounded once
+  auto landed = [&](int t) {  // v5, v6: this thread's chunks of slice t, rounded once
     if constexpr (ROUNDED) {
       mma::round_own_chunks_tf32<typename LA::Slots, TA>(sa + (t % kStages) * TA::kFloats, tid);
       mma::round_own_chunks_tf32<typename LB::Slots, TB>(sb + (t % kStages) * TB::kFloats, tid);
     }
   };
-  float acc[4][4][4] = {};  // [m16 block][n8 block][c0..c3]
+  float acc[4][NI][4] = {};  // [m16 block][n8 block][c0..c3]
   pipelined_slices<kStages>(tiles, issue, landed, [&](int t) {
     const float* ta = sa + (t % kStages) * TA::kFloats;
     const float* tb = sb + (t % kStages) * TB::kFloats;
-    mma::warp_tile_slice<TA, TB, kBK, ROUNDED>(ta, tb, wm, wn, lane, acc);
+    mma::warp_tile_slice<TA, TB, kBK, ROUNDED, NI>(ta, tb, wm, wn, lane, acc);
   });
 
   // c0/c1 (and c2/c3) are two adjacent columns of one row: one 8-byte store when vec.
   const int mrows = View::m(g), ncols = View::n(g);
   float* out = a.out + int64_t(blockIdx.z) * a.out_split_stride;
-  mma::for_each_c_pair(lane, [&](int mi, int ni, int h, int row_in_warp, int col_in_warp) {
+  mma::for_each_c_pair<NI>(lane, [&](int mi, int ni, int h, int row_in_warp, int col_in_warp) {
     const int m = m0 + wm + row_in_warp, n = n0 + wn + col_in_warp;
     if (m >= mrows) return;
     float v0 = acc[mi][ni][2 * h], v1 = acc[mi][ni][2 * h + 1];
@@ -136,18 +161,18 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
   });
 }
 
-template <class View, int BM, int BN, bool VEC, bool ROUNDED>
+template <class View, int BM, int BN, bool VEC, int V>
 void launch(const GemmArgs& a, int splits, cudaStream_t stream) {
-  using TA = Tf32Tile<View::A::kAlongK, BM, kBK, ROUNDED>;
-  using TB = Tf32Tile<View::B::kAlongK, BN, kBK, ROUNDED>;
+  using TA = Tf32Tile<View::A::kAlongK, BM, kBK, Tf32Version<V>::kRounded>;
+  using TB = Tf32Tile<View::B::kAlongK, BN, kBK, Tf32Version<V>::kRounded>;
   constexpr size_t smem = size_t(kStages) * (TA::kFloats + TB::kFloats) * sizeof(float);
   // Once per kernel: > 48 KB of dynamic shared memory needs an opt-in, and the largest shared
   // memory carveout lets 2-3 blocks (160-180 KB) share an SM.
   static const bool opted_in = [] {
-    labs::check(cudaFuncSetAttribute(gemm_tf32<View, BM, BN, VEC, ROUNDED>,
+    labs::check(cudaFuncSetAttribute(gemm_tf32<View, BM, BN, VEC, V>,
                                      cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
                 "conv2d (TF32): cudaFuncSetAttribute");
-    labs::check(cudaFuncSetAttribute(gemm_tf32<View, BM, BN, VEC, ROUNDED>,
+    labs::check(cudaFuncSetAttribute(gemm_tf32<View, BM, BN, VEC, V>,
                                      cudaFuncAttributePreferredSharedMemoryCarveout,
                                      int(cudaSharedmemCarveoutMaxShared)),
                 "conv2d (TF32): cudaFuncSetAttribute");
@@ -156,41 +181,46 @@ void launch(const GemmArgs& a, int splits, cudaStream_t stream) {
   (void)opted_in;
   dim3 grid(unsigned(ceil_div(View::m(a.g), BM)), unsigned(ceil_div(View::n(a.g), BN)),
             unsigned(splits));
-  gemm_tf32<View, BM, BN, VEC, ROUNDED><<<grid, BM * BN / 64, smem, stream>>>(a);
+  gemm_tf32<View, BM, BN, VEC, V><<<grid, Tf32Version<V>::threads(BM, BN), smem, stream>>>(a);
 }
 
-template <class View, bool VEC, bool ROUNDED>
+template <class View, bool VEC, int V>
 void launch_view(const GemmArgs& a, int splits, cudaStream_t stream) {
+  constexpr int VS = V >= 6 ? 5 : V;  // on the smaller blocks version 6 is version 5
   const BlockTile t = pick_tile(View::m(a.g), View::n(a.g));
   if (t.bn == 64)
-    launch<View, 128, 64, VEC, ROUNDED>(a, splits, stream);
+    launch<View, 128, 64, VEC, VS>(a, splits, stream);
   else if (t.bm == 64)
-    launch<View, 64, 128, VEC, ROUNDED>(a, splits, stream);
+    launch<View, 64, 128, VEC, VS>(a, splits, stream);
   else
-    launch<View, 128, 128, VEC, ROUNDED>(a, splits, stream);
+    launch<View, 128, 128, VEC, V>(a, splits, stream);
+}
+
+template <class View, int V>
+void launch_view(const GemmArgs& a, int splits, bool vec, cudaStream_t stream) {
+  vec ? launch_view<View, true, V>(a, splits, stream) : launch_view<View, false, V>(a, splits, stream);
 }
 
 template <class View>
-void launch_view(const GemmArgs& a, int splits, bool vec, bool rounded, cudaStream_t stream) {
-  if (vec)
-    rounded ? launch_view<View, true, true>(a, splits, stream)
-            : launch_view<View, true, false>(a, splits, stream);
-  else
-    rounded ? launch_view<View, false, true>(a, splits, stream)
-            : launch_view<View, false, false>(a, splits, stream);
+void launch_view(const GemmArgs& a, int splits, bool vec, int version, cudaStream_t stream) {
+  switch (version) {
+    case 4: launch_view<View, 4>(a, splits, vec, stream); break;
+    case 5: launch_view<View, 5>(a, splits, vec, stream); break;
+    default: launch_view<View, 6>(a, splits, vec, stream); break;
+  }
 }
 
 }  // namespace
 
-void launch_tf32(ViewKind view, const GemmArgs& args, int splits, bool vec, bool rounded,
+void launch_tf32(ViewKind view, const GemmArgs& args, int splits, bool vec, int version,
                  cudaStream_t stream) {
   switch (view) {
-    case ViewKind::Fwd: launch_view<FwdView>(args, splits, vec, rounded, stream); break;
-    case ViewKind::Dgrad: launch_view<DgradView>(args, splits, vec, rounded, stream); break;
+    case ViewKind::Fwd: launch_view<FwdView>(args, splits, vec, version, stream); break;
+    case ViewKind::Dgrad: launch_view<DgradView>(args, splits, vec, version, stream); break;
     case ViewKind::DgradPhase:
-      launch_view<DgradPhaseView>(args, splits, vec, rounded, stream);
+      launch_view<DgradPhaseView>(args, splits, vec, version, stream);
       break;
-    case ViewKind::Wgrad: launch_view<WgradView>(args, splits, vec, rounded, stream); break;
+    case ViewKind::Wgrad: launch_view<WgradView>(args, splits, vec, version, stream); break;
   }
 }
 

@@ -75,27 +75,28 @@ __device__ __forceinline__ void round_own_chunks_tf32(float* s, int tid) {
     round_chunk_tf32(s + Tile::index(Slots::row(tid, j), Slots::kk(tid, j)));
 }
 
-// One 16-deep slice of a warp's 64x32 tile of C (4 x 4 blocks of 16x8), the TF32 GEMMs' inner
-// step (conv2d_tf32.cu, matmul_tf32.cu): for each 8-deep k-step, read the warp's A and B
-// fragments from the stage tiles ta (TileA: rows m) and tb (TileB: rows n) laid out as
-// mma_tile.cuh says, and accumulate 16 mma.sync into acc.
+// One 16-deep slice of a warp's 64 x 8NI tile of C (4 x NI blocks of 16x8; NI = 4: 64x32, the
+// TF32 GEMMs' inner step, conv2d_tf32.cu and matmul_tf32.cu; NI = 8: conv2d v6's 64x64): for
+// each 8-deep k-step, read the warp's A and B fragments from the stage tiles ta (TileA: rows m)
+// and tb (TileB: rows n) laid out as mma_tile.cuh says, and accumulate 4 NI mma.sync into acc.
 // wm, wn: the warp tile's first row and column in the block tile.
 //   ROUNDED = false (conv2d v4): every fragment element is rounded to TF32 as it is read. With
 //     8 warps on a 128x128 block tile each element of A is rounded by the 4 warps that read it,
 //     each of B by 2, and a lane issues 24 shared loads + 24 cvt for its 16 mma.sync.
-//   ROUNDED = true (conv2d v5; the GEMM with set_tf32_ldmatrix): the tiles hold TF32 values
+//   ROUNDED = true (conv2d v5, v6; the GEMM with set_tf32_ldmatrix): the tiles hold TF32 values
 //     already (round_own_chunks_tf32 in the landed hook), and along-k tiles, swizzled
 //     (Tf32Tile<..., true>: each row's 16-byte chunks permuted so that the 8 rows of a matrix
 //     fall in 8 different groups of 4 banks), are read with ldmatrix.x4: one per 16x8 A
-//     block, one per two 8x8 B blocks; 6 loads per k-step at 128x128, no cvt. Same roundings,
+//     block, one per two 8x8 B blocks; 6 loads per k-step at 64x32, no cvt. Same roundings,
 //     products and sums: the same bits either way.
-template <class TileA, class TileB, int BK, bool ROUNDED = false>
+template <class TileA, class TileB, int BK, bool ROUNDED = false, int NI = 4>
 __device__ __forceinline__ void warp_tile_slice(const float* ta, const float* tb, int wm, int wn,
-                                                int lane, float (&acc)[4][4][4]) {
+                                                int lane, float (&acc)[4][NI][4]) {
+  static_assert(NI % 2 == 0, "ldmatrix.x4 reads two 8x8 B blocks at once");
   auto fragment = [](float v) { return ROUNDED ? __float_as_uint(v) : to_tf32(v); };
 #pragma unroll
   for (int ks = 0; ks < BK; ks += 8) {
-    uint32_t af[4][4], bf[4][2];
+    uint32_t af[4][4], bf[NI][2];
 #pragma unroll
     for (int mi = 0; mi < 4; ++mi) {
       if constexpr (ROUNDED && TileA::kAlongK) {
@@ -108,7 +109,7 @@ __device__ __forceinline__ void warp_tile_slice(const float* ta, const float* tb
       }
     }
 #pragma unroll
-    for (int ni = 0; ni < 4; ni += 2) {
+    for (int ni = 0; ni < NI; ni += 2) {
       if constexpr (ROUNDED && TileB::kAlongK) {
         uint32_t r[4];
         ldmatrix_x4(r, tb + TileB::index(wn + ni * 8 + ldsm_b_n(lane), ks + ldsm_b_k(lane)));
@@ -124,20 +125,20 @@ __device__ __forceinline__ void warp_tile_slice(const float* ta, const float* tb
 #pragma unroll
     for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
-      for (int ni = 0; ni < 4; ++ni) mma_tf32(acc[mi][ni], af[mi], bf[ni]);
+      for (int ni = 0; ni < NI; ++ni) mma_tf32(acc[mi][ni], af[mi], bf[ni]);
   }
 }
 
-// Where a lane's accumulators of a 64x32 warp tile sit in C, for the TF32 GEMMs' epilogues:
+// Where a lane's accumulators of a 64 x 8NI warp tile sit in C, for the TF32 GEMMs' epilogues:
 // f(mi, ni, h, row, col) for each pair acc[mi][ni][2h], acc[mi][ni][2h + 1], which are C's
 // (row, col) and (row, col + 1) relative to the warp tile's origin (h = 0: c0, c1; h = 1: c2,
 // c3 of the m16 x n8 block (mi, ni)).
-template <class F>
+template <int NI = 4, class F>
 __device__ __forceinline__ void for_each_c_pair(int lane, F&& f) {
 #pragma unroll
   for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
-    for (int ni = 0; ni < 4; ++ni)
+    for (int ni = 0; ni < NI; ++ni)
 #pragma unroll
       for (int h = 0; h < 2; ++h)
         f(mi, ni, h, mi * 16 + mma_c_row(lane, 2 * h), ni * 8 + mma_c_n(lane, 2 * h));

@@ -519,12 +519,13 @@ void add_chunk_writes(SliceCost& cost, int times) {  // 16-byte chunks, as cp_as
     }
 }
 
-// Every warp's fragment reads of one slice (warp_tile_slice in mma_tf32.cuh).
-template <class TA, class TB, bool ROUNDED, int BM, int BN>
+// Every warp's fragment reads of one slice (warp_tile_slice in mma_tf32.cuh), warp tiles
+// 64 x WARP_N (32: v4, v5; 64: v6).
+template <class TA, class TB, bool ROUNDED, int BM, int BN, int WARP_N = 32>
 void add_fragment_reads(SliceCost& cost) {
-  constexpr int T = BM * BN / 64, WN = BN / 32;
-  for (int warp = 0; warp < T / 32; ++warp) {
-    const int wm = (warp / WN) * 64, wn = (warp % WN) * 32;
+  constexpr int WN = BN / WARP_N, warps = (BM / 64) * WN;
+  for (int warp = 0; warp < warps; ++warp) {
+    const int wm = (warp / WN) * 64, wn = (warp % WN) * WARP_N;
     for (int ks = 0; ks < 16; ks += 8) {
       for (int mi = 0; mi < 4; ++mi) {
         smem_banks::WarpAccess a;
@@ -542,7 +543,7 @@ void add_fragment_reads(SliceCost& cost) {
           }
         }
       }
-      for (int ni = 0; ni < 4; ni += 2) {
+      for (int ni = 0; ni < WARP_N / 8; ni += 2) {
         smem_banks::WarpAccess a;
         if (ROUNDED && TB::kAlongK) {
           a.bytes = 16;
@@ -564,19 +565,20 @@ void add_fragment_reads(SliceCost& cost) {
   }
 }
 
-template <class TA, class TB, bool ROUNDED, int BM, int BN>
+template <class TA, class TB, bool ROUNDED, int BM, int BN, int WARP_N = 32>
 SliceCost slice_cost() {
-  constexpr int T = BM * BN / 64;
+  constexpr int T = BM * BN / (64 * WARP_N) * 32;
   SliceCost cost;
   add_chunk_writes<TA, BM, T>(cost, ROUNDED ? 3 : 1);  // cp.async (+ rounding load and store)
   add_chunk_writes<TB, BN, T>(cost, ROUNDED ? 3 : 1);
-  add_fragment_reads<TA, TB, ROUNDED, BM, BN>(cost);
+  add_fragment_reads<TA, TB, ROUNDED, BM, BN, WARP_N>(cost);
   return cost;
 }
 
 // v4 (padded tiles): every fragment read is conflict-free, which is what the padding is for,
-// but an along-k tile's chunk writes take twice the passes (mma_tile.cuh says why). v5 (the
-// swizzled layout): nothing collides. The totals are printed for kernels/README.md.
+// but an along-k tile's chunk writes take twice the passes (mma_tile.cuh says why). v5 and v6
+// (the swizzled layout): nothing collides, and v6's wider warp tiles read a third less. The
+// totals are printed for kernels/README.md.
 template <bool AlongKA, bool AlongKB, int BM, int BN>
 void check_slice_banks(const char* what) {
   SCOPED_TRACE(what);
@@ -598,8 +600,17 @@ void check_slice_banks(const char* what) {
   EXPECT_EQ(padded_v5.wavefronts - padded_v5.ideal, 3 * collide / 2);
   const SliceCost v5 = slice_cost<SA, SB, true, BM, BN>();
   EXPECT_EQ(v5.wavefronts, v5.ideal);
-  std::printf("[ banks    ] %-40s v4 %4d passes (%4d ideal), v5 %4d (%4d with v4's padding)\n",
-              what, v4.wavefronts, v4.ideal, v5.wavefronts, padded_v5.wavefronts);
+  constexpr int kV6WarpN = BM * BN == 128 * 128 ? 64 : 32;  // v6 is v5 on the smaller blocks
+  const SliceCost v6 = slice_cost<SA, SB, true, BM, BN, kV6WarpN>();
+  EXPECT_EQ(v6.wavefronts, v6.ideal);
+  if (kV6WarpN == 64) {  // each A row read by half as many warps
+    SliceCost v5_reads, v6_reads;
+    add_fragment_reads<SA, SB, true, BM, BN>(v5_reads);
+    add_fragment_reads<SA, SB, true, BM, BN, 64>(v6_reads);
+    EXPECT_EQ(3 * v6_reads.wavefronts, 2 * v5_reads.wavefronts);
+  }
+  std::printf("[ banks    ] %-38s v4 %4d passes (%4d ideal), v5 %4d (%4d padded), v6 %4d\n",
+              what, v4.wavefronts, v4.ideal, v5.wavefronts, padded_v5.wavefronts, v6.wavefronts);
 }
 
 TEST(Conv2dMma, SharedMemoryPassesPerSlice) {
@@ -678,7 +689,7 @@ void check_all_versions(const Conv2dLabShape& sh, uint64_t seed, bool integers, 
   d_w.upload(w);
   d_b.upload(b);
   d_dy.upload(dy, off);
-  std::vector<float> v4_out[3];  // version 4's y, dx, dw: version 5 must give the same bits
+  std::vector<float> v4_out[3];  // version 4's y, dx, dw: versions 5 and 6 must give the same bits
   for (int v = 0; v <= kernels::cuda::kConv2dVersions; ++v) {
     SCOPED_TRACE("version " + std::to_string(v) + ", " + name(sh) +
                  (integers ? ", small integers" : "") + (misalign ? ", misaligned x and dy" : ""));
@@ -702,11 +713,11 @@ void check_all_versions(const Conv2dLabShape& sh, uint64_t seed, bool integers, 
                        "bias gradient"));
     const std::vector<float> outs[3] = {d_y.download(), d_dx.download(), d_dw.download()};
     if (v == kernels::cuda::kConv2dTf32Version) std::copy(outs, outs + 3, v4_out);
-    if (v == kernels::cuda::kConv2dTf32Version + 1) {
+    if (v > kernels::cuda::kConv2dTf32Version) {  // 5: rounded once + ldmatrix; 6: 64x64 warps
       for (int o = 0; o < 3; ++o)
         EXPECT_TRUE(labs_test::bitwise_equal(outs[o], v4_out[o]))
-            << (o == 0 ? "forward" : o == 1 ? "data gradient" : "weight gradient")
-            << ": version 5 (rounded in shared memory, ldmatrix) differs from version 4";
+            << (o == 0 ? "forward" : o == 1 ? "data gradient" : "weight gradient") << ": version "
+            << v << " differs from version 4";
     }
   }
   // Without dbias and with the workspace allocated by the launcher.
@@ -736,6 +747,10 @@ TEST(Conv2dLab, AwkwardShapes) {
   check_all_versions(asymmetric_strides(), 16, false, false);  // stride phases 2 x 3
   check_all_versions(shape(2, 1, 6, 4, 8, 1, 1, 2, 0), 17, false, false);  // an empty phase
   check_all_versions(shape(2, 8, 8, 8, 16, 2, 2, 2, 0), 18, false, false);  // ConvNeXt downsample
+  // Every GEMM on 128x128 blocks (v6's 64x64 warp tiles): 16-byte chunks, then scalar ones
+  // (odd C) with the data gradient by stride phase.
+  check_all_versions(shape(2, 9, 9, 72, 80, 3, 3, 1, 1), 19, false, false);
+  check_all_versions(shape(2, 18, 17, 67, 70, 3, 3, 2, 1), 21, false, false);
 }
 
 TEST(Conv2dLab, MisalignedPointersTakeTheScalarPath) {
