@@ -55,6 +55,7 @@
 #include "kernels/cuda/knn.h"
 #include "kernels/cuda/labs_common.cuh"
 #include "kernels/cuda/knn_select.cuh"
+#include "kernels/cuda/knn_tile.cuh"
 #include "kernels/cuda/mma_tf32.cuh"
 
 namespace kernels::cuda {
@@ -115,11 +116,15 @@ __global__ void dist_v1(const float* __restrict__ a, const float* __restrict__ b
   if (i < q && j < n) out[i * n + j] = score(acc, an[i], bn[j], cosine);
 }
 
-// ---- v2 / v3: 128x128 register-blocked GEMM tile
-// -------------------------------------------------
+// ---- v2 / v3: 128x128 register-blocked GEMM tile -----------------------------------------------
 
-constexpr int kBM = 128, kBN = 128, kBK = 8;
-constexpr int kLd = kBM + 4;  // shared row stride: 16-byte aligned rows, conflict-free transposes
+// Tile sizes and the staging layout: knn_tile.cuh.
+using knn_tile::kBK;
+using knn_tile::kBM;
+using knn_tile::kBN;
+using knn_tile::kLd;
+using knn_tile::kLdT;
+using knn_tile::staged_col;
 
 struct __align__(16) GemmSmem {
   float a[2][kBK][kLd];  // [buffer][k][row of the query tile]
@@ -139,8 +144,8 @@ __device__ __forceinline__ int tile_col(int j) {
 // Loads rows [r0, r0+128) x k [k0, k0+8) of x (rows x d): thread t takes row t/2, k (t%2)*4.
 __device__ __forceinline__ float4 load_slice(const float* __restrict__ x, int64_t rows, int d,
                                              int64_t r0, int k0, bool vec) {
-  const int64_t r = r0 + (threadIdx.x >> 1);
-  const int kk = k0 + (threadIdx.x & 1) * 4;
+  const int64_t r = r0 + knn_tile::staging_row(threadIdx.x);
+  const int kk = k0 + knn_tile::staging_k(threadIdx.x);
   if (r >= rows) return make_float4(0.f, 0.f, 0.f, 0.f);
   const float* p = x + r * d + kk;
   if (vec)
@@ -150,8 +155,9 @@ __device__ __forceinline__ float4 load_slice(const float* __restrict__ x, int64_
 }
 template <int LD>
 __device__ __forceinline__ void store_slice(float (*s)[LD], float4 v) {
-  const int r = threadIdx.x >> 1, kk = (threadIdx.x & 1) * 4;
-  s[kk][r] = v.x, s[kk + 1][r] = v.y, s[kk + 2][r] = v.z, s[kk + 3][r] = v.w;
+  const int r = knn_tile::staging_row(threadIdx.x), kk = knn_tile::staging_k(threadIdx.x);
+  const int c = staged_col<LD>(kk, r);  // kk..kk+3 are in one half of the slice
+  s[kk][c] = v.x, s[kk + 1][c] = v.y, s[kk + 2][c] = v.z, s[kk + 3][c] = v.w;
 }
 
 // The staging both GEMM tiles share: rows [m0, m0+128) of A and [n0, n0+128) of B walked in
@@ -276,12 +282,12 @@ __device__ __forceinline__ void store_scores(const float (&acc)[8][8], const flo
 }
 
 // ---- v4: the 128x128 tile on tensor cores (3xTF32) ---------------------------------------------
-// Staged as v2 ([k][row], double-buffered 8-deep slices) but with rows kBM + 8 apart: a warp's
-// fragment reads (k = t, row = g) then hit bank (8t + g) mod 32, 32 different banks (v2's + 4
-// would pair them up). Warp w owns rows wm..wm+63 and columns wn..wn+31 of the tile (2 x 4
-// warps), as 4 x 4 blocks of 16x8; which lane holds which fragment element: mma_tile.cuh's
-// mma_a_row / mma_a_k / mma_b_k / mma_b_n / mma_c_row / mma_c_n, shared with the TF32 GEMMs.
-constexpr int kLdT = kBM + 8;
+// Staged as v2 ([k][row], double-buffered 8-deep slices) but with rows kBM + 8 apart and the
+// second half of a slice's rows XORed with 16 (knn_tile.cuh): a warp's fragment reads (k = t,
+// row = g) and its stores both hit 32 different banks. Warp w owns rows wm..wm+63 and columns
+// wn..wn+31 of the tile (2 x 4 warps), as 4 x 4 blocks of 16x8; which lane holds which
+// fragment element: mma_tile.cuh's mma_a_row / mma_a_k / mma_b_k / mma_b_n / mma_c_row /
+// mma_c_n, shared with the TF32 GEMMs.
 struct __align__(16) GemmSmemTf32 {
   float a[2][kBK][kLdT];
   float b[2][kBK][kLdT];
@@ -322,15 +328,17 @@ __device__ __forceinline__ void gemm_tile_tf32(const float* __restrict__ A, int6
     for (int ni = 0; ni < 4; ++ni)
 #pragma unroll
       for (int h = 0; h < 2; ++h)
-        convert(s.b[buf][mma_b_k(lane, h)][wn + ni * 8 + mma_b_n(lane, h)], b_big[ni][h],
-                b_small[ni][h]);
+        convert(s.b[buf][mma_b_k(lane, h)][staged_col<kLdT>(mma_b_k(lane, h),
+                                                            wn + ni * 8 + mma_b_n(lane, h))],
+                b_big[ni][h], b_small[ni][h]);
 #pragma unroll
     for (int mi = 0; mi < 4; ++mi) {
       uint32_t a_big[4], a_small[4];  // fragment element i of A block mi
 #pragma unroll
       for (int i = 0; i < 4; ++i)
-        convert(s.a[buf][mma_a_k(lane, i)][wm + mi * 16 + mma_a_row(lane, i)], a_big[i],
-                a_small[i]);
+        convert(s.a[buf][mma_a_k(lane, i)][staged_col<kLdT>(mma_a_k(lane, i),
+                                                            wm + mi * 16 + mma_a_row(lane, i))],
+                a_big[i], a_small[i]);
 #pragma unroll
       for (int ni = 0; ni < 4; ++ni) {  // the two small terms, then big * big (as CUTLASS)
         if constexpr (kTerms == 3) {

@@ -20,7 +20,10 @@
 #include <tuple>
 #include <vector>
 
+#include "kernels/cuda/knn_tile.cuh"
+#include "kernels/cuda/mma_tile.cuh"
 #include "tests/cuda_labs/labs_test_util.h"
+#include "tests/cuda_labs/smem_banks.h"
 
 namespace {
 
@@ -261,6 +264,77 @@ TEST(CudaLabsKnn, RejectsBadArguments) {
                std::runtime_error);  // a version past the last
   EXPECT_THROW(kernels::cuda::topk_rows(&dummy, 1, 5, 6, false, &dummy, &idx, nullptr),
                std::runtime_error);
+}
+
+// ---- the GEMM tiles' shared-memory bank conflicts (no GPU; tests/cuda_labs/smem_banks.h) -----
+
+// Passes of one 8-deep slice of a 256-thread block: every warp's staging stores (one float per
+// store, 4 stores per operand) and, for v4 / v5, every warp's mma.sync fragment reads (8 warps
+// of 64x32, 16 A and 8 B loads each), from knn_tile.cuh's layout functions.
+// staged: knn_tile.cuh's column of each row (false: the row itself, the layout before the XOR).
+template <int LD>
+void count_slice(bool fragment_reads, bool staged, int& passes, int& ideal) {
+  namespace kt = kernels::cuda::knn_tile;
+  namespace mma = kernels::cuda::mma;
+  passes = ideal = 0;
+  auto add = [&](const smem_banks::WarpAccess& a) {
+    passes += smem_banks::wavefronts(a), ideal += smem_banks::ideal_wavefronts(a.bytes);
+  };
+  auto at = [&](int kk, int row) {
+    return 4L * (kk * LD + (staged ? kt::staged_col<LD>(kk, row) : row));
+  };
+  for (int warp = 0; warp < 8; ++warp) {
+    for (int operand = 0; operand < 2; ++operand)
+      for (int e = 0; e < 4; ++e) {
+        smem_banks::WarpAccess a;
+        for (int lane = 0; lane < 32; ++lane) {
+          const int tid = 32 * warp + lane;
+          a.address[size_t(lane)] = at(kt::staging_k(tid) + e, kt::staging_row(tid));
+        }
+        add(a);
+      }
+    if (!fragment_reads) continue;
+    const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
+    for (int mi = 0; mi < 4; ++mi)
+      for (int i = 0; i < 4; ++i) {
+        smem_banks::WarpAccess a;
+        for (int lane = 0; lane < 32; ++lane)
+          a.address[size_t(lane)] =
+              at(mma::mma_a_k(lane, i), wm + mi * 16 + mma::mma_a_row(lane, i));
+        add(a);
+      }
+    for (int ni = 0; ni < 4; ++ni)
+      for (int h = 0; h < 2; ++h) {
+        smem_banks::WarpAccess a;
+        for (int lane = 0; lane < 32; ++lane)
+          a.address[size_t(lane)] =
+              at(mma::mma_b_k(lane, h), wn + ni * 8 + mma::mma_b_n(lane, h));
+        add(a);
+      }
+  }
+}
+
+// v2 / v3's stores and v4 / v5's stores and fragment reads each take the fewest passes; v4 / v5
+// without the XOR of the second half-slice's rows would take 64 more per slice (a fifth).
+TEST(CudaLabsKnn, StagingTakesNoBankConflicts) {
+  namespace kt = kernels::cuda::knn_tile;
+  int passes = 0, ideal = 0;
+  count_slice<kt::kLd>(false, true, passes, ideal);
+  EXPECT_EQ(passes, ideal) << "v2 / v3 staging stores";
+  EXPECT_EQ(ideal, 64);
+  count_slice<kt::kLdT>(true, true, passes, ideal);
+  EXPECT_EQ(passes, ideal) << "v4 / v5 staging stores and fragment reads";
+  EXPECT_EQ(ideal, 256);
+  count_slice<kt::kLdT>(true, false, passes, ideal);
+  EXPECT_EQ(passes, ideal + 64) << "without the XOR every store collides with one other";
+  // The XOR only permutes a k-line's rows: every row still has one column.
+  for (int kk = 0; kk < kt::kBK; ++kk) {
+    std::set<int> cols;
+    for (int row = 0; row < kt::kBM; ++row) cols.insert(kt::staged_col<kt::kLdT>(kk, row));
+    EXPECT_EQ(cols.size(), size_t(kt::kBM));
+    EXPECT_EQ(*cols.begin(), 0);
+    EXPECT_EQ(*cols.rbegin(), kt::kBM - 1);
+  }
 }
 
 }  // namespace
