@@ -24,7 +24,9 @@
 # stays warm, so it starts nothing):
 #   GPU_SESSION_SKIP=bench GPU_SESSION_BUDGET=360 tools/gpu_session.sh $OUT/session build/gpu-stage
 #   GPU_SESSION_SKIP=check GPU_SESSION_BUDGET=400 tools/gpu_session.sh $OUT/session build/gpu-stage
-# with timeout_s 390 and 430; each call's $OUT comes back on its own.
+# with timeout_s 390 and 430; each call's $OUT comes back on its own. The device time counts
+# the start and the transfers too: if the first reply's lease.budget_left_s is under 490, give
+# the second call GPU_SESSION_BUDGET = budget_left_s - 60 and timeout_s = budget_left_s - 30.
 # Afterwards, here (<files> = the reply's files_at):
 #   mkdir -p out/session && for p in check bench; do tar -xzf <files>/session/$p.tar.gz -C out/session; done
 #   python3 tools/bench_report.py report out/bench-cpu --gpu out/session/bench --out docs/BENCHMARKS.md

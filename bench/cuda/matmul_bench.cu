@@ -6,6 +6,8 @@
 //   version 5 = version 3 with each operand element rounded to TF32 once in shared memory and
 //               the fragments read by ldmatrix (kernels::cuda::set_tf32_ldmatrix): the same
 //               bits in fewer instructions per mma.sync
+//   version 6 = version 5 with 64x64 warp tiles on 128x128 blocks (kernels::cuda::set_tf32_wide;
+//               conv2d's v6): the same bits, a third fewer shared-memory fragment reads
 // (3 and 4 are what the engine runs with ENGINE_CUDA_TF32=1, as PyTorch with allow_tf32.)
 //
 //   matmul_bench [--version V] [--shape NAME|all] [--reps 50] [--json FILE] [--no-check]
@@ -53,7 +55,7 @@ int main(int argc, char** argv) {
   const std::string which = args.get("--shape", "all");
   const int reps = args.get_int("--reps", 50);
   const bool check = !args.has("--no-check");
-  const std::vector<int> versions = bench::versions(args, 5);
+  const std::vector<int> versions = bench::versions(args, 6);
   std::printf("matmul_bench on %s: float32, row-major\n", bench::device_line().c_str());
 
   cudaStream_t stream = kernels::cuda::stream();
@@ -82,11 +84,12 @@ int main(int argc, char** argv) {
     const size_t first = rows_out.size();
     for (int v : versions) {
       const int version = v == 0 ? 2 : v;  // 0 = the engine's default
-      const bool ours = version % 2 == 1, tf32 = version >= 3;
+      const bool ours = version != 2 && version != 4, tf32 = version >= 3;
       kernels::cuda::set_impl(kernels::cuda::Family::Gemm,
                               ours ? kernels::cuda::Impl::Ours : kernels::cuda::Impl::Vendor);
       kernels::cuda::set_tf32(tf32);
-      kernels::cuda::set_tf32_ldmatrix(version == 5);
+      kernels::cuda::set_tf32_ldmatrix(version >= 5);
+      kernels::cuda::set_tf32_wide(version == 6);
       if (ours)
         std::printf("%s, version %d: %d split(s) of k\n", shape, version,
                     kernels::cuda::gemm_ours_splits(m, n, k, kernels::DType::Float32));
@@ -120,6 +123,7 @@ int main(int argc, char** argv) {
   }
   kernels::cuda::set_tf32(false);
   kernels::cuda::set_tf32_ldmatrix(false);
+  kernels::cuda::set_tf32_wide(false);
   bench::print_header();
   for (const auto& r : rows_out) bench::print_row(r);
   bench::write_json(args.get("--json", ""), "matmul", rows_out);

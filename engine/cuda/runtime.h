@@ -16,6 +16,8 @@
 //   ENGINE_CUDA_TF32_LDMATRIX=1 our TF32 kernels round each operand element once in shared
 //                               memory and read fragments with ldmatrix (the same bits;
 //                               default off until a GPU run times it faster)
+//   ENGINE_CUDA_TF32_WIDE=1     with the above, 64x64 warp tiles on 128x128 blocks (conv2d
+//                               v6; the same bits; default off until timed)
 //   ENGINE_CUDNN_BENCHMARK=1    cuDNN's convolution algorithms chosen by timing them at each
 //                               shape's first run (PyTorch's cudnn.benchmark); default off
 //   ENGINE_CUDNN_BN_PERSISTENT=0  cuDNN's training batch norm in plain SPATIAL mode instead of

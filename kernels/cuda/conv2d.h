@@ -36,8 +36,8 @@ inline constexpr int kConv2dVersions = 6;     // valid versions: 0 (= 3) .. 6
 inline constexpr int kConv2dTf32Version = 4;  // the first TF32 tensor-core version; 0 never
                                               // picks one: their rounding differs from fp32
 // With TF32 on (kernels::cuda::tf32()) the engine runs version 4, or 5 when
-// kernels::cuda::tf32_ldmatrix() is on (the same bits; off until a GPU run times 5 faster).
-// Version 6 (the same bits too) is the lab's alone until a GPU run times it.
+// kernels::cuda::tf32_ldmatrix() is on (the same bits), 6 with tf32_wide() too; both off until
+// a GPU run times them faster.
 constexpr bool conv2d_version_is_tf32(int version) { return version >= kConv2dTf32Version; }
 
 // True when the launchers below accept sh (groups == 1, every size >= 1, the filter fits, each

@@ -138,7 +138,8 @@ bool to_lab_shape(const Conv2dShape& sh, DType dtype, Conv2dLabShape& out) {
 
 int lab_version() {
   if (!tf32()) return 0;
-  return tf32_ldmatrix() ? kConv2dTf32Version + 1 : kConv2dTf32Version;
+  if (!tf32_ldmatrix()) return kConv2dTf32Version;       // 4
+  return tf32_wide() ? kConv2dTf32Version + 2 : kConv2dTf32Version + 1;  // 6, 5
 }
 
 }  // namespace

@@ -78,29 +78,16 @@ __device__ __forceinline__ void copy_slice(const L& ld, const Geo& g, const floa
   }
 }
 
-// V: the version. 4: 64x32 warp tiles, cvt as fragments are read; 5: operands rounded in
-// shared memory, ldmatrix, swizzled along-k tiles; 6: version 5 with 64x64 warp tiles, on
-// 128x128 blocks only (launch_view runs version 5's kernels for its 128x64 and 64x128 blocks:
-// with 2 warps a block, their loaders' registers spilled).
-template <int V>
-struct Tf32Version {
-  static constexpr bool kRounded = V >= 5;
-  static constexpr int kWarpN = V >= 6 ? 64 : 32;  // warp tile: 64 x kWarpN
-  static constexpr int threads(int bm, int bn) { return bm * bn / (64 * kWarpN) * 32; }
-  // Registers: 256-thread blocks <= 128 (2 per SM), 128-thread blocks <= 168 (3 per SM) as v3;
-  // v6's 128-thread 128x128 blocks (128 accumulators a thread) <= 255 (2 per SM).
-  static constexpr int min_blocks(int bm, int bn) { return bm * bn == 128 * 128 ? 2 : 3; }
-};
-
+// V: the version, 4-6 (mma_tf32.cuh's Tf32Loop).
 template <class View, int BM, int BN, bool VEC, int V>
-__global__ void __launch_bounds__(Tf32Version<V>::threads(BM, BN),
-                                  Tf32Version<V>::min_blocks(BM, BN))
+__global__ void __launch_bounds__(mma::Tf32Loop<V>::threads(BM, BN),
+                                  mma::Tf32Loop<V>::min_blocks(BM, BN))
     gemm_tf32(GemmArgs a) {
-  using Ver = Tf32Version<V>;
-  static_assert(V < 6 || BM * BN == 128 * 128, "version 6 runs 128x128 blocks only");
-  constexpr bool ROUNDED = Ver::kRounded;
-  constexpr int WARP_N = Ver::kWarpN, NI = WARP_N / 8;      // warp tile 64 x WARP_N
-  constexpr int T = Ver::threads(BM, BN), WN = BN / WARP_N;  // threads; warps along n
+  using Loop = mma::Tf32Loop<V>;
+  static_assert(Loop::for_tile(BM, BN) == V, "version 6 runs 128x128 blocks only");
+  constexpr bool ROUNDED = Loop::kRounded;
+  constexpr int WARP_N = Loop::kWarpN, NI = Loop::kNI;        // warp tile 64 x WARP_N
+  constexpr int T = Loop::threads(BM, BN), WN = BN / WARP_N;  // threads; warps along n
   using TA = Tf32Tile<View::A::kAlongK, BM, kBK, ROUNDED>;
   using TB = Tf32Tile<View::B::kAlongK, BN, kBK, ROUNDED>;
   using LA = TileLoader<typename View::A, BM, kBK, T, VEC>;
@@ -163,8 +150,8 @@ __global__ void __launch_bounds__(Tf32Version<V>::threads(BM, BN),
 
 template <class View, int BM, int BN, bool VEC, int V>
 void launch(const GemmArgs& a, int splits, cudaStream_t stream) {
-  using TA = Tf32Tile<View::A::kAlongK, BM, kBK, Tf32Version<V>::kRounded>;
-  using TB = Tf32Tile<View::B::kAlongK, BN, kBK, Tf32Version<V>::kRounded>;
+  using TA = Tf32Tile<View::A::kAlongK, BM, kBK, mma::Tf32Loop<V>::kRounded>;
+  using TB = Tf32Tile<View::B::kAlongK, BN, kBK, mma::Tf32Loop<V>::kRounded>;
   constexpr size_t smem = size_t(kStages) * (TA::kFloats + TB::kFloats) * sizeof(float);
   // Once per kernel: > 48 KB of dynamic shared memory needs an opt-in, and the largest shared
   // memory carveout lets 2-3 blocks (160-180 KB) share an SM.
@@ -181,24 +168,27 @@ void launch(const GemmArgs& a, int splits, cudaStream_t stream) {
   (void)opted_in;
   dim3 grid(unsigned(ceil_div(View::m(a.g), BM)), unsigned(ceil_div(View::n(a.g), BN)),
             unsigned(splits));
-  gemm_tf32<View, BM, BN, VEC, V><<<grid, Tf32Version<V>::threads(BM, BN), smem, stream>>>(a);
+  gemm_tf32<View, BM, BN, VEC, V><<<grid, mma::Tf32Loop<V>::threads(BM, BN), smem, stream>>>(a);
 }
 
 template <class View, bool VEC, int V>
 void launch_view(const GemmArgs& a, int splits, cudaStream_t stream) {
-  constexpr int VS = V >= 6 ? 5 : V;  // on the smaller blocks version 6 is version 5
+  using Loop = mma::Tf32Loop<V>;
   const BlockTile t = pick_tile(View::m(a.g), View::n(a.g));
   if (t.bn == 64)
-    launch<View, 128, 64, VEC, VS>(a, splits, stream);
+    launch<View, 128, 64, VEC, Loop::for_tile(128, 64)>(a, splits, stream);
   else if (t.bm == 64)
-    launch<View, 64, 128, VEC, VS>(a, splits, stream);
+    launch<View, 64, 128, VEC, Loop::for_tile(64, 128)>(a, splits, stream);
   else
     launch<View, 128, 128, VEC, V>(a, splits, stream);
 }
 
 template <class View, int V>
 void launch_view(const GemmArgs& a, int splits, bool vec, cudaStream_t stream) {
-  vec ? launch_view<View, true, V>(a, splits, stream) : launch_view<View, false, V>(a, splits, stream);
+  if (vec)
+    launch_view<View, true, V>(a, splits, stream);
+  else
+    launch_view<View, false, V>(a, splits, stream);
 }
 
 template <class View>

@@ -21,6 +21,8 @@
 //     kernels::cuda::tf32_ldmatrix() on, each element is rounded once in shared memory instead
 //     (after the fusions below) and the along-k fragments are read with ldmatrix.x4 (as
 //     conv2d_tf32.cu's version 5): the same bits, fewer instructions per mma.sync.
+//     kernels::cuda::tf32_wide() on as well gives 128x128 blocks 64x64 warp tiles (4 warps,
+//     conv2d's version 6; mma_tf32.cuh's Tf32Loop): the same bits, fewer fragment reads.
 //   - Shared layout per operand and stage (mma_tile.cuh): along-k operands (A row-major,
 //     B stored [n, k]) as [row][16+4], the others as [kk][rows+8]; fragment reads are
 //     conflict-free either way. 4 stages x 20 KB (128x128, both along k) = 80 KB: 2 blocks/SM.
@@ -129,12 +131,14 @@ struct Operand {
 // the same two columns of each n8 block for 8 different rows, so three xor-shuffles add them
 // (the same tree in every run); lanes 0-3 then hold the warp's 32 column sums, the warps along
 // m add theirs in shared memory in order, and the block writes one row of col_partial.
-template <int BM, int BN>
-__device__ __forceinline__ void block_column_sums(const GemmArgs<float>& a, float (&sums)[4][2],
+template <int BM, int BN, int V>
+__device__ __forceinline__ void block_column_sums(const GemmArgs<float>& a,
+                                                  float (&sums)[mma::Tf32Loop<V>::kNI][2],
                                                   float4* smem, int warp, int lane, int tid) {
-  constexpr int WN = BN / 32, WM = BM / 64, T = BM * BN / 64;
+  using Loop = mma::Tf32Loop<V>;
+  constexpr int WN = BN / Loop::kWarpN, WM = BM / 64, T = Loop::threads(BM, BN);
 #pragma unroll
-  for (int ni = 0; ni < 4; ++ni)
+  for (int ni = 0; ni < Loop::kNI; ++ni)
 #pragma unroll
     for (int e = 0; e < 2; ++e)
 #pragma unroll
@@ -144,10 +148,10 @@ __device__ __forceinline__ void block_column_sums(const GemmArgs<float>& a, floa
   __syncthreads();                              // every warp is done reading them
   if (lane < 4)
 #pragma unroll
-    for (int ni = 0; ni < 4; ++ni)
+    for (int ni = 0; ni < Loop::kNI; ++ni)
 #pragma unroll
       for (int e = 0; e < 2; ++e)
-        red[(warp / WN) * BN + (warp % WN) * 32 + ni * 8 + 2 * lane + e] = sums[ni][e];
+        red[(warp / WN) * BN + (warp % WN) * Loop::kWarpN + ni * 8 + 2 * lane + e] = sums[ni][e];
   __syncthreads();
   for (int j = tid; j < BN; j += T) {
     const int n = blockIdx.y * BN + j;
@@ -160,11 +164,16 @@ __device__ __forceinline__ void block_column_sums(const GemmArgs<float>& a, floa
 }
 
 // pair: C's rows (or the partial slices) allow 8-byte stores of two adjacent columns.
-// ROUNDED: operands rounded once in shared memory, fragments by ldmatrix (tf32_ldmatrix()).
-template <bool TA, bool TB, int BM, int BN, bool VEC, bool ROUNDED>
-__global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
+// V: the main loop (mma_tf32.cuh's Tf32Loop): 4, or 5 with tf32_ldmatrix() (operands rounded
+// once in shared memory, fragments by ldmatrix), or 6 with tf32_wide() too (64x64 warp tiles).
+template <bool TA, bool TB, int BM, int BN, bool VEC, int V>
+__global__ void __launch_bounds__(mma::Tf32Loop<V>::threads(BM, BN),
+                                  mma::Tf32Loop<V>::min_blocks(BM, BN))
     gemm_tf32_kernel(GemmArgs<float> a, bool pair) {
-  constexpr int T = BM * BN / 64, WN = BN / 32;  // threads; warps along n
+  using Loop = mma::Tf32Loop<V>;
+  static_assert(Loop::for_tile(BM, BN) == V, "main loop 6 runs 128x128 blocks only");
+  constexpr bool ROUNDED = Loop::kRounded;
+  constexpr int NI = Loop::kNI, T = Loop::threads(BM, BN), WN = BN / Loop::kWarpN;
   using OpA = Operand<!TA, BM, T, VEC, ROUNDED>;  // A [m, k] is along k unless transposed
   using OpB = Operand<TB, BN, T, VEC, ROUNDED>;   // B [k, n] is along k only when transposed
   using TA_ = typename OpA::Tile;
@@ -173,7 +182,7 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
   float* sa = reinterpret_cast<float*>(smem_gemm_tf32);  // [stage][TA_]
   float* sb = sa + kStages * TA_::kFloats;                // [stage][TB_]
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int wm = (warp / WN) * 64, wn = (warp % WN) * 32;  // warp tile origin in the block tile
+  const int wm = (warp / WN) * 64, wn = (warp % WN) * Loop::kWarpN;  // warp tile origin
   const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
   const int k0 = blockIdx.z * a.k_per_split;
   const int k1 = min(k0 + a.k_per_split, a.k);
@@ -196,20 +205,20 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
       mma::round_own_chunks_tf32<typename OpB::Slots, TB_>(sb + stage * TB_::kFloats, tid);
     }
   };
-  float acc[4][4][4] = {};  // [m16 block][n8 block][c0..c3]
+  float acc[4][NI][4] = {};  // [m16 block][n8 block][c0..c3]
   pipelined_slices<kStages>(tiles, issue, landed, [&](int t) {
     const float* ta = sa + (t % kStages) * TA_::kFloats;
     const float* tb = sb + (t % kStages) * TB_::kFloats;
-    mma::warp_tile_slice<TA_, TB_, kBK, ROUNDED>(ta, tb, wm, wn, lane, acc);
+    mma::warp_tile_slice<TA_, TB_, kBK, ROUNDED, NI>(ta, tb, wm, wn, lane, acc);
   });
 
   // c0/c1 (and c2/c3) are two adjacent columns of one row. sums[ni][e]: this thread's part of
   // the column sums (column wn + ni*8 + 2t + e, rows g and g+8 of each m16 block).
-  float sums[4][2] = {};
+  float sums[NI][2] = {};
   const bool to_c = a.partial == nullptr;
   float* out = to_c ? a.c : a.partial + int64_t(blockIdx.z) * a.m * a.n;
   const int64_t ld = to_c ? a.ldc : a.n;
-  mma::for_each_c_pair(lane, [&](int mi, int ni, int h, int row_in_warp, int col_in_warp) {
+  mma::for_each_c_pair<NI>(lane, [&](int mi, int ni, int h, int row_in_warp, int col_in_warp) {
     const int m = m0 + wm + row_in_warp, n = n0 + wn + col_in_warp;
     if (m >= a.m || n >= a.n) return;
     const bool both = n + 1 < a.n;
@@ -231,50 +240,58 @@ __global__ void __launch_bounds__(BM * BN / 64, BM * BN / 64 == 256 ? 2 : 3)
     }
     sums[ni][0] += v0, sums[ni][1] += v1;  // v1 past the last column is never stored
   });
-  if (a.col_partial) block_column_sums<BM, BN>(a, sums, smem_gemm_tf32, warp, lane, tid);
+  if (a.col_partial) block_column_sums<BM, BN, V>(a, sums, smem_gemm_tf32, warp, lane, tid);
 }
 
-template <bool TA, bool TB, int BM, int BN, bool VEC, bool ROUNDED>
+template <bool TA, bool TB, int BM, int BN, bool VEC, int V>
 void launch(const GemmArgs<float>& a, int splits, bool pair, cudaStream_t stream) {
-  using TileA = typename Operand<!TA, BM, BM * BN / 64, VEC, ROUNDED>::Tile;
-  using TileB = typename Operand<TB, BN, BM * BN / 64, VEC, ROUNDED>::Tile;
+  using Loop = mma::Tf32Loop<V>;
+  using TileA = typename Operand<!TA, BM, Loop::threads(BM, BN), VEC, Loop::kRounded>::Tile;
+  using TileB = typename Operand<TB, BN, Loop::threads(BM, BN), VEC, Loop::kRounded>::Tile;
   constexpr size_t smem = size_t(kStages) * (TileA::kFloats + TileB::kFloats) * sizeof(float);
   // Once per kernel: > 48 KB of dynamic shared memory needs an opt-in, and the largest shared
   // memory carveout lets 2-3 blocks (160-180 KB) share an SM.
   static const bool opted_in = [] {
-    KCUDA_CHECK(cudaFuncSetAttribute(gemm_tf32_kernel<TA, TB, BM, BN, VEC, ROUNDED>,
+    KCUDA_CHECK(cudaFuncSetAttribute(gemm_tf32_kernel<TA, TB, BM, BN, VEC, V>,
                                      cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    KCUDA_CHECK(cudaFuncSetAttribute(gemm_tf32_kernel<TA, TB, BM, BN, VEC, ROUNDED>,
+    KCUDA_CHECK(cudaFuncSetAttribute(gemm_tf32_kernel<TA, TB, BM, BN, VEC, V>,
                                      cudaFuncAttributePreferredSharedMemoryCarveout,
                                      int(cudaSharedmemCarveoutMaxShared)));
     return true;
   }();
   (void)opted_in;
   const dim3 grid(unsigned((a.m + BM - 1) / BM), unsigned((a.n + BN - 1) / BN), unsigned(splits));
-  gemm_tf32_kernel<TA, TB, BM, BN, VEC, ROUNDED><<<grid, BM * BN / 64, smem, stream>>>(a, pair);
+  gemm_tf32_kernel<TA, TB, BM, BN, VEC, V><<<grid, Loop::threads(BM, BN), smem, stream>>>(a,
+                                                                                        pair);
   KCUDA_CHECK_LAUNCH("gemm (ours, TF32)");
 }
 
-template <bool TA, bool TB, bool VEC, bool ROUNDED>
+template <bool TA, bool TB, bool VEC, int V>
 void launch_tile(const GemmArgs<float>& a, int splits, bool pair, cudaStream_t stream) {
+  using Loop = mma::Tf32Loop<V>;
   const TileShape t = gemm_tf32_tile(a.m, a.n);
   if (t.bn == 64)
-    launch<TA, TB, 128, 64, VEC, ROUNDED>(a, splits, pair, stream);
+    launch<TA, TB, 128, 64, VEC, Loop::for_tile(128, 64)>(a, splits, pair, stream);
   else if (t.bm == 64)
-    launch<TA, TB, 64, 128, VEC, ROUNDED>(a, splits, pair, stream);
+    launch<TA, TB, 64, 128, VEC, Loop::for_tile(64, 128)>(a, splits, pair, stream);
   else
-    launch<TA, TB, 128, 128, VEC, ROUNDED>(a, splits, pair, stream);
+    launch<TA, TB, 128, 128, VEC, V>(a, splits, pair, stream);
+}
+
+template <bool TA, bool TB, int V>
+void launch_loop(const GemmArgs<float>& a, int splits, bool vec, bool pair, cudaStream_t stream) {
+  vec ? launch_tile<TA, TB, true, V>(a, splits, pair, stream)
+      : launch_tile<TA, TB, false, V>(a, splits, pair, stream);
 }
 
 template <bool TA, bool TB>
 void launch_vec(const GemmArgs<float>& a, int splits, bool vec, bool pair, cudaStream_t stream) {
-  const bool rounded = tf32_ldmatrix();
-  if (vec)
-    rounded ? launch_tile<TA, TB, true, true>(a, splits, pair, stream)
-            : launch_tile<TA, TB, true, false>(a, splits, pair, stream);
+  if (!tf32_ldmatrix())
+    launch_loop<TA, TB, 4>(a, splits, vec, pair, stream);
+  else if (!tf32_wide())
+    launch_loop<TA, TB, 5>(a, splits, vec, pair, stream);
   else
-    rounded ? launch_tile<TA, TB, false, true>(a, splits, pair, stream)
-            : launch_tile<TA, TB, false, false>(a, splits, pair, stream);
+    launch_loop<TA, TB, 6>(a, splits, vec, pair, stream);
 }
 
 bool aligned(const void* p, int bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }

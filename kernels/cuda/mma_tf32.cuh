@@ -129,6 +129,26 @@ __device__ __forceinline__ void warp_tile_slice(const float* ta, const float* tb
   }
 }
 
+// The main-loop variants of the TF32 GEMMs, named by the convolution lab's versions (the GEMM
+// runs the same ones: 4 by default, 5 with set_tf32_ldmatrix, 6 with set_tf32_wide too):
+//   4: 64x32 warp tiles; fragments rounded (cvt) as they are read; padded tiles.
+//   5: operands rounded once in shared memory, along-k fragments by ldmatrix, swizzled tiles.
+//   6: version 5 with 64x64 warp tiles, on 128x128 blocks only (the launchers run version 5's
+//      kernels for 128x64 and 64x128 blocks: with 2 warps a block their loaders spilled).
+template <int V>
+struct Tf32Loop {
+  static_assert(V >= 4 && V <= 6, "main loops 4, 5, 6");
+  static constexpr bool kRounded = V >= 5;
+  static constexpr int kWarpN = V >= 6 ? 64 : 32;  // warp tile: 64 x kWarpN
+  static constexpr int kNI = kWarpN / 8;            // n8 blocks per warp tile
+  static constexpr int threads(int bm, int bn) { return bm * bn / (64 * kWarpN) * 32; }
+  // Registers: 256-thread blocks <= 128 (2 per SM), 128-thread blocks <= 168 (3 per SM);
+  // version 6's 128-thread 128x128 blocks (128 accumulators a thread) <= 255 (2 per SM).
+  static constexpr int min_blocks(int bm, int bn) { return bm * bn == 128 * 128 ? 2 : 3; }
+  // The loop a launcher runs for a block tile (6 -> 5 below 128x128).
+  static constexpr int for_tile(int bm, int bn) { return V >= 6 && bm * bn != 128 * 128 ? 5 : V; }
+};
+
 // Where a lane's accumulators of a 64 x 8NI warp tile sit in C, for the TF32 GEMMs' epilogues:
 // f(mi, ni, h, row, col) for each pair acc[mi][ni][2h], acc[mi][ni][2h + 1], which are C's
 // (row, col) and (row, col + 1) relative to the warp tile's origin (h = 0: c0, c1; h = 1: c2,

@@ -101,6 +101,7 @@ class EnvSwitch {
 constinit EnvSwitch g_sync("ENGINE_CUDA_SYNC");
 constinit EnvSwitch g_tf32("ENGINE_CUDA_TF32");
 constinit EnvSwitch g_tf32_ldmatrix("ENGINE_CUDA_TF32_LDMATRIX");
+constinit EnvSwitch g_tf32_wide("ENGINE_CUDA_TF32_WIDE");
 constinit EnvSwitch g_cudnn_benchmark("ENGINE_CUDNN_BENCHMARK");
 constinit EnvSwitch g_cudnn_bn_persistent("ENGINE_CUDNN_BN_PERSISTENT", /*fallback=*/true);
 constinit EnvSwitch g_cudnn_deterministic("ENGINE_CUDNN_DETERMINISTIC", /*fallback=*/true);
@@ -115,6 +116,9 @@ bool tf32() { return g_tf32.get(); }
 
 void set_tf32_ldmatrix(bool on) { g_tf32_ldmatrix.set(on); }
 bool tf32_ldmatrix() { return g_tf32_ldmatrix.get(); }
+
+void set_tf32_wide(bool on) { g_tf32_wide.set(on); }
+bool tf32_wide() { return g_tf32_wide.get(); }
 
 void set_cudnn_benchmark(bool on) { g_cudnn_benchmark.set(on); }
 bool cudnn_benchmark() { return g_cudnn_benchmark.get(); }

@@ -80,6 +80,13 @@ bool tf32();
 void set_tf32_ldmatrix(bool on);
 bool tf32_ldmatrix();
 
+// With tf32_ldmatrix() on, also 64x64 warp tiles on 128x128 blocks (conv2d version 6; the GEMM
+// likewise): 4 warps a block, each fragment read feeding twice the products. The same bits;
+// on with ENGINE_CUDA_TF32_WIDE=1 (read once) or set_tf32_wide(true), off until a GPU run has
+// timed it faster.
+void set_tf32_wide(bool on);
+bool tf32_wide();
+
 // cuDNN's benchmark mode (PyTorch's torch.backends.cudnn.benchmark): the first time a
 // convolution shape runs (per pass and TF32 setting), cuDNN times its algorithms on it
 // (cudnnFind*AlgorithmEx, which waits for the GPU) and the fastest one the engine allows is

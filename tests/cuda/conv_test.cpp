@@ -87,20 +87,24 @@ TEST_F(CudaConv, OursDepthwiseMatchesCpu) {
 }
 
 // With TF32 on, the engine runs the lab's v4, or v5 under ENGINE_CUDA_TF32_LDMATRIX
-// (kernels::cuda::set_tf32_ldmatrix): the same bits for the output and both gradients, strided
-// data gradients (by stride phase) included.
+// (kernels::cuda::set_tf32_ldmatrix), or v6 with ENGINE_CUDA_TF32_WIDE too: the same bits for
+// the output and both gradients, strided data gradients (by stride phase) included.
 TEST_F(CudaConv, OursTf32LdmatrixSwitchKeepsTheBits) {
   ImplScope pick(Family::Conv, Impl::Ours);
   engine::cuda::set_tf32(true);
   const bool saved_ldmatrix = kernels::cuda::tf32_ldmatrix();
+  const bool saved_wide = kernels::cuda::tf32_wide();
   uint64_t seed = 300;
-  for (const Case& c : kGeneral) {
+  std::vector<Case> cases = kGeneral;  // + every GEMM on 128x128 blocks (v6's 64x64 warp tiles)
+  cases.push_back({{2, 9, 9, 72}, {80, 3, 3, 72}, params(1, 1, 1, 1, 1, 1), true, "72 -> 80"});
+  for (const Case& c : cases) {
     if (c.p.groups != 1) continue;
     Tensor x = host_random(c.x, ++seed), w = host_random(c.w, ++seed);
     Tensor g = Tensor();
     std::vector<std::vector<double>> runs;
-    for (bool ldmatrix : {false, true}) {
-      kernels::cuda::set_tf32_ldmatrix(ldmatrix);
+    for (int loop : {4, 5, 6}) {  // conv2d versions 4, 5 (ldmatrix) and 6 (wide warp tiles)
+      kernels::cuda::set_tf32_ldmatrix(loop >= 5);
+      kernels::cuda::set_tf32_wide(loop == 6);
       std::vector<Tensor> in = leaves_on({x, w}, kGpu);
       Tensor y = engine::conv2d(in[0], in[1], Tensor(), c.p);
       if (!g.defined()) g = host_random(y.shape(), ++seed);
@@ -112,10 +116,14 @@ TEST_F(CudaConv, OursTf32LdmatrixSwitchKeepsTheBits) {
       runs.push_back(all);
     }
     kernels::cuda::set_tf32_ldmatrix(saved_ldmatrix);
-    ASSERT_EQ(runs[0].size(), runs[1].size());
-    size_t differ = 0;
-    for (size_t i = 0; i < runs[0].size(); ++i) differ += runs[0][i] != runs[1][i];
-    EXPECT_EQ(differ, 0u) << c.what << ": values that differ with ldmatrix on";
+    kernels::cuda::set_tf32_wide(saved_wide);
+    for (size_t r = 1; r < runs.size(); ++r) {
+      ASSERT_EQ(runs[0].size(), runs[r].size());
+      size_t differ = 0;
+      for (size_t i = 0; i < runs[0].size(); ++i) differ += runs[0][i] != runs[r][i];
+      EXPECT_EQ(differ, 0u) << c.what << ": values that differ from version 4's in version "
+                            << 4 + r;
+    }
     EXPECT_TRUE(std::all_of(runs[0].begin(), runs[0].end(),
                             [](double v) { return std::isfinite(v); }))
         << c.what;

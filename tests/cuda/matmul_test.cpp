@@ -281,18 +281,25 @@ TEST_F(CudaMatmul, OursTf32RoundsTheOperands) {
 }
 
 // The rounded TF32 pipeline (kernels::cuda::set_tf32_ldmatrix: each operand element rounded once
-// in shared memory, along-k fragments by ldmatrix) must give the bits of the per-read rounding,
-// for every transposition, on the 16-byte and the 4-byte copy paths, with a split k, and with
-// the fusions that rewrite the tiles in shared memory (GELU, LayerNorm) or sum C's columns.
+// in shared memory, along-k fragments by ldmatrix), alone and with 64x64 warp tiles
+// (set_tf32_wide), must give the bits of the per-read rounding, for every transposition, on the
+// 16-byte and the 4-byte copy paths, on every block tile, with a split k, and with the fusions
+// that rewrite the tiles in shared memory (GELU, LayerNorm) or sum C's columns.
 TEST_F(CudaMatmul, OursTf32LdmatrixGivesTheSameBits) {
   Tf32On on;
   const bool saved_ldmatrix = kernels::cuda::tf32_ldmatrix();
+  const bool saved_wide = kernels::cuda::tf32_wide();
   uint64_t seed = 900;
-  for (Mkn s : {Mkn{256, 64, 128}, Mkn{70, 133, 45}, Mkn{40, 3001, 70}})
+  // 128x64, 128x128, 64x128 blocks; then 128x128 with k split (one combination: emulated
+  // runs are slow).
+  for (Mkn s : {Mkn{256, 64, 128}, Mkn{70, 133, 45}, Mkn{40, 3001, 70}, Mkn{136, 130, 1100}})
     for (int fusion_kind = 0; fusion_kind < 3; ++fusion_kind)
       for (bool ta : {false, true})
         for (bool tb : {false, true}) {
           const int64_t m = s.m, n = s.n, k = s.k;
+          if (k > 1000 && (fusion_kind != 2 || ta || !tb)) continue;
+          if (k > 1000)
+            ASSERT_GT(kernels::cuda::gemm_ours_splits(m, n, k, DType::Float32), 1) << "no split";
           Tensor a = host_random({m * k}, ++seed, -2, 2).to(kGpu);
           Tensor b = host_random({k * n}, ++seed, -2, 2).to(kGpu);
           Tensor mean = host_random({m}, ++seed, -1, 1).to(kGpu);
@@ -305,8 +312,9 @@ TEST_F(CudaMatmul, OursTf32LdmatrixGivesTheSameBits) {
             fusion.col_sums = sums.raw_data();
           }
           std::vector<Tensor> out;
-          for (bool ldmatrix : {false, true}) {
-            kernels::cuda::set_tf32_ldmatrix(ldmatrix);
+          for (int loop : {4, 5, 6}) {  // the main loops of mma_tf32.cuh's Tf32Loop
+            kernels::cuda::set_tf32_ldmatrix(loop >= 5);
+            kernels::cuda::set_tf32_wide(loop == 6);
             Tensor c = poisoned({m, n});
             kernels::cuda::gemm_fused(ta, tb, m, n, k, 1.0, a.raw_data(), 0, ta ? m : k,
                                       b.raw_data(), 0, tb ? k : n, 0.0, c.raw_data(), 0, n,
@@ -315,12 +323,15 @@ TEST_F(CudaMatmul, OursTf32LdmatrixGivesTheSameBits) {
             if (fusion_kind == 2) out.push_back(sums.to(engine::Device::cpu()));
           }
           kernels::cuda::set_tf32_ldmatrix(saved_ldmatrix);
-          const size_t half = out.size() / 2;
+          kernels::cuda::set_tf32_wide(saved_wide);
+          const size_t per = out.size() / 3;  // C (and the column sums) of each loop
           for (double v : out[0].to_vector()) ASSERT_TRUE(std::isfinite(v)) << "C unwritten";
-          for (size_t i = 0; i < half; ++i)
-            EXPECT_TRUE(same_values(out[half + i], out[i]))
-                << (i == 0 ? "C" : "column sums") << ": m=" << m << " k=" << k << " n=" << n
-                << " ta=" << ta << " tb=" << tb << " fusion " << fusion_kind;
+          for (size_t r = 1; r < 3; ++r)
+            for (size_t i = 0; i < per; ++i)
+              EXPECT_TRUE(same_values(out[r * per + i], out[i]))
+                  << (i == 0 ? "C" : "column sums") << " of loop " << 4 + r << ": m=" << m
+                  << " k=" << k << " n=" << n << " ta=" << ta << " tb=" << tb << " fusion "
+                  << fusion_kind;
         }
 }
 
