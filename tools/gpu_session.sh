@@ -15,7 +15,7 @@
 # On the build machine, before the session (no GPU needed):
 #   cmake --preset cuda-release && cmake --build --preset cuda-release
 #   tools/gpu_stage.sh build/cuda-release build/gpu-stage        # -> build/gpu-stage.tar.xz
-# Then, with the device tool: carry ["build/gpu-stage.tar.xz"] (~13 MiB), command
+# Then, with the device tool: carry ["build/gpu-stage.tar.xz"] (~17 MiB), command
 #   GPU_SESSION_BUDGET=560 tools/gpu_session.sh $OUT/session build/gpu-stage
 # with timeout_s 600 (the tool's limit for one command). On 2026-11-27 (an H200) the machine
 # started in ~40 s, the checks wanted ~330 s with every step and the end-to-end suite ~300 s
