@@ -475,10 +475,7 @@ TEST(Conv2dMma, WarpTileFromSharedMemoryEqualsPlainProduct) {
 
 TEST(SmemBanks, ModelCountsTheTextbookCases) {
   auto access = [](int bytes, auto address_of_lane) {
-    smem_banks::WarpAccess a;
-    a.bytes = bytes;
-    for (int lane = 0; lane < 32; ++lane) a.address[size_t(lane)] = address_of_lane(lane);
-    return smem_banks::wavefronts(a);
+    return smem_banks::wavefronts(smem_banks::warp_access(bytes, address_of_lane));
   };
   EXPECT_EQ(access(4, [](int l) { return 4 * l; }), 1);         // consecutive words
   EXPECT_EQ(access(4, [](int) { return 64; }), 1);              // one word: a broadcast
@@ -508,15 +505,12 @@ template <class Tile, int ROWS, int THREADS>
 void add_chunk_writes(SliceCost& cost, int times) {  // 16-byte chunks, as cp_async16 writes them
   using Slots = mma::TileSlots<Tile::kAlongK, ROWS, 16, THREADS>;
   for (int warp = 0; warp < THREADS / 32; ++warp)
-    for (int j = 0; j < Slots::E; ++j) {
-      smem_banks::WarpAccess a;
-      a.bytes = 16;
-      for (int lane = 0; lane < 32; ++lane) {
-        const int tid = 32 * warp + lane;
-        a.address[size_t(lane)] = 4L * Tile::index(Slots::row(tid, j), Slots::kk(tid, j));
-      }
-      cost.add(a, times);
-    }
+    for (int j = 0; j < Slots::E; ++j)
+      cost.add(smem_banks::warp_access(16, [&](int lane) {
+                 const int tid = 32 * warp + lane;
+                 return 4L * Tile::index(Slots::row(tid, j), Slots::kk(tid, j));
+               }),
+               times);
 }
 
 // Every warp's fragment reads of one slice (warp_tile_slice in mma_tf32.cuh), warp tiles
@@ -527,39 +521,28 @@ void add_fragment_reads(SliceCost& cost) {
   for (int warp = 0; warp < warps; ++warp) {
     const int wm = (warp / WN) * 64, wn = (warp % WN) * WARP_N;
     for (int ks = 0; ks < 16; ks += 8) {
-      for (int mi = 0; mi < 4; ++mi) {
-        smem_banks::WarpAccess a;
-        if (ROUNDED && TA::kAlongK) {
-          a.bytes = 16;
-          for (int lane = 0; lane < 32; ++lane)
-            a.address[size_t(lane)] =
-                4L * TA::index(wm + mi * 16 + mma::ldsm_a_row(lane), ks + mma::ldsm_a_k(lane));
-          cost.add(a);
-        } else {
-          for (int i = 0; i < 4; ++i) {
-            for (int lane = 0; lane < 32; ++lane)
-              a.address[size_t(lane)] = 4L * conv::mma_a_index<TA>(wm + mi * 16, ks, lane, i);
-            cost.add(a);
-          }
-        }
+      for (int mi = 0; mi < 4; ++mi) {  // ldmatrix.x4: lane L names a row; else 4 loads
+        const int r0 = wm + mi * 16;
+        if (ROUNDED && TA::kAlongK)
+          cost.add(smem_banks::warp_access(16, [&](int l) {
+            return 4L * TA::index(r0 + mma::ldsm_a_row(l), ks + mma::ldsm_a_k(l));
+          }));
+        else
+          for (int i = 0; i < 4; ++i)
+            cost.add(smem_banks::warp_access(
+                4, [&](int l) { return 4L * conv::mma_a_index<TA>(r0, ks, l, i); }));
       }
-      for (int ni = 0; ni < WARP_N / 8; ni += 2) {
-        smem_banks::WarpAccess a;
-        if (ROUNDED && TB::kAlongK) {
-          a.bytes = 16;
-          for (int lane = 0; lane < 32; ++lane)
-            a.address[size_t(lane)] =
-                4L * TB::index(wn + ni * 8 + mma::ldsm_b_n(lane), ks + mma::ldsm_b_k(lane));
-          cost.add(a);
-        } else {
+      for (int ni = 0; ni < WARP_N / 8; ni += 2) {  // two n8 blocks: one ldmatrix.x4, 4 loads
+        const int n0 = wn + ni * 8;
+        if (ROUNDED && TB::kAlongK)
+          cost.add(smem_banks::warp_access(16, [&](int l) {
+            return 4L * TB::index(n0 + mma::ldsm_b_n(l), ks + mma::ldsm_b_k(l));
+          }));
+        else
           for (int h = 0; h < 2; ++h)
-            for (int i = 0; i < 2; ++i) {
-              for (int lane = 0; lane < 32; ++lane)
-                a.address[size_t(lane)] =
-                    4L * conv::mma_b_index<TB>(wn + (ni + h) * 8, ks, lane, i);
-              cost.add(a);
-            }
-        }
+            for (int i = 0; i < 2; ++i)
+              cost.add(smem_banks::warp_access(
+                  4, [&](int l) { return 4L * conv::mma_b_index<TB>(n0 + h * 8, ks, l, i); }));
       }
     }
   }

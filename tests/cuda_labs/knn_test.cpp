@@ -285,32 +285,23 @@ void count_slice(bool fragment_reads, bool staged, int& passes, int& ideal) {
   };
   for (int warp = 0; warp < 8; ++warp) {
     for (int operand = 0; operand < 2; ++operand)
-      for (int e = 0; e < 4; ++e) {
-        smem_banks::WarpAccess a;
-        for (int lane = 0; lane < 32; ++lane) {
+      for (int e = 0; e < 4; ++e)
+        add(smem_banks::warp_access(4, [&](int lane) {
           const int tid = 32 * warp + lane;
-          a.address[size_t(lane)] = at(kt::staging_k(tid) + e, kt::staging_row(tid));
-        }
-        add(a);
-      }
+          return at(kt::staging_k(tid) + e, kt::staging_row(tid));
+        }));
     if (!fragment_reads) continue;
     const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
     for (int mi = 0; mi < 4; ++mi)
-      for (int i = 0; i < 4; ++i) {
-        smem_banks::WarpAccess a;
-        for (int lane = 0; lane < 32; ++lane)
-          a.address[size_t(lane)] =
-              at(mma::mma_a_k(lane, i), wm + mi * 16 + mma::mma_a_row(lane, i));
-        add(a);
-      }
+      for (int i = 0; i < 4; ++i)
+        add(smem_banks::warp_access(4, [&](int l) {
+          return at(mma::mma_a_k(l, i), wm + mi * 16 + mma::mma_a_row(l, i));
+        }));
     for (int ni = 0; ni < 4; ++ni)
-      for (int h = 0; h < 2; ++h) {
-        smem_banks::WarpAccess a;
-        for (int lane = 0; lane < 32; ++lane)
-          a.address[size_t(lane)] =
-              at(mma::mma_b_k(lane, h), wn + ni * 8 + mma::mma_b_n(lane, h));
-        add(a);
-      }
+      for (int h = 0; h < 2; ++h)
+        add(smem_banks::warp_access(4, [&](int l) {
+          return at(mma::mma_b_k(l, h), wn + ni * 8 + mma::mma_b_n(l, h));
+        }));
   }
 }
 

@@ -25,6 +25,15 @@ struct WarpAccess {
   int bytes = 4;
 };
 
+// The access of a warp whose lane L touches byte address_of_lane(L), `bytes` wide.
+template <class F>
+WarpAccess warp_access(int bytes, F&& address_of_lane) {
+  WarpAccess a;
+  a.bytes = bytes;
+  for (int lane = 0; lane < 32; ++lane) a.address[size_t(lane)] = address_of_lane(lane);
+  return a;
+}
+
 // Passes the access takes (at least 128 bytes per pass: 1 for 4-byte, 2 for 8-byte, 4 for
 // 16-byte accesses and ldmatrix.x4 when nothing collides).
 inline int wavefronts(const WarpAccess& a) {
