@@ -129,8 +129,9 @@ struct Operand {
 
 // The epilogue's column sums (GemmFusion::col_sums): the 8 lanes that share t = lane & 3 hold
 // the same two columns of each n8 block for 8 different rows, so three xor-shuffles add them
-// (the same tree in every run); lanes 0-3 then hold the warp's 32 column sums, the warps along
-// m add theirs in shared memory in order, and the block writes one row of col_partial.
+// (the same tree in every run); lanes 0-3 then hold the warp's 32 column sums (64 in loop 6),
+// the warps along m add theirs in shared memory in order, and the block writes one row of
+// col_partial.
 template <int BM, int BN, int V>
 __device__ __forceinline__ void block_column_sums(const GemmArgs<float>& a,
                                                   float (&sums)[mma::Tf32Loop<V>::kNI][2],
