@@ -39,7 +39,7 @@ MMA_HD int mma_c_n(int lane, int i) { return 2 * (lane & 3) + (i & 1); }
 //     16-byte chunk writes collide: the 8 threads of a quarter warp write rows r and r+1, 4
 //     chunks each, and at 5 chunks per row chunk 0 of row r and chunk 3 of row r+1 share their
 //     banks: every cp.async, and every read or write of v5's rounding pass, takes 2 passes.
-//   SWIZZLED (along-k tiles of the rounded pipelines, conv2d v5 and the GEMM's version 5): no
+//   SWIZZLED (along-k tiles of the rounded pipelines: conv2d v5, v6, the GEMM's 5, 6): no
 //     padding (rows BK floats apart) and chunk c of row r stored at chunk position c ^ sw(r),
 //     sw(r) = (r / (8 / P)) % P with P = BK / 4 chunks per row: the rows sharing one 128-byte
 //     line of banks hold their chunks in different positions. Then the 8 rows of an ldmatrix
