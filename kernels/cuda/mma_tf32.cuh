@@ -100,8 +100,7 @@ __device__ __forceinline__ void warp_tile_slice(const float* ta, const float* tb
 #pragma unroll
     for (int mi = 0; mi < 4; ++mi) {
       if constexpr (ROUNDED && TileA::kAlongK) {
-        const int row = wm + mi * 16 + ldsm_a_row(lane);
-        ldmatrix_x4(af[mi], ta + TileA::index(row, ks + ldsm_a_k(lane)));
+        ldmatrix_x4(af[mi], ta + ldsm_a_index<TileA>(wm + mi * 16, ks, lane));
       } else {
 #pragma unroll
         for (int i = 0; i < 4; ++i)
@@ -112,7 +111,7 @@ __device__ __forceinline__ void warp_tile_slice(const float* ta, const float* tb
     for (int ni = 0; ni < NI; ni += 2) {
       if constexpr (ROUNDED && TileB::kAlongK) {
         uint32_t r[4];
-        ldmatrix_x4(r, tb + TileB::index(wn + ni * 8 + ldsm_b_n(lane), ks + ldsm_b_k(lane)));
+        ldmatrix_x4(r, tb + ldsm_b_index<TileB>(wn + ni * 8, ks, lane));
         bf[ni][0] = r[0], bf[ni][1] = r[1], bf[ni + 1][0] = r[2], bf[ni + 1][1] = r[3];
       } else {
 #pragma unroll

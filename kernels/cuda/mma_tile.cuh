@@ -89,6 +89,17 @@ MMA_HD int ldsm_a_k(int lane) { return 4 * (lane >> 4); }
 MMA_HD int ldsm_b_n(int lane) { return (lane & 7) + 8 * (lane >> 4); }
 MMA_HD int ldsm_b_k(int lane) { return 4 * ((lane >> 3) & 1); }
 
+// The shared-memory index of the row lane names, for the ldmatrix.x4 of the 16x8 A block whose
+// first row is row0, or of the two 8x8 B blocks whose first column is n0, at k-step ks.
+template <class Tile>
+MMA_HD int ldsm_a_index(int row0, int ks, int lane) {
+  return Tile::index(row0 + ldsm_a_row(lane), ks + ldsm_a_k(lane));
+}
+template <class Tile>
+MMA_HD int ldsm_b_index(int n0, int ks, int lane) {
+  return Tile::index(n0 + ldsm_b_n(lane), ks + ldsm_b_k(lane));
+}
+
 // ---- which elements a thread copies ----------------------------------------------------------
 // The tile is cut into chunks of 4 elements consecutive along the operand's contiguous axis (kk
 // if along k, else the row), and chunk idx = tid + j*THREADS is slot j of thread tid.

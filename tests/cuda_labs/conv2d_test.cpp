@@ -427,10 +427,10 @@ TEST(Conv2dMma, LdmatrixRowsDeliverTheMmaFragments) {
   using TS = conv::Tf32Tile<true, 128, 16, true>;
   for (int lane = 0; lane < 32; ++lane)
     for (int ks = 0; ks < 16; ks += 8) {
-      EXPECT_EQ(TA::index(48 + mma::ldsm_a_row(lane), ks + mma::ldsm_a_k(lane)) % 4, 0);
-      EXPECT_EQ(TA::index(96 + mma::ldsm_b_n(lane), ks + mma::ldsm_b_k(lane)) % 4, 0);
-      EXPECT_EQ(TS::index(48 + mma::ldsm_a_row(lane), ks + mma::ldsm_a_k(lane)) % 4, 0);
-      EXPECT_EQ(TS::index(96 + mma::ldsm_b_n(lane), ks + mma::ldsm_b_k(lane)) % 4, 0);
+      EXPECT_EQ(mma::ldsm_a_index<TA>(48, ks, lane) % 4, 0);
+      EXPECT_EQ(mma::ldsm_b_index<TA>(96, ks, lane) % 4, 0);
+      EXPECT_EQ(mma::ldsm_a_index<TS>(48, ks, lane) % 4, 0);
+      EXPECT_EQ(mma::ldsm_b_index<TS>(96, ks, lane) % 4, 0);
     }
 }
 
@@ -524,9 +524,8 @@ void add_fragment_reads(SliceCost& cost) {
       for (int mi = 0; mi < 4; ++mi) {  // ldmatrix.x4: lane L names a row; else 4 loads
         const int r0 = wm + mi * 16;
         if (ROUNDED && TA::kAlongK)
-          cost.add(smem_banks::warp_access(16, [&](int l) {
-            return 4L * TA::index(r0 + mma::ldsm_a_row(l), ks + mma::ldsm_a_k(l));
-          }));
+          cost.add(smem_banks::warp_access(
+              16, [&](int l) { return 4L * mma::ldsm_a_index<TA>(r0, ks, l); }));
         else
           for (int i = 0; i < 4; ++i)
             cost.add(smem_banks::warp_access(
@@ -535,9 +534,8 @@ void add_fragment_reads(SliceCost& cost) {
       for (int ni = 0; ni < WARP_N / 8; ni += 2) {  // two n8 blocks: one ldmatrix.x4, 4 loads
         const int n0 = wn + ni * 8;
         if (ROUNDED && TB::kAlongK)
-          cost.add(smem_banks::warp_access(16, [&](int l) {
-            return 4L * TB::index(n0 + mma::ldsm_b_n(l), ks + mma::ldsm_b_k(l));
-          }));
+          cost.add(smem_banks::warp_access(
+              16, [&](int l) { return 4L * mma::ldsm_b_index<TB>(n0, ks, l); }));
         else
           for (int h = 0; h < 2; ++h)
             for (int i = 0; i < 2; ++i)
